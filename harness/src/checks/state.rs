@@ -1,0 +1,218 @@
+//! Waiting for services to reach their desired state, within one budget, failing a service as soon
+//! as it turns unhealthy or exits, with its health-check output and last log lines.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
+
+use super::Verdict;
+use crate::engine::{ComposeError, Engine, LABEL_SERVICE};
+use crate::suite::DesiredState;
+
+const POLL: Duration = Duration::from_millis(500);
+pub const LOG_LINES: usize = 50;
+
+/// What the waiter concluded, per service, and the containers it found.
+pub struct StateReport {
+    pub verdicts: BTreeMap<String, Verdict>,
+    pub containers: BTreeMap<String, String>,
+    /// `up` failed (the reason goes into the verdicts of services it did not start).
+    pub up_error: Option<String>,
+}
+
+/// Runs `up` and, while it runs and after, watches every wanted service until each has a verdict
+/// or `deadline` passes. `progress` receives a one-line summary on every change.
+pub async fn bring_up_and_wait<U>(
+    engine: &Engine,
+    project: &str,
+    wants: &[(String, Option<DesiredState>)],
+    deadline: Instant,
+    up: U,
+    mut progress: impl FnMut(&str),
+) -> StateReport
+where
+    U: Future<Output = Result<(), ComposeError>>,
+{
+    let started = Instant::now();
+    tokio::pin!(up);
+    let mut up_result: Option<Result<(), ComposeError>> = None;
+    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+    let mut containers: BTreeMap<String, String> = BTreeMap::new();
+    let mut running_seen: BTreeMap<String, u32> = BTreeMap::new();
+    let mut last_line = String::new();
+    loop {
+        tokio::select! {
+            r = &mut up, if up_result.is_none() => up_result = Some(r),
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        let listed = engine.project_containers(project).await.unwrap_or_default();
+        for c in &listed {
+            if let (Some(svc), Some(id)) = (c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE)), c.id.as_ref()) {
+                containers.insert(svc.clone(), id.clone());
+            }
+        }
+        let mut summary = Vec::new();
+        for (service, want) in wants {
+            if verdicts.contains_key(service) {
+                continue;
+            }
+            let Some(id) = containers.get(service) else {
+                match &up_result {
+                    Some(Err(e)) => {
+                        verdicts.insert(
+                            service.clone(),
+                            Verdict::fail(format!("`{service}` was never started: docker compose up failed"))
+                                .with_detail(e.tail().to_string()),
+                        );
+                    }
+                    Some(Ok(())) => {
+                        verdicts.insert(service.clone(), Verdict::fail(format!("compose created no container for `{service}`")));
+                    }
+                    None => summary.push(format!("{service}: not created")),
+                }
+                continue;
+            };
+            let Ok(info) = engine.inspect(id).await else { continue };
+            let elapsed = started.elapsed().as_secs_f32();
+            let created_only = info.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).as_deref() == Some("created");
+            if created_only {
+                if let Some(r) = &up_result {
+                    let why = match r {
+                        Err(e) => Verdict::fail(format!("`{service}` was created but never started: docker compose up failed"))
+                            .with_detail(e.tail().to_string()),
+                        Ok(()) => Verdict::fail(format!("`{service}` was created but never started")),
+                    };
+                    verdicts.insert(service.clone(), why);
+                } else {
+                    summary.push(format!("{service}: created"));
+                }
+                continue;
+            }
+            match judge(service, *want, &info, elapsed, running_seen.entry(service.clone()).or_default()) {
+                Judgement::Decided(v) if v.passed => {
+                    verdicts.insert(service.clone(), v);
+                }
+                Judgement::Decided(v) => {
+                    let detail = diagnostics(engine, id).await;
+                    verdicts.insert(service.clone(), v.with_detail(detail));
+                }
+                Judgement::Waiting(now) => summary.push(format!("{service}: {now}")),
+            }
+        }
+        let line = format!("{}/{} services ready; {}", verdicts.len(), wants.len(), summary.join(", "));
+        if line != last_line {
+            progress(&line);
+            last_line = line;
+        }
+        let all_decided = verdicts.len() == wants.len();
+        if all_decided && up_result.is_some() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for (service, want) in wants {
+                if verdicts.contains_key(service) {
+                    continue;
+                }
+                let want = want.map(|w| w.to_string()).unwrap_or_else(|| "ready".into());
+                let seen = summary.iter().find(|s| s.starts_with(&format!("{service}:"))).cloned().unwrap_or_default();
+                let mut v = Verdict::fail(format!("`{service}` not {want} within {:.0?} (last seen {seen})", deadline - started));
+                if let Some(id) = containers.get(service) {
+                    v = v.with_detail(diagnostics(engine, id).await);
+                }
+                verdicts.insert(service.clone(), v);
+            }
+            break;
+        }
+        if all_decided {
+            // Every wanted service is decided; `up` may still wait on services the suite does not
+            // name. Give it until the deadline but no longer.
+            if let Ok(r) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), &mut up).await {
+                up_result = Some(r);
+            }
+            break;
+        }
+    }
+    let up_error = match up_result {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    StateReport { verdicts, containers, up_error }
+}
+
+enum Judgement {
+    Decided(Verdict),
+    Waiting(String),
+}
+
+fn judge(service: &str, want: Option<DesiredState>, info: &ContainerInspectResponse, elapsed: f32, running_polls: &mut u32) -> Judgement {
+    let state = info.state.clone().unwrap_or_default();
+    let status = state.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+    let health = state.health.as_ref().and_then(|h| h.status);
+    // The configured healthcheck, not the health state: a container that has not started yet has none.
+    let test = info.config.as_ref().and_then(|c| c.healthcheck.as_ref()).and_then(|h| h.test.clone()).unwrap_or_default();
+    let has_health = !test.is_empty() && test.first().map(String::as_str) != Some("NONE");
+    let want = want.unwrap_or(if has_health { DesiredState::Healthy } else { DesiredState::Running });
+    let code = state.exit_code.unwrap_or(0);
+    let exited = matches!(status.as_str(), "exited" | "dead");
+    match want {
+        DesiredState::Exited(expected) if exited => {
+            if code == expected {
+                Judgement::Decided(Verdict::pass(format!("`{service}` exited with code {code} after {elapsed:.1}s")))
+            } else {
+                Judgement::Decided(Verdict::fail(format!("`{service}` exited with code {code}, expected exited:{expected}")))
+            }
+        }
+        DesiredState::Exited(_) => Judgement::Waiting(status),
+        _ if exited => Judgement::Decided(Verdict::fail(format!(
+            "`{service}` exited with code {code} after {elapsed:.1}s (expected {want})"
+        ))),
+        _ if health == Some(HealthStatusEnum::UNHEALTHY) => Judgement::Decided(Verdict::fail(format!(
+            "`{service}` became unhealthy after {elapsed:.1}s (expected {want}); last health check: {}",
+            last_health_output(info).unwrap_or_else(|| "(no output)".into())
+        ))),
+        DesiredState::Healthy if !has_health => Judgement::Decided(Verdict::fail(format!(
+            "`{service}` has no healthcheck, so it can never be healthy (expected healthy; it is {status})"
+        ))),
+        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) => {
+            Judgement::Decided(Verdict::pass(format!("`{service}` healthy after {elapsed:.1}s")))
+        }
+        DesiredState::Healthy => Judgement::Waiting(format!("{status}, health {}", health.map(|h| h.to_string()).unwrap_or_default())),
+        DesiredState::Running if status == "running" => {
+            // Two polls in a row, so a container that crashes right after start is not passed.
+            *running_polls += 1;
+            if *running_polls >= 2 {
+                Judgement::Decided(Verdict::pass(format!("`{service}` running after {elapsed:.1}s")))
+            } else {
+                Judgement::Waiting(status)
+            }
+        }
+        DesiredState::Running => {
+            *running_polls = 0;
+            Judgement::Waiting(status)
+        }
+    }
+}
+
+fn last_health_output(info: &ContainerInspectResponse) -> Option<String> {
+    let log = info.state.as_ref()?.health.as_ref()?.log.as_ref()?;
+    let last = log.last()?;
+    Some(format!("exit {}: {}", last.exit_code.unwrap_or(-1), super::snippet(last.output.as_deref().unwrap_or(""), 300)))
+}
+
+/// The container's last health-check outputs and its last log lines.
+pub async fn diagnostics(engine: &Engine, id: &str) -> String {
+    let mut out = String::new();
+    if let Ok(info) = engine.inspect(id).await {
+        if let Some(log) = info.state.as_ref().and_then(|s| s.health.as_ref()).and_then(|h| h.log.as_ref()) {
+            out.push_str("--- last health checks ---\n");
+            for entry in log.iter().rev().take(3).rev() {
+                out.push_str(&format!("exit {}: {}\n", entry.exit_code.unwrap_or(-1), entry.output.as_deref().unwrap_or("").trim_end()));
+            }
+        }
+    }
+    out.push_str(&format!("--- last {LOG_LINES} log lines ---\n"));
+    out.push_str(&engine.logs_tail(id, LOG_LINES).await);
+    out
+}

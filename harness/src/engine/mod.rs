@@ -1,0 +1,242 @@
+//! The engine stage: the Docker API (through bollard) and Docker Compose v2 (its CLI).
+//!
+//! Every call here is bounded in time; a call that runs out says what it waited for.
+
+mod compose;
+mod model;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageInspect, NetworkInspect};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+pub use compose::{Compose, ComposeError};
+pub use model::{ComposeModel, ModelNetwork, ModelPort, ModelService, ModelVolumeMount};
+
+/// Labels every resource of a run carries.
+pub const LABEL_RUN: &str = "io.stackcheck.run";
+pub const LABEL_SUITE: &str = "io.stackcheck.suite";
+pub const LABEL_OWNER_PID: &str = "io.stackcheck.owner-pid";
+/// Compose's own label naming the project of a container, network or volume.
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no Docker engine answers at {endpoint} ({cause}); start one with `bash ci/engine.sh` (or set DOCKER_HOST)")]
+    Unavailable { endpoint: String, cause: String },
+    #[error("engine call `{what}` failed: {cause}")]
+    Call { what: String, cause: String },
+    #[error("engine call `{what}` did not answer within {secs} s")]
+    Timeout { what: String, secs: u64 },
+}
+
+/// A connected Docker engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    pub version: String,
+}
+
+/// Output of a command run inside a container.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOutput {
+    pub exit: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Resources carrying a label, by kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Leftovers {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+    }
+}
+
+async fn bounded<T, E: std::fmt::Display>(
+    what: impl Into<String>,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, EngineError> {
+    let what = what.into();
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(EngineError::Call { what, cause: e.to_string() }),
+        Err(_) => Err(EngineError::Timeout { what, secs: limit.as_secs() }),
+    }
+}
+
+fn is_not_found(e: &EngineError) -> bool {
+    matches!(e, EngineError::Call { cause, .. } if cause.contains("404") || cause.contains("No such") || cause.contains("not found"))
+}
+
+fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![label.to_string()])])
+}
+
+impl Engine {
+    /// Connects and settles the API version; fails within `limit` when nothing answers.
+    pub async fn connect(limit: Duration) -> Result<Engine, EngineError> {
+        let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unavailable = |cause: String| EngineError::Unavailable { endpoint: endpoint.clone(), cause };
+        let docker = Docker::connect_with_local_defaults().map_err(|e| unavailable(e.to_string()))?;
+        let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => return Err(unavailable(format!("no answer within {} s", limit.as_secs()))),
+        };
+        let version = match tokio::time::timeout(limit, docker.version()).await {
+            Ok(Ok(v)) => format!("{} (API {})", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
+            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Err(_) => return Err(unavailable(format!("no answer within {} s", limit.as_secs()))),
+        };
+        Ok(Engine { docker, version })
+    }
+
+    /// All containers (running or not) of a compose project.
+    pub async fn project_containers(&self, project: &str) -> Result<Vec<ContainerSummary>, EngineError> {
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&label_filter(&format!("{LABEL_PROJECT}={project}")))
+            .build();
+        bounded("list containers", CALL_TIMEOUT, self.docker.list_containers(Some(opts))).await
+    }
+
+    pub async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, EngineError> {
+        bounded(format!("inspect container {id}"), CALL_TIMEOUT, self.docker.inspect_container(id, None)).await
+    }
+
+    /// The last `n` lines a container wrote (stdout and stderr interleaved).
+    pub async fn logs_tail(&self, id: &str, n: usize) -> String {
+        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&n.to_string()).build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut out = String::new();
+        let collect = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                out.push_str(&chunk.to_string());
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), collect).await.is_err() {
+            out.push_str("\n[stackcheck: log read stopped after 10 s]");
+        }
+        out
+    }
+
+    /// Runs `cmd` inside a running container and waits for it, at most `limit`.
+    pub async fn exec(&self, id: &str, cmd: &[String], user: Option<&str>, limit: Duration) -> Result<ExecOutput, EngineError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let what = format!("exec {:?} in {id}", cmd);
+        let opts = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.to_vec()),
+            user: user.map(str::to_string),
+            ..Default::default()
+        };
+        let created = bounded(&what, CALL_TIMEOUT, self.docker.create_exec(id, opts)).await?;
+        let run = async {
+            let mut out = ExecOutput::default();
+            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&created.id, None).await? {
+                while let Some(item) = output.next().await {
+                    match item? {
+                        bollard::container::LogOutput::StdErr { message } => out.stderr.push_str(&String::from_utf8_lossy(&message)),
+                        other => out.stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    }
+                }
+            }
+            let inspect = self.docker.inspect_exec(&created.id).await?;
+            out.exit = inspect.exit_code.unwrap_or(-1);
+            Ok::<_, bollard::errors::Error>(out)
+        };
+        bounded(&what, limit, run).await
+    }
+
+    pub async fn image(&self, tag: &str) -> Result<Option<ImageInspect>, EngineError> {
+        match bounded(format!("inspect image {tag}"), CALL_TIMEOUT, self.docker.inspect_image(tag)).await {
+            Ok(i) => Ok(Some(i)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn network(&self, name: &str) -> Result<Option<NetworkInspect>, EngineError> {
+        match bounded(format!("inspect network {name}"), CALL_TIMEOUT, self.docker.inspect_network(name, None)).await {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match bounded(format!("inspect volume {name}"), CALL_TIMEOUT, self.docker.inspect_volume(name)).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists what carries `label` (`key=value`).
+    pub async fn labelled(&self, label: &str) -> Result<Leftovers, EngineError> {
+        let filters = label_filter(label);
+        let containers = bounded(
+            "list containers",
+            CALL_TIMEOUT,
+            self.docker.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())),
+        )
+        .await?;
+        let networks = bounded(
+            "list networks",
+            CALL_TIMEOUT,
+            self.docker.list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build())),
+        )
+        .await?;
+        let volumes = bounded(
+            "list volumes",
+            CALL_TIMEOUT,
+            self.docker.list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build())),
+        )
+        .await?;
+        Ok(Leftovers {
+            containers: containers
+                .into_iter()
+                .map(|c| c.names.and_then(|n| n.first().cloned()).unwrap_or_else(|| c.id.unwrap_or_default()))
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect(),
+            networks: networks.into_iter().filter_map(|n| n.name).collect(),
+            volumes: volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect(),
+        })
+    }
+
+    /// Removes everything carrying `label`: containers first, then networks and volumes.
+    /// Returns what could not be removed.
+    pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {
+        let found = self.labelled(label).await?;
+        for c in &found.containers {
+            let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+            let _ = bounded(format!("remove container {c}"), CALL_TIMEOUT, self.docker.remove_container(c, Some(opts))).await;
+        }
+        for n in &found.networks {
+            let _ = bounded(format!("remove network {n}"), CALL_TIMEOUT, self.docker.remove_network(n)).await;
+        }
+        for v in &found.volumes {
+            let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default().force(true).build();
+            let _ = bounded(format!("remove volume {v}"), CALL_TIMEOUT, self.docker.remove_volume(v, Some(opts))).await;
+        }
+        self.labelled(label).await
+    }
+}

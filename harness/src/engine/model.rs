@@ -1,0 +1,142 @@
+//! The resolved compose model (`docker compose config --format json`), reduced to what checks read.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ComposeModel {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub services: BTreeMap<String, ModelService>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, ModelNetwork>,
+    #[serde(default)]
+    pub volumes: BTreeMap<String, ModelVolume>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelService {
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub build: Option<serde_json::Value>,
+    #[serde(default)]
+    pub container_name: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<ModelPort>,
+    #[serde(default)]
+    pub networks: Option<BTreeMap<String, Option<serde_json::Value>>>,
+    #[serde(default)]
+    pub volumes: Vec<ModelVolumeMount>,
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, ModelDependency>,
+    #[serde(default)]
+    pub healthcheck: Option<serde_json::Value>,
+    #[serde(default)]
+    pub environment: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelPort {
+    #[serde(default)]
+    pub target: u16,
+    #[serde(default)]
+    pub published: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub host_ip: Option<String>,
+}
+
+impl ModelPort {
+    /// `host:container[/proto]` as a suite would write it.
+    pub fn mapping(&self) -> String {
+        let mut s = String::new();
+        if let Some(ip) = &self.host_ip {
+            s.push_str(ip);
+            s.push(':');
+        }
+        s.push_str(self.published.as_deref().unwrap_or("(unpublished)"));
+        s.push(':');
+        s.push_str(&self.target.to_string());
+        match self.protocol.as_deref() {
+            None | Some("tcp") => {}
+            Some(p) => {
+                s.push('/');
+                s.push_str(p);
+            }
+        }
+        s
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelVolumeMount {
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelDependency {
+    #[serde(default)]
+    pub condition: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelNetwork {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub external: bool,
+    #[serde(default)]
+    pub ipam: Option<ModelIpam>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelIpam {
+    #[serde(default)]
+    pub config: Vec<ModelIpamConfig>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelIpamConfig {
+    #[serde(default)]
+    pub subnet: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelVolume {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub external: bool,
+}
+
+impl ComposeModel {
+    pub fn parse(json: &str) -> Result<ComposeModel, String> {
+        serde_json::from_str(json).map_err(|e| format!("unexpected `docker compose config` output: {e}"))
+    }
+
+    /// The engine-side name of a compose network (`<project>_<name>` unless named explicitly).
+    pub fn network_name(&self, key: &str) -> String {
+        self.networks.get(key).and_then(|n| n.name.clone()).unwrap_or_else(|| format!("{}_{key}", self.name))
+    }
+
+    pub fn volume_name(&self, key: &str) -> String {
+        self.volumes.get(key).and_then(|v| v.name.clone()).unwrap_or_else(|| format!("{}_{key}", self.name))
+    }
+}

@@ -1,0 +1,14 @@
+//! stackcheck: bring a container stack up, prove what its documentation promises, tear it down.
+//!
+//! The data flows through one module per stage:
+//! [`suite`] (what is promised) → [`plan`] (which tests, which project, which labels) →
+//! [`engine`] (Docker and Compose) → [`checks`] (proving each promise) → [`report`] (console, JUnit).
+//! [`run`] drives one suite through all stages and always tears down.
+
+pub mod checks;
+pub mod engine;
+pub mod error;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod suite;

@@ -1,0 +1,157 @@
+//! The `stackcheck` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use stackcheck::engine::Engine;
+use stackcheck::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK};
+use stackcheck::report::{write_junit, Console};
+use stackcheck::suite::{self, LoadedSuite};
+
+#[derive(Parser)]
+#[command(name = "stackcheck", version, about = "Bring a container stack up, prove what its documentation promises, tear it down, write JUnit.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run suites: build, bring the stack up, check every promise, tear down.
+    ///
+    /// Exit codes: 0 all passed, 1 a check failed, 2 invalid input (nothing started),
+    /// 3 engine unavailable or infrastructure error, 130 interrupted (after teardown).
+    Run {
+        /// Suite files, or folders of them.
+        #[arg(required = true)]
+        suites: Vec<PathBuf>,
+        /// Write JUnit XML here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Print every build and bring-up line (they are otherwise shown transiently).
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
+    Validate {
+        #[arg(required = true)]
+        suites: Vec<PathBuf>,
+    },
+    /// List the test names of suites, as `run`, JUnit and `cargo nextest list` show them.
+    List {
+        #[arg(required = true)]
+        suites: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the suite format.
+    Schema,
+}
+
+fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
+    let files = suite::discover(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_INVALID as u8)
+    })?;
+    if files.is_empty() {
+        eprintln!("error: no suite files found in {paths:?}");
+        return Err(ExitCode::from(EXIT_INVALID as u8));
+    }
+    let mut loaded = Vec::new();
+    let mut bad = 0;
+    for f in files {
+        match suite::load_file(&f) {
+            Ok(s) => loaded.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(ExitCode::from(EXIT_INVALID as u8));
+    }
+    Ok(loaded)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            println!("{}", suite::schema_json());
+            ExitCode::from(EXIT_OK as u8)
+        }
+        Command::Validate { suites } => match load_all(&suites) {
+            Ok(loaded) => {
+                for s in &loaded {
+                    println!("ok: {} ({} tests)", s.path.display(), stackcheck::plan::tests(&s.suite).len());
+                }
+                ExitCode::from(EXIT_OK as u8)
+            }
+            Err(code) => code,
+        },
+        Command::List { suites } => match load_all(&suites) {
+            Ok(loaded) => {
+                for s in &loaded {
+                    for t in stackcheck::plan::tests(&s.suite) {
+                        println!("{}", t.name);
+                    }
+                }
+                ExitCode::from(EXIT_OK as u8)
+            }
+            Err(code) => code,
+        },
+        Command::Run { suites, junit, verbose } => {
+            let loaded = match load_all(&suites) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(EXIT_INFRA as u8);
+                }
+            };
+            ExitCode::from(runtime.block_on(run(loaded, junit, verbose)) as u8)
+        }
+    }
+}
+
+async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) -> i32 {
+    let engine = match Engine::connect(Duration::from_secs(5)).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INFRA;
+        }
+    };
+    let console = Console::new(verbose);
+    let mut reports = Vec::new();
+    for s in &loaded {
+        let report = stackcheck::run::run_suite(s, &engine, &console).await;
+        let stop = report.interrupted;
+        reports.push(report);
+        if stop {
+            break;
+        }
+    }
+    console.summary(&reports);
+    if let Some(path) = junit {
+        if let Err(e) = write_junit(&path, &reports) {
+            eprintln!("error: cannot write JUnit to {}: {e}", path.display());
+            return EXIT_INFRA;
+        }
+        eprintln!("JUnit written to {}", path.display());
+    }
+    if reports.iter().any(|r| r.interrupted) {
+        EXIT_INTERRUPTED
+    } else if reports.iter().any(|r| r.infra_error.is_some()) {
+        EXIT_INFRA
+    } else if reports.iter().any(|r| r.failed() > 0) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}

@@ -1,0 +1,219 @@
+//! The stack plan: which tests a suite yields (stable names, no engine needed), and the identity of
+//! one run (project name, labels) that every resource it creates carries.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::engine::{ComposeModel, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
+use crate::suite::{LoadedSuite, Suite};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImagePromise {
+    Labels,
+    Healthcheck,
+    Entrypoint,
+    Cmd,
+    User,
+    Exposes,
+    MaxSize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServicePromise {
+    State,
+    Image,
+    Ports,
+    Networks,
+    Volumes,
+    Restart,
+    DependsOn,
+    Env,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TestKind {
+    /// The compose files resolve and define every service the suite names.
+    StackConfig,
+    Build { image: String },
+    Image { image: String, promise: ImagePromise },
+    Service { service: String, promise: ServicePromise },
+    Network { name: String },
+    Volume { name: String },
+    Check { index: usize },
+    NoLeaks,
+}
+
+#[derive(Clone, Debug)]
+pub struct PlannedTest {
+    pub name: String,
+    pub kind: TestKind,
+}
+
+fn promise_name(p: &ServicePromise) -> &'static str {
+    match p {
+        ServicePromise::State => "state",
+        ServicePromise::Image => "image",
+        ServicePromise::Ports => "ports",
+        ServicePromise::Networks => "networks",
+        ServicePromise::Volumes => "volumes",
+        ServicePromise::Restart => "restart",
+        ServicePromise::DependsOn => "depends_on",
+        ServicePromise::Env => "env",
+    }
+}
+
+fn image_promise_name(p: &ImagePromise) -> &'static str {
+    match p {
+        ImagePromise::Labels => "labels",
+        ImagePromise::Healthcheck => "healthcheck",
+        ImagePromise::Entrypoint => "entrypoint",
+        ImagePromise::Cmd => "cmd",
+        ImagePromise::User => "user",
+        ImagePromise::Exposes => "exposes",
+        ImagePromise::MaxSize => "max_size",
+    }
+}
+
+/// Every test of a suite, in the order they run. Names are identical in the CLI, JUnit and nextest.
+pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
+    let id = &suite.suite;
+    let mut out = vec![PlannedTest { name: format!("{id}::stack::config"), kind: TestKind::StackConfig }];
+    for image in suite.images.keys() {
+        out.push(PlannedTest { name: format!("{id}::build::{image}"), kind: TestKind::Build { image: image.clone() } });
+    }
+    for (image, spec) in &suite.images {
+        let promises = [
+            (!spec.labels.is_empty(), ImagePromise::Labels),
+            (spec.healthcheck.is_some(), ImagePromise::Healthcheck),
+            (spec.entrypoint.is_some(), ImagePromise::Entrypoint),
+            (spec.cmd.is_some(), ImagePromise::Cmd),
+            (spec.user.is_some(), ImagePromise::User),
+            (spec.exposes.is_some(), ImagePromise::Exposes),
+            (spec.max_size.is_some(), ImagePromise::MaxSize),
+        ];
+        for (_, p) in promises.into_iter().filter(|(on, _)| *on) {
+            out.push(PlannedTest {
+                name: format!("{id}::image::{image}::{}", image_promise_name(&p)),
+                kind: TestKind::Image { image: image.clone(), promise: p },
+            });
+        }
+    }
+    // Every named service gets a state test (its default state when none is written).
+    for service in suite.services.keys() {
+        out.push(service_test(id, service, ServicePromise::State));
+    }
+    for (service, spec) in &suite.services {
+        let promises = [
+            (spec.image.is_some(), ServicePromise::Image),
+            (spec.ports.is_some(), ServicePromise::Ports),
+            (spec.networks.is_some(), ServicePromise::Networks),
+            (spec.volumes.is_some(), ServicePromise::Volumes),
+            (spec.restart.is_some(), ServicePromise::Restart),
+            (spec.depends_on.is_some(), ServicePromise::DependsOn),
+            (spec.env.is_some(), ServicePromise::Env),
+        ];
+        for (_, p) in promises.into_iter().filter(|(on, _)| *on) {
+            out.push(service_test(id, service, p));
+        }
+    }
+    for name in suite.networks.keys() {
+        out.push(PlannedTest { name: format!("{id}::network::{name}"), kind: TestKind::Network { name: name.clone() } });
+    }
+    for name in &suite.volumes {
+        out.push(PlannedTest { name: format!("{id}::volume::{name}"), kind: TestKind::Volume { name: name.clone() } });
+    }
+    for (index, check) in suite.checks.iter().enumerate() {
+        out.push(PlannedTest { name: format!("{id}::checks::{}", check.name), kind: TestKind::Check { index } });
+    }
+    out.push(PlannedTest { name: format!("{id}::teardown::no-leaks"), kind: TestKind::NoLeaks });
+    out
+}
+
+fn service_test(id: &str, service: &str, p: ServicePromise) -> PlannedTest {
+    PlannedTest {
+        name: format!("{id}::service::{service}::{}", promise_name(&p)),
+        kind: TestKind::Service { service: service.to_string(), promise: p },
+    }
+}
+
+/// Who one run is: its id, compose project name and the labels on everything it creates.
+#[derive(Clone, Debug)]
+pub struct RunIdentity {
+    pub run_id: String,
+    pub project: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl RunIdentity {
+    pub fn new(loaded: &LoadedSuite) -> RunIdentity {
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        let suite = loaded.suite.suite.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let project = format!("sc-{suite}-{run_id}");
+        let labels = BTreeMap::from([
+            (LABEL_RUN.to_string(), run_id.clone()),
+            (LABEL_SUITE.to_string(), loaded.suite.suite.clone()),
+            (LABEL_OWNER_PID.to_string(), std::process::id().to_string()),
+        ]);
+        RunIdentity { run_id, project, labels }
+    }
+
+    /// `key=value` filter that finds this run's resources.
+    pub fn run_label(&self) -> String {
+        format!("{LABEL_RUN}={}", self.run_id)
+    }
+
+    /// A compose override that puts the run's labels on every service, network and volume the
+    /// project creates (external ones belong to someone else and are left alone).
+    pub fn label_override(&self, model: &ComposeModel) -> serde_json::Value {
+        let services: serde_json::Map<_, _> =
+            model.services.keys().map(|s| (s.clone(), json!({ "labels": self.labels }))).collect();
+        let networks: serde_json::Map<_, _> = model
+            .networks
+            .iter()
+            .filter(|(_, n)| !n.external)
+            .map(|(k, _)| (k.clone(), json!({ "labels": self.labels })))
+            .collect();
+        let volumes: serde_json::Map<_, _> = model
+            .volumes
+            .iter()
+            .filter(|(_, v)| !v.external)
+            .map(|(k, _)| (k.clone(), json!({ "labels": self.labels })))
+            .collect();
+        json!({ "services": services, "networks": networks, "volumes": volumes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn names_follow_the_format() {
+        let text = "suite: mt5\nstack: { compose: [c.yml] }\nservices:\n  db: { ports: [\"5432:5432\"] }\nnetworks: { mt5-net: {} }\nvolumes: [pg]\nchecks:\n  - name: api up\n    tcp: { service: db, port: 5432 }\n";
+        let loaded = crate::suite::load_str(Path::new("s.yaml"), text).unwrap();
+        let names: Vec<String> = tests(&loaded.suite).into_iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "mt5::stack::config",
+                "mt5::service::db::state",
+                "mt5::service::db::ports",
+                "mt5::network::mt5-net",
+                "mt5::volume::pg",
+                "mt5::checks::api up",
+                "mt5::teardown::no-leaks"
+            ]
+        );
+    }
+
+    #[test]
+    fn run_identity_is_unique_and_labelled() {
+        let loaded = crate::suite::load_str(Path::new("s.yaml"), "suite: My_Suite\nstack: { compose: [c.yml] }\n").unwrap();
+        let (a, b) = (RunIdentity::new(&loaded), RunIdentity::new(&loaded));
+        assert_ne!(a.project, b.project);
+        assert!(a.project.starts_with("sc-mysuite-"));
+        assert_eq!(a.labels[LABEL_SUITE], "My_Suite");
+    }
+}

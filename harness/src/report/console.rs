@@ -1,0 +1,87 @@
+//! Console output: a spinner with the current phase and work line, one line per finished test,
+//! and a summary. Without a terminal, phases are printed as plain lines instead.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Progress;
+use crate::checks::{snippet, Outcome, Status};
+use crate::run::SuiteReport;
+
+pub struct Console {
+    bar: ProgressBar,
+    tty: bool,
+    verbose: bool,
+}
+
+impl Console {
+    pub fn new(verbose: bool) -> Console {
+        let tty = std::io::stderr().is_terminal();
+        let bar = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+        bar.set_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Console { bar, tty, verbose }
+    }
+
+    pub fn summary(&self, reports: &[SuiteReport]) {
+        self.bar.finish_and_clear();
+        let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
+        let failed: usize = reports.iter().map(SuiteReport::failed).sum();
+        for r in reports {
+            if let Some(e) = &r.infra_error {
+                eprintln!("error: {}: {e}", r.suite);
+            }
+            for o in r.outcomes.iter().filter(|o| o.status == Status::Failed && !o.detail.is_empty()) {
+                eprintln!("\n--- {} ---\n{}", o.name, tail_lines(&o.detail, 15));
+            }
+        }
+        let secs: f64 = reports.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
+        println!("\n{} passed, {} failed ({} suites, {secs:.1}s)", total - failed, failed, reports.len());
+    }
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join("\n")
+}
+
+impl Progress for Console {
+    fn phase(&self, msg: &str) {
+        if self.tty {
+            self.bar.set_prefix(msg.to_string());
+            self.bar.set_message("");
+        } else {
+            eprintln!("· {msg}");
+        }
+    }
+
+    fn detail(&self, msg: &str) {
+        if self.tty {
+            self.bar.set_message(snippet(msg, 120));
+        } else if self.verbose {
+            eprintln!("  {msg}");
+        }
+    }
+
+    fn outcome(&self, o: &Outcome) {
+        let (mark, secs) = (if o.status == Status::Passed { "PASS" } else { "FAIL" }, o.duration_ms as f64 / 1000.0);
+        self.bar.suspend(|| println!("{mark} [{secs:>6.1}s] {}  {}", o.name, o.message));
+    }
+}
+
+/// Progress for embedding (the conformance target): phases only, on stderr.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn phase(&self, msg: &str) {
+        eprintln!("· {msg}");
+    }
+    fn detail(&self, _: &str) {}
+    fn outcome(&self, o: &Outcome) {
+        eprintln!("  {} {}  {}", if o.status == Status::Passed { "pass" } else { "FAIL" }, o.name, o.message);
+    }
+}

@@ -1,0 +1,23 @@
+//! The report stage: what people and machines see. Progress and results go through [`Progress`];
+//! JUnit is written from finished [`SuiteReport`](crate::run::SuiteReport)s. Secrets are masked
+//! before anything leaves the run.
+
+mod console;
+mod junit;
+mod mask;
+
+pub use console::{Console, Quiet};
+pub use junit::write_junit;
+pub use mask::Masker;
+
+use crate::checks::Outcome;
+
+/// Receives progress while a suite runs.
+pub trait Progress: Sync {
+    /// A new phase (building, starting, tearing down…).
+    fn phase(&self, msg: &str);
+    /// A line of ongoing work (build output, service states); may be shown transiently.
+    fn detail(&self, msg: &str);
+    /// One finished test.
+    fn outcome(&self, outcome: &Outcome);
+}

@@ -1,0 +1,407 @@
+//! Suite model: what one documented stack promises (the v1 contract in `suite-format.md`).
+//!
+//! Parsing is strict: unknown keys, wrong types and missing required keys are errors with
+//! file:line:column (see [`load`]). Semantic checks that need the whole document live in
+//! [`validate`].
+
+mod duration;
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use duration::Dur;
+pub use load::{discover, load_file, load_str, schema_json, SuiteError};
+
+/// A loaded suite and where it came from (paths in it are relative to its folder).
+#[derive(Clone, Debug)]
+pub struct LoadedSuite {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub suite: Suite,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Id used in test names: `<suite>::<section>::<check>`.
+    pub suite: String,
+    /// Free text shown in reports.
+    #[serde(default)]
+    pub about: Option<String>,
+    /// Where the promises are documented (free text).
+    #[serde(default)]
+    pub docs: Option<String>,
+    /// How to bring the stack up.
+    pub stack: Stack,
+    /// Build and image-metadata promises, keyed by image tag.
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageSpec>,
+    /// Per-service runtime promises.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// Network promises, keyed by the compose network name.
+    #[serde(default)]
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// Named volumes that must exist.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Smoke behaviour; each is one test `<suite>::checks::<name>`.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stack {
+    /// One or more compose files (`-f` order), relative to the suite file.
+    pub compose: Vec<String>,
+    /// Env file passed to compose (`--env-file`); all its values are masked in reports.
+    #[serde(default)]
+    pub env_file: Option<String>,
+    /// Extra environment for interpolation.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Names of variables whose values are masked in every report.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Subset of services to start; default all.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// `documented` publishes ports as the compose file says.
+    #[serde(default)]
+    pub ports: PortsMode,
+    /// Budget for build + up (default 5m).
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortsMode {
+    #[default]
+    Documented,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Build the image the way this compose service builds it.
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `present` or `absent`.
+    #[serde(default)]
+    pub healthcheck: Option<Presence>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// A user name, or `non-root`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Exposed ports such as `8000/tcp`.
+    #[serde(default)]
+    pub exposes: Option<Vec<String>>,
+    /// Largest allowed size, such as `900MiB`.
+    #[serde(default)]
+    pub max_size: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Present,
+    Absent,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// `healthy`, `running` or `exited:<code>`; default: healthy if a healthcheck exists, else running.
+    #[serde(default)]
+    pub state: Option<DesiredState>,
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Documented `host:container[/proto]` mappings, asserted published and accepting connections.
+    #[serde(default)]
+    pub ports: Option<Vec<PortMapping>>,
+    #[serde(default)]
+    pub networks: Option<Vec<String>>,
+    /// `name:/path` or `./host:/path[:ro]`.
+    #[serde(default)]
+    pub volumes: Option<Vec<String>>,
+    #[serde(default)]
+    pub restart: Option<String>,
+    /// `service: condition` (service_started, service_healthy, service_completed_successfully).
+    #[serde(default)]
+    pub depends_on: Option<BTreeMap<String, String>>,
+    /// The effective container environment contains these.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub subnet: Option<String>,
+    #[serde(default)]
+    pub internal: Option<bool>,
+}
+
+/// One smoke check: exactly one kind (`http`, `tcp`, `exec`, `files`), with optional `expect` and `retry`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "RawCheck")]
+pub struct Check {
+    pub name: String,
+    /// Line and column of the check's name in the suite file.
+    pub at: (u64, u64),
+    pub kind: CheckKind,
+    pub expect: Expect,
+    pub retry: Option<Retry>,
+}
+
+#[derive(Clone, Debug)]
+pub enum CheckKind {
+    Http(HttpProbe),
+    Tcp(TcpProbe),
+    Exec(ExecProbe),
+    /// Files (relative to the suite) that must exist.
+    Files(Vec<String>),
+}
+
+/// The check as written; turned into [`Check`] once exactly one kind is known to be present.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    #[schemars(with = "String")]
+    pub name: serde_saphyr::Spanned<String>,
+    #[serde(default)]
+    pub http: Option<HttpProbe>,
+    #[serde(default)]
+    pub tcp: Option<TcpProbe>,
+    #[serde(default)]
+    pub exec: Option<ExecProbe>,
+    /// Files (relative to the suite) that must exist.
+    #[serde(default)]
+    pub files: Option<Vec<String>>,
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    #[serde(default)]
+    pub retry: Option<Retry>,
+}
+
+impl TryFrom<RawCheck> for Check {
+    type Error = String;
+    fn try_from(raw: RawCheck) -> Result<Check, String> {
+        let name = raw.name.value.trim().to_string();
+        if name.is_empty() {
+            return Err("check `name` must not be empty".into());
+        }
+        let mut kinds = Vec::new();
+        if let Some(p) = raw.http {
+            kinds.push(("http", CheckKind::Http(p)));
+        }
+        if let Some(p) = raw.tcp {
+            kinds.push(("tcp", CheckKind::Tcp(p)));
+        }
+        if let Some(p) = raw.exec {
+            kinds.push(("exec", CheckKind::Exec(p)));
+        }
+        if let Some(p) = raw.files {
+            kinds.push(("files", CheckKind::Files(p)));
+        }
+        if kinds.len() != 1 {
+            let found: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            return Err(format!(
+                "check `{name}` must have exactly one of `http`, `tcp`, `exec`, `files` (found {})",
+                if found.is_empty() { "none".to_string() } else { found.join(", ") }
+            ));
+        }
+        let kind = kinds.pop().map(|(_, k)| k).ok_or("no check kind")?;
+        let at = (raw.name.referenced.line(), raw.name.referenced.column());
+        Ok(Check { name, at, kind, expect: raw.expect.unwrap_or_default(), retry: raw.retry })
+    }
+}
+
+impl JsonSchema for Check {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Check".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RawCheck::json_schema(generator)
+    }
+}
+
+/// `healthy`, `running` or `exited:<code>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum DesiredState {
+    Healthy,
+    Running,
+    Exited(i64),
+}
+
+impl std::fmt::Display for DesiredState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DesiredState::Healthy => f.write_str("healthy"),
+            DesiredState::Running => f.write_str("running"),
+            DesiredState::Exited(c) => write!(f, "exited:{c}"),
+        }
+    }
+}
+
+impl std::str::FromStr for DesiredState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "healthy" => Ok(DesiredState::Healthy),
+            "running" => Ok(DesiredState::Running),
+            _ => s
+                .strip_prefix("exited:")
+                .and_then(|c| c.parse().ok())
+                .map(DesiredState::Exited)
+                .ok_or_else(|| format!("invalid state `{s}`: expected `healthy`, `running` or `exited:<code>`")),
+        }
+    }
+}
+
+/// A documented port mapping `[ip:]host:container[/proto]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortMapping {
+    pub host_ip: Option<String>,
+    pub host: u16,
+    pub container: u16,
+    pub protocol: String,
+}
+
+impl std::fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(ip) = &self.host_ip {
+            write!(f, "{ip}:")?;
+        }
+        write!(f, "{}:{}", self.host, self.container)?;
+        if self.protocol != "tcp" {
+            write!(f, "/{}", self.protocol)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for PortMapping {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid port mapping `{s}`: expected `host:container[/tcp|udp]`, e.g. \"5432:5432\"");
+        let (ports, protocol) = match s.split_once('/') {
+            Some((p, proto @ ("tcp" | "udp" | "sctp"))) => (p, proto.to_string()),
+            Some(_) => return Err(bad()),
+            None => (s, "tcp".to_string()),
+        };
+        let parts: Vec<&str> = ports.split(':').collect();
+        let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
+        match parts.as_slice() {
+            [h, c] => Ok(PortMapping { host_ip: None, host: port(h)?, container: port(c)?, protocol }),
+            [ip, h, c] if ip.parse::<std::net::IpAddr>().is_ok() => {
+                Ok(PortMapping { host_ip: Some(ip.to_string()), host: port(h)?, container: port(c)?, protocol })
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+macro_rules! from_str_serde {
+    ($t:ty, $desc:literal, $pattern:literal) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl JsonSchema for $t {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($t).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "description": $desc, "pattern": $pattern })
+            }
+        }
+    };
+}
+
+from_str_serde!(DesiredState, "healthy | running | exited:<code>", "^(healthy|running|exited:-?[0-9]+)$");
+from_str_serde!(PortMapping, "[ip:]host:container[/tcp|udp]", "^([0-9.]+:)?[0-9]+:[0-9]+(/(tcp|udp|sctp))?$");
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    pub service: String,
+    pub port: u16,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+fn default_method() -> String {
+    "GET".into()
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {
+    pub service: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecProbe {
+    pub service: String,
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// HTTP status (default: any 2xx).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Body substring, or `/regex/`.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The JSON body contains these keys with these values.
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// Exit code of an exec (default 0).
+    #[serde(default)]
+    pub exit: Option<i64>,
+    /// Substring or `/regex/` that stdout must match.
+    #[serde(default)]
+    pub stdout: Option<String>,
+    #[serde(default)]
+    pub stderr: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Keep polling until the check holds or this budget ends.
+    #[serde(rename = "for")]
+    pub for_: Dur,
+    #[serde(default)]
+    pub every: Option<Dur>,
+}
+
