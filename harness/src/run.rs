@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{self, state, Ctx, Outcome, Status, Verdict};
-use crate::engine::{Compose, ComposeModel, Engine, Leftovers};
+use crate::engine::{Compose, Engine, Leftovers};
 use crate::plan::{self, PlannedTest, RunIdentity, ServicePromise, TestKind};
 use crate::report::{Masker, Progress};
 use crate::suite::{CheckKind, LoadedSuite};
@@ -242,8 +242,13 @@ async fn main_phase(r: &mut Runner<'_>, compose: &Compose, id: &RunIdentity, wor
     }
 
     // 4. Up, judging each service's state ourselves (`up --wait` cannot judge one-shots).
-    let wants: Vec<(String, Option<crate::suite::DesiredState>)> =
-        suite.services.iter().map(|(name, spec)| (name.clone(), spec.state)).collect();
+    let (wants, undefined): (Vec<_>, Vec<_>) =
+        suite.services.iter().map(|(name, spec)| (name.clone(), spec.state)).partition(|(name, _)| model.services.contains_key(name));
+    for (service, _) in undefined {
+        let known: Vec<&String> = model.services.keys().collect();
+        let v = Verdict::fail(format!("service `{service}` is not defined in the compose files (services: {known:?})"));
+        r.record(&format!("{}::service::{service}::state", suite.suite), v, Instant::now());
+    }
     r.progress.phase(&format!("starting {} services", selected.len()));
     let progress = r.progress;
     let up = compose.up(&selected, deadline.saturating_duration_since(Instant::now()), |l| progress.detail(l));
@@ -275,7 +280,6 @@ async fn main_phase(r: &mut Runner<'_>, compose: &Compose, id: &RunIdentity, wor
         };
         r.record(&t.name, v, t0);
     }
-    let _: &ComposeModel = &model;
     Ok(())
 }
 

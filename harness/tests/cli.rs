@@ -1,0 +1,98 @@
+//! The `stackcheck` binary as users run it: exit codes, positions in errors, JUnit output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn stackcheck(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stackcheck")).args(args).current_dir(root()).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn malformed_suites_exit_2_with_file_line_column_and_start_nothing() {
+    let cases = [
+        ("unknown-key.yaml", "unknown-key.yaml:6:5: unknown key `stat`; did you mean `state`?"),
+        ("wrong-type.yaml", "wrong-type.yaml:6:"),
+        ("missing-stack.yaml", "missing required key `stack`"),
+    ];
+    for (file, expected) in cases {
+        let path = format!("harness/tests/data/{file}");
+        for cmd in ["validate", "run"] {
+            // An engine that does not exist: were anything started, the run would report exit 3.
+            let o = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+                .args([cmd, &path])
+                .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+                .current_dir(root())
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(2), "{cmd} {file}: {}", text(&o));
+            assert!(text(&o).contains(expected), "{cmd} {file}: {}", text(&o));
+        }
+    }
+}
+
+#[test]
+fn every_shipped_suite_validates() {
+    let o = stackcheck(&["validate", "suites/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("ok: suites/mt5.yaml"));
+}
+
+#[test]
+fn list_prints_the_names_nextest_and_junit_use() {
+    let o = stackcheck(&["list", "suites/mt5.yaml"]);
+    assert_eq!(o.status.code(), Some(0));
+    let names = String::from_utf8_lossy(&o.stdout);
+    for n in ["mt5::stack::config", "mt5::build::mt5-api:latest", "mt5::service::db::state", "mt5::network::mt5-net", "mt5::checks::feature api health", "mt5::teardown::no-leaks"] {
+        assert!(names.lines().any(|l| l == n), "{n} missing from:\n{names}");
+    }
+}
+
+#[test]
+fn schema_is_json_with_the_top_level_keys() {
+    let o = stackcheck(&["schema"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("schema is JSON");
+    let props = v["properties"].as_object().expect("properties");
+    for k in ["suite", "stack", "images", "services", "networks", "volumes", "checks"] {
+        assert!(props.contains_key(k), "{k}");
+    }
+    assert_eq!(v["required"], serde_json::json!(["suite", "stack"]));
+}
+
+#[test]
+fn no_engine_exits_3_quickly_and_says_how_to_start_one() {
+    let t0 = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(["run", "suites/mt5.yaml"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("ci/engine.sh"), "{}", text(&o));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_failing_run_exits_1_and_writes_junit_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("out.xml");
+    let o = stackcheck(&["run", "fixtures/broken/port-changed/suite.yaml", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("FAIL ") && out.contains("broken-port-changed::service::redis::ports"), "{out}");
+    assert!(out.contains("PASS ") && out.contains("broken-port-changed::service::redis::state"), "{out}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"<testcase name="broken-port-changed::service::redis::ports""#), "{xml}");
+    assert!(xml.contains("<failure message=\"expected ports"), "{xml}");
+    assert!(xml.contains(r#"<testcase name="broken-port-changed::teardown::no-leaks""#), "{xml}");
+    assert!(xml.contains(r#"failures="1""#), "{xml}");
+}
