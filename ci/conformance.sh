@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: from a fresh machine, brings up an engine, builds the offline images and runs the
+# conformance suites against the fixture stacks, writing JUnit to target/stackcheck.xml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ci/engine.sh
+bash ci/images.sh mt5
+cargo build --release -q -p stackcheck
+exec target/release/stackcheck run suites/ --junit target/stackcheck.xml "$@"
