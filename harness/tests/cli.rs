@@ -96,3 +96,39 @@ fn a_failing_run_exits_1_and_writes_junit_failures() {
     assert!(xml.contains(r#"<testcase name="broken-port-changed::teardown::no-leaks""#), "{xml}");
     assert!(xml.contains(r#"failures="1""#), "{xml}");
 }
+
+/// Resources on the engine carrying `label`, by kind (via the docker CLI, independent of the harness).
+fn labelled(label: &str) -> Vec<String> {
+    let filter = format!("label={label}");
+    let mut found = Vec::new();
+    for kind in [&["ps", "-aq"][..], &["network", "ls", "-q"][..], &["volume", "ls", "-q"][..]] {
+        let o = Command::new("docker").args(kind).args(["--filter", &filter]).output().unwrap();
+        found.extend(String::from_utf8_lossy(&o.stdout).lines().map(|l| format!("{}:{l}", kind[0])));
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_during_bring_up_tears_everything_down() {
+    let label = "io.stackcheck.suite=broken-never-healthy";
+    assert!(labelled(label).is_empty(), "leftovers before the test: {:?}", labelled(label));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(["run", "fixtures/broken/never-healthy/suite.yaml"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run has created something, then interrupt it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while labelled(label).is_empty() {
+        assert!(Instant::now() < deadline, "the run created nothing within 120 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was interrupted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "interrupted runs exit 130 after teardown");
+    assert_eq!(labelled(label), Vec::<String>::new(), "the interrupted run left resources behind");
+}
