@@ -127,6 +127,26 @@ pub fn schema_json() -> String {
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
 
+/// Expands the command line's paths: files as given, folders to their `*.yaml`/`*.yml` (sorted).
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|source| SuiteError::Io { path: p.display().to_string(), source })?;
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,30 +196,16 @@ mod tests {
     }
 
     #[test]
+    fn committed_schema_is_current() {
+        let committed = include_str!("../../suite.schema.json");
+        assert_eq!(committed.trim(), schema_json().trim(), "run `stackcheck schema > harness/suite.schema.json`");
+    }
+
+    #[test]
     fn schema_mentions_every_section() {
         let s = schema_json();
         for key in ["stack", "images", "services", "networks", "volumes", "checks"] {
             assert!(s.contains(&format!("\"{key}\"")), "{key} missing from schema");
         }
     }
-}
-
-/// Expands the command line's paths: files as given, folders to their `*.yaml`/`*.yml` (sorted).
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let rd = std::fs::read_dir(p).map_err(|source| SuiteError::Io { path: p.display().to_string(), source })?;
-            let mut found: Vec<PathBuf> = rd
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|f| f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-                .collect();
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
 }
