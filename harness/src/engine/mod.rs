@@ -81,8 +81,13 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
-fn is_not_found(e: &EngineError) -> bool {
-    matches!(e, EngineError::Call { cause, .. } if cause.contains("404") || cause.contains("No such") || cause.contains("not found"))
+/// An inspect whose "no such object" answer means absence, not failure.
+fn optional<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(EngineError::Call { cause, .. }) if cause.contains("404") || cause.contains("No such") || cause.contains("not found") => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
@@ -167,27 +172,15 @@ impl Engine {
     }
 
     pub async fn image(&self, tag: &str) -> Result<Option<ImageInspect>, EngineError> {
-        match bounded(format!("inspect image {tag}"), CALL_TIMEOUT, self.docker.inspect_image(tag)).await {
-            Ok(i) => Ok(Some(i)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        optional(bounded(format!("inspect image {tag}"), CALL_TIMEOUT, self.docker.inspect_image(tag)).await)
     }
 
     pub async fn network(&self, name: &str) -> Result<Option<NetworkInspect>, EngineError> {
-        match bounded(format!("inspect network {name}"), CALL_TIMEOUT, self.docker.inspect_network(name, None)).await {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        optional(bounded(format!("inspect network {name}"), CALL_TIMEOUT, self.docker.inspect_network(name, None)).await)
     }
 
     pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
-        match bounded(format!("inspect volume {name}"), CALL_TIMEOUT, self.docker.inspect_volume(name)).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        optional(bounded(format!("inspect volume {name}"), CALL_TIMEOUT, self.docker.inspect_volume(name)).await).map(|v| v.is_some())
     }
 
     /// Lists what carries `label` (`key=value`).
