@@ -70,6 +70,24 @@ standin() {
   done
 }
 
+# The harness's own images (probe/canary): tag fixed in the harness, rebuilt when the recipe changes.
+own_image() {
+  local name=$1 tag=$2 dir="$here/images/$1"
+  local hash; hash=$(context_hash "$dir")
+  local have; have=$(docker image inspect -f '{{ index .Config.Labels "io.stackcheck.recipe" }}' "$tag" 2>/dev/null || true)
+  if [ "$have" = "$hash" ]; then log "$tag present"; return; fi
+  local started=$SECONDS
+  log "building $tag"
+  docker build --force-rm -q -t "$tag" --label "io.stackcheck.recipe=$hash" "$dir" >"/tmp/stackcheck-$name.log" 2>&1 \
+    || { tail -n 30 "/tmp/stackcheck-$name.log" >&2; die "building $tag failed"; }
+  log "built $tag in $((SECONDS - started)) s"
+}
+
+harness_images() {
+  base_image bookworm
+  own_image probe stackcheck/probe:1
+}
+
 stack_mt5() {
   base_image bookworm
   base_image bullseye
@@ -81,6 +99,7 @@ stack_mt5() {
 }
 
 started=$SECONDS
+harness_images
 stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || stacks=(mt5)
 for s in "${stacks[@]}"; do
   declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: mt5)"

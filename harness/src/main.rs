@@ -6,13 +6,18 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use stackcheck::checks::Status;
 use stackcheck::engine::Engine;
 use stackcheck::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK};
 use stackcheck::report::{write_junit, Console};
 use stackcheck::suite::{self, LoadedSuite};
 
 #[derive(Parser)]
-#[command(name = "stackcheck", version, about = "Bring a container stack up, prove what its documentation promises, tear it down, write JUnit.")]
+#[command(
+    name = "stackcheck",
+    version,
+    about = "Bring a container stack up, prove what its documentation promises, tear it down, write JUnit."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,10 +89,10 @@ fn main() -> ExitCode {
         }
         Command::Validate { suites } => match load_all(&suites) {
             Ok(loaded) => {
-                for s in &loaded {
-                    println!("ok: {} ({} tests)", s.path.display(), stackcheck::plan::tests(&s.suite).len());
-                }
-                ExitCode::from(EXIT_OK as u8)
+                let Ok(runtime) = tokio::runtime::Runtime::new() else {
+                    return ExitCode::from(EXIT_INFRA as u8);
+                };
+                ExitCode::from(runtime.block_on(validate(&loaded)) as u8)
             }
             Err(code) => code,
         },
@@ -102,7 +107,11 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Run { suites, junit, verbose } => {
+        Command::Run {
+            suites,
+            junit,
+            verbose,
+        } => {
             let loaded = match load_all(&suites) {
                 Ok(l) => l,
                 Err(code) => return code,
@@ -117,6 +126,41 @@ fn main() -> ExitCode {
             ExitCode::from(runtime.block_on(run(loaded, junit, verbose)) as u8)
         }
     }
+}
+
+/// Prints each suite's test count and its static policy results (no engine needed).
+async fn validate(loaded: &[LoadedSuite]) -> i32 {
+    let mut code = EXIT_OK;
+    for s in loaded {
+        println!(
+            "ok: {} ({} tests)",
+            s.path.display(),
+            stackcheck::plan::tests(&s.suite).len()
+        );
+        match stackcheck::run::static_policy(s).await {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    let tag = match (o.status, o.warning) {
+                        (Status::Failed, _) => {
+                            code = code.max(EXIT_FAILED);
+                            "FAIL"
+                        }
+                        (_, true) => "warn",
+                        _ => "pass",
+                    };
+                    println!("  {tag} {}: {}", o.name, o.message);
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: {}: policy needs `docker compose config`: {e}",
+                    s.path.display()
+                );
+                code = EXIT_INFRA;
+            }
+        }
+    }
+    code
 }
 
 async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) -> i32 {

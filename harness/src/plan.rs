@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::engine::{ComposeModel, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
-use crate::suite::{LoadedSuite, Suite};
+use crate::suite::{LoadedSuite, Rule, Suite};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImagePromise {
@@ -17,6 +17,8 @@ pub enum ImagePromise {
     User,
     Exposes,
     MaxSize,
+    Files,
+    Base,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,18 +31,37 @@ pub enum ServicePromise {
     Restart,
     DependsOn,
     Env,
+    ReadOnlyMounts,
+    WritableMounts,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TestKind {
     /// The compose files resolve and define every service the suite names.
     StackConfig,
-    Build { image: String },
-    Image { image: String, promise: ImagePromise },
-    Service { service: String, promise: ServicePromise },
-    Network { name: String },
-    Volume { name: String },
-    Check { index: usize },
+    Build {
+        image: String,
+    },
+    Image {
+        image: String,
+        promise: ImagePromise,
+    },
+    Service {
+        service: String,
+        promise: ServicePromise,
+    },
+    Network {
+        name: String,
+    },
+    Volume {
+        name: String,
+    },
+    Check {
+        index: usize,
+    },
+    Policy {
+        rule: Rule,
+    },
     NoLeaks,
 }
 
@@ -60,6 +81,8 @@ fn promise_name(p: &ServicePromise) -> &'static str {
         ServicePromise::Restart => "restart",
         ServicePromise::DependsOn => "depends_on",
         ServicePromise::Env => "env",
+        ServicePromise::ReadOnlyMounts => "read_only_mounts",
+        ServicePromise::WritableMounts => "writable_mounts",
     }
 }
 
@@ -72,15 +95,42 @@ fn image_promise_name(p: &ImagePromise) -> &'static str {
         ImagePromise::User => "user",
         ImagePromise::Exposes => "exposes",
         ImagePromise::MaxSize => "max_size",
+        ImagePromise::Files => "files",
+        ImagePromise::Base => "base",
     }
 }
 
 /// Every test of a suite, in the order they run. Names are identical in the CLI, JUnit and nextest.
 pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
     let id = &suite.suite;
-    let mut out = vec![PlannedTest { name: format!("{id}::stack::config"), kind: TestKind::StackConfig }];
+    let mut out = vec![PlannedTest {
+        name: format!("{id}::stack::config"),
+        kind: TestKind::StackConfig,
+    }];
+    for (rule, _) in suite.policy.active() {
+        out.push(PlannedTest {
+            name: format!("{id}::policy::{}", rule.name()),
+            kind: TestKind::Policy { rule },
+        });
+    }
     for image in suite.images.keys() {
-        out.push(PlannedTest { name: format!("{id}::build::{image}"), kind: TestKind::Build { image: image.clone() } });
+        out.push(PlannedTest {
+            name: format!("{id}::build::{image}"),
+            kind: TestKind::Build {
+                image: image.clone(),
+            },
+        });
+    }
+    // Images of `docker run` containers are built too, under their tag.
+    for c in suite.stack.containers.values() {
+        if let Some(tag) = c.build.as_ref().and_then(|b| b.tag.clone()) {
+            if !suite.images.contains_key(&tag) {
+                out.push(PlannedTest {
+                    name: format!("{id}::build::{tag}"),
+                    kind: TestKind::Build { image: tag },
+                });
+            }
+        }
     }
     for (image, spec) in &suite.images {
         let promises = [
@@ -91,16 +141,31 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             (spec.user.is_some(), ImagePromise::User),
             (spec.exposes.is_some(), ImagePromise::Exposes),
             (spec.max_size.is_some(), ImagePromise::MaxSize),
+            (!spec.files.is_empty(), ImagePromise::Files),
+            (spec.base.is_some(), ImagePromise::Base),
         ];
         for (_, p) in promises.into_iter().filter(|(on, _)| *on) {
             out.push(PlannedTest {
                 name: format!("{id}::image::{image}::{}", image_promise_name(&p)),
-                kind: TestKind::Image { image: image.clone(), promise: p },
+                kind: TestKind::Image {
+                    image: image.clone(),
+                    promise: p,
+                },
             });
         }
     }
-    // Every named service gets a state test (its default state when none is written).
-    for service in suite.services.keys() {
+    // Every named service and every `docker run` container gets a state test (its default state
+    // when none is written).
+    let mut stateful: Vec<&String> = suite.services.keys().collect();
+    stateful.extend(
+        suite
+            .stack
+            .containers
+            .keys()
+            .filter(|c| !suite.services.contains_key(*c)),
+    );
+    stateful.sort();
+    for service in stateful {
         out.push(service_test(id, service, ServicePromise::State));
     }
     for (service, spec) in &suite.services {
@@ -112,28 +177,51 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             (spec.restart.is_some(), ServicePromise::Restart),
             (spec.depends_on.is_some(), ServicePromise::DependsOn),
             (spec.env.is_some(), ServicePromise::Env),
+            (
+                spec.read_only_mounts.is_some(),
+                ServicePromise::ReadOnlyMounts,
+            ),
+            (
+                spec.writable_mounts.is_some(),
+                ServicePromise::WritableMounts,
+            ),
         ];
         for (_, p) in promises.into_iter().filter(|(on, _)| *on) {
             out.push(service_test(id, service, p));
         }
     }
     for name in suite.networks.keys() {
-        out.push(PlannedTest { name: format!("{id}::network::{name}"), kind: TestKind::Network { name: name.clone() } });
+        out.push(PlannedTest {
+            name: format!("{id}::network::{name}"),
+            kind: TestKind::Network { name: name.clone() },
+        });
     }
     for name in &suite.volumes {
-        out.push(PlannedTest { name: format!("{id}::volume::{name}"), kind: TestKind::Volume { name: name.clone() } });
+        out.push(PlannedTest {
+            name: format!("{id}::volume::{name}"),
+            kind: TestKind::Volume { name: name.clone() },
+        });
     }
     for (index, check) in suite.checks.iter().enumerate() {
-        out.push(PlannedTest { name: format!("{id}::checks::{}", check.name), kind: TestKind::Check { index } });
+        out.push(PlannedTest {
+            name: format!("{id}::checks::{}", check.name),
+            kind: TestKind::Check { index },
+        });
     }
-    out.push(PlannedTest { name: format!("{id}::teardown::no-leaks"), kind: TestKind::NoLeaks });
+    out.push(PlannedTest {
+        name: format!("{id}::teardown::no-leaks"),
+        kind: TestKind::NoLeaks,
+    });
     out
 }
 
 fn service_test(id: &str, service: &str, p: ServicePromise) -> PlannedTest {
     PlannedTest {
         name: format!("{id}::service::{service}::{}", promise_name(&p)),
-        kind: TestKind::Service { service: service.to_string(), promise: p },
+        kind: TestKind::Service {
+            service: service.to_string(),
+            promise: p,
+        },
     }
 }
 
@@ -148,14 +236,22 @@ pub struct RunIdentity {
 impl RunIdentity {
     pub fn new(loaded: &LoadedSuite) -> RunIdentity {
         let run_id = format!("{:08x}", rand::random::<u32>());
-        let suite = loaded.suite.suite.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let suite = loaded
+            .suite
+            .suite
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
         let project = format!("sc-{suite}-{run_id}");
         let labels = BTreeMap::from([
             (LABEL_RUN.to_string(), run_id.clone()),
             (LABEL_SUITE.to_string(), loaded.suite.suite.clone()),
             (LABEL_OWNER_PID.to_string(), std::process::id().to_string()),
         ]);
-        RunIdentity { run_id, project, labels }
+        RunIdentity {
+            run_id,
+            project,
+            labels,
+        }
     }
 
     /// `key=value` filter that finds this run's resources.
@@ -166,8 +262,11 @@ impl RunIdentity {
     /// A compose override that puts the run's labels on every service, network and volume the
     /// project creates (external ones belong to someone else and are left alone).
     pub fn label_override(&self, model: &ComposeModel) -> serde_json::Value {
-        let services: serde_json::Map<_, _> =
-            model.services.keys().map(|s| (s.clone(), json!({ "labels": self.labels }))).collect();
+        let services: serde_json::Map<_, _> = model
+            .services
+            .keys()
+            .map(|s| (s.clone(), json!({ "labels": self.labels })))
+            .collect();
         let networks: serde_json::Map<_, _> = model
             .networks
             .iter()
@@ -210,7 +309,11 @@ mod tests {
 
     #[test]
     fn run_identity_is_unique_and_labelled() {
-        let loaded = crate::suite::load_str(Path::new("s.yaml"), "suite: My_Suite\nstack: { compose: [c.yml] }\n").unwrap();
+        let loaded = crate::suite::load_str(
+            Path::new("s.yaml"),
+            "suite: My_Suite\nstack: { compose: [c.yml] }\n",
+        )
+        .unwrap();
         let (a, b) = (RunIdentity::new(&loaded), RunIdentity::new(&loaded));
         assert_ne!(a.project, b.project);
         assert!(a.project.starts_with("sc-mysuite-"));

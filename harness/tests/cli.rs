@@ -5,21 +5,35 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn stackcheck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stackcheck")).args(args).current_dir(root()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
 fn malformed_suites_exit_2_with_file_line_column_and_start_nothing() {
     let cases = [
-        ("unknown-key.yaml", "unknown-key.yaml:6:5: unknown key `stat`; did you mean `state`?"),
+        (
+            "unknown-key.yaml",
+            "unknown-key.yaml:6:5: unknown key `stat`; did you mean `state`?",
+        ),
         ("wrong-type.yaml", "wrong-type.yaml:6:"),
         ("missing-stack.yaml", "missing required key `stack`"),
     ];
@@ -51,7 +65,14 @@ fn list_prints_the_names_nextest_and_junit_use() {
     let o = stackcheck(&["list", "suites/mt5.yaml"]);
     assert_eq!(o.status.code(), Some(0));
     let names = String::from_utf8_lossy(&o.stdout);
-    for n in ["mt5::stack::config", "mt5::build::mt5-api:latest", "mt5::service::db::state", "mt5::network::mt5-net", "mt5::checks::feature api health", "mt5::teardown::no-leaks"] {
+    for n in [
+        "mt5::stack::config",
+        "mt5::build::mt5-api:latest",
+        "mt5::service::db::state",
+        "mt5::network::mt5-net",
+        "mt5::checks::feature api health",
+        "mt5::teardown::no-leaks",
+    ] {
         assert!(names.lines().any(|l| l == n), "{n} missing from:\n{names}");
     }
 }
@@ -61,7 +82,9 @@ fn schema_is_json_with_the_top_level_keys() {
     let o = stackcheck(&["schema"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("schema is JSON");
     let props = v["properties"].as_object().expect("properties");
-    for k in ["suite", "stack", "images", "services", "networks", "volumes", "checks"] {
+    for k in [
+        "suite", "stack", "images", "services", "networks", "volumes", "checks",
+    ] {
         assert!(props.contains_key(k), "{k}");
     }
     assert_eq!(v["required"], serde_json::json!(["suite", "stack"]));
@@ -85,15 +108,32 @@ fn no_engine_exits_3_quickly_and_says_how_to_start_one() {
 fn a_failing_run_exits_1_and_writes_junit_failures() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("out.xml");
-    let o = stackcheck(&["run", "fixtures/broken/port-changed/suite.yaml", "--junit", junit.to_str().unwrap()]);
+    let o = stackcheck(&[
+        "run",
+        "fixtures/broken/port-changed/suite.yaml",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("FAIL ") && out.contains("broken-port-changed::service::redis::ports"), "{out}");
-    assert!(out.contains("PASS ") && out.contains("broken-port-changed::service::redis::state"), "{out}");
+    assert!(
+        out.contains("FAIL ") && out.contains("broken-port-changed::service::redis::ports"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PASS ") && out.contains("broken-port-changed::service::redis::state"),
+        "{out}"
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains(r#"<testcase name="broken-port-changed::service::redis::ports""#), "{xml}");
+    assert!(
+        xml.contains(r#"<testcase name="broken-port-changed::service::redis::ports""#),
+        "{xml}"
+    );
     assert!(xml.contains("<failure message=\"expected ports"), "{xml}");
-    assert!(xml.contains(r#"<testcase name="broken-port-changed::teardown::no-leaks""#), "{xml}");
+    assert!(
+        xml.contains(r#"<testcase name="broken-port-changed::teardown::no-leaks""#),
+        "{xml}"
+    );
     assert!(xml.contains(r#"failures="1""#), "{xml}");
 }
 
@@ -101,9 +141,21 @@ fn a_failing_run_exits_1_and_writes_junit_failures() {
 fn labelled(label: &str) -> Vec<String> {
     let filter = format!("label={label}");
     let mut found = Vec::new();
-    for kind in [&["ps", "-aq"][..], &["network", "ls", "-q"][..], &["volume", "ls", "-q"][..]] {
-        let o = Command::new("docker").args(kind).args(["--filter", &filter]).output().unwrap();
-        found.extend(String::from_utf8_lossy(&o.stdout).lines().map(|l| format!("{}:{l}", kind[0])));
+    for kind in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"][..],
+        &["volume", "ls", "-q"][..],
+    ] {
+        let o = Command::new("docker")
+            .args(kind)
+            .args(["--filter", &filter])
+            .output()
+            .unwrap();
+        found.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| format!("{}:{l}", kind[0])),
+        );
     }
     found
 }
@@ -111,7 +163,11 @@ fn labelled(label: &str) -> Vec<String> {
 #[test]
 fn ctrl_c_during_bring_up_tears_everything_down() {
     let label = "io.stackcheck.suite=broken-never-healthy";
-    assert!(labelled(label).is_empty(), "leftovers before the test: {:?}", labelled(label));
+    assert!(
+        labelled(label).is_empty(),
+        "leftovers before the test: {:?}",
+        labelled(label)
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
         .args(["run", "fixtures/broken/never-healthy/suite.yaml"])
         .current_dir(root())
@@ -122,13 +178,26 @@ fn ctrl_c_during_bring_up_tears_everything_down() {
     // Wait (bounded) until the run has created something, then interrupt it.
     let deadline = Instant::now() + Duration::from_secs(120);
     while labelled(label).is_empty() {
-        assert!(Instant::now() < deadline, "the run created nothing within 120 s");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was interrupted");
+        assert!(
+            Instant::now() < deadline,
+            "the run created nothing within 120 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was interrupted"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(130), "interrupted runs exit 130 after teardown");
-    assert_eq!(labelled(label), Vec::<String>::new(), "the interrupted run left resources behind");
+    assert_eq!(
+        labelled(label),
+        Vec::<String>::new(),
+        "the interrupted run left resources behind"
+    );
 }

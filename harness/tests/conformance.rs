@@ -22,7 +22,10 @@ use stackcheck::run::SuiteReport;
 use stackcheck::suite::{self, LoadedSuite};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn run_key() -> String {
@@ -30,12 +33,16 @@ fn run_key() -> String {
 }
 
 fn cache_dir() -> PathBuf {
-    root().join("target").join("stackcheck-conformance").join(run_key())
+    root()
+        .join("target")
+        .join("stackcheck-conformance")
+        .join(run_key())
 }
 
 /// Outcomes of one suite, computed once per run key and shared by all its tests.
 fn suite_report(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
-    static IN_PROCESS: OnceLock<Mutex<HashMap<String, Result<SuiteReport, String>>>> = OnceLock::new();
+    static IN_PROCESS: OnceLock<Mutex<HashMap<String, Result<SuiteReport, String>>>> =
+        OnceLock::new();
     let memo = IN_PROCESS.get_or_init(Default::default);
     let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(r) = memo.get(&loaded.suite.suite) {
@@ -43,11 +50,14 @@ fn suite_report(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
     }
     let dir = cache_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let lock = File::create(dir.join(format!("{}.lock", loaded.suite.suite))).map_err(|e| e.to_string())?;
-    lock.lock().map_err(|e| format!("cannot lock the suite cache: {e}"))?;
+    let lock = File::create(dir.join(format!("{}.lock", loaded.suite.suite)))
+        .map_err(|e| e.to_string())?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock the suite cache: {e}"))?;
     let cached = dir.join(format!("{}.json", loaded.suite.suite));
     let result = match std::fs::read(&cached) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("corrupt cache {}: {e}", cached.display())),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("corrupt cache {}: {e}", cached.display())),
         Err(_) => {
             let report = run_once(loaded);
             if let Ok(r) = &report {
@@ -64,7 +74,9 @@ fn suite_report(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
 fn run_once(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let engine = Engine::connect(Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+        let engine = Engine::connect(Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(stackcheck::run::run_suite(loaded, &engine, &Quiet).await)
     })
 }
@@ -84,17 +96,26 @@ fn main() {
                         if let Some(e) = &report.infra_error {
                             return Err(format!("infrastructure error: {e}").into());
                         }
-                        let outcome = report.outcomes.iter().find(|o| o.name == name).ok_or("test not in the suite's report")?;
+                        let outcome = report
+                            .outcomes
+                            .iter()
+                            .find(|o| o.name == name)
+                            .ok_or("test not in the suite's report")?;
                         match outcome.status {
                             Status::Passed => Ok(()),
-                            Status::Failed => Err(format!("{}\n{}", outcome.message, outcome.detail).into()),
+                            Status::Failed => {
+                                Err(format!("{}\n{}", outcome.message, outcome.detail).into())
+                            }
                         }
                     }));
                 }
             }
             Err(e) => {
                 let msg = e.to_string();
-                let name = format!("{}::load", file.file_stem().and_then(|s| s.to_str()).unwrap_or("suite"));
+                let name = format!(
+                    "{}::load",
+                    file.file_stem().and_then(|s| s.to_str()).unwrap_or("suite")
+                );
                 trials.push(Trial::test(name, move || Err(msg.clone().into())));
             }
         }

@@ -4,18 +4,26 @@
 //! and, on failure, a detail block (health-check output, log lines) for reports.
 
 mod image;
+mod net;
+pub mod policy;
 mod probe;
+mod scenario;
 mod service;
 mod stack;
 pub mod state;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{ComposeModel, Engine};
+use crate::engine::{Compose, ComposeModel, Engine};
 use crate::suite::LoadedSuite;
+
+pub use net::Canary;
+pub use scenario::{parse_mount, signal_number, Mount};
 
 pub use image::check_image;
 pub use probe::check_smoke;
@@ -34,6 +42,9 @@ pub enum Status {
 pub struct Outcome {
     pub name: String,
     pub status: Status,
+    /// Passed, but a `warn`-level policy rule found something.
+    #[serde(default)]
+    pub warning: bool,
     pub message: String,
     #[serde(default)]
     pub detail: String,
@@ -44,16 +55,36 @@ pub struct Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub passed: bool,
+    pub warning: bool,
     pub message: String,
     pub detail: String,
 }
 
 impl Verdict {
     pub fn pass(message: impl Into<String>) -> Verdict {
-        Verdict { passed: true, message: message.into(), detail: String::new() }
+        Verdict {
+            passed: true,
+            warning: false,
+            message: message.into(),
+            detail: String::new(),
+        }
     }
     pub fn fail(message: impl Into<String>) -> Verdict {
-        Verdict { passed: false, message: message.into(), detail: String::new() }
+        Verdict {
+            passed: false,
+            warning: false,
+            message: message.into(),
+            detail: String::new(),
+        }
+    }
+    /// Passed with a note (a `warn`-level rule that found something).
+    pub fn warn(message: impl Into<String>) -> Verdict {
+        Verdict {
+            passed: true,
+            warning: true,
+            message: message.into(),
+            detail: String::new(),
+        }
     }
     pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {
         self.detail = detail.into();
@@ -62,7 +93,12 @@ impl Verdict {
     pub fn into_outcome(self, name: &str, started: Instant) -> Outcome {
         Outcome {
             name: name.to_string(),
-            status: if self.passed { Status::Passed } else { Status::Failed },
+            status: if self.passed {
+                Status::Passed
+            } else {
+                Status::Failed
+            },
+            warning: self.warning,
             message: self.message,
             detail: self.detail,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -75,37 +111,98 @@ pub struct Ctx<'a> {
     pub engine: &'a Engine,
     pub model: &'a ComposeModel,
     pub loaded: &'a LoadedSuite,
-    /// Running container id per service (absent: never created).
-    pub containers: &'a BTreeMap<String, String>,
+    /// The compose project (absent for a stack of `containers`).
+    pub compose: Option<&'a Compose>,
+    pub run_id: &'a str,
+    /// Labels every helper container of this run carries.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Container id per service (absent: never created); refreshed after `down_up`.
+    pub containers: Mutex<BTreeMap<String, String>>,
+    /// When the run started: files a check expects must be newer.
+    pub started: SystemTime,
+    /// The per-run temp dir (`{tmp}`).
+    pub tmp: &'a Path,
+    pub(crate) canary: tokio::sync::OnceCell<Result<Canary, String>>,
 }
 
 impl Ctx<'_> {
-    pub fn container(&self, service: &str) -> Result<&str, Verdict> {
+    pub fn container(&self, service: &str) -> Result<String, Verdict> {
         if !self.model.services.contains_key(service) {
-            return Err(Verdict::fail(format!("service `{service}` is not defined in the compose model")));
+            return Err(Verdict::fail(format!(
+                "service `{service}` is not defined in the stack"
+            )));
         }
-        self.containers
-            .get(service)
-            .map(String::as_str)
-            .ok_or_else(|| Verdict::fail(format!("service `{service}` has no container (it was not started)")))
+        let map = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(service).cloned().ok_or_else(|| {
+            Verdict::fail(format!(
+                "service `{service}` has no container (it was not started)"
+            ))
+        })
     }
 
     /// The container of a service that must be running for a probe to make sense.
-    pub async fn running(&self, service: &str) -> Result<&str, Verdict> {
+    pub async fn running(&self, service: &str) -> Result<String, Verdict> {
         let id = self.container(service)?;
-        let info = self.engine.inspect(id).await.map_err(|e| Verdict::fail(e.to_string()))?;
+        let info = self
+            .engine
+            .inspect(&id)
+            .await
+            .map_err(|e| Verdict::fail(e.to_string()))?;
         let state = info.state.unwrap_or_default();
         if state.running == Some(true) {
             return Ok(id);
         }
-        let status = state.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
-        Err(Verdict::fail(format!("`{service}` is not running (status {status}, exit code {})", state.exit_code.unwrap_or(0))))
+        let status = state
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Err(Verdict::fail(format!(
+            "`{service}` is not running (status {status}, exit code {})",
+            state.exit_code.unwrap_or(0)
+        )))
     }
 
     /// Health-check output and the last log lines of a service's container, for failure details.
     pub async fn diagnostics(&self, service: &str) -> String {
-        let Some(id) = self.containers.get(service) else { return String::new() };
-        state::diagnostics(self.engine, id).await
+        let Ok(id) = self.container(service) else {
+            return String::new();
+        };
+        state::diagnostics(self.engine, &id).await
+    }
+
+    /// The canaries of this run, started on first use.
+    pub async fn canary(&self) -> Result<&Canary, String> {
+        let networks: Vec<String> = self
+            .model
+            .networks
+            .keys()
+            .map(|n| self.model.network_name(n))
+            .collect();
+        let c = self
+            .canary
+            .get_or_init(|| async {
+                Canary::start(self.engine, self.run_id, &networks, self.labels).await
+            })
+            .await;
+        c.as_ref().map_err(Clone::clone)
+    }
+
+    /// A path of the suite with `{suite_dir}` and `{tmp}` replaced; relative paths are relative to the suite.
+    pub fn host_path(&self, p: &str) -> PathBuf {
+        let dir = self
+            .loaded
+            .dir
+            .canonicalize()
+            .unwrap_or_else(|_| self.loaded.dir.clone());
+        let replaced = p
+            .replace("{suite_dir}", &dir.to_string_lossy())
+            .replace("{tmp}", &self.tmp.to_string_lossy());
+        let path = PathBuf::from(replaced);
+        if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        }
     }
 }
 
@@ -139,7 +236,9 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Verdict>,
 {
-    let Some((total, every)) = budget else { return attempt().await };
+    let Some((total, every)) = budget else {
+        return attempt().await;
+    };
     let deadline = Instant::now() + total;
     let mut tries = 0u32;
     loop {
@@ -149,8 +248,14 @@ where
             if v.passed {
                 return v;
             }
-            let waited = format!("{} (still failing after {tries} attempts over {:?})", v.message, total);
-            return Verdict { message: waited, ..v };
+            let waited = format!(
+                "{} (still failing after {tries} attempts over {:?})",
+                v.message, total
+            );
+            return Verdict {
+                message: waited,
+                ..v
+            };
         }
         tokio::time::sleep(every).await;
     }
@@ -159,7 +264,9 @@ where
 /// Parses sizes such as `900MiB`, `1GB`, `512k`, in bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -197,11 +304,20 @@ mod tests {
     #[tokio::test]
     async fn retry_stops_when_it_passes() {
         let mut n = 0;
-        let v = with_retry(Some((Duration::from_secs(5), Duration::from_millis(1))), || {
-            n += 1;
-            let ok = n >= 3;
-            async move { if ok { Verdict::pass("ok") } else { Verdict::fail("no") } }
-        })
+        let v = with_retry(
+            Some((Duration::from_secs(5), Duration::from_millis(1))),
+            || {
+                n += 1;
+                let ok = n >= 3;
+                async move {
+                    if ok {
+                        Verdict::pass("ok")
+                    } else {
+                        Verdict::fail("no")
+                    }
+                }
+            },
+        )
         .await;
         assert!(v.passed);
         assert_eq!(n, 3);
@@ -209,8 +325,16 @@ mod tests {
 
     #[tokio::test]
     async fn retry_reports_the_last_failure() {
-        let v = with_retry(Some((Duration::from_millis(30), Duration::from_millis(10))), || async { Verdict::fail("closed") }).await;
+        let v = with_retry(
+            Some((Duration::from_millis(30), Duration::from_millis(10))),
+            || async { Verdict::fail("closed") },
+        )
+        .await;
         assert!(!v.passed);
-        assert!(v.message.starts_with("closed (still failing after"), "{}", v.message);
+        assert!(
+            v.message.starts_with("closed (still failing after"),
+            "{}",
+            v.message
+        );
     }
 }

@@ -5,25 +5,30 @@
 
 use std::time::Duration;
 
-use super::{snippet, text_matches, with_retry, Ctx, Verdict};
-use crate::suite::{Check, CheckKind, Expect, HttpProbe};
+use super::{net, scenario, snippet, text_matches, with_retry, Ctx, Verdict};
+use crate::suite::{Check, CheckKind, Expect, HttpProbe, Retry};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_EVERY: Duration = Duration::from_millis(500);
 
 pub async fn check_smoke(ctx: &Ctx<'_>, check: &Check) -> Verdict {
-    let budget = check.retry.as_ref().map(|r| (r.for_.0, r.every.map(|e| e.0).unwrap_or(DEFAULT_EVERY)));
-    let verdict = with_retry(budget, || attempt(ctx, check)).await;
+    run_kind(ctx, &check.kind, &check.expect, check.retry.as_ref()).await
+}
+
+/// Runs one check kind with its expectations and retry budget; a failure carries the diagnostics
+/// (health-check log, last log lines) of the service it is about.
+pub async fn run_kind(
+    ctx: &Ctx<'_>,
+    kind: &CheckKind,
+    expect: &Expect,
+    retry: Option<&Retry>,
+) -> Verdict {
+    let budget = retry.map(|r| (r.for_.0, r.every.map(|e| e.0).unwrap_or(DEFAULT_EVERY)));
+    let verdict = with_retry(budget, || attempt(ctx, kind, expect)).await;
     if verdict.passed || !verdict.detail.is_empty() {
         return verdict;
     }
-    let service = match &check.kind {
-        CheckKind::Http(p) => Some(&p.service),
-        CheckKind::Tcp(p) => Some(&p.service),
-        CheckKind::Exec(p) => Some(&p.service),
-        CheckKind::Files(_) => None,
-    };
-    match service {
+    match kind.service() {
         Some(s) => {
             let d = ctx.diagnostics(s).await;
             verdict.with_detail(d)
@@ -32,15 +37,27 @@ pub async fn check_smoke(ctx: &Ctx<'_>, check: &Check) -> Verdict {
     }
 }
 
-async fn attempt(ctx: &Ctx<'_>, check: &Check) -> Verdict {
-    match &check.kind {
-        CheckKind::Http(p) => http(ctx, p, &check.expect).await,
+async fn attempt(ctx: &Ctx<'_>, kind: &CheckKind, expect: &Expect) -> Verdict {
+    match kind {
+        CheckKind::Http(p) => http(ctx, p, expect).await,
         CheckKind::Tcp(p) => match target(ctx, &p.service, p.port).await {
-            Ok(addr) => match tokio::time::timeout(ATTEMPT_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await {
-                Ok(Ok(_)) => Verdict::pass(format!("{}:{} accepts TCP (via {addr})", p.service, p.port)),
-                Ok(Err(e)) => Verdict::fail(format!("{}:{} refused a TCP connection via {addr}: {e}", p.service, p.port)),
-                Err(_) => Verdict::fail(format!("{}:{} did not accept a TCP connection within {ATTEMPT_TIMEOUT:?}", p.service, p.port)),
-            },
+            Ok(addr) => {
+                match tokio::time::timeout(ATTEMPT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+                    .await
+                {
+                    Ok(Ok(_)) => {
+                        Verdict::pass(format!("{}:{} accepts TCP (via {addr})", p.service, p.port))
+                    }
+                    Ok(Err(e)) => Verdict::fail(format!(
+                        "{}:{} refused a TCP connection via {addr}: {e}",
+                        p.service, p.port
+                    )),
+                    Err(_) => Verdict::fail(format!(
+                        "{}:{} did not accept a TCP connection within {ATTEMPT_TIMEOUT:?}",
+                        p.service, p.port
+                    )),
+                }
+            }
             Err(v) => v,
         },
         CheckKind::Exec(p) => {
@@ -48,19 +65,35 @@ async fn attempt(ctx: &Ctx<'_>, check: &Check) -> Verdict {
                 Ok(id) => id,
                 Err(v) => return v,
             };
-            match ctx.engine.exec(id, &p.cmd, p.user.as_deref(), Duration::from_secs(60)).await {
-                Ok(out) => expect_exec(&check.expect, out.exit, &out.stdout, &out.stderr),
+            match ctx
+                .engine
+                .exec(&id, &p.cmd, p.user.as_deref(), Duration::from_secs(60))
+                .await
+            {
+                Ok(out) => expect_exec(expect, out.exit, &out.stdout, &out.stderr),
                 Err(e) => Verdict::fail(e.to_string()),
             }
         }
         CheckKind::Files(paths) => {
-            let missing: Vec<&String> = paths.iter().filter(|p| !ctx.loaded.dir.join(p).exists()).collect();
+            let missing: Vec<&String> = paths
+                .iter()
+                .filter(|p| !ctx.host_path(p).exists())
+                .collect();
             if missing.is_empty() {
                 Verdict::pass(format!("{} files exist", paths.len()))
             } else {
-                Verdict::fail(format!("missing: {missing:?} (relative to {})", ctx.loaded.dir.display()))
+                Verdict::fail(format!(
+                    "missing: {missing:?} (relative to {})",
+                    ctx.loaded.dir.display()
+                ))
             }
         }
+        CheckKind::Reach(p) => net::check_reach(ctx, p).await,
+        CheckKind::Isolated(p) => net::check_isolated(ctx, &p.service).await,
+        CheckKind::Logs(p) => scenario::check_logs(ctx, p).await,
+        CheckKind::Run(p) => scenario::check_run(ctx, p, expect).await,
+        CheckKind::State(p) => scenario::check_state(ctx, p).await,
+        CheckKind::Steps(steps) => scenario::check_steps(ctx, steps).await,
     }
 }
 
@@ -68,7 +101,11 @@ async fn attempt(ctx: &Ctx<'_>, check: &Check) -> Verdict {
 /// own address on one of its networks.
 async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<String, Verdict> {
     let id = ctx.running(service).await?;
-    let info = ctx.engine.inspect(id).await.map_err(|e| Verdict::fail(e.to_string()))?;
+    let info = ctx
+        .engine
+        .inspect(&id)
+        .await
+        .map_err(|e| Verdict::fail(e.to_string()))?;
     let settings = info.network_settings.unwrap_or_default();
     let published = settings
         .ports
@@ -84,7 +121,11 @@ async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<String, Verdi
         .into_values()
         .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
         .map(|ip| format!("{ip}:{port}"))
-        .ok_or_else(|| Verdict::fail(format!("`{service}` port {port} is neither published nor reachable on a network")))
+        .ok_or_else(|| {
+            Verdict::fail(format!(
+                "`{service}` port {port} is neither published nor reachable on a network"
+            ))
+        })
 }
 
 async fn http(ctx: &Ctx<'_>, p: &HttpProbe, expect: &Expect) -> Verdict {
@@ -92,14 +133,28 @@ async fn http(ctx: &Ctx<'_>, p: &HttpProbe, expect: &Expect) -> Verdict {
         Ok(a) => a,
         Err(v) => return v,
     };
-    let url = format!("http://{addr}{}", if p.path.starts_with('/') { p.path.clone() } else { format!("/{}", p.path) });
+    let url = format!(
+        "http://{addr}{}",
+        if p.path.starts_with('/') {
+            p.path.clone()
+        } else {
+            format!("/{}", p.path)
+        }
+    );
     let method = p.method.to_ascii_uppercase();
     let shown = format!("{method} {}:{}{}", p.service, p.port, p.path);
     let url2 = url.clone();
     let res = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(ATTEMPT_TIMEOUT)).build().into();
-        let req = ureq::http::Request::builder().method(method.as_str()).uri(&url2).body(()).map_err(|e| e.to_string())?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(ATTEMPT_TIMEOUT))
+            .build()
+            .into();
+        let req = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(&url2)
+            .body(())
+            .map_err(|e| e.to_string())?;
         let mut resp = agent.run(req).map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
         let body = resp.body_mut().read_to_string().unwrap_or_default();
@@ -116,30 +171,53 @@ async fn http(ctx: &Ctx<'_>, p: &HttpProbe, expect: &Expect) -> Verdict {
         None => (200..300).contains(&status),
     };
     if !status_ok {
-        let want = expect.status.map(|s| s.to_string()).unwrap_or_else(|| "2xx".into());
-        return Verdict::fail(format!("{shown}: expected status {want}, got {status}; body: {}", snippet(&body, 200)));
+        let want = expect
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "2xx".into());
+        return Verdict::fail(format!(
+            "{shown}: expected status {want}, got {status}; body: {}",
+            snippet(&body, 200)
+        ));
     }
     if let Some(pattern) = &expect.body {
         match text_matches(pattern, &body) {
             Ok(true) => {}
-            Ok(false) => return Verdict::fail(format!("{shown}: body does not match {pattern}; body: {}", snippet(&body, 200))),
+            Ok(false) => {
+                return Verdict::fail(format!(
+                    "{shown}: body does not match {pattern}; body: {}",
+                    snippet(&body, 200)
+                ))
+            }
             Err(e) => return Verdict::fail(e),
         }
     }
     if let Some(want) = &expect.json {
         let got: serde_json::Value = match serde_json::from_str(&body) {
             Ok(v) => v,
-            Err(e) => return Verdict::fail(format!("{shown}: body is not JSON ({e}); body: {}", snippet(&body, 200))),
+            Err(e) => {
+                return Verdict::fail(format!(
+                    "{shown}: body is not JSON ({e}); body: {}",
+                    snippet(&body, 200)
+                ))
+            }
         };
         if let Err(path) = json_contains(&got, want, "$") {
-            return Verdict::fail(format!("{shown}: JSON differs at {path}; body: {}", snippet(&body, 200)));
+            return Verdict::fail(format!(
+                "{shown}: JSON differs at {path}; body: {}",
+                snippet(&body, 200)
+            ));
         }
     }
     Verdict::pass(format!("{shown} → {status}"))
 }
 
 /// `got` contains `want`: every key of every object in `want`, with equal scalars.
-fn json_contains(got: &serde_json::Value, want: &serde_json::Value, path: &str) -> Result<(), String> {
+fn json_contains(
+    got: &serde_json::Value,
+    want: &serde_json::Value,
+    path: &str,
+) -> Result<(), String> {
     use serde_json::Value;
     match (got, want) {
         (Value::Object(g), Value::Object(w)) => {
@@ -160,14 +238,27 @@ fn json_contains(got: &serde_json::Value, want: &serde_json::Value, path: &str) 
 fn expect_exec(expect: &Expect, exit: i64, stdout: &str, stderr: &str) -> Verdict {
     let want_exit = expect.exit.unwrap_or(0);
     if exit != want_exit {
-        return Verdict::fail(format!("exit code {exit}, expected {want_exit}; stderr: {}", snippet(stderr, 300)))
-            .with_detail(format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"));
+        return Verdict::fail(format!(
+            "exit code {exit}, expected {want_exit}; stderr: {}",
+            snippet(stderr, 300)
+        ))
+        .with_detail(format!(
+            "--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+        ));
     }
-    for (stream, pattern, text) in [("stdout", &expect.stdout, stdout), ("stderr", &expect.stderr, stderr)] {
+    for (stream, pattern, text) in [
+        ("stdout", &expect.stdout, stdout),
+        ("stderr", &expect.stderr, stderr),
+    ] {
         if let Some(pattern) = pattern {
             match text_matches(pattern, text) {
                 Ok(true) => {}
-                Ok(false) => return Verdict::fail(format!("{stream} does not match {pattern}; {stream}: {}", snippet(text, 300))),
+                Ok(false) => {
+                    return Verdict::fail(format!(
+                        "{stream} does not match {pattern}; {stream}: {}",
+                        snippet(text, 300)
+                    ))
+                }
                 Err(e) => return Verdict::fail(e),
             }
         }
@@ -186,12 +277,17 @@ mod tests {
         assert!(json_contains(&got, &json!({"status": "ok"}), "$").is_ok());
         let e = json_contains(&got, &json!({"status": "down"}), "$").unwrap_err();
         assert_eq!(e, "$.status (expected \"down\", got \"ok\")");
-        assert!(json_contains(&got, &json!({"redis": "ok"}), "$").unwrap_err().contains("missing"));
+        assert!(json_contains(&got, &json!({"redis": "ok"}), "$")
+            .unwrap_err()
+            .contains("missing"));
     }
 
     #[test]
     fn exec_expectations() {
-        let e = Expect { stdout: Some("/^PONG$/".into()), ..Default::default() };
+        let e = Expect {
+            stdout: Some("/^PONG$/".into()),
+            ..Default::default()
+        };
         assert!(expect_exec(&e, 0, "PONG\n", "").passed);
         assert!(!expect_exec(&e, 0, "NO\n", "").passed);
         assert!(!expect_exec(&e, 1, "PONG\n", "boom").passed);

@@ -9,10 +9,18 @@ use super::{Ctx, Verdict};
 use crate::plan::ServicePromise;
 use crate::suite::ServiceSpec;
 
-pub async fn check_service(ctx: &Ctx<'_>, service: &str, promise: &ServicePromise, spec: &ServiceSpec) -> Verdict {
+pub async fn check_service(
+    ctx: &Ctx<'_>,
+    service: &str,
+    promise: &ServicePromise,
+    spec: &ServiceSpec,
+) -> Verdict {
     let Some(model) = ctx.model.services.get(service) else {
         let known: Vec<&str> = ctx.model.services.keys().map(String::as_str).collect();
-        return Verdict::fail(format!("service `{service}` is not defined in the compose files (services: {})", known.join(", ")));
+        return Verdict::fail(format!(
+            "service `{service}` is not defined in the compose files (services: {})",
+            known.join(", ")
+        ));
     };
     match promise {
         ServicePromise::State => Verdict::fail("state is decided while the stack comes up"),
@@ -20,19 +28,26 @@ pub async fn check_service(ctx: &Ctx<'_>, service: &str, promise: &ServicePromis
             let want = spec.image.as_deref().unwrap_or_default();
             match model.image.as_deref() {
                 Some(got) if got == want => {}
-                got => return Verdict::fail(format!("expected image `{want}`, compose uses `{}`", got.unwrap_or("(none)"))),
+                got => {
+                    return Verdict::fail(format!(
+                        "expected image `{want}`, compose uses `{}`",
+                        got.unwrap_or("(none)")
+                    ))
+                }
             }
             let id = match ctx.container(service) {
                 Ok(id) => id,
                 Err(v) => return v,
             };
-            match ctx.engine.inspect(id).await {
+            match ctx.engine.inspect(&id).await {
                 Ok(info) => {
                     let running = info.config.and_then(|c| c.image).unwrap_or_default();
                     if running == want {
                         Verdict::pass(format!("runs `{want}`"))
                     } else {
-                        Verdict::fail(format!("expected image `{want}`, the container runs `{running}`"))
+                        Verdict::fail(format!(
+                            "expected image `{want}`, the container runs `{running}`"
+                        ))
                     }
                 }
                 Err(e) => Verdict::fail(e.to_string()),
@@ -41,24 +56,36 @@ pub async fn check_service(ctx: &Ctx<'_>, service: &str, promise: &ServicePromis
         ServicePromise::Ports => check_ports(ctx, service, spec).await,
         ServicePromise::Networks => {
             let want: BTreeSet<&str> = spec.networks.iter().flatten().map(String::as_str).collect();
-            let got: BTreeSet<&str> = model.networks.iter().flat_map(|n| n.keys()).map(String::as_str).collect();
+            let got: BTreeSet<&str> = model
+                .networks
+                .iter()
+                .flat_map(|n| n.keys())
+                .map(String::as_str)
+                .collect();
             if want != got {
-                return Verdict::fail(format!("expected networks {want:?}, compose attaches {got:?}"));
+                return Verdict::fail(format!(
+                    "expected networks {want:?}, compose attaches {got:?}"
+                ));
             }
             let id = match ctx.container(service) {
                 Ok(id) => id,
                 Err(v) => return v,
             };
-            let info = match ctx.engine.inspect(id).await {
+            let info = match ctx.engine.inspect(&id).await {
                 Ok(i) => i,
                 Err(e) => return Verdict::fail(e.to_string()),
             };
-            let attached: BTreeSet<String> =
-                info.network_settings.and_then(|n| n.networks).map(|n| n.into_keys().collect()).unwrap_or_default();
+            let attached: BTreeSet<String> = info
+                .network_settings
+                .and_then(|n| n.networks)
+                .map(|n| n.into_keys().collect())
+                .unwrap_or_default();
             for n in &want {
                 let engine_name = ctx.model.network_name(n);
                 if !attached.contains(&engine_name) {
-                    return Verdict::fail(format!("the container is not attached to `{engine_name}` (attached: {attached:?})"));
+                    return Verdict::fail(format!(
+                        "the container is not attached to `{engine_name}` (attached: {attached:?})"
+                    ));
                 }
             }
             Verdict::pass(format!("attached to {want:?}"))
@@ -76,7 +103,7 @@ pub async fn check_service(ctx: &Ctx<'_>, service: &str, promise: &ServicePromis
             };
             let live = ctx
                 .engine
-                .inspect(id)
+                .inspect(&id)
                 .await
                 .ok()
                 .and_then(|i| i.host_config)
@@ -87,31 +114,71 @@ pub async fn check_service(ctx: &Ctx<'_>, service: &str, promise: &ServicePromis
             if live == want || (want == "no" && live.is_empty()) {
                 Verdict::pass(format!("restart policy `{want}`"))
             } else {
-                Verdict::fail(format!("expected restart `{want}`, the container has `{live}`"))
+                Verdict::fail(format!(
+                    "expected restart `{want}`, the container has `{live}`"
+                ))
             }
         }
         ServicePromise::DependsOn => {
             for (dep, cond) in spec.depends_on.iter().flatten() {
                 match model.depends_on.get(dep) {
                     Some(d) if &d.condition == cond => {}
-                    Some(d) => return Verdict::fail(format!("depends on `{dep}` with condition `{}`, expected `{cond}`", d.condition)),
-                    None => return Verdict::fail(format!("does not depend on `{dep}` (expected condition `{cond}`)")),
+                    Some(d) => {
+                        return Verdict::fail(format!(
+                            "depends on `{dep}` with condition `{}`, expected `{cond}`",
+                            d.condition
+                        ))
+                    }
+                    None => {
+                        return Verdict::fail(format!(
+                            "does not depend on `{dep}` (expected condition `{cond}`)"
+                        ))
+                    }
                 }
             }
             Verdict::pass("dependencies as documented")
+        }
+        ServicePromise::ReadOnlyMounts => {
+            super::net::check_mount_writes(
+                ctx,
+                service,
+                spec.read_only_mounts.as_deref().unwrap_or_default(),
+                false,
+            )
+            .await
+        }
+        ServicePromise::WritableMounts => {
+            super::net::check_mount_writes(
+                ctx,
+                service,
+                spec.writable_mounts.as_deref().unwrap_or_default(),
+                true,
+            )
+            .await
         }
         ServicePromise::Env => {
             let id = match ctx.container(service) {
                 Ok(id) => id,
                 Err(v) => return v,
             };
-            let env = ctx.engine.inspect(id).await.ok().and_then(|i| i.config).and_then(|c| c.env).unwrap_or_default();
+            let env = ctx
+                .engine
+                .inspect(&id)
+                .await
+                .ok()
+                .and_then(|i| i.config)
+                .and_then(|c| c.env)
+                .unwrap_or_default();
             for (k, v) in spec.env.iter().flatten() {
                 let found = env.iter().find_map(|e| e.strip_prefix(&format!("{k}=")));
                 match found {
                     Some(got) if got == v => {}
                     Some(got) => return Verdict::fail(format!("{k}={got}, expected {k}={v}")),
-                    None => return Verdict::fail(format!("{k} is not set in the container (expected {k}={v})")),
+                    None => {
+                        return Verdict::fail(format!(
+                            "{k} is not set in the container (expected {k}={v})"
+                        ))
+                    }
                 }
             }
             Verdict::pass("environment as documented")
@@ -135,31 +202,55 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
         Ok(id) => id,
         Err(v) => return v,
     };
-    let info = match ctx.engine.inspect(id).await {
+    let info = match ctx.engine.inspect(&id).await {
         Ok(i) => i,
         Err(e) => return Verdict::fail(e.to_string()),
     };
-    let bindings = info.network_settings.and_then(|n| n.ports).unwrap_or_default();
+    let bindings = info
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default();
     for p in spec.ports.iter().flatten() {
         let key = format!("{}/{}", p.container, p.protocol);
-        let host_ports: Vec<String> =
-            bindings.get(&key).cloned().flatten().unwrap_or_default().into_iter().filter_map(|b| b.host_port).collect();
+        let host_ports: Vec<String> = bindings
+            .get(&key)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|b| b.host_port)
+            .collect();
         if !host_ports.contains(&p.host.to_string()) {
-            return Verdict::fail(format!("{p}: container port {key} is bound to host ports {host_ports:?}, not {}", p.host));
+            return Verdict::fail(format!(
+                "{p}: container port {key} is bound to host ports {host_ports:?}, not {}",
+                p.host
+            ));
         }
         if p.protocol == "tcp" {
             // The service is up; give a listener that binds a moment later a short, bounded grace.
             let addr = format!("127.0.0.1:{}", p.host);
-            let verdict = super::with_retry(Some((Duration::from_secs(10), Duration::from_millis(250))), || {
-                let addr = addr.clone();
-                async move {
-                    match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await {
-                        Ok(Ok(_)) => Verdict::pass("accepted"),
-                        Ok(Err(e)) => Verdict::fail(format!("{p}: host port {addr} refused a TCP connection: {e}")),
-                        Err(_) => Verdict::fail(format!("{p}: host port {addr} did not accept a TCP connection within 2 s")),
+            let verdict = super::with_retry(
+                Some((Duration::from_secs(10), Duration::from_millis(250))),
+                || {
+                    let addr = addr.clone();
+                    async move {
+                        match tokio::time::timeout(
+                            Duration::from_secs(2),
+                            tokio::net::TcpStream::connect(&addr),
+                        )
+                        .await
+                        {
+                            Ok(Ok(_)) => Verdict::pass("accepted"),
+                            Ok(Err(e)) => Verdict::fail(format!(
+                                "{p}: host port {addr} refused a TCP connection: {e}"
+                            )),
+                            Err(_) => Verdict::fail(format!(
+                                "{p}: host port {addr} did not accept a TCP connection within 2 s"
+                            )),
+                        }
                     }
-                }
-            })
+                },
+            )
             .await;
             if !verdict.passed {
                 return verdict;
@@ -171,29 +262,51 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
 
 async fn check_volumes(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdict {
     let model = &ctx.model.services[service];
-    let project_dir = ctx.loaded.dir.join(ctx.loaded.suite.stack.compose.first().map(String::as_str).unwrap_or("."));
+    let project_dir = ctx.loaded.dir.join(
+        ctx.loaded
+            .suite
+            .stack
+            .compose
+            .first()
+            .map(String::as_str)
+            .unwrap_or("."),
+    );
     let project_dir = project_dir.parent().unwrap_or(Path::new("."));
     let id = match ctx.container(service) {
         Ok(id) => id,
         Err(v) => return v,
     };
-    let mounts = ctx.engine.inspect(id).await.ok().and_then(|i| i.mounts).unwrap_or_default();
+    let mounts = ctx
+        .engine
+        .inspect(&id)
+        .await
+        .ok()
+        .and_then(|i| i.mounts)
+        .unwrap_or_default();
     for entry in spec.volumes.iter().flatten() {
         let parts: Vec<&str> = entry.split(':').collect();
         let (source, target, ro) = match parts.as_slice() {
             [s, t] => (*s, *t, false),
             [s, t, mode] => (*s, *t, mode.split(',').any(|m| m == "ro")),
-            _ => return Verdict::fail(format!("invalid volume `{entry}`: expected source:target[:ro]")),
+            _ => {
+                return Verdict::fail(format!(
+                    "invalid volume `{entry}`: expected source:target[:ro]"
+                ))
+            }
         };
         let is_bind = source.starts_with('.') || source.starts_with('/');
         let expected_source = if is_bind {
-            std::fs::canonicalize(project_dir.join(source)).unwrap_or_else(|_| project_dir.join(source)).display().to_string()
+            std::fs::canonicalize(project_dir.join(source))
+                .unwrap_or_else(|_| project_dir.join(source))
+                .display()
+                .to_string()
         } else {
             source.to_string()
         };
         let declared = model.volumes.iter().find(|v| v.target == target);
         match declared {
-            Some(v) if v.source.as_deref() == Some(expected_source.as_str()) && v.read_only == ro => {}
+            Some(v)
+                if v.source.as_deref() == Some(expected_source.as_str()) && v.read_only == ro => {}
             Some(v) => {
                 return Verdict::fail(format!(
                     "{target}: compose mounts `{}`{}, expected `{entry}`",
@@ -201,9 +314,15 @@ async fn check_volumes(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verd
                     if v.read_only { " read-only" } else { "" }
                 ))
             }
-            None => return Verdict::fail(format!("{target}: compose mounts nothing there (expected `{entry}`)")),
+            None => {
+                return Verdict::fail(format!(
+                    "{target}: compose mounts nothing there (expected `{entry}`)"
+                ))
+            }
         }
-        let live = mounts.iter().find(|m| m.destination.as_deref() == Some(target));
+        let live = mounts
+            .iter()
+            .find(|m| m.destination.as_deref() == Some(target));
         let Some(live) = live else {
             return Verdict::fail(format!("{target}: the container has no mount there"));
         };
@@ -212,12 +331,22 @@ async fn check_volumes(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verd
         } else {
             live.name.clone().unwrap_or_default()
         };
-        let want_live = if is_bind { expected_source.clone() } else { ctx.model.volume_name(source) };
+        let want_live = if is_bind {
+            expected_source.clone()
+        } else {
+            ctx.model.volume_name(source)
+        };
         if live_source != want_live {
-            return Verdict::fail(format!("{target}: the container mounts `{live_source}`, expected `{want_live}`"));
+            return Verdict::fail(format!(
+                "{target}: the container mounts `{live_source}`, expected `{want_live}`"
+            ));
         }
         if live.rw == Some(ro) {
-            return Verdict::fail(format!("{target}: mounted {}, expected {}", if ro { "read-write" } else { "read-only" }, if ro { "read-only" } else { "read-write" }));
+            return Verdict::fail(format!(
+                "{target}: mounted {}, expected {}",
+                if ro { "read-write" } else { "read-only" },
+                if ro { "read-only" } else { "read-write" }
+            ));
         }
     }
     Verdict::pass("mounts as documented")

@@ -6,45 +6,79 @@ use crate::suite::NetworkSpec;
 pub async fn check_network(ctx: &Ctx<'_>, name: &str, spec: &NetworkSpec) -> Verdict {
     let Some(model) = ctx.model.networks.get(name) else {
         let known: Vec<&str> = ctx.model.networks.keys().map(String::as_str).collect();
-        return Verdict::fail(format!("network `{name}` is not defined in the compose files (networks: {})", known.join(", ")));
+        return Verdict::fail(format!(
+            "network `{name}` is not defined in the compose files (networks: {})",
+            known.join(", ")
+        ));
     };
-    let declared_subnets: Vec<String> = model.ipam.iter().flat_map(|i| &i.config).filter_map(|c| c.subnet.clone()).collect();
+    let declared_subnets: Vec<String> = model
+        .ipam
+        .iter()
+        .flat_map(|i| &i.config)
+        .filter_map(|c| c.subnet.clone())
+        .collect();
     if let Some(want) = &spec.subnet {
         if !declared_subnets.contains(want) {
-            return Verdict::fail(format!("expected subnet {want}, compose declares {declared_subnets:?}"));
+            return Verdict::fail(format!(
+                "expected subnet {want}, compose declares {declared_subnets:?}"
+            ));
         }
     }
     let engine_name = ctx.model.network_name(name);
     let live = match ctx.engine.network(&engine_name).await {
         Ok(Some(n)) => n,
-        Ok(None) => return Verdict::fail(format!("network `{engine_name}` does not exist on the engine")),
+        Ok(None) => {
+            return Verdict::fail(format!(
+                "network `{engine_name}` does not exist on the engine"
+            ))
+        }
         Err(e) => return Verdict::fail(e.to_string()),
     };
     let driver = live.driver.clone().unwrap_or_default();
     if let Some(want) = &spec.driver {
         if &driver != want {
-            return Verdict::fail(format!("expected driver `{want}`, `{engine_name}` uses `{driver}`"));
+            return Verdict::fail(format!(
+                "expected driver `{want}`, `{engine_name}` uses `{driver}`"
+            ));
         }
     }
-    let subnets: Vec<String> = live.ipam.and_then(|i| i.config).unwrap_or_default().into_iter().filter_map(|c| c.subnet).collect();
+    let subnets: Vec<String> = live
+        .ipam
+        .and_then(|i| i.config)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.subnet)
+        .collect();
     if let Some(want) = &spec.subnet {
         if !subnets.contains(want) {
-            return Verdict::fail(format!("expected subnet {want}, `{engine_name}` has {subnets:?}"));
+            return Verdict::fail(format!(
+                "expected subnet {want}, `{engine_name}` has {subnets:?}"
+            ));
         }
     }
     if let Some(want) = spec.internal {
-        let got = live.internal.unwrap_or(false);
-        if got != want {
-            return Verdict::fail(format!("expected internal: {want}, `{engine_name}` has internal: {got}"));
+        // Proven at runtime: a container on the network tries to leave it.
+        let egress = super::net::check_egress(ctx, &engine_name, want).await;
+        if !egress.passed {
+            return egress;
         }
+        return Verdict::pass(format!(
+            "`{engine_name}`: driver {driver}, subnets {subnets:?}; {}",
+            egress.message
+        ));
     }
-    Verdict::pass(format!("`{engine_name}`: driver {driver}, subnets {subnets:?}"))
+    Verdict::pass(format!(
+        "`{engine_name}`: driver {driver}, subnets {subnets:?}"
+    ))
 }
 
 pub async fn check_volume(ctx: &Ctx<'_>, name: &str) -> Verdict {
     if !ctx.model.volumes.contains_key(name) {
         let known: Vec<&str> = ctx.model.volumes.keys().map(String::as_str).collect();
-        return Verdict::fail(format!("volume `{name}` is not defined in the compose files (volumes: {})", known.join(", ")));
+        return Verdict::fail(format!(
+            "volume `{name}` is not defined in the compose files (volumes: {})",
+            known.join(", ")
+        ));
     }
     let engine_name = ctx.model.volume_name(name);
     match ctx.engine.volume_exists(&engine_name).await {

@@ -49,7 +49,10 @@ where
         }
         let listed = engine.project_containers(project).await.unwrap_or_default();
         for c in &listed {
-            if let (Some(svc), Some(id)) = (c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE)), c.id.as_ref()) {
+            if let (Some(svc), Some(id)) = (
+                c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE)),
+                c.id.as_ref(),
+            ) {
                 containers.insert(svc.clone(), id.clone());
             }
         }
@@ -63,26 +66,43 @@ where
                     Some(Err(e)) => {
                         verdicts.insert(
                             service.clone(),
-                            Verdict::fail(format!("`{service}` was never started: docker compose up failed"))
-                                .with_detail(e.tail().to_string()),
+                            Verdict::fail(format!(
+                                "`{service}` was never started: docker compose up failed"
+                            ))
+                            .with_detail(e.tail().to_string()),
                         );
                     }
                     Some(Ok(())) => {
-                        verdicts.insert(service.clone(), Verdict::fail(format!("compose created no container for `{service}`")));
+                        verdicts.insert(
+                            service.clone(),
+                            Verdict::fail(format!("compose created no container for `{service}`")),
+                        );
                     }
                     None => summary.push(format!("{service}: not created")),
                 }
                 continue;
             };
-            let Ok(info) = engine.inspect(id).await else { continue };
+            let Ok(info) = engine.inspect(id).await else {
+                continue;
+            };
             let elapsed = started.elapsed().as_secs_f32();
-            let created_only = info.state.as_ref().and_then(|s| s.status).map(|s| s.to_string()).as_deref() == Some("created");
+            let created_only = info
+                .state
+                .as_ref()
+                .and_then(|s| s.status)
+                .map(|s| s.to_string())
+                .as_deref()
+                == Some("created");
             if created_only {
                 if let Some(r) = &up_result {
                     let why = match r {
-                        Err(e) => Verdict::fail(format!("`{service}` was created but never started: docker compose up failed"))
-                            .with_detail(e.tail().to_string()),
-                        Ok(()) => Verdict::fail(format!("`{service}` was created but never started")),
+                        Err(e) => Verdict::fail(format!(
+                            "`{service}` was created but never started: docker compose up failed"
+                        ))
+                        .with_detail(e.tail().to_string()),
+                        Ok(()) => {
+                            Verdict::fail(format!("`{service}` was created but never started"))
+                        }
                     };
                     verdicts.insert(service.clone(), why);
                 } else {
@@ -90,7 +110,13 @@ where
                 }
                 continue;
             }
-            match judge(service, *want, &info, elapsed, running_seen.entry(service.clone()).or_default()) {
+            match judge(
+                service,
+                *want,
+                &info,
+                elapsed,
+                running_seen.entry(service.clone()).or_default(),
+            ) {
                 Judgement::Decided(v) if v.passed => {
                     verdicts.insert(service.clone(), v);
                 }
@@ -101,7 +127,12 @@ where
                 Judgement::Waiting(now) => summary.push(format!("{service}: {now}")),
             }
         }
-        let line = format!("{}/{} services ready; {}", verdicts.len(), wants.len(), summary.join(", "));
+        let line = format!(
+            "{}/{} services ready; {}",
+            verdicts.len(),
+            wants.len(),
+            summary.join(", ")
+        );
         if line != last_line {
             progress(&line);
             last_line = line;
@@ -115,9 +146,18 @@ where
                 if verdicts.contains_key(service) {
                     continue;
                 }
-                let want = want.map(|w| w.to_string()).unwrap_or_else(|| "ready".into());
-                let seen = summary.iter().find(|s| s.starts_with(&format!("{service}:"))).cloned().unwrap_or_default();
-                let mut v = Verdict::fail(format!("`{service}` not {want} within {:.0?} (last seen {seen})", deadline - started));
+                let want = want
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "ready".into());
+                let seen = summary
+                    .iter()
+                    .find(|s| s.starts_with(&format!("{service}:")))
+                    .cloned()
+                    .unwrap_or_default();
+                let mut v = Verdict::fail(format!(
+                    "`{service}` not {want} within {:.0?} (last seen {seen})",
+                    deadline - started
+                ));
                 if let Some(id) = containers.get(service) {
                     v = v.with_detail(diagnostics(engine, id).await);
                 }
@@ -128,7 +168,10 @@ where
         if all_decided {
             // Every wanted service is decided; `up` may still wait on services the suite does not
             // name. Give it until the deadline but no longer.
-            if let Ok(r) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), &mut up).await {
+            if let Ok(r) =
+                tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), &mut up)
+                    .await
+            {
                 up_result = Some(r);
             }
             break;
@@ -138,7 +181,11 @@ where
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
-    StateReport { verdicts, containers, up_error }
+    StateReport {
+        verdicts,
+        containers,
+        up_error,
+    }
 }
 
 enum Judgement {
@@ -146,14 +193,32 @@ enum Judgement {
     Waiting(String),
 }
 
-fn judge(service: &str, want: Option<DesiredState>, info: &ContainerInspectResponse, elapsed: f32, running_polls: &mut u32) -> Judgement {
+fn judge(
+    service: &str,
+    want: Option<DesiredState>,
+    info: &ContainerInspectResponse,
+    elapsed: f32,
+    running_polls: &mut u32,
+) -> Judgement {
     let state = info.state.clone().unwrap_or_default();
-    let status = state.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+    let status = state
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
     let health = state.health.as_ref().and_then(|h| h.status);
     // The configured healthcheck, not the health state: a container that has not started yet has none.
-    let test = info.config.as_ref().and_then(|c| c.healthcheck.as_ref()).and_then(|h| h.test.clone()).unwrap_or_default();
+    let test = info
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.clone())
+        .unwrap_or_default();
     let has_health = !test.is_empty() && test.first().map(String::as_str) != Some("NONE");
-    let want = want.unwrap_or(if has_health { DesiredState::Healthy } else { DesiredState::Running });
+    let want = want.unwrap_or(if has_health {
+        DesiredState::Healthy
+    } else {
+        DesiredState::Running
+    });
     let code = state.exit_code.unwrap_or(0);
     let exited = matches!(status.as_str(), "exited" | "dead");
     match want {
@@ -198,21 +263,65 @@ fn judge(service: &str, want: Option<DesiredState>, info: &ContainerInspectRespo
 fn last_health_output(info: &ContainerInspectResponse) -> Option<String> {
     let log = info.state.as_ref()?.health.as_ref()?.log.as_ref()?;
     let last = log.last()?;
-    Some(format!("exit {}: {}", last.exit_code.unwrap_or(-1), super::snippet(last.output.as_deref().unwrap_or(""), 300)))
+    Some(format!(
+        "exit {}: {}",
+        last.exit_code.unwrap_or(-1),
+        super::snippet(last.output.as_deref().unwrap_or(""), 300)
+    ))
 }
 
 /// The container's last health-check outputs and its last log lines.
 pub async fn diagnostics(engine: &Engine, id: &str) -> String {
     let mut out = String::new();
     if let Ok(info) = engine.inspect(id).await {
-        if let Some(log) = info.state.as_ref().and_then(|s| s.health.as_ref()).and_then(|h| h.log.as_ref()) {
+        if let Some(log) = info
+            .state
+            .as_ref()
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.log.as_ref())
+        {
             out.push_str("--- last health checks ---\n");
             for entry in log.iter().rev().take(3).rev() {
-                out.push_str(&format!("exit {}: {}\n", entry.exit_code.unwrap_or(-1), entry.output.as_deref().unwrap_or("").trim_end()));
+                out.push_str(&format!(
+                    "exit {}: {}\n",
+                    entry.exit_code.unwrap_or(-1),
+                    entry.output.as_deref().unwrap_or("").trim_end()
+                ));
             }
         }
     }
     out.push_str(&format!("--- last {LOG_LINES} log lines ---\n"));
     out.push_str(&engine.logs_tail(id, LOG_LINES).await);
     out
+}
+
+/// A container's state in one line: `running`, `running (healthy)`, `exited:1`…
+pub fn observe(info: &ContainerInspectResponse) -> String {
+    let state = info.state.clone().unwrap_or_default();
+    let status = state
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    if matches!(status.as_str(), "exited" | "dead") {
+        return format!("exited:{}", state.exit_code.unwrap_or(0));
+    }
+    match state.health.and_then(|h| h.status) {
+        Some(h)
+            if status == "running"
+                && h != HealthStatusEnum::NONE
+                && h != HealthStatusEnum::EMPTY =>
+        {
+            format!("running ({h})")
+        }
+        _ => status,
+    }
+}
+
+/// Whether an observed state (from [`observe`]) is the wanted one.
+pub fn satisfies(seen: &str, want: DesiredState) -> bool {
+    match want {
+        DesiredState::Healthy => seen == "running (healthy)",
+        DesiredState::Running => seen.starts_with("running"),
+        DesiredState::Exited(c) => seen == format!("exited:{c}"),
+    }
 }

@@ -1,25 +1,31 @@
 //! Docker Compose v2, driven through its CLI: the real tool users run, with a unique project name.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use super::cli::CliError;
 use super::ComposeModel;
-
-const TAIL_LINES: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error("`docker compose` could not be started ({0}); install it with `bash ci/engine.sh`")]
     Missing(String),
     #[error("`docker compose {what}` failed (exit {code}):\n{tail}")]
-    Failed { what: String, code: i32, tail: String },
+    Failed {
+        what: String,
+        code: i32,
+        tail: String,
+    },
     #[error("`docker compose {what}` did not finish within {secs} s:\n{tail}")]
-    Timeout { what: String, secs: u64, tail: String },
+    Timeout {
+        what: String,
+        secs: u64,
+        tail: String,
+    },
 }
 
 impl ComposeError {
@@ -46,7 +52,14 @@ pub struct Compose {
 impl Compose {
     fn command(&self, with_override: bool) -> Command {
         let mut cmd = Command::new("docker");
-        cmd.arg("compose").args(["--ansi", "never", "--progress", "plain", "-p", &self.project]);
+        cmd.arg("compose").args([
+            "--ansi",
+            "never",
+            "--progress",
+            "plain",
+            "-p",
+            &self.project,
+        ]);
         for f in &self.files {
             cmd.arg("-f").arg(f);
         }
@@ -58,7 +71,11 @@ impl Compose {
         if let Some(e) = &self.env_file {
             cmd.arg("--env-file").arg(e);
         }
-        cmd.envs(&self.env).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         cmd
     }
 
@@ -69,73 +86,139 @@ impl Compose {
         args: &[String],
         with_override: bool,
         limit: Duration,
-        mut on_line: impl FnMut(&str),
+        on_line: impl FnMut(&str),
     ) -> Result<String, ComposeError> {
         let mut cmd = self.command(with_override);
         cmd.args(args);
-        let mut child = cmd.spawn().map_err(|e| ComposeError::Missing(e.to_string()))?;
-        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(ComposeError::Missing("no output pipes".into()));
-        };
-        let mut out = BufReader::new(out).lines();
-        let mut err = BufReader::new(err).lines();
-        let mut stdout = String::new();
-        let mut tail: VecDeque<String> = VecDeque::new();
-        let push = |line: String, tail: &mut VecDeque<String>| {
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        };
-        let work = async {
-            let (mut out_open, mut err_open) = (true, true);
-            while out_open || err_open {
-                tokio::select! {
-                    l = out.next_line(), if out_open => match l {
-                        Ok(Some(l)) => { on_line(&l); stdout.push_str(&l); stdout.push('\n'); push(l, &mut tail); }
-                        _ => out_open = false,
-                    },
-                    l = err.next_line(), if err_open => match l {
-                        Ok(Some(l)) => { on_line(&l); push(l, &mut tail); }
-                        _ => err_open = false,
-                    },
-                }
-            }
-            child.wait().await
-        };
-        let status = tokio::time::timeout(limit, work).await;
-        let tail_text = || tail.iter().cloned().collect::<Vec<_>>().join("\n");
-        match status {
-            Err(_) => Err(ComposeError::Timeout { what: what.into(), secs: limit.as_secs(), tail: tail_text() }),
-            Ok(Err(e)) => Err(ComposeError::Missing(e.to_string())),
-            Ok(Ok(s)) if s.success() => Ok(stdout),
-            Ok(Ok(s)) => Err(ComposeError::Failed { what: what.into(), code: s.code().unwrap_or(-1), tail: tail_text() }),
-        }
+        super::cli::stream(cmd, limit, on_line)
+            .await
+            .map_err(|e| match e {
+                CliError::Spawn(m) => ComposeError::Missing(m),
+                CliError::Failed { code, tail, .. } => ComposeError::Failed {
+                    what: what.into(),
+                    code,
+                    tail,
+                },
+                CliError::Timeout { tail } => ComposeError::Timeout {
+                    what: what.into(),
+                    secs: limit.as_secs(),
+                    tail,
+                },
+            })
     }
 
     /// The resolved model of the user's files (no override), as compose sees it.
     pub async fn config(&self, limit: Duration) -> Result<ComposeModel, ComposeError> {
-        let args = vec!["config".into(), "--format".into(), "json".into()];
+        // Every profile: services behind one (one-off jobs) are part of the model too.
+        let args = vec![
+            "--profile".into(),
+            "*".into(),
+            "config".into(),
+            "--format".into(),
+            "json".into(),
+        ];
         let json = self.run("config", &args, false, limit, |_| {}).await?;
-        ComposeModel::parse(&json).map_err(|tail| ComposeError::Failed { what: "config".into(), code: 0, tail })
+        ComposeModel::parse(&json).map_err(|tail| ComposeError::Failed {
+            what: "config".into(),
+            code: 0,
+            tail,
+        })
     }
 
-    pub async fn build(&self, services: &[String], limit: Duration, on_line: impl FnMut(&str)) -> Result<(), ComposeError> {
+    /// The model before interpolation: `${VAR}` stays as written (for the credentials rule).
+    pub async fn config_raw(&self, limit: Duration) -> Result<ComposeModel, ComposeError> {
+        let args = vec![
+            "--profile".into(),
+            "*".into(),
+            "config".into(),
+            "--no-interpolate".into(),
+            "--format".into(),
+            "json".into(),
+        ];
+        let json = self.run("config", &args, false, limit, |_| {}).await?;
+        ComposeModel::parse(&json).map_err(|tail| ComposeError::Failed {
+            what: "config".into(),
+            code: 0,
+            tail,
+        })
+    }
+
+    pub async fn build(
+        &self,
+        services: &[String],
+        limit: Duration,
+        on_line: impl FnMut(&str),
+    ) -> Result<(), ComposeError> {
         let mut args = vec!["build".to_string()];
         args.extend(services.iter().cloned());
-        self.run("build", &args, true, limit, on_line).await.map(drop)
+        self.run("build", &args, true, limit, on_line)
+            .await
+            .map(drop)
     }
 
     /// `up -d` without building or pulling: images were built or checked before.
-    pub async fn up(&self, services: &[String], limit: Duration, on_line: impl FnMut(&str)) -> Result<(), ComposeError> {
-        let mut args: Vec<String> = ["up", "-d", "--no-build", "--pull", "never", "--remove-orphans"].map(String::from).to_vec();
+    pub async fn up(
+        &self,
+        services: &[String],
+        limit: Duration,
+        on_line: impl FnMut(&str),
+    ) -> Result<(), ComposeError> {
+        let mut args: Vec<String> = [
+            "up",
+            "-d",
+            "--no-build",
+            "--pull",
+            "never",
+            "--remove-orphans",
+        ]
+        .map(String::from)
+        .to_vec();
         args.extend(services.iter().cloned());
         self.run("up", &args, true, limit, on_line).await.map(drop)
     }
 
+    /// `run --rm` of a one-off container carrying the run's labels; returns exit code and output.
+    pub async fn run_once(
+        &self,
+        service: &str,
+        args: &[String],
+        labels: &BTreeMap<String, String>,
+        limit: Duration,
+    ) -> Result<(i32, String), ComposeError> {
+        let mut a: Vec<String> = ["run", "--rm", "-T", "--quiet-pull"]
+            .map(String::from)
+            .to_vec();
+        for (k, v) in labels {
+            a.push("--label".into());
+            a.push(format!("{k}={v}"));
+        }
+        a.push(service.into());
+        a.extend(args.iter().cloned());
+        let mut cmd = self.command(true);
+        cmd.args(&a);
+        match super::cli::stream(cmd, limit, |_| {}).await {
+            Ok(out) => Ok((0, out)),
+            Err(CliError::Failed { code, stdout, .. }) => Ok((code, stdout)),
+            Err(CliError::Spawn(m)) => Err(ComposeError::Missing(m)),
+            Err(CliError::Timeout { tail }) => Err(ComposeError::Timeout {
+                what: "run".into(),
+                secs: limit.as_secs(),
+                tail,
+            }),
+        }
+    }
+
+    /// `down` keeping volumes (a scenario's `down_up`).
+    pub async fn down_keep_volumes(&self, limit: Duration) -> Result<(), ComposeError> {
+        let args: Vec<String> = ["down", "--timeout", "10"].map(String::from).to_vec();
+        self.run("down", &args, true, limit, |_| {}).await.map(drop)
+    }
+
     /// `down -v`: containers, networks and this project's volumes.
     pub async fn down(&self, limit: Duration) -> Result<(), ComposeError> {
-        let args: Vec<String> = ["down", "-v", "--remove-orphans", "--timeout", "10"].map(String::from).to_vec();
+        let args: Vec<String> = ["down", "-v", "--remove-orphans", "--timeout", "10"]
+            .map(String::from)
+            .to_vec();
         self.run("down", &args, true, limit, |_| {}).await.map(drop)
     }
 }

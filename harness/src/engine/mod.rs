@@ -2,7 +2,11 @@
 //!
 //! Every call here is bounded in time; a call that runs out says what it waited for.
 
+mod build;
+mod cli;
 mod compose;
+pub mod containers;
+mod helper;
 mod model;
 
 use std::collections::HashMap;
@@ -10,13 +14,15 @@ use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageInspect, NetworkInspect};
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
+pub use build::{docker_build, BuildError};
 pub use compose::{Compose, ComposeError};
+pub use helper::{HelperSpec, PROBE_IMAGE};
 pub use model::{ComposeModel, ModelNetwork, ModelPort, ModelService, ModelVolumeMount};
 
 /// Labels every resource of a run carries.
@@ -27,7 +33,7 @@ pub const LABEL_OWNER_PID: &str = "io.stackcheck.owner-pid";
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -68,7 +74,7 @@ impl Leftovers {
     }
 }
 
-async fn bounded<T, E: std::fmt::Display>(
+pub(crate) async fn bounded<T, E: std::fmt::Display>(
     what: impl Into<String>,
     limit: Duration,
     fut: impl std::future::Future<Output = Result<T, E>>,
@@ -76,16 +82,28 @@ async fn bounded<T, E: std::fmt::Display>(
     let what = what.into();
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(EngineError::Call { what, cause: e.to_string() }),
-        Err(_) => Err(EngineError::Timeout { what, secs: limit.as_secs() }),
+        Ok(Err(e)) => Err(EngineError::Call {
+            what,
+            cause: e.to_string(),
+        }),
+        Err(_) => Err(EngineError::Timeout {
+            what,
+            secs: limit.as_secs(),
+        }),
     }
 }
 
 /// An inspect whose "no such object" answer means absence, not failure.
-fn optional<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+pub(crate) fn optional<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(EngineError::Call { cause, .. }) if cause.contains("404") || cause.contains("No such") || cause.contains("not found") => Ok(None),
+        Err(EngineError::Call { cause, .. })
+            if cause.contains("404")
+                || cause.contains("No such")
+                || cause.contains("not found") =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
@@ -97,38 +115,74 @@ fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
 impl Engine {
     /// Connects and settles the API version; fails within `limit` when nothing answers.
     pub async fn connect(limit: Duration) -> Result<Engine, EngineError> {
-        let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let unavailable = |cause: String| EngineError::Unavailable { endpoint: endpoint.clone(), cause };
-        let docker = Docker::connect_with_local_defaults().map_err(|e| unavailable(e.to_string()))?;
+        let endpoint =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unavailable = |cause: String| EngineError::Unavailable {
+            endpoint: endpoint.clone(),
+            cause,
+        };
+        let docker =
+            Docker::connect_with_local_defaults().map_err(|e| unavailable(e.to_string()))?;
         let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => return Err(unavailable(e.to_string())),
-            Err(_) => return Err(unavailable(format!("no answer within {} s", limit.as_secs()))),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "no answer within {} s",
+                    limit.as_secs()
+                )))
+            }
         };
         let version = match tokio::time::timeout(limit, docker.version()).await {
-            Ok(Ok(v)) => format!("{} (API {})", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
+            Ok(Ok(v)) => format!(
+                "{} (API {})",
+                v.version.unwrap_or_default(),
+                v.api_version.unwrap_or_default()
+            ),
             Ok(Err(e)) => return Err(unavailable(e.to_string())),
-            Err(_) => return Err(unavailable(format!("no answer within {} s", limit.as_secs()))),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "no answer within {} s",
+                    limit.as_secs()
+                )))
+            }
         };
         Ok(Engine { docker, version })
     }
 
     /// All containers (running or not) of a compose project.
-    pub async fn project_containers(&self, project: &str) -> Result<Vec<ContainerSummary>, EngineError> {
+    pub async fn project_containers(
+        &self,
+        project: &str,
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&label_filter(&format!("{LABEL_PROJECT}={project}")))
             .build();
-        bounded("list containers", CALL_TIMEOUT, self.docker.list_containers(Some(opts))).await
+        bounded(
+            "list containers",
+            CALL_TIMEOUT,
+            self.docker.list_containers(Some(opts)),
+        )
+        .await
     }
 
     pub async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, EngineError> {
-        bounded(format!("inspect container {id}"), CALL_TIMEOUT, self.docker.inspect_container(id, None)).await
+        bounded(
+            format!("inspect container {id}"),
+            CALL_TIMEOUT,
+            self.docker.inspect_container(id, None),
+        )
+        .await
     }
 
     /// The last `n` lines a container wrote (stdout and stderr interleaved).
     pub async fn logs_tail(&self, id: &str, n: usize) -> String {
-        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&n.to_string()).build();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
         let mut stream = self.docker.logs(id, Some(opts));
         let mut out = String::new();
         let collect = async {
@@ -136,14 +190,23 @@ impl Engine {
                 out.push_str(&chunk.to_string());
             }
         };
-        if tokio::time::timeout(Duration::from_secs(10), collect).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), collect)
+            .await
+            .is_err()
+        {
             out.push_str("\n[stackcheck: log read stopped after 10 s]");
         }
         out
     }
 
     /// Runs `cmd` inside a running container and waits for it, at most `limit`.
-    pub async fn exec(&self, id: &str, cmd: &[String], user: Option<&str>, limit: Duration) -> Result<ExecOutput, EngineError> {
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        user: Option<&str>,
+        limit: Duration,
+    ) -> Result<ExecOutput, EngineError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let what = format!("exec {:?} in {id}", cmd);
         let opts = CreateExecOptions {
@@ -156,11 +219,17 @@ impl Engine {
         let created = bounded(&what, CALL_TIMEOUT, self.docker.create_exec(id, opts)).await?;
         let run = async {
             let mut out = ExecOutput::default();
-            if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&created.id, None).await? {
+            if let StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&created.id, None).await?
+            {
                 while let Some(item) = output.next().await {
                     match item? {
-                        bollard::container::LogOutput::StdErr { message } => out.stderr.push_str(&String::from_utf8_lossy(&message)),
-                        other => out.stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                        bollard::container::LogOutput::StdErr { message } => {
+                            out.stderr.push_str(&String::from_utf8_lossy(&message))
+                        }
+                        other => out
+                            .stdout
+                            .push_str(&String::from_utf8_lossy(&other.into_bytes())),
                     }
                 }
             }
@@ -171,16 +240,128 @@ impl Engine {
         bounded(&what, limit, run).await
     }
 
+    /// Follows a container's log from its start until a line satisfies `matches` or `within` ends.
+    /// Returns the matching line, or the last lines seen.
+    pub async fn wait_for_log(
+        &self,
+        id: &str,
+        within: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut seen: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut partial = String::new();
+        let scan = async {
+            while let Some(chunk) = stream.next().await {
+                let Ok(chunk) = chunk else { break };
+                partial.push_str(&chunk.to_string());
+                while let Some(nl) = partial.find('\n') {
+                    let line: String = partial.drain(..=nl).collect();
+                    let line = line.trim_end().to_string();
+                    if matches(&line) {
+                        return Some(line);
+                    }
+                    if seen.len() == 20 {
+                        seen.pop_front();
+                    }
+                    seen.push_back(line);
+                }
+            }
+            (!partial.is_empty() && matches(&partial)).then(|| partial.clone())
+        };
+        match tokio::time::timeout(within, scan).await {
+            Ok(Some(line)) => Ok(line),
+            _ => Err(seen.into_iter().collect::<Vec<_>>().join("\n")),
+        }
+    }
+
+    pub async fn restart(&self, id: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::RestartContainerOptionsBuilder::default()
+            .t(10)
+            .build();
+        bounded(
+            format!("restart {id}"),
+            Duration::from_secs(60),
+            self.docker.restart_container(id, Some(opts)),
+        )
+        .await
+    }
+
+    pub async fn stop(&self, id: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::StopContainerOptionsBuilder::default()
+            .t(10)
+            .build();
+        bounded(
+            format!("stop {id}"),
+            Duration::from_secs(60),
+            self.docker.stop_container(id, Some(opts)),
+        )
+        .await
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), EngineError> {
+        bounded(
+            format!("start {id}"),
+            CALL_TIMEOUT,
+            self.docker.start_container(id, None),
+        )
+        .await
+    }
+
+    /// Removes one container (and its anonymous volumes), whatever its state.
+    pub async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        optional(
+            bounded(
+                format!("remove container {id}"),
+                CALL_TIMEOUT,
+                self.docker.remove_container(id, Some(opts)),
+            )
+            .await,
+        )
+        .map(drop)
+    }
+
     pub async fn image(&self, tag: &str) -> Result<Option<ImageInspect>, EngineError> {
-        optional(bounded(format!("inspect image {tag}"), CALL_TIMEOUT, self.docker.inspect_image(tag)).await)
+        optional(
+            bounded(
+                format!("inspect image {tag}"),
+                CALL_TIMEOUT,
+                self.docker.inspect_image(tag),
+            )
+            .await,
+        )
     }
 
     pub async fn network(&self, name: &str) -> Result<Option<NetworkInspect>, EngineError> {
-        optional(bounded(format!("inspect network {name}"), CALL_TIMEOUT, self.docker.inspect_network(name, None)).await)
+        optional(
+            bounded(
+                format!("inspect network {name}"),
+                CALL_TIMEOUT,
+                self.docker.inspect_network(name, None),
+            )
+            .await,
+        )
     }
 
     pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
-        optional(bounded(format!("inspect volume {name}"), CALL_TIMEOUT, self.docker.inspect_volume(name)).await).map(|v| v.is_some())
+        optional(
+            bounded(
+                format!("inspect volume {name}"),
+                CALL_TIMEOUT,
+                self.docker.inspect_volume(name),
+            )
+            .await,
+        )
+        .map(|v| v.is_some())
     }
 
     /// Lists what carries `label` (`key=value`).
@@ -189,29 +370,51 @@ impl Engine {
         let containers = bounded(
             "list containers",
             CALL_TIMEOUT,
-            self.docker.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())),
+            self.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            )),
         )
         .await?;
         let networks = bounded(
             "list networks",
             CALL_TIMEOUT,
-            self.docker.list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build())),
+            self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
         )
         .await?;
         let volumes = bounded(
             "list volumes",
             CALL_TIMEOUT,
-            self.docker.list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build())),
+            self.docker.list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
         )
         .await?;
         Ok(Leftovers {
             containers: containers
                 .into_iter()
-                .map(|c| c.names.and_then(|n| n.first().cloned()).unwrap_or_else(|| c.id.unwrap_or_default()))
+                .map(|c| {
+                    c.names
+                        .and_then(|n| n.first().cloned())
+                        .unwrap_or_else(|| c.id.unwrap_or_default())
+                })
                 .map(|n| n.trim_start_matches('/').to_string())
                 .collect(),
             networks: networks.into_iter().filter_map(|n| n.name).collect(),
-            volumes: volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect(),
+            volumes: volumes
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v.name)
+                .collect(),
         })
     }
 
@@ -220,15 +423,35 @@ impl Engine {
     pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {
         let found = self.labelled(label).await?;
         for c in &found.containers {
-            let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-            let _ = bounded(format!("remove container {c}"), CALL_TIMEOUT, self.docker.remove_container(c, Some(opts))).await;
+            let opts = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            let _ = bounded(
+                format!("remove container {c}"),
+                CALL_TIMEOUT,
+                self.docker.remove_container(c, Some(opts)),
+            )
+            .await;
         }
         for n in &found.networks {
-            let _ = bounded(format!("remove network {n}"), CALL_TIMEOUT, self.docker.remove_network(n)).await;
+            let _ = bounded(
+                format!("remove network {n}"),
+                CALL_TIMEOUT,
+                self.docker.remove_network(n),
+            )
+            .await;
         }
         for v in &found.volumes {
-            let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default().force(true).build();
-            let _ = bounded(format!("remove volume {v}"), CALL_TIMEOUT, self.docker.remove_volume(v, Some(opts))).await;
+            let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
+                .force(true)
+                .build();
+            let _ = bounded(
+                format!("remove volume {v}"),
+                CALL_TIMEOUT,
+                self.docker.remove_volume(v, Some(opts)),
+            )
+            .await;
         }
         self.labelled(label).await
     }

@@ -38,6 +38,17 @@ pub struct ModelService {
     pub healthcheck: Option<serde_json::Value>,
     #[serde(default)]
     pub environment: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub deploy: Option<serde_json::Value>,
+    #[serde(default)]
+    pub mem_limit: Option<serde_json::Value>,
+    #[serde(default)]
+    pub cpus: Option<serde_json::Value>,
+    #[serde(default)]
+    pub network_mode: Option<String>,
+    /// Services behind a profile are started only when the suite names them.
+    #[serde(default)]
+    pub profiles: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -128,15 +139,22 @@ pub struct ModelVolume {
 
 impl ComposeModel {
     pub fn parse(json: &str) -> Result<ComposeModel, String> {
-        serde_json::from_str(json).map_err(|e| format!("unexpected `docker compose config` output: {e}"))
+        serde_json::from_str(json)
+            .map_err(|e| format!("unexpected `docker compose config` output: {e}"))
     }
 
     /// The engine-side name of a compose network (`<project>_<name>` unless named explicitly).
     pub fn network_name(&self, key: &str) -> String {
-        self.networks.get(key).and_then(|n| n.name.clone()).unwrap_or_else(|| format!("{}_{key}", self.name))
+        self.networks
+            .get(key)
+            .and_then(|n| n.name.clone())
+            .unwrap_or_else(|| format!("{}_{key}", self.name))
     }
 
     pub fn volume_name(&self, key: &str) -> String {
-        self.volumes.get(key).and_then(|v| v.name.clone()).unwrap_or_else(|| format!("{}_{key}", self.name))
+        self.volumes
+            .get(key)
+            .and_then(|v| v.name.clone())
+            .unwrap_or_else(|| format!("{}_{key}", self.name))
     }
 }

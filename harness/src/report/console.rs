@@ -19,9 +19,20 @@ pub struct Console {
 impl Console {
     pub fn new(verbose: bool) -> Console {
         let tty = std::io::stderr().is_terminal();
-        let bar = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-        bar.set_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        let bar = if tty {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         Console { bar, tty, verbose }
     }
@@ -30,16 +41,35 @@ impl Console {
         self.bar.finish_and_clear();
         let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
         let failed: usize = reports.iter().map(SuiteReport::failed).sum();
+        let warned = reports
+            .iter()
+            .flat_map(|r| &r.outcomes)
+            .filter(|o| o.warning)
+            .count();
         for r in reports {
             if let Some(e) = &r.infra_error {
                 eprintln!("error: {}: {e}", r.suite);
             }
-            for o in r.outcomes.iter().filter(|o| o.status == Status::Failed && !o.detail.is_empty()) {
+            for o in r
+                .outcomes
+                .iter()
+                .filter(|o| o.status == Status::Failed && !o.detail.is_empty())
+            {
                 eprintln!("\n--- {} ---\n{}", o.name, tail_lines(&o.detail, 15));
             }
         }
         let secs: f64 = reports.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-        println!("\n{} passed, {} failed ({} suites, {secs:.1}s)", total - failed, failed, reports.len());
+        let warned = if warned > 0 {
+            format!(" ({warned} with warnings)")
+        } else {
+            String::new()
+        };
+        println!(
+            "\n{} passed{warned}, {} failed ({} suites, {secs:.1}s)",
+            total - failed,
+            failed,
+            reports.len()
+        );
     }
 }
 
@@ -68,8 +98,14 @@ impl Progress for Console {
     }
 
     fn outcome(&self, o: &Outcome) {
-        let (mark, secs) = (if o.status == Status::Passed { "PASS" } else { "FAIL" }, o.duration_ms as f64 / 1000.0);
-        self.bar.suspend(|| println!("{mark} [{secs:>6.1}s] {}  {}", o.name, o.message));
+        let mark = match (o.status, o.warning) {
+            (Status::Failed, _) => "FAIL",
+            (_, true) => "WARN",
+            _ => "PASS",
+        };
+        let secs = o.duration_ms as f64 / 1000.0;
+        self.bar
+            .suspend(|| println!("{mark} [{secs:>6.1}s] {}  {}", o.name, o.message));
     }
 }
 
@@ -82,6 +118,11 @@ impl Progress for Quiet {
     }
     fn detail(&self, _: &str) {}
     fn outcome(&self, o: &Outcome) {
-        eprintln!("  {} {}  {}", if o.status == Status::Passed { "pass" } else { "FAIL" }, o.name, o.message);
+        let mark = match (o.status, o.warning) {
+            (Status::Failed, _) => "FAIL",
+            (_, true) => "warn",
+            _ => "pass",
+        };
+        eprintln!("  {mark} {}  {}", o.name, o.message);
     }
 }

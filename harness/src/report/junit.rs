@@ -17,7 +17,10 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
         let time = Duration::from_millis(r.duration_ms);
         total += time;
         suite.set_time(time);
-        let mut out = format!("project {} (run {}), engine {}\n", r.project, r.run_id, r.engine);
+        let mut out = format!(
+            "project {} (run {}), engine {}\n",
+            r.project, r.run_id, r.engine
+        );
         if let Some(about) = &r.about {
             out.push_str(&format!("about: {about}\n"));
         }
@@ -32,7 +35,11 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     s.set_message(o.message.as_str());
                     s.set_type("stackcheck.failure");
-                    s.set_description(if o.detail.is_empty() { o.message.clone() } else { format!("{}\n\n{}", o.message, o.detail) });
+                    s.set_description(if o.detail.is_empty() {
+                        o.message.clone()
+                    } else {
+                        format!("{}\n\n{}", o.message, o.detail)
+                    });
                     s
                 }
             };
@@ -40,7 +47,13 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
             case.set_classname(r.suite.as_str());
             case.set_time(Duration::from_millis(o.duration_ms));
             if o.status == Status::Passed {
-                case.set_system_out(o.message.as_str());
+                // Passed with a warning: the note says so, the test still counts as passed.
+                let out = if o.warning {
+                    format!("WARNING (passed with warning): {}", o.message)
+                } else {
+                    o.message.clone()
+                };
+                case.set_system_out(out);
             }
             suite.add_test_case(case);
         }
@@ -48,5 +61,7 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
     }
     report.set_time(total);
     let file = std::fs::File::create(path)?;
-    report.serialize(std::io::BufWriter::new(file)).map_err(std::io::Error::other)
+    report
+        .serialize(std::io::BufWriter::new(file))
+        .map_err(std::io::Error::other)
 }

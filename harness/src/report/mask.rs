@@ -77,8 +77,16 @@ mod tests {
 
     #[test]
     fn masks_every_occurrence_longest_first() {
-        let m = Masker::new(["hunter22".to_string(), "hunter22-extra".to_string(), "ab".to_string(), "8000".to_string()]);
-        assert_eq!(m.mask("pw=hunter22-extra and hunter22, ab on 8000"), "pw=**** and ****, ab on 8000");
+        let m = Masker::new([
+            "hunter22".to_string(),
+            "hunter22-extra".to_string(),
+            "ab".to_string(),
+            "8000".to_string(),
+        ]);
+        assert_eq!(
+            m.mask("pw=hunter22-extra and hunter22, ab on 8000"),
+            "pw=**** and ****, ab on 8000"
+        );
     }
 
     #[test]

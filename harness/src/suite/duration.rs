@@ -12,17 +12,25 @@ pub struct Dur(pub Duration);
 impl Dur {
     pub fn parse(s: &str) -> Result<Dur, String> {
         let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let split = s
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration `{s}`: expected a number followed by ms, s, m or h (e.g. 30s)"))?;
+        let value: f64 = num.parse().map_err(|_| {
+            format!(
+                "invalid duration `{s}`: expected a number followed by ms, s, m or h (e.g. 30s)"
+            )
+        })?;
         let secs = match unit.trim() {
             "ms" => value / 1000.0,
             "s" => value,
             "m" => value * 60.0,
             "h" => value * 3600.0,
-            _ => return Err(format!("invalid duration `{s}`: unit must be one of ms, s, m, h (e.g. 30s)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration `{s}`: unit must be one of ms, s, m, h (e.g. 30s)"
+                ))
+            }
         };
         if !secs.is_finite() || secs < 0.0 || secs > 24.0 * 3600.0 {
             return Err(format!("invalid duration `{s}`: must be between 0 and 24h"));

@@ -14,9 +14,17 @@ const MAX_SUITE_BYTES: u64 = 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     #[error("{path}: cannot read suite: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{}", fmt_at(path, *line, *column, message))]
-    Invalid { path: String, line: u64, column: u64, message: String },
+    Invalid {
+        path: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
 }
 
 fn fmt_at(path: &str, line: u64, column: u64, message: &str) -> String {
@@ -30,18 +38,33 @@ fn fmt_at(path: &str, line: u64, column: u64, message: &str) -> String {
 impl SuiteError {
     pub fn invalid(path: &Path, at: Option<(u64, u64)>, message: impl fmt::Display) -> SuiteError {
         let (line, column) = at.unwrap_or((0, 0));
-        SuiteError::Invalid { path: path.display().to_string(), line, column, message: message.to_string() }
+        SuiteError::Invalid {
+            path: path.display().to_string(),
+            line,
+            column,
+            message: message.to_string(),
+        }
     }
 }
 
 pub fn load_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
-    let io = |source| SuiteError::Io { path: path.display().to_string(), source };
+    let io = |source| SuiteError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
         return Err(SuiteError::invalid(path, None, "not a regular file"));
     }
     if meta.len() > MAX_SUITE_BYTES {
-        return Err(SuiteError::invalid(path, None, format!("suite is {} bytes; the limit is {MAX_SUITE_BYTES}", meta.len())));
+        return Err(SuiteError::invalid(
+            path,
+            None,
+            format!(
+                "suite is {} bytes; the limit is {MAX_SUITE_BYTES}",
+                meta.len()
+            ),
+        ));
     }
     let bytes = std::fs::read(path).map_err(io)?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -56,9 +79,18 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedSuite, SuiteError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! { max_depth: 64, max_nodes: 100_000 },
     };
-    let suite: Suite = serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(path, &e))?;
-    let dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
-    let loaded = LoadedSuite { path: path.to_path_buf(), dir, suite };
+    let suite: Suite =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(path, &e))?;
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let loaded = LoadedSuite {
+        path: path.to_path_buf(),
+        dir,
+        suite,
+    };
     validate::validate(&loaded, text)?;
     Ok(loaded)
 }
@@ -79,10 +111,17 @@ fn yaml_error(path: &Path, err: &YamlError) -> SuiteError {
             _ => break,
         }
     }
-    let at = err.location().filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
+    let at = err
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line(), l.column()));
     let message = match inner {
-        YamlError::SerdeUnknownField { field, expected, .. } => unknown(field, "key", expected),
-        YamlError::SerdeUnknownVariant { variant, expected, .. } => unknown(variant, "value", expected),
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => unknown(field, "key", expected),
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => unknown(variant, "value", expected),
         YamlError::SerdeMissingField { field, .. } => format!("missing required key `{field}`"),
         other => strip_location(&other.to_string()),
     };
@@ -132,11 +171,17 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let rd = std::fs::read_dir(p).map_err(|source| SuiteError::Io { path: p.display().to_string(), source })?;
+            let rd = std::fs::read_dir(p).map_err(|source| SuiteError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
             let mut found: Vec<PathBuf> = rd
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|f| f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
                 .collect();
             found.sort();
             out.extend(found);
@@ -160,13 +205,19 @@ mod tests {
     #[test]
     fn unknown_key_has_position_and_suggestion() {
         let e = err("suite: x\nstak:\n  compose: [c.yml]\n");
-        assert!(e.starts_with("s.yaml:2:1: unknown key `stak`; did you mean `stack`?"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:2:1: unknown key `stak`; did you mean `stack`?"),
+            "{e}"
+        );
     }
 
     #[test]
     fn nested_unknown_key() {
         let e = err(&format!("{MIN}services:\n  db:\n    stat: healthy\n"));
-        assert!(e.starts_with("s.yaml:6:5: unknown key `stat`; did you mean `state`?"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:6:5: unknown key `stat`; did you mean `state`?"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -198,14 +249,23 @@ mod tests {
     #[test]
     fn committed_schema_is_current() {
         let committed = include_str!("../../suite.schema.json");
-        assert_eq!(committed.trim(), schema_json().trim(), "run `stackcheck schema > harness/suite.schema.json`");
+        assert_eq!(
+            committed.trim(),
+            schema_json().trim(),
+            "run `stackcheck schema > harness/suite.schema.json`"
+        );
     }
 
     #[test]
     fn schema_mentions_every_section() {
         let s = schema_json();
-        for key in ["stack", "images", "services", "networks", "volumes", "checks"] {
-            assert!(s.contains(&format!("\"{key}\"")), "{key} missing from schema");
+        for key in [
+            "stack", "images", "services", "networks", "volumes", "checks",
+        ] {
+            assert!(
+                s.contains(&format!("\"{key}\"")),
+                "{key} missing from schema"
+            );
         }
     }
 }

@@ -4,8 +4,10 @@
 //! file:line:column (see [`load`]). Semantic checks that need the whole document live in
 //! [`validate`].
 
+mod check;
 mod duration;
 mod load;
+mod policy;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -14,8 +16,10 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use check::*;
 pub use duration::Dur;
 pub use load::{discover, load_file, load_str, schema_json, SuiteError};
+pub use policy::{Level, Policy, Rule};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).
 #[derive(Clone, Debug)]
@@ -53,13 +57,20 @@ pub struct Suite {
     /// Smoke behaviour; each is one test `<suite>::checks::<name>`.
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// Release-gate rules over the compose model, each `error`, `warn` or `off`.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Stack {
     /// One or more compose files (`-f` order), relative to the suite file.
+    #[serde(default)]
     pub compose: Vec<String>,
+    /// Or: containers started one by one, as `docker run` would (e.g. an L3 dry-run).
+    #[serde(default)]
+    pub containers: BTreeMap<String, ContainerSpec>,
     /// Env file passed to compose (`--env-file`); all its values are masked in reports.
     #[serde(default)]
     pub env_file: Option<String>,
@@ -80,6 +91,45 @@ pub struct Stack {
     pub timeout: Option<Dur>,
 }
 
+/// A container started the way `docker run` starts it.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// Build the image first (`tag` names it); otherwise `image` must exist.
+    #[serde(default)]
+    pub build: Option<BuildSpec>,
+    #[serde(default)]
+    pub image: Option<String>,
+    /// `none`, `bridge` or a network name (default bridge).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// `host:container[:ro|:rw]`; `{suite_dir}` and `{tmp}` (a per-run temp dir) are replaced.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// One-shot container: wait for it to exit and assert the code.
+    #[serde(default)]
+    pub expect_exit: Option<i64>,
+}
+
+/// A `docker build`: context and Dockerfile relative to the suite file.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    pub context: String,
+    /// Relative to the context (default `Dockerfile`).
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    /// Tag of the built image (containers only; under `images:` the key is the tag).
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PortsMode {
@@ -93,11 +143,14 @@ pub struct ImageSpec {
     /// Build the image the way this compose service builds it.
     #[serde(default)]
     pub service: Option<String>,
+    /// Or build it with `docker build` from this context.
+    #[serde(default)]
+    pub build: Option<BuildSpec>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// `present` or `absent`.
+    /// `present`, `absent`, or the exact `{test, interval, timeout, retries, start_period}`.
     #[serde(default)]
-    pub healthcheck: Option<Presence>,
+    pub healthcheck: Option<HealthcheckSpec>,
     #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
     #[serde(default)]
@@ -111,6 +164,34 @@ pub struct ImageSpec {
     /// Largest allowed size, such as `900MiB`.
     #[serde(default)]
     pub max_size: Option<String>,
+    /// Paths read from the image filesystem (no shell needed): `present` or `absent`.
+    #[serde(default)]
+    pub files: BTreeMap<String, Presence>,
+    /// The final stage's `FROM`: the image's layers start with this image's layers.
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HealthcheckSpec {
+    Presence(Presence),
+    Exact(ExactHealthcheck),
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExactHealthcheck {
+    /// As in a Dockerfile's exec form, e.g. `[CMD, curl, -f, http://localhost:8000/health]`.
+    pub test: Vec<String>,
+    #[serde(default)]
+    pub interval: Option<Dur>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub retries: Option<i64>,
+    #[serde(default)]
+    pub start_period: Option<Dur>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -144,6 +225,12 @@ pub struct ServiceSpec {
     /// The effective container environment contains these.
     #[serde(default)]
     pub env: Option<BTreeMap<String, String>>,
+    /// Container paths where a write must fail at runtime.
+    #[serde(default)]
+    pub read_only_mounts: Option<Vec<String>>,
+    /// Container paths where a write must succeed at runtime.
+    #[serde(default)]
+    pub writable_mounts: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
@@ -155,90 +242,6 @@ pub struct NetworkSpec {
     pub subnet: Option<String>,
     #[serde(default)]
     pub internal: Option<bool>,
-}
-
-/// One smoke check: exactly one kind (`http`, `tcp`, `exec`, `files`), with optional `expect` and `retry`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(try_from = "RawCheck")]
-pub struct Check {
-    pub name: String,
-    /// Line and column of the check's name in the suite file.
-    pub at: (u64, u64),
-    pub kind: CheckKind,
-    pub expect: Expect,
-    pub retry: Option<Retry>,
-}
-
-#[derive(Clone, Debug)]
-pub enum CheckKind {
-    Http(HttpProbe),
-    Tcp(TcpProbe),
-    Exec(ExecProbe),
-    /// Files (relative to the suite) that must exist.
-    Files(Vec<String>),
-}
-
-/// The check as written; turned into [`Check`] once exactly one kind is known to be present.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawCheck {
-    #[schemars(with = "String")]
-    pub name: serde_saphyr::Spanned<String>,
-    #[serde(default)]
-    pub http: Option<HttpProbe>,
-    #[serde(default)]
-    pub tcp: Option<TcpProbe>,
-    #[serde(default)]
-    pub exec: Option<ExecProbe>,
-    /// Files (relative to the suite) that must exist.
-    #[serde(default)]
-    pub files: Option<Vec<String>>,
-    #[serde(default)]
-    pub expect: Option<Expect>,
-    #[serde(default)]
-    pub retry: Option<Retry>,
-}
-
-impl TryFrom<RawCheck> for Check {
-    type Error = String;
-    fn try_from(raw: RawCheck) -> Result<Check, String> {
-        let name = raw.name.value.trim().to_string();
-        if name.is_empty() {
-            return Err("check `name` must not be empty".into());
-        }
-        let mut kinds = Vec::new();
-        if let Some(p) = raw.http {
-            kinds.push(("http", CheckKind::Http(p)));
-        }
-        if let Some(p) = raw.tcp {
-            kinds.push(("tcp", CheckKind::Tcp(p)));
-        }
-        if let Some(p) = raw.exec {
-            kinds.push(("exec", CheckKind::Exec(p)));
-        }
-        if let Some(p) = raw.files {
-            kinds.push(("files", CheckKind::Files(p)));
-        }
-        if kinds.len() != 1 {
-            let found: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
-            return Err(format!(
-                "check `{name}` must have exactly one of `http`, `tcp`, `exec`, `files` (found {})",
-                if found.is_empty() { "none".to_string() } else { found.join(", ") }
-            ));
-        }
-        let kind = kinds.pop().map(|(_, k)| k).ok_or("no check kind")?;
-        let at = (raw.name.referenced.line(), raw.name.referenced.column());
-        Ok(Check { name, at, kind, expect: raw.expect.unwrap_or_default(), retry: raw.retry })
-    }
-}
-
-impl JsonSchema for Check {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Check".into()
-    }
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        RawCheck::json_schema(generator)
-    }
 }
 
 /// `healthy`, `running` or `exited:<code>`.
@@ -269,7 +272,9 @@ impl std::str::FromStr for DesiredState {
                 .strip_prefix("exited:")
                 .and_then(|c| c.parse().ok())
                 .map(DesiredState::Exited)
-                .ok_or_else(|| format!("invalid state `{s}`: expected `healthy`, `running` or `exited:<code>`")),
+                .ok_or_else(|| {
+                    format!("invalid state `{s}`: expected `healthy`, `running` or `exited:<code>`")
+                }),
         }
     }
 }
@@ -299,7 +304,9 @@ impl std::fmt::Display for PortMapping {
 impl std::str::FromStr for PortMapping {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid port mapping `{s}`: expected `host:container[/tcp|udp]`, e.g. \"5432:5432\"");
+        let bad = || {
+            format!("invalid port mapping `{s}`: expected `host:container[/tcp|udp]`, e.g. \"5432:5432\"")
+        };
         let (ports, protocol) = match s.split_once('/') {
             Some((p, proto @ ("tcp" | "udp" | "sctp"))) => (p, proto.to_string()),
             Some(_) => return Err(bad()),
@@ -308,10 +315,18 @@ impl std::str::FromStr for PortMapping {
         let parts: Vec<&str> = ports.split(':').collect();
         let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
         match parts.as_slice() {
-            [h, c] => Ok(PortMapping { host_ip: None, host: port(h)?, container: port(c)?, protocol }),
-            [ip, h, c] if ip.parse::<std::net::IpAddr>().is_ok() => {
-                Ok(PortMapping { host_ip: Some(ip.to_string()), host: port(h)?, container: port(c)?, protocol })
-            }
+            [h, c] => Ok(PortMapping {
+                host_ip: None,
+                host: port(h)?,
+                container: port(c)?,
+                protocol,
+            }),
+            [ip, h, c] if ip.parse::<std::net::IpAddr>().is_ok() => Ok(PortMapping {
+                host_ip: Some(ip.to_string()),
+                host: port(h)?,
+                container: port(c)?,
+                protocol,
+            }),
             _ => Err(bad()),
         }
     }
@@ -336,72 +351,13 @@ macro_rules! from_str_serde {
     };
 }
 
-from_str_serde!(DesiredState, "healthy | running | exited:<code>", "^(healthy|running|exited:-?[0-9]+)$");
-from_str_serde!(PortMapping, "[ip:]host:container[/tcp|udp]", "^([0-9.]+:)?[0-9]+:[0-9]+(/(tcp|udp|sctp))?$");
-
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpProbe {
-    pub service: String,
-    pub port: u16,
-    #[serde(default = "default_path")]
-    pub path: String,
-    #[serde(default = "default_method")]
-    pub method: String,
-}
-
-fn default_path() -> String {
-    "/".into()
-}
-fn default_method() -> String {
-    "GET".into()
-}
-
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TcpProbe {
-    pub service: String,
-    pub port: u16,
-}
-
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExecProbe {
-    pub service: String,
-    pub cmd: Vec<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    /// HTTP status (default: any 2xx).
-    #[serde(default)]
-    pub status: Option<u16>,
-    /// Body substring, or `/regex/`.
-    #[serde(default)]
-    pub body: Option<String>,
-    /// The JSON body contains these keys with these values.
-    #[serde(default)]
-    pub json: Option<serde_json::Value>,
-    /// Exit code of an exec (default 0).
-    #[serde(default)]
-    pub exit: Option<i64>,
-    /// Substring or `/regex/` that stdout must match.
-    #[serde(default)]
-    pub stdout: Option<String>,
-    #[serde(default)]
-    pub stderr: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Retry {
-    /// Keep polling until the check holds or this budget ends.
-    #[serde(rename = "for")]
-    pub for_: Dur,
-    #[serde(default)]
-    pub every: Option<Dur>,
-}
-
+from_str_serde!(
+    DesiredState,
+    "healthy | running | exited:<code>",
+    "^(healthy|running|exited:-?[0-9]+)$"
+);
+from_str_serde!(
+    PortMapping,
+    "[ip:]host:container[/tcp|udp]",
+    "^([0-9.]+:)?[0-9]+:[0-9]+(/(tcp|udp|sctp))?$"
+);

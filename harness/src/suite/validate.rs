@@ -2,54 +2,163 @@
 
 use std::collections::BTreeMap;
 
-use super::{CheckKind, LoadedSuite, SuiteError};
+use std::path::Path;
+
+use super::{Action, CheckKind, LoadedSuite, SuiteError};
 
 pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteError> {
     let s = &loaded.suite;
     let err = |at: Option<(u64, u64)>, msg: String| Err(SuiteError::invalid(&loaded.path, at, msg));
 
     if !is_id(&s.suite) {
-        return err(None, format!("`suite: {}` must be an id of letters, digits, `-` and `_`", s.suite));
+        return err(
+            None,
+            format!(
+                "`suite: {}` must be an id of letters, digits, `-` and `_`",
+                s.suite
+            ),
+        );
     }
-    if s.stack.compose.is_empty() {
-        return err(None, "`stack.compose` needs at least one compose file".into());
+    match (s.stack.compose.is_empty(), s.stack.containers.is_empty()) {
+        (true, true) => {
+            return err(
+                None,
+                "`stack` needs `compose` (one or more compose files) or `containers`".into(),
+            )
+        }
+        (false, false) => {
+            return err(
+                None,
+                "`stack` has both `compose` and `containers`: use exactly one".into(),
+            )
+        }
+        _ => {}
+    }
+    for (name, c) in &s.stack.containers {
+        match (&c.build, &c.image) {
+            (Some(b), None) if b.tag.is_none() => {
+                return err(
+                    None,
+                    format!(
+                        "stack.containers.{name}.build: needs `tag` (the name of the built image)"
+                    ),
+                )
+            }
+            (None, None) => {
+                return err(
+                    None,
+                    format!("stack.containers.{name}: needs `build` or `image`"),
+                )
+            }
+            (Some(_), Some(_)) => {
+                return err(
+                    None,
+                    format!("stack.containers.{name}: has both `build` and `image`; use one"),
+                )
+            }
+            _ => {}
+        }
+        for m in &c.mounts {
+            if crate::checks::parse_mount(m, Path::new("."), Path::new(".")).is_err() {
+                return err(None, format!("stack.containers.{name}.mounts: invalid mount `{m}`: expected `host:container[:ro|:rw]`"));
+            }
+        }
     }
     let mut seen: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for c in &s.checks {
         if let Some(first) = seen.insert(&c.name, c.at) {
-            return err(Some(c.at), format!("duplicate check name `{}` (first used at line {})", c.name, first.0));
+            return err(
+                Some(c.at),
+                format!(
+                    "duplicate check name `{}` (first used at line {})",
+                    c.name, first.0
+                ),
+            );
         }
-        if let CheckKind::Exec(e) = &c.kind {
-            if e.cmd.is_empty() {
-                return err(Some(c.at), format!("check `{}`: `exec.cmd` must not be empty", c.name));
-            }
+        if let Err(m) = kind_ok(&c.kind) {
+            return err(Some(c.at), format!("check `{}`: {m}", c.name));
         }
         if let Some(r) = &c.retry {
             if r.every.is_some_and(|e| e.0.is_zero()) {
-                return err(Some(c.at), format!("check `{}`: `retry.every` must be more than 0", c.name));
+                return err(
+                    Some(c.at),
+                    format!("check `{}`: `retry.every` must be more than 0", c.name),
+                );
             }
         }
     }
     for (tag, image) in &s.images {
-        if image.service.is_none() {
-            return err(None, format!("images.{tag}: needs `service` (the compose service that builds it)"));
+        match (&image.service, &image.build) {
+            (None, None) => return err(
+                None,
+                format!(
+                    "images.{tag}: needs `service` (the compose service that builds it) or `build`"
+                ),
+            ),
+            (Some(_), Some(_)) => {
+                return err(
+                    None,
+                    format!("images.{tag}: has both `service` and `build`; use one"),
+                )
+            }
+            _ => {}
         }
         if let Some(size) = &image.max_size {
             if crate::checks::parse_size(size).is_none() {
-                return err(None, format!("images.{tag}.max_size: invalid size `{size}` (e.g. 900MiB, 1GB)"));
+                return err(
+                    None,
+                    format!("images.{tag}.max_size: invalid size `{size}` (e.g. 900MiB, 1GB)"),
+                );
             }
         }
     }
     if !s.stack.services.is_empty() {
         for name in s.services.keys() {
             if !s.stack.services.contains(name) {
-                return err(None, format!("services.{name}: not in `stack.services` {:?}, so it would never start", s.stack.services));
+                return err(
+                    None,
+                    format!(
+                        "services.{name}: not in `stack.services` {:?}, so it would never start",
+                        s.stack.services
+                    ),
+                );
             }
         }
     }
     Ok(())
 }
 
+fn kind_ok(kind: &CheckKind) -> Result<(), String> {
+    match kind {
+        CheckKind::Exec(e) if e.cmd.is_empty() => Err("`exec.cmd` must not be empty".into()),
+        CheckKind::Reach(r) if r.target().is_none() => Err(format!(
+            "`reach.to: {}` must be `service:port`, e.g. \"db:5432\"",
+            r.to
+        )),
+        CheckKind::Logs(l) if l.contains.is_empty() => {
+            Err("`logs.contains` must not be empty".into())
+        }
+        CheckKind::Steps(steps) => {
+            for (i, step) in steps.iter().enumerate() {
+                if let Action::Check { kind, .. } = &step.action {
+                    if matches!(kind, CheckKind::Steps(_)) {
+                        return Err(format!("step {}: steps cannot nest", i + 1));
+                    }
+                    kind_ok(kind).map_err(|m| format!("step {}: {m}", i + 1))?;
+                }
+                if let Action::Kill(k) = &step.action {
+                    crate::checks::signal_number(&k.signal)
+                        .map_err(|m| format!("step {}: {m}", i + 1))?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn is_id(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

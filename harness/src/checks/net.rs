@@ -1,0 +1,533 @@
+//! Runtime network and mount promises, proven from inside the target: `isolated`, `reach`,
+//! `networks.<n>.internal` and `read_only_mounts` / `writable_mounts`.
+//!
+//! A probe container (the harness's own image) joins the target's network namespace
+//! (`--network container:<id>`) or gets its mounts (`--volumes-from`), so the target needs no shell.
+//! Probes only ever connect to addresses this run created: the canary container on the stack's
+//! networks, and listeners the harness opens on loopback and on the gateway of its own canary network.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use super::{Ctx, Verdict};
+use crate::engine::{Engine, HelperSpec, PROBE_IMAGE};
+use crate::suite::{ReachProbe, Reachability};
+
+const PROBE_LIMIT: Duration = Duration::from_secs(60);
+const CANARY_PORT: u16 = 7777;
+
+/// The probe program (python3 in the probe image): `net TARGET...` reports interfaces, routes and
+/// which `host:port` targets accept TCP; `write PATH...` tries one write per path; `listen PORT` is a canary.
+const PROBE_PY: &str = r#"
+import json, os, socket, sys
+def net(targets):
+    dev = [l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:] if ':' in l]
+    routes = []
+    for l in open('/proc/net/route').read().splitlines()[1:]:
+        f = l.split()
+        if len(f) > 2: routes.append({'iface': f[0], 'dest': f[1], 'default': f[1] == '00000000'})
+    try:
+        for l in open('/proc/net/ipv6_route').read().splitlines():
+            f = l.split()
+            if len(f) == 10 and f[9] != 'lo': routes.append({'iface': f[9], 'dest': f[0], 'default': f[0] == '0' * 32 and f[1] == '00'})
+    except OSError:
+        pass
+    reached = {}
+    for t in targets:
+        host, port = t.rsplit(':', 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+            reached[t] = 'open'
+        except Exception as e:
+            reached[t] = '%s: %s' % (type(e).__name__, e)
+    print(json.dumps({'interfaces': dev, 'routes': routes, 'reached': reached}))
+def write(paths):
+    out = {}
+    for p in paths:
+        f = os.path.join(p, '.stackcheck-write-probe')
+        try:
+            with open(f, 'w') as h: h.write('stackcheck')
+            os.remove(f)
+            out[p] = 'written'
+        except OSError as e:
+            out[p] = e.strerror or str(e)
+    print(json.dumps(out))
+def listen(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('0.0.0.0', port)); s.listen(64)
+    while True:
+        c, _ = s.accept(); c.close()
+{'net': net, 'write': write, 'listen': lambda a: listen(int(a[0]))}[sys.argv[1]](sys.argv[2:])
+"#;
+
+fn probe_cmd(mode: &str, args: &[String]) -> Vec<String> {
+    let mut cmd = vec![
+        "python3".to_string(),
+        "-c".into(),
+        PROBE_PY.into(),
+        mode.into(),
+    ];
+    cmd.extend(args.iter().cloned());
+    cmd
+}
+
+#[derive(Debug, Deserialize)]
+struct NetReport {
+    interfaces: Vec<String>,
+    routes: Vec<Route>,
+    reached: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Route {
+    iface: String,
+    default: bool,
+}
+
+/// Listeners this run owns, which isolated targets must not reach.
+pub struct Canary {
+    /// `address:port` of the canary container on each stack network (network → target).
+    pub on_networks: BTreeMap<String, String>,
+    /// A listener on the host's loopback (reachable only from the host's own namespace).
+    pub host_loopback: String,
+    /// A canary on the run's own network, published on that network's gateway address: reaching it
+    /// means leaving one's network through the host's forwarding, which `internal` networks forbid.
+    pub egress: String,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn listener(addr: &str) -> Result<(String, tokio::task::JoinHandle<()>), String> {
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = l.local_addr().map_err(|e| e.to_string())?.to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+        }
+    });
+    Ok((local, task))
+}
+
+impl Canary {
+    /// Starts the canary container on `networks` (engine names) plus the host listeners.
+    pub async fn start(
+        engine: &Engine,
+        run_id: &str,
+        networks: &[String],
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Canary, String> {
+        ensure_probe_image(engine).await?;
+        let mut tasks = Vec::new();
+        let (host_loopback, t) = listener("127.0.0.1:0").await?;
+        tasks.push(t);
+        let canary_net = format!("sc-{run_id}-canary");
+        let gateway = engine
+            .create_network(&canary_net, labels)
+            .await
+            .map_err(|e| e.to_string())?;
+        let spec = HelperSpec {
+            image: PROBE_IMAGE.into(),
+            cmd: probe_cmd("listen", &[CANARY_PORT.to_string()]),
+            network_mode: Some(canary_net.clone()),
+            labels: labels.clone(),
+            publish: Some((gateway.clone(), CANARY_PORT)),
+            ..Default::default()
+        };
+        let id = engine
+            .start_helper(&spec)
+            .await
+            .map_err(|e| format!("egress canary: {e}"))?;
+        let info = engine.inspect(&id).await.map_err(|e| e.to_string())?;
+        let port = info
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get(&format!("{CANARY_PORT}/tcp")).cloned().flatten())
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            .ok_or("the egress canary got no published port")?;
+        let egress = format!("{gateway}:{port}");
+        wait_listening(engine, &canary_net, &egress, labels).await?;
+        let mut on_networks = BTreeMap::new();
+        if let Some((first, rest)) = networks.split_first() {
+            let spec = HelperSpec {
+                image: PROBE_IMAGE.into(),
+                cmd: probe_cmd("listen", &[CANARY_PORT.to_string()]),
+                network_mode: Some(first.clone()),
+                networks: rest.to_vec(),
+                labels: labels.clone(),
+                ..Default::default()
+            };
+            let id = engine
+                .start_helper(&spec)
+                .await
+                .map_err(|e| format!("canary: {e}"))?;
+            let info = engine.inspect(&id).await.map_err(|e| e.to_string())?;
+            for (net, ep) in info
+                .network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default()
+            {
+                if let Some(ip) = ep.ip_address.filter(|ip| !ip.is_empty()) {
+                    on_networks.insert(net, format!("{ip}:{CANARY_PORT}"));
+                }
+            }
+            for (net, addr) in &on_networks {
+                wait_listening(engine, net, addr, labels).await?;
+            }
+        }
+        Ok(Canary {
+            on_networks,
+            host_loopback,
+            egress,
+            _tasks: tasks,
+        })
+    }
+
+    fn targets(&self) -> Vec<(String, String)> {
+        let mut t: Vec<(String, String)> = self
+            .on_networks
+            .iter()
+            .map(|(n, a)| (a.clone(), format!("canary on network {n}")))
+            .collect();
+        t.push((
+            self.host_loopback.clone(),
+            "harness listener on the host's loopback".into(),
+        ));
+        t.push((
+            self.egress.clone(),
+            "egress canary outside every stack network".into(),
+        ));
+        t
+    }
+}
+
+/// Waits until `addr` accepts connections from `network`, so "unreachable" never means "not yet started".
+async fn wait_listening(
+    engine: &Engine,
+    network: &str,
+    addr: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let probe = HelperSpec {
+        image: PROBE_IMAGE.into(),
+        cmd: probe_cmd("net", &[addr.to_string()]),
+        network_mode: Some(network.to_string()),
+        labels: labels.clone(),
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = engine
+            .run_helper(&probe, PROBE_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = serde_json::from_str::<NetReport>(out.stdout.trim())
+            .map(|r| r.reached.values().all(|v| v == "open"))
+            .unwrap_or(false);
+        if ready {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "the canary {addr} did not accept connections from {network} within 20 s: {}",
+                out.stderr.trim()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn ensure_probe_image(engine: &Engine) -> Result<(), String> {
+    match engine.image(PROBE_IMAGE).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!(
+            "the probe image {PROBE_IMAGE} is missing; build it with `bash ci/images.sh`"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn run_probe(
+    ctx: &Ctx<'_>,
+    network_mode: String,
+    volumes_from: Vec<String>,
+    mode: &str,
+    args: &[String],
+) -> Result<String, Verdict> {
+    ensure_probe_image(ctx.engine)
+        .await
+        .map_err(Verdict::fail)?;
+    let spec = HelperSpec {
+        image: PROBE_IMAGE.into(),
+        cmd: probe_cmd(mode, args),
+        network_mode: Some(network_mode),
+        volumes_from,
+        labels: ctx.labels.clone(),
+        ..Default::default()
+    };
+    let out = ctx
+        .engine
+        .run_helper(&spec, PROBE_LIMIT)
+        .await
+        .map_err(|e| Verdict::fail(format!("probe: {e}")))?;
+    if out.exit != 0 {
+        return Err(Verdict::fail(format!(
+            "the probe failed (exit {}): {}",
+            out.exit,
+            super::snippet(&out.stderr, 300)
+        )));
+    }
+    Ok(out.stdout)
+}
+
+/// The namespace to probe: the running container's own, or (for a one-shot that has exited) a twin
+/// namespace made with the same network mode — said so in the message.
+async fn namespace_of(ctx: &Ctx<'_>, service: &str) -> Result<(String, Option<String>), Verdict> {
+    let id = ctx.container(service)?;
+    let info = ctx
+        .engine
+        .inspect(&id)
+        .await
+        .map_err(|e| Verdict::fail(e.to_string()))?;
+    if info.state.as_ref().and_then(|s| s.running) == Some(true) {
+        return Ok((format!("container:{id}"), None));
+    }
+    let mode = info
+        .host_config
+        .and_then(|h| h.network_mode)
+        .unwrap_or_else(|| "default".into());
+    Ok((
+        mode.clone(),
+        Some(format!(
+            "`{service}` has exited; probed a namespace with its network mode `{mode}`"
+        )),
+    ))
+}
+
+pub async fn check_isolated(ctx: &Ctx<'_>, service: &str) -> Verdict {
+    let canary = match ctx.canary().await {
+        Ok(c) => c,
+        Err(e) => return Verdict::fail(format!("cannot start the canaries: {e}")),
+    };
+    let (mode, note) = match namespace_of(ctx, service).await {
+        Ok(x) => x,
+        Err(v) => return v,
+    };
+    let targets = canary.targets();
+    let addrs: Vec<String> = targets.iter().map(|(a, _)| a.clone()).collect();
+    let out = match run_probe(ctx, mode, vec![], "net", &addrs).await {
+        Ok(o) => o,
+        Err(v) => return v,
+    };
+    let report: NetReport = match serde_json::from_str(out.trim()) {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict::fail(format!(
+                "unreadable probe report ({e}): {}",
+                super::snippet(&out, 300)
+            ))
+        }
+    };
+    let mut problems = Vec::new();
+    let extra: Vec<&String> = report.interfaces.iter().filter(|i| *i != "lo").collect();
+    if !extra.is_empty() {
+        problems.push(format!("interfaces besides loopback: {extra:?}"));
+    }
+    let routes: Vec<String> = report
+        .routes
+        .iter()
+        .filter(|r| r.iface != "lo")
+        .map(|r| {
+            format!(
+                "{}{}",
+                if r.default {
+                    "default via "
+                } else {
+                    "route on "
+                },
+                r.iface
+            )
+        })
+        .collect();
+    if !routes.is_empty() {
+        problems.push(format!("routes: {}", routes.join(", ")));
+    }
+    for (addr, what) in &targets {
+        if report.reached.get(addr).map(String::as_str) == Some("open") {
+            problems.push(format!("reached the {what} at {addr}"));
+        }
+    }
+    let note = note.map(|n| format!(" ({n})")).unwrap_or_default();
+    if problems.is_empty() {
+        Verdict::pass(format!(
+            "`{service}`: only loopback, no route, {} canaries unreachable{note}",
+            targets.len()
+        ))
+    } else {
+        Verdict::fail(format!(
+            "`{service}` is not isolated: {}{note}",
+            problems.join("; ")
+        ))
+    }
+}
+
+pub async fn check_reach(ctx: &Ctx<'_>, probe: &ReachProbe) -> Verdict {
+    let Some((to, port)) = probe.target() else {
+        return Verdict::fail(format!("invalid target `{}`", probe.to));
+    };
+    // An unreachable verdict only means something when the target is up.
+    if let Err(v) = ctx.running(to).await {
+        return Verdict::fail(format!(
+            "cannot judge reachability of {}: {}",
+            probe.to, v.message
+        ));
+    }
+    let from = match ctx.running(&probe.from).await {
+        Ok(id) => id,
+        Err(v) => return v,
+    };
+    let target = format!("{to}:{port}");
+    let out = match run_probe(
+        ctx,
+        format!("container:{from}"),
+        vec![],
+        "net",
+        std::slice::from_ref(&target),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(v) => return v,
+    };
+    let result = serde_json::from_str::<NetReport>(out.trim())
+        .ok()
+        .and_then(|r| r.reached.get(&target).cloned())
+        .unwrap_or_else(|| format!("unreadable probe report: {}", super::snippet(&out, 200)));
+    let reached = result == "open";
+    match (probe.expect, reached) {
+        (Reachability::Reachable, true) => {
+            Verdict::pass(format!("{} → {target}: connected", probe.from))
+        }
+        (Reachability::Unreachable, false) => {
+            Verdict::pass(format!("{} → {target}: unreachable ({result})", probe.from))
+        }
+        (Reachability::Reachable, false) => Verdict::fail(format!(
+            "expected {} to reach {target}, the connection failed: {result}",
+            probe.from
+        )),
+        (Reachability::Unreachable, true) => Verdict::fail(format!(
+            "expected {target} to be unreachable from {}, but a TCP connection succeeded",
+            probe.from
+        )),
+    }
+}
+
+/// `internal: true|false` at runtime: a probe on only that network tries to leave it for the
+/// harness's listener outside every stack network.
+pub async fn check_egress(ctx: &Ctx<'_>, engine_network: &str, internal: bool) -> Verdict {
+    let canary = match ctx.canary().await {
+        Ok(c) => c,
+        Err(e) => return Verdict::fail(format!("cannot start the canaries: {e}")),
+    };
+    let gw = canary.egress.clone();
+    let out = match run_probe(
+        ctx,
+        engine_network.to_string(),
+        vec![],
+        "net",
+        std::slice::from_ref(&gw),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(v) => return v,
+    };
+    let result = serde_json::from_str::<NetReport>(out.trim())
+        .ok()
+        .and_then(|r| r.reached.get(&gw).cloned())
+        .unwrap_or_default();
+    let left = result == "open";
+    match (internal, left) {
+        (true, false) => Verdict::pass(format!("internal: a container on `{engine_network}` cannot leave it ({result})")),
+        (false, true) => Verdict::pass(format!("not internal: a container on `{engine_network}` reached {gw} outside it")),
+        (true, true) => Verdict::fail(format!(
+            "expected `{engine_network}` to be internal, but a container on it reached the harness's canary {gw} outside the network"
+        )),
+        (false, false) => Verdict::fail(format!("expected `{engine_network}` to allow egress, the canary {gw} was unreachable: {result}")),
+    }
+}
+
+/// Writes into each path through the service's own mounts; `want_writable` says which outcome holds.
+pub async fn check_mount_writes(
+    ctx: &Ctx<'_>,
+    service: &str,
+    paths: &[String],
+    want_writable: bool,
+) -> Verdict {
+    let id = match ctx.container(service) {
+        Ok(id) => id,
+        Err(v) => return v,
+    };
+    let info = match ctx.engine.inspect(&id).await {
+        Ok(i) => i,
+        Err(e) => return Verdict::fail(e.to_string()),
+    };
+    let mounts: Vec<String> = info
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.destination)
+        .collect();
+    let not_mounts: Vec<&String> = paths.iter().filter(|p| !mounts.contains(p)).collect();
+    if !not_mounts.is_empty() {
+        return Verdict::fail(format!(
+            "{not_mounts:?} are not mounts of `{service}` (its mounts: {mounts:?})"
+        ));
+    }
+    let out = match run_probe(ctx, "none".into(), vec![id.clone()], "write", paths).await {
+        Ok(o) => o,
+        Err(v) => return v,
+    };
+    let results: BTreeMap<String, String> = match serde_json::from_str(out.trim()) {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict::fail(format!(
+                "unreadable probe report ({e}): {}",
+                super::snippet(&out, 300)
+            ))
+        }
+    };
+    let wrong: Vec<String> = results
+        .iter()
+        .filter(|(_, r)| (r.as_str() == "written") != want_writable)
+        .map(|(p, r)| {
+            if want_writable {
+                format!("{p}: write failed ({r})")
+            } else {
+                format!("{p}: a write succeeded")
+            }
+        })
+        .collect();
+    if wrong.is_empty() {
+        let how = if want_writable {
+            "accepts a write"
+        } else {
+            "refuses writes"
+        };
+        let seen: Vec<String> = results.iter().map(|(p, r)| format!("{p} ({r})")).collect();
+        Verdict::pass(format!("each path {how}: {}", seen.join(", ")))
+    } else if want_writable {
+        Verdict::fail(format!(
+            "expected writable mounts in `{service}`: {}",
+            wrong.join("; ")
+        ))
+    } else {
+        Verdict::fail(format!(
+            "expected read-only mounts in `{service}`: {}",
+            wrong.join("; ")
+        ))
+    }
+}

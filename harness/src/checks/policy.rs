@@ -1,0 +1,353 @@
+//! Static release-gate rules (`policy:`), evaluated on the compose model alone: no engine needed,
+//! so `stackcheck validate` runs them too.
+
+use std::path::Path;
+
+use super::Verdict;
+use crate::engine::{ComposeModel, ModelService};
+use crate::suite::{DesiredState, Level, Rule, Suite};
+
+/// Images whose published port must not listen on every interface.
+const DATABASES: [&str; 9] = [
+    "postgres",
+    "mysql",
+    "mariadb",
+    "mongo",
+    "redis",
+    "elasticsearch",
+    "cassandra",
+    "couchdb",
+    "influxdb",
+];
+const DATABASE_PORTS: [u16; 8] = [5432, 3306, 27017, 6379, 9200, 9042, 5984, 8086];
+/// Values that are someone's default, wherever they come from.
+const DEFAULT_SECRETS: [&str; 10] = [
+    "password",
+    "postgres",
+    "admin",
+    "changeme",
+    "secret",
+    "root",
+    "123456",
+    "user",
+    "guest",
+    "mysecretpassword",
+];
+
+/// `model` is interpolated; `raw` is the same files with `${VAR}` kept (compose `--no-interpolate`).
+pub fn evaluate(
+    rule: Rule,
+    level: Level,
+    suite: &Suite,
+    model: &ComposeModel,
+    raw: &ComposeModel,
+    dir: &Path,
+) -> Verdict {
+    let findings = match rule {
+        Rule::NoLatestTags => latest_tags(model),
+        Rule::HealthcheckOnLongRunning => missing_healthchecks(suite, model, dir),
+        Rule::NoDefaultCredentials => default_credentials(model, raw),
+        Rule::DatabasesNotOnAllInterfaces => exposed_databases(model),
+        Rule::ResourceLimits => missing_limits(model),
+    };
+    if findings.is_empty() {
+        return Verdict::pass(format!(
+            "{}: nothing found in {} services",
+            rule.name(),
+            model.services.len()
+        ));
+    }
+    let msg = format!("{}: {}", rule.name(), findings.join("; "));
+    match level {
+        Level::Error => Verdict::fail(msg),
+        Level::Warn | Level::Off => Verdict::warn(format!("warning: {msg}")),
+    }
+}
+
+fn latest_tags(model: &ComposeModel) -> Vec<String> {
+    model
+        .services
+        .iter()
+        .filter_map(|(name, s)| {
+            let image = s.image.as_deref()?;
+            let last = image.rsplit('/').next().unwrap_or(image);
+            let tag = last
+                .split_once('@')
+                .map(|_| "digest")
+                .or_else(|| last.split_once(':').map(|(_, t)| t));
+            match tag {
+                None => Some(format!("`{name}` uses `{image}` (no tag means latest)")),
+                Some("latest") => Some(format!("`{name}` uses `{image}`")),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn missing_healthchecks(suite: &Suite, model: &ComposeModel, dir: &Path) -> Vec<String> {
+    model
+        .services
+        .iter()
+        // One-shots are not long-running: those the suite expects to exit, and jobs behind a profile.
+        .filter(|(name, _)| {
+            !matches!(
+                suite.services.get(*name).and_then(|s| s.state),
+                Some(DesiredState::Exited(_))
+            )
+        })
+        .filter(|(_, s)| s.profiles.is_empty())
+        .filter(|(_, s)| !has_healthcheck(s, dir))
+        .map(|(name, _)| format!("`{name}` has no healthcheck"))
+        .collect()
+}
+
+/// A compose healthcheck that is not disabled, or a HEALTHCHECK in the Dockerfile it builds from.
+fn has_healthcheck(s: &ModelService, dir: &Path) -> bool {
+    if let Some(h) = &s.healthcheck {
+        return h.get("disable").and_then(|d| d.as_bool()) != Some(true) && h.get("test").is_some();
+    }
+    let Some(build) = &s.build else { return false };
+    let context = build.get("context").and_then(|c| c.as_str()).unwrap_or(".");
+    let dockerfile = build
+        .get("dockerfile")
+        .and_then(|c| c.as_str())
+        .unwrap_or("Dockerfile");
+    let path = dir.join(context).join(dockerfile);
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // Only the final stage's instructions end up in the image.
+    let last_stage = text
+        .to_ascii_uppercase()
+        .rsplit("\nFROM ")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    last_stage
+        .lines()
+        .any(|l| l.trim_start().starts_with("HEALTHCHECK") && !l.contains("NONE"))
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "CREDENTIAL",
+        "PRIVATE_KEY",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// The password part of `scheme://user:password@host`.
+fn url_password(value: &str) -> Option<&str> {
+    let rest = value.split_once("://")?.1;
+    let userinfo = rest.split_once('@')?.0;
+    Some(userinfo.split_once(':')?.1)
+}
+
+fn default_credentials(model: &ComposeModel, raw: &ComposeModel) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, s) in &raw.services {
+        for (key, value) in &s.environment {
+            let Some(value) = value.as_deref() else {
+                continue;
+            };
+            let secret = if is_secret_key(key) {
+                Some(value)
+            } else {
+                url_password(value)
+            };
+            let Some(secret) = secret else { continue };
+            if secret.is_empty() {
+                continue;
+            }
+            if !secret.contains('$') {
+                out.push(format!("`{name}` sets {key} to a literal credential"));
+                continue;
+            }
+            // `${VAR:-default}`: the fallback is a literal too.
+            if let Some(fallback) = secret
+                .split_once(":-")
+                .or_else(|| secret.split_once('-'))
+                .map(|(_, f)| f.trim_end_matches('}'))
+            {
+                if !fallback.is_empty() && !fallback.contains('$') {
+                    out.push(format!(
+                        "`{name}` falls back to a literal credential for {key}"
+                    ));
+                    continue;
+                }
+            }
+        }
+    }
+    // Whatever the source, a well-known default value is a finding (values themselves are not shown).
+    for (name, s) in &model.services {
+        for (key, value) in &s.environment {
+            let Some(value) = value.as_deref() else {
+                continue;
+            };
+            let secret = if is_secret_key(key) {
+                Some(value)
+            } else {
+                url_password(value)
+            };
+            if secret.is_some_and(|v| DEFAULT_SECRETS.contains(&v.to_ascii_lowercase().as_str())) {
+                let finding = format!("`{name}` uses a well-known default for {key}");
+                if !out
+                    .iter()
+                    .any(|f| f.starts_with(&format!("`{name}`")) && f.ends_with(key.as_str()))
+                {
+                    out.push(finding);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn exposed_databases(model: &ComposeModel) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, s) in &model.services {
+        let image = s.image.as_deref().unwrap_or_default().to_ascii_lowercase();
+        let is_db_image = DATABASES
+            .iter()
+            .any(|d| image.rsplit('/').next().unwrap_or(&image).starts_with(d));
+        for p in &s.ports {
+            let Some(published) = p.published.as_deref() else {
+                continue;
+            };
+            let all = matches!(
+                p.host_ip.as_deref(),
+                None | Some("") | Some("0.0.0.0") | Some("::")
+            );
+            if all && (is_db_image || DATABASE_PORTS.contains(&p.target)) {
+                out.push(format!(
+                    "`{name}` publishes {published}:{} on all interfaces (bind it to 127.0.0.1)",
+                    p.target
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn missing_limits(model: &ComposeModel) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, s) in &model.services {
+        let limits = s
+            .deploy
+            .as_ref()
+            .and_then(|d| d.pointer("/resources/limits"));
+        let memory = s.mem_limit.is_some() || limits.and_then(|l| l.get("memory")).is_some();
+        let cpus = s.cpus.is_some() || limits.and_then(|l| l.get("cpus")).is_some();
+        match (memory, cpus) {
+            (true, true) => {}
+            (false, false) => out.push(format!("`{name}` has no memory or CPU limit")),
+            (false, true) => out.push(format!("`{name}` has no memory limit")),
+            (true, false) => out.push(format!("`{name}` has no CPU limit")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(json: &str) -> ComposeModel {
+        ComposeModel::parse(json).unwrap()
+    }
+
+    fn suite() -> Suite {
+        crate::suite::load_str(
+            Path::new("s.yaml"),
+            "suite: s\nstack: { compose: [c.yml] }\n",
+        )
+        .unwrap()
+        .suite
+    }
+
+    #[test]
+    fn latest_and_untagged_images_are_found() {
+        let m = model(
+            r#"{"services":{"a":{"image":"redis:latest"},"b":{"image":"redis"},"c":{"image":"reg:5000/redis:7"}}}"#,
+        );
+        let f = latest_tags(&m);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].contains("`a`") && f[1].contains("`b`"));
+    }
+
+    #[test]
+    fn literal_and_default_credentials_are_found_without_showing_values() {
+        let raw = model(
+            r#"{"services":{"a":{"environment":{"DB_PASSWORD":"hunter2xyz","URL":"postgresql://u:${P}@db/x","OK":"${P}"}},
+                "b":{"environment":{"TOKEN":"${T:-letmein}"}}}}"#,
+        );
+        let interpolated = model(r#"{"services":{"a":{"environment":{"GF_PASSWORD":"admin"}}}}"#);
+        let f = default_credentials(&interpolated, &raw);
+        assert!(
+            f.iter()
+                .any(|x| x.contains("`a` sets DB_PASSWORD to a literal")),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|x| x.contains("`b` falls back")), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|x| x.contains("well-known default for GF_PASSWORD")),
+            "{f:?}"
+        );
+        assert!(!f
+            .iter()
+            .any(|x| x.contains("hunter2") || x.contains("letmein")));
+        assert_eq!(f.len(), 3, "{f:?}");
+    }
+
+    #[test]
+    fn databases_on_all_interfaces() {
+        let m = model(
+            r#"{"services":{"db":{"image":"postgres:14","ports":[{"target":5432,"published":"5432"}]},
+                "safe":{"image":"postgres:14","ports":[{"target":5432,"published":"5432","host_ip":"127.0.0.1"}]},
+                "web":{"image":"nginx:1","ports":[{"target":80,"published":"80"}]}}}"#,
+        );
+        let f = exposed_databases(&m);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].starts_with("`db`"));
+    }
+
+    #[test]
+    fn limits_and_healthchecks() {
+        let m = model(
+            r#"{"services":{"a":{"deploy":{"resources":{"limits":{"memory":"512M","cpus":"0.5"}}},"healthcheck":{"test":["CMD","true"]}},
+                "b":{"mem_limit":"1g"},"c":{"healthcheck":{"disable":true}}}}"#,
+        );
+        assert_eq!(
+            missing_limits(&m),
+            ["`b` has no CPU limit", "`c` has no memory or CPU limit"]
+        );
+        assert_eq!(
+            missing_healthchecks(&suite(), &m, Path::new(".")),
+            ["`b` has no healthcheck", "`c` has no healthcheck"]
+        );
+        let v = evaluate(
+            Rule::ResourceLimits,
+            Level::Warn,
+            &suite(),
+            &m,
+            &m,
+            Path::new("."),
+        );
+        assert!(v.passed && v.warning, "{v:?}");
+        let v = evaluate(
+            Rule::ResourceLimits,
+            Level::Error,
+            &suite(),
+            &m,
+            &m,
+            Path::new("."),
+        );
+        assert!(!v.passed);
+    }
+}

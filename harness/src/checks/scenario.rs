@@ -1,0 +1,368 @@
+//! Promises about behaviour over time: `state` within a time, `logs` showing a line, one-off
+//! `run`s, and `steps` scenarios with their actions (restart, stop, start, kill, down_up).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{snippet, state, text_matches, Ctx, Verdict};
+use crate::suite::{
+    Action, DesiredState, Expect, KillAction, LogsProbe, RunProbe, StateProbe, Step,
+};
+
+const DEFAULT_WITHIN: Duration = Duration::from_secs(30);
+const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(250);
+
+/// A `host:container[:ro|:rw]` mount with placeholders replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// Parses a mount; `{suite_dir}` and `{tmp}` become `suite_dir` and `tmp`.
+pub fn parse_mount(text: &str, suite_dir: &Path, tmp: &Path) -> Result<Mount, String> {
+    let bad = || format!("invalid mount `{text}`: expected `host:container[:ro|:rw]`");
+    let replaced = text
+        .replace("{suite_dir}", &suite_dir.to_string_lossy())
+        .replace("{tmp}", &tmp.to_string_lossy());
+    let parts: Vec<&str> = replaced.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [h, c] => (*h, *c, false),
+        [h, c, "ro"] => (*h, *c, true),
+        [h, c, "rw"] => (*h, *c, false),
+        _ => return Err(bad()),
+    };
+    if host.is_empty() || !container.starts_with('/') {
+        return Err(bad());
+    }
+    let host = PathBuf::from(host);
+    let host = if host.is_absolute() {
+        host
+    } else {
+        suite_dir.join(host)
+    };
+    Ok(Mount {
+        host,
+        container: container.to_string(),
+        read_only,
+    })
+}
+
+/// `KILL`, `SIGKILL`, `9` → the signal number.
+pub fn signal_number(name: &str) -> Result<i32, String> {
+    use std::str::FromStr;
+    if let Ok(n) = name.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|s| s as i32)
+            .map_err(|_| format!("unknown signal {n}"));
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&full)
+        .map(|s| s as i32)
+        .map_err(|_| format!("unknown signal `{name}` (e.g. KILL, TERM, INT)"))
+}
+
+/// Polls until the service's container is in `want`, at most `within`.
+pub async fn check_state(ctx: &Ctx<'_>, p: &StateProbe) -> Verdict {
+    let within = p.within.map(|d| d.0).unwrap_or(DEFAULT_WITHIN);
+    let deadline = Instant::now() + within;
+    let t0 = Instant::now();
+    loop {
+        let seen = match ctx.container(&p.service) {
+            Ok(id) => match ctx.engine.inspect(&id).await {
+                Ok(info) => state::observe(&info),
+                Err(e) => return Verdict::fail(e.to_string()),
+            },
+            Err(v) => return v,
+        };
+        if state::satisfies(&seen, p.is) {
+            return Verdict::pass(format!(
+                "`{}` is {} after {:.1}s",
+                p.service,
+                p.is,
+                t0.elapsed().as_secs_f32()
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Verdict::fail(format!(
+                "expected `{}` to be {} within {within:?}; it is {seen}",
+                p.service, p.is
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub async fn check_logs(ctx: &Ctx<'_>, p: &LogsProbe) -> Verdict {
+    let id = match ctx.container(&p.service) {
+        Ok(id) => id,
+        Err(v) => return v,
+    };
+    if let Err(e) = text_matches(&p.contains, "") {
+        return Verdict::fail(e);
+    }
+    let within = p.within.map(|d| d.0).unwrap_or(DEFAULT_WITHIN);
+    match ctx
+        .engine
+        .wait_for_log(&id, within, |line| {
+            text_matches(&p.contains, line).unwrap_or(false)
+        })
+        .await
+    {
+        Ok(line) => Verdict::pass(format!("`{}` logged: {}", p.service, snippet(&line, 200))),
+        Err(last) => Verdict::fail(format!(
+            "no log line of `{}` matched {:?} within {within:?}",
+            p.service, p.contains
+        ))
+        .with_detail(format!("last log lines:\n{last}")),
+    }
+}
+
+pub async fn check_run(ctx: &Ctx<'_>, p: &RunProbe, expect: &Expect) -> Verdict {
+    let Some(compose) = ctx.compose else {
+        return Verdict::fail("`run` needs a compose stack (`stack.compose`)");
+    };
+    let started = std::time::SystemTime::now();
+    let limit = p.timeout.map(|d| d.0).unwrap_or(DEFAULT_RUN_TIMEOUT);
+    let shown = format!("run {} {}", p.service, p.args.join(" "));
+    let (code, stdout) = match compose
+        .run_once(&p.service, &p.args, ctx.labels, limit)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Verdict::fail(format!("{shown}: {e}")),
+    };
+    let want = expect.exit.unwrap_or(0);
+    if i64::from(code) != want {
+        return Verdict::fail(format!("{shown}: expected exit {want}, got {code}"))
+            .with_detail(format!("output:\n{stdout}"));
+    }
+    if let Some(pattern) = &expect.stdout {
+        match text_matches(pattern, &stdout) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Verdict::fail(format!(
+                    "{shown}: stdout does not match {pattern}; stdout: {}",
+                    snippet(&stdout, 300)
+                ))
+            }
+            Err(e) => return Verdict::fail(e),
+        }
+    }
+    if let Some(globs) = &expect.files {
+        if let Err(v) = fresh_files(ctx, globs, started) {
+            return v;
+        }
+    }
+    Verdict::pass(format!("{shown}: exit {code}"))
+}
+
+/// Each glob matches at least one host file written since `since`.
+fn fresh_files(
+    ctx: &Ctx<'_>,
+    globs: &[String],
+    since: std::time::SystemTime,
+) -> Result<(), Verdict> {
+    // Coarse file-system clocks: allow a second of slack.
+    let since = since - Duration::from_secs(1);
+    for g in globs {
+        let pattern = ctx.host_path(g);
+        let pattern = pattern.to_string_lossy();
+        let paths =
+            glob::glob(&pattern).map_err(|e| Verdict::fail(format!("invalid glob `{g}`: {e}")))?;
+        let mut stale = 0;
+        let mut fresh = false;
+        for p in paths.flatten() {
+            match std::fs::metadata(&p).and_then(|m| m.modified()) {
+                Ok(t) if t >= since => fresh = true,
+                _ => stale += 1,
+            }
+        }
+        if !fresh {
+            return Err(Verdict::fail(format!(
+                "no file matching `{pattern}` was written by the run ({stale} older match{})",
+                if stale == 1 { "" } else { "es" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn check_steps(ctx: &Ctx<'_>, steps: &[Step]) -> Verdict {
+    let mut done = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let what = step.action.describe();
+        let v = match &step.action {
+            Action::Check {
+                kind,
+                expect,
+                retry,
+            } => Box::pin(super::probe::run_kind(ctx, kind, expect, retry.as_ref())).await,
+            Action::Restart(s) => {
+                on_container(ctx, s, |id| async move { ctx.engine.restart(&id).await }).await
+            }
+            Action::Stop(s) => {
+                on_container(ctx, s, |id| async move { ctx.engine.stop(&id).await }).await
+            }
+            Action::Start(s) => {
+                on_container(ctx, s, |id| async move { ctx.engine.start(&id).await }).await
+            }
+            Action::Kill(k) => kill(ctx, k).await,
+            Action::DownUp => down_up(ctx).await,
+        };
+        if !v.passed {
+            let msg = format!("step {} ({what}) failed: {}", i + 1, v.message);
+            return Verdict { message: msg, ..v };
+        }
+        done.push(what);
+    }
+    Verdict::pass(format!("{} steps: {}", steps.len(), done.join(" → ")))
+}
+
+async fn on_container<F, Fut>(ctx: &Ctx<'_>, service: &str, act: F) -> Verdict
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::engine::EngineError>>,
+{
+    match ctx.container(service) {
+        Ok(id) => match act(id).await {
+            Ok(()) => Verdict::pass("done"),
+            Err(e) => Verdict::fail(e.to_string()),
+        },
+        Err(v) => v,
+    }
+}
+
+/// Signals the container's main process from the host, as a crash would: unlike `docker kill`,
+/// this does not count as a manual stop, so the restart policy applies.
+async fn kill(ctx: &Ctx<'_>, k: &KillAction) -> Verdict {
+    let id = match ctx.running(&k.service).await {
+        Ok(id) => id,
+        Err(v) => return v,
+    };
+    let pid = match ctx.engine.inspect(&id).await {
+        Ok(info) => info.state.and_then(|s| s.pid).unwrap_or(0),
+        Err(e) => return Verdict::fail(e.to_string()),
+    };
+    let sig = match signal_number(&k.signal)
+        .and_then(|n| nix::sys::signal::Signal::try_from(n).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => return Verdict::fail(e),
+    };
+    if pid <= 0 {
+        return Verdict::fail(format!("`{}` has no main process to signal", k.service));
+    }
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig) {
+        return Verdict::fail(format!(
+            "cannot signal pid {pid} of `{}`: {e} (the harness must run on the engine's host with permission to signal its processes)",
+            k.service
+        ));
+    }
+    // Later steps must see the signal's effect, not the state from before it.
+    if sig == nix::sys::signal::Signal::SIGKILL {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = ctx
+                .engine
+                .inspect(&id)
+                .await
+                .ok()
+                .and_then(|i| i.state)
+                .unwrap_or_default();
+            if now.pid != Some(pid) || now.running != Some(true) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Verdict::fail(format!(
+                    "`{}` still runs pid {pid} 10 s after {sig}",
+                    k.service
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Verdict::pass(format!("sent {sig} to pid {pid}"))
+}
+
+async fn down_up(ctx: &Ctx<'_>) -> Verdict {
+    let Some(compose) = ctx.compose else {
+        return Verdict::fail("`down_up` needs a compose stack");
+    };
+    if let Err(e) = compose.down_keep_volumes(Duration::from_secs(120)).await {
+        return Verdict::fail(format!("down: {e}"));
+    }
+    let services: Vec<String> = ctx
+        .containers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    let wants: Vec<(String, Option<DesiredState>)> = ctx
+        .loaded
+        .suite
+        .services
+        .iter()
+        .map(|(n, s)| (n.clone(), s.state))
+        .filter(|(n, _)| services.contains(n))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let up = compose.up(&services, Duration::from_secs(300), |_| {});
+    let report =
+        state::bring_up_and_wait(ctx.engine, &compose.project, &wants, deadline, up, |_| {}).await;
+    *ctx.containers.lock().unwrap_or_else(|e| e.into_inner()) = report.containers.clone();
+    let failed: Vec<String> = report
+        .verdicts
+        .iter()
+        .filter(|(_, v)| !v.passed)
+        .map(|(s, v)| format!("{s}: {}", v.message))
+        .collect();
+    match (&report.up_error, failed.is_empty()) {
+        (Some(e), _) => Verdict::fail(format!("up: {}", snippet(e, 300))),
+        (None, true) => Verdict::pass(format!("{} services back", services.len())),
+        (None, false) => Verdict::fail(failed.join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount(
+            "{suite_dir}/repo:/work:ro",
+            Path::new("/s"),
+            Path::new("/t"),
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            Mount {
+                host: "/s/repo".into(),
+                container: "/work".into(),
+                read_only: true
+            }
+        );
+        let m = parse_mount("{tmp}/out:/out:rw", Path::new("/s"), Path::new("/t")).unwrap();
+        assert!(!m.read_only && m.host == Path::new("/t/out"));
+        assert!(parse_mount("/a:/b:rx", Path::new("/s"), Path::new("/t")).is_err());
+        assert!(parse_mount("/a", Path::new("/s"), Path::new("/t")).is_err());
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(signal_number("KILL").unwrap(), 9);
+        assert_eq!(signal_number("sigterm").unwrap(), 15);
+        assert_eq!(signal_number("2").unwrap(), 2);
+        assert!(signal_number("NOPE").is_err());
+    }
+}

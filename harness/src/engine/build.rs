@@ -1,0 +1,83 @@
+//! `docker build` (the classic builder on this engine), for images a suite builds outside compose.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::cli::{stream, CliError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("`docker` could not be started ({0})")]
+    Missing(String),
+    #[error("`docker build` of {tag} failed (exit {code})")]
+    Failed {
+        tag: String,
+        code: i32,
+        tail: String,
+    },
+    #[error("`docker build` of {tag} did not finish within {secs} s")]
+    Timeout {
+        tag: String,
+        secs: u64,
+        tail: String,
+    },
+}
+
+impl BuildError {
+    /// The last lines of the build log.
+    pub fn tail(&self) -> &str {
+        match self {
+            BuildError::Missing(m) => m,
+            BuildError::Failed { tail, .. } | BuildError::Timeout { tail, .. } => tail,
+        }
+    }
+}
+
+/// Builds `context` (with `dockerfile` relative to it) as `tag`, putting `labels` on the image.
+/// `--force-rm`: the classic builder otherwise leaves the containers of failed steps behind.
+pub async fn docker_build(
+    context: &Path,
+    dockerfile: Option<&str>,
+    tag: &str,
+    args: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+    limit: Duration,
+    on_line: impl FnMut(&str),
+) -> Result<(), BuildError> {
+    let mut cmd = Command::new("docker");
+    cmd.args(["build", "--force-rm", "--pull=false", "-t", tag]);
+    if let Some(f) = dockerfile {
+        cmd.arg("-f").arg(context.join(f));
+    }
+    for (k, v) in args {
+        cmd.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    for (k, v) in labels {
+        cmd.arg("--label").arg(format!("{k}={v}"));
+    }
+    cmd.arg(context).env("DOCKER_BUILDKIT", "0");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    stream(cmd, limit, on_line)
+        .await
+        .map(drop)
+        .map_err(|e| match e {
+            CliError::Spawn(m) => BuildError::Missing(m),
+            CliError::Failed { code, tail, .. } => BuildError::Failed {
+                tag: tag.into(),
+                code,
+                tail,
+            },
+            CliError::Timeout { tail } => BuildError::Timeout {
+                tag: tag.into(),
+                secs: limit.as_secs(),
+                tail,
+            },
+        })
+}

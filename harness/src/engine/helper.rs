@@ -1,0 +1,238 @@
+//! Helper containers the harness itself starts: probes that share a target's network namespace or
+//! mounts, canary listeners, and throw-away containers for reading an image's filesystem. Every one
+//! carries the run's labels, so the teardown sweep finds it even when a check is cut short.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, LogsOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::{bounded, optional, Engine, EngineError, ExecOutput, CALL_TIMEOUT};
+
+/// The image probes and canaries run from (built by `ci/images.sh`: Debian minbase + python3).
+pub const PROBE_IMAGE: &str = "stackcheck/probe:1";
+
+/// A helper container to create.
+#[derive(Clone, Debug, Default)]
+pub struct HelperSpec {
+    pub image: String,
+    pub cmd: Vec<String>,
+    /// `none`, `container:<id>`, a network name; default: the engine's default bridge.
+    pub network_mode: Option<String>,
+    /// Further networks to connect before start.
+    pub networks: Vec<String>,
+    /// Containers whose mounts (with their ro/rw modes) the helper gets.
+    pub volumes_from: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Publish this container port on the host at this address (random host port).
+    pub publish: Option<(String, u16)>,
+}
+
+impl Engine {
+    async fn create_helper(&self, spec: &HelperSpec) -> Result<String, EngineError> {
+        let port_key = spec.publish.as_ref().map(|(_, p)| format!("{p}/tcp"));
+        let port_bindings = spec.publish.as_ref().map(|(ip, p)| {
+            let binding = PortBinding {
+                host_ip: Some(ip.clone()),
+                host_port: Some(String::new()),
+            };
+            std::collections::HashMap::from([(format!("{p}/tcp"), Some(vec![binding]))])
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            exposed_ports: port_key.map(|k| vec![k]),
+            cmd: Some(spec.cmd.clone()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            host_config: Some(HostConfig {
+                network_mode: spec.network_mode.clone(),
+                volumes_from: (!spec.volumes_from.is_empty()).then(|| spec.volumes_from.clone()),
+                port_bindings,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default().build();
+        let created = bounded(
+            format!("create helper from {}", spec.image),
+            CALL_TIMEOUT,
+            self.docker.create_container(Some(opts), body),
+        )
+        .await?;
+        for net in &spec.networks {
+            let req = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(EndpointSettings::default()),
+            };
+            if let Err(e) = bounded(
+                format!("connect helper to {net}"),
+                CALL_TIMEOUT,
+                self.docker.connect_network(net, req),
+            )
+            .await
+            {
+                let _ = self.remove(&created.id).await;
+                return Err(e);
+            }
+        }
+        Ok(created.id)
+    }
+
+    /// Runs a helper to completion (at most `limit`) and removes it; returns its exit code and output.
+    pub async fn run_helper(
+        &self,
+        spec: &HelperSpec,
+        limit: Duration,
+    ) -> Result<ExecOutput, EngineError> {
+        let id = self.create_helper(spec).await?;
+        let result = async {
+            bounded(
+                "start helper",
+                CALL_TIMEOUT,
+                self.docker.start_container(&id, None),
+            )
+            .await?;
+            let mut wait = self.docker.wait_container(&id, None);
+            // A non-zero exit arrives as an error item; the exit code is read from inspect below.
+            let _ = tokio::time::timeout(limit, wait.next())
+                .await
+                .map_err(|_| EngineError::Timeout {
+                    what: format!("helper {:?} from {}", spec.cmd.first(), spec.image),
+                    secs: limit.as_secs(),
+                })?;
+            let state = self.inspect(&id).await?.state.unwrap_or_default();
+            let mut out = ExecOutput {
+                exit: state.exit_code.unwrap_or(-1),
+                ..Default::default()
+            };
+            let opts = LogsOptionsBuilder::default()
+                .stdout(true)
+                .stderr(true)
+                .build();
+            let mut logs = self.docker.logs(&id, Some(opts));
+            while let Some(Ok(item)) = logs.next().await {
+                match item {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    other => out
+                        .stdout
+                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                }
+            }
+            Ok(out)
+        }
+        .await;
+        let _ = self.remove(&id).await;
+        result
+    }
+
+    /// Starts a long-running helper (a canary) and returns its id; the caller removes it.
+    pub async fn start_helper(&self, spec: &HelperSpec) -> Result<String, EngineError> {
+        let id = self.create_helper(spec).await?;
+        if let Err(e) = bounded(
+            "start helper",
+            CALL_TIMEOUT,
+            self.docker.start_container(&id, None),
+        )
+        .await
+        {
+            let _ = self.remove(&id).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Creates a labelled bridge network and returns its gateway address.
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, EngineError> {
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        bounded(
+            format!("create network {name}"),
+            CALL_TIMEOUT,
+            self.docker.create_network(req),
+        )
+        .await?;
+        let info = self.network(name).await?.unwrap_or_default();
+        info.ipam
+            .and_then(|i| i.config)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|c| c.gateway)
+            .ok_or_else(|| EngineError::Call {
+                what: format!("inspect network {name}"),
+                cause: "no gateway address".into(),
+            })
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        optional(
+            bounded(
+                format!("remove network {name}"),
+                CALL_TIMEOUT,
+                self.docker.remove_network(name),
+            )
+            .await,
+        )
+        .map(drop)
+    }
+
+    /// Whether `path` exists in `image`'s filesystem, read from a created (never started) container,
+    /// so images without a shell (`FROM scratch`) work too.
+    pub async fn image_has_path(
+        &self,
+        image: &str,
+        path: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, EngineError> {
+        // The command is never run; it only lets images without CMD be created.
+        let spec = HelperSpec {
+            image: image.to_string(),
+            cmd: vec!["/stackcheck-never-run".into()],
+            network_mode: Some("none".into()),
+            labels: labels.clone(),
+            ..Default::default()
+        };
+        let id = self.create_helper(&spec).await?;
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut archive = self.docker.download_from_container(&id, Some(opts));
+        let first = tokio::time::timeout(CALL_TIMEOUT, archive.next()).await;
+        drop(archive);
+        let _ = self.remove(&id).await;
+        match first {
+            Err(_) => Err(EngineError::Timeout {
+                what: format!("read {path} from {image}"),
+                secs: CALL_TIMEOUT.as_secs(),
+            }),
+            Ok(Some(Ok(_))) => Ok(true),
+            Ok(None) => Ok(true),
+            Ok(Some(Err(e))) => {
+                let cause = e.to_string();
+                if cause.contains("404") || cause.contains("No such") || cause.contains("not found")
+                {
+                    Ok(false)
+                } else {
+                    Err(EngineError::Call {
+                        what: format!("read {path} from {image}"),
+                        cause,
+                    })
+                }
+            }
+        }
+    }
+}

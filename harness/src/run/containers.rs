@@ -1,0 +1,190 @@
+//! The `stack.containers` path: build, start each container as `docker run` would (through
+//! testcontainers), judge its state (`expect_exit` for one-shots), then the same checks as for
+//! compose stacks.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{image_tests, new_ctx, require_images, runtime_tests, Runner, Stop};
+use crate::checks::{parse_mount, state, Verdict};
+use crate::engine::containers::{self, RunSpec, Started};
+use crate::engine::{ComposeModel, ModelService};
+use crate::plan::RunIdentity;
+use crate::suite::{ContainerSpec, DesiredState};
+
+const POLL: Duration = Duration::from_millis(250);
+
+pub(super) async fn containers_phase(
+    r: &mut Runner<'_>,
+    id: &RunIdentity,
+    workdir: &Path,
+    deadline: Instant,
+) -> Result<(), Stop> {
+    let suite = &r.loaded.suite;
+    let specs = suite.stack.containers.clone();
+    let model = ComposeModel {
+        name: id.project.clone(),
+        services: specs
+            .iter()
+            .map(|(n, c)| {
+                (
+                    n.clone(),
+                    ModelService {
+                        image: Some(image_of(c)),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let v = super::config_verdict(r.loaded, &model, "stack.containers");
+    r.record(&format!("{}::stack::config", suite.suite), v, t0);
+
+    let needed: Vec<(String, String)> = specs
+        .iter()
+        .filter(|(_, c)| c.build.is_none())
+        .map(|(n, c)| (image_of(c), format!("container {n}")))
+        .collect();
+    require_images(r.engine, &needed).await?;
+    super::build_own_images(r, id, deadline).await;
+    image_tests(r, id).await;
+
+    let suite_dir = r
+        .loaded
+        .dir
+        .canonicalize()
+        .unwrap_or_else(|_| r.loaded.dir.clone());
+    let mut started: Vec<Started> = Vec::new();
+    let mut ids = BTreeMap::new();
+    let result = async {
+        for (name, c) in &specs {
+            let t0 = Instant::now();
+            let state_test = format!("{}::service::{name}::state", suite.suite);
+            if r.engine.image(&image_of(c)).await.ok().flatten().is_none() {
+                r.record(
+                    &state_test,
+                    Verdict::fail(format!(
+                        "image `{}` was not built, so `{name}` cannot start",
+                        image_of(c)
+                    )),
+                    t0,
+                );
+                continue;
+            }
+            let spec = match run_spec(c, &suite_dir, workdir, &id.labels) {
+                Ok(s) => s,
+                Err(e) => return Err(Stop::Infra(format!("container {name}: {e}"))),
+            };
+            r.progress
+                .phase(&format!("docker run {name} ({})", spec.image));
+            match containers::start(&spec).await {
+                Ok(s) => {
+                    ids.insert(name.clone(), s.id.clone());
+                    let want = suite
+                        .services
+                        .get(name)
+                        .and_then(|s| s.state)
+                        .or(c.expect_exit.map(DesiredState::Exited));
+                    let v = wait_state(r, name, &s.id, want, deadline).await;
+                    r.record(&state_test, v, t0);
+                    started.push(s);
+                }
+                Err(e) => r.record(&state_test, Verdict::fail(e), t0),
+            }
+        }
+        let ctx = new_ctx(r, &model, None, id, workdir, ids.clone());
+        runtime_tests(r, &ctx).await;
+        Ok(())
+    }
+    .await;
+    for s in started {
+        s.remove().await;
+    }
+    result
+}
+
+fn image_of(c: &ContainerSpec) -> String {
+    c.build
+        .as_ref()
+        .and_then(|b| b.tag.clone())
+        .or_else(|| c.image.clone())
+        .unwrap_or_default()
+}
+
+fn run_spec(
+    c: &ContainerSpec,
+    suite_dir: &Path,
+    tmp: &Path,
+    labels: &BTreeMap<String, String>,
+) -> Result<RunSpec, String> {
+    let mut mounts = Vec::new();
+    for m in &c.mounts {
+        let m = parse_mount(m, suite_dir, tmp)?;
+        // `{tmp}` folders are the run's own: create them, as `docker run -v` would create a missing host path.
+        if m.host.starts_with(tmp) {
+            std::fs::create_dir_all(&m.host)
+                .map_err(|e| format!("cannot create {}: {e}", m.host.display()))?;
+        }
+        if !m.host.exists() {
+            return Err(format!("mount source {} does not exist", m.host.display()));
+        }
+        mounts.push((
+            m.host.to_string_lossy().into_owned(),
+            m.container,
+            m.read_only,
+        ));
+    }
+    Ok(RunSpec {
+        image: image_of(c),
+        network: c.network.clone(),
+        mounts,
+        command: c.command.clone(),
+        env: c.env.clone(),
+        labels: labels.clone(),
+    })
+}
+
+/// Waits for the container's desired state: `exited:<code>` for one-shots, else healthy when it
+/// has a healthcheck, else running.
+async fn wait_state(
+    r: &Runner<'_>,
+    name: &str,
+    id: &str,
+    want: Option<DesiredState>,
+    deadline: Instant,
+) -> Verdict {
+    let t0 = Instant::now();
+    loop {
+        let info = match r.engine.inspect(id).await {
+            Ok(i) => i,
+            Err(e) => return Verdict::fail(e.to_string()),
+        };
+        let has_health = info
+            .config
+            .as_ref()
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| !t.is_empty());
+        let want = want.unwrap_or(if has_health {
+            DesiredState::Healthy
+        } else {
+            DesiredState::Running
+        });
+        let seen = state::observe(&info);
+        if state::satisfies(&seen, want) {
+            return Verdict::pass(format!(
+                "`{name}` is {seen} after {:.1}s",
+                t0.elapsed().as_secs_f32()
+            ));
+        }
+        let done = seen.starts_with("exited") || seen.contains("unhealthy");
+        if done || Instant::now() >= deadline {
+            return Verdict::fail(format!("expected `{name}` to be {want}; it is {seen}"))
+                .with_detail(state::diagnostics(r.engine, id).await);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -1,0 +1,617 @@
+//! Drives one suite through every stage: plan → compose config → build → up and wait → checks,
+//! then always tears down (`down -v`, then a sweep by the run's label) and proves nothing is left.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+mod containers;
+
+use crate::checks::{self, state, Ctx, Outcome, Status, Verdict};
+use crate::engine::{docker_build, Compose, ComposeModel, Engine, Leftovers};
+use crate::plan::{self, PlannedTest, RunIdentity, ServicePromise, TestKind};
+use crate::report::{Masker, Progress};
+use crate::suite::LoadedSuite;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+const CONFIG_TIMEOUT: Duration = Duration::from_secs(60);
+const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Everything one suite run produced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SuiteReport {
+    pub suite: String,
+    pub about: Option<String>,
+    pub project: String,
+    pub run_id: String,
+    pub engine: String,
+    pub outcomes: Vec<Outcome>,
+    /// Set when the run could not be carried out (exit 3), as opposed to a promise failing.
+    pub infra_error: Option<String>,
+    pub interrupted: bool,
+    pub duration_ms: u64,
+}
+
+impl SuiteReport {
+    pub fn failed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.status == Status::Failed)
+            .count()
+    }
+}
+
+/// Why the main phase stopped early; the remaining tests fail with this reason.
+pub(crate) enum Stop {
+    Infra(String),
+    NotRun(String),
+}
+
+pub(crate) struct Runner<'a> {
+    loaded: &'a LoadedSuite,
+    engine: &'a Engine,
+    progress: &'a dyn Progress,
+    masker: Masker,
+    tests: Vec<PlannedTest>,
+    results: BTreeMap<String, Outcome>,
+}
+
+impl Runner<'_> {
+    fn record(&mut self, name: &str, verdict: Verdict, started: Instant) {
+        let mut outcome = verdict.into_outcome(name, started);
+        outcome.message = self.masker.mask(&outcome.message);
+        outcome.detail = self.masker.mask(&outcome.detail);
+        self.progress.outcome(&outcome);
+        self.results.insert(name.to_string(), outcome);
+    }
+
+    fn tests_where(&self, f: impl Fn(&TestKind) -> bool) -> Vec<PlannedTest> {
+        self.tests.iter().filter(|t| f(&t.kind)).cloned().collect()
+    }
+}
+
+/// Runs one suite against a connected engine. Never leaves the stack behind: teardown runs after
+/// success, failure and Ctrl-C alike.
+pub async fn run_suite(
+    loaded: &LoadedSuite,
+    engine: &Engine,
+    progress: &dyn Progress,
+) -> SuiteReport {
+    let started = Instant::now();
+    let id = RunIdentity::new(loaded);
+    let tests = plan::tests(&loaded.suite);
+    let masker = Masker::for_suite(loaded);
+    let mut runner = Runner {
+        loaded,
+        engine,
+        progress,
+        masker,
+        tests,
+        results: BTreeMap::new(),
+    };
+    let workdir = std::env::temp_dir().join(format!("stackcheck-{}", id.run_id));
+    let compose = compose_for(loaded, &id, &workdir);
+    progress.phase(&format!(
+        "{}: project {} (run {})",
+        loaded.suite.suite, id.project, id.run_id
+    ));
+
+    let mut interrupted = false;
+    let stop = {
+        let main = main_phase(&mut runner, &compose, &id, &workdir);
+        tokio::select! {
+            r = main => r.err(),
+            _ = tokio::signal::ctrl_c() => { interrupted = true; Some(Stop::NotRun("interrupted (Ctrl-C)".into())) }
+        }
+    };
+
+    progress.phase(&format!(
+        "{}: tearing down {}",
+        loaded.suite.suite, id.project
+    ));
+    let leftovers = teardown(engine, &compose, &id).await;
+    let _ = std::fs::remove_dir_all(&workdir);
+
+    let infra_error = match &stop {
+        Some(Stop::Infra(m)) => Some(runner.masker.mask(m)),
+        _ => None,
+    };
+    let reason = match &stop {
+        Some(Stop::Infra(m)) | Some(Stop::NotRun(m)) => runner.masker.mask(m),
+        None => "not run".to_string(),
+    };
+    let no_leaks = runner
+        .tests
+        .iter()
+        .find(|t| t.kind == TestKind::NoLeaks)
+        .map(|t| t.name.clone());
+    if let Some(name) = no_leaks {
+        let t0 = Instant::now();
+        let v = match leftovers {
+            Ok(l) if l.is_empty() => {
+                Verdict::pass(format!("nothing labelled {} remains", id.run_label()))
+            }
+            Ok(l) => Verdict::fail(format!("left behind after teardown: {}", describe(&l))),
+            Err(e) => Verdict::fail(format!("could not list leftovers: {e}")),
+        };
+        runner.record(&name, v, t0);
+    }
+    let outcomes = runner
+        .tests
+        .iter()
+        .map(|t| {
+            runner
+                .results
+                .get(&t.name)
+                .cloned()
+                .unwrap_or_else(|| Outcome {
+                    name: t.name.clone(),
+                    status: Status::Failed,
+                    warning: false,
+                    message: format!("not run: {reason}"),
+                    detail: String::new(),
+                    duration_ms: 0,
+                })
+        })
+        .collect();
+    SuiteReport {
+        suite: loaded.suite.suite.clone(),
+        about: loaded.suite.about.clone(),
+        project: id.project,
+        run_id: id.run_id,
+        engine: engine.version.clone(),
+        outcomes,
+        infra_error,
+        interrupted,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+fn compose_for(loaded: &LoadedSuite, id: &RunIdentity, workdir: &Path) -> Compose {
+    let abs = |p: &String| -> PathBuf {
+        let joined = loaded.dir.join(p);
+        std::fs::canonicalize(&joined).unwrap_or(joined)
+    };
+    Compose {
+        project: id.project.clone(),
+        files: loaded.suite.stack.compose.iter().map(abs).collect(),
+        env_file: loaded.suite.stack.env_file.as_ref().map(abs),
+        env: loaded.suite.stack.env.clone(),
+        override_file: Some(workdir.join("stackcheck.override.json")),
+    }
+}
+
+async fn main_phase(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    id: &RunIdentity,
+    workdir: &Path,
+) -> Result<(), Stop> {
+    let suite = &r.loaded.suite;
+    let budget = suite.stack.timeout.map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = Instant::now() + budget;
+    std::fs::create_dir_all(workdir)
+        .map_err(|e| Stop::Infra(format!("cannot create {}: {e}", workdir.display())))?;
+    if !suite.stack.containers.is_empty() {
+        return containers::containers_phase(r, id, workdir, deadline).await;
+    }
+
+    // 1. The compose model, as compose itself resolves it.
+    let t0 = Instant::now();
+    let config_test = format!("{}::stack::config", suite.suite);
+    let model = match compose.config(CONFIG_TIMEOUT).await {
+        Ok(m) => m,
+        Err(e) => {
+            r.record(
+                &config_test,
+                Verdict::fail("docker compose config failed").with_detail(e.to_string()),
+                t0,
+            );
+            return Err(Stop::NotRun("the compose files do not resolve".into()));
+        }
+    };
+    let v = config_verdict(r.loaded, &model, "compose");
+    r.record(&config_test, v, t0);
+    policy_tests(r, compose, &model).await;
+
+    let override_file = compose.override_file.clone().unwrap_or_default();
+    std::fs::write(&override_file, id.label_override(&model).to_string())
+        .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
+
+    let selected: Vec<String> = if suite.stack.services.is_empty() {
+        model
+            .services
+            .iter()
+            .filter(|(_, m)| m.profiles.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
+    } else {
+        suite.stack.services.clone()
+    };
+    let selected: Vec<String> = selected
+        .into_iter()
+        .filter(|s| model.services.contains_key(s))
+        .collect();
+
+    // 2. Images that cannot be built must already exist: offline, nothing can be pulled.
+    let needed: Vec<(String, String)> = selected
+        .iter()
+        .filter(|s| model.services[*s].build.is_none())
+        .map(|s| {
+            (
+                model.services[s].image.clone().unwrap_or_default(),
+                format!("service {s}"),
+            )
+        })
+        .collect();
+    require_images(r.engine, &needed).await?;
+
+    // 3. Build what compose builds, the way compose builds it; then images built on their own.
+    let mut to_build: Vec<String> = selected
+        .iter()
+        .filter(|s| model.services[*s].build.is_some())
+        .cloned()
+        .collect();
+    for spec in suite.images.values() {
+        if let Some(s) = &spec.service {
+            if model.services.get(s).is_some_and(|m| m.build.is_some()) && !to_build.contains(s) {
+                to_build.push(s.clone());
+            }
+        }
+    }
+    if !to_build.is_empty() {
+        let t0 = Instant::now();
+        r.progress
+            .phase(&format!("building {}", to_build.join(", ")));
+        let progress = r.progress;
+        let built = compose
+            .build(
+                &to_build,
+                deadline.saturating_duration_since(Instant::now()),
+                |l| progress.detail(l),
+            )
+            .await;
+        let compose_built: Vec<PlannedTest> = r.tests_where(|k| match k {
+            TestKind::Build { image } => {
+                suite.images.get(image).is_some_and(|i| i.service.is_some())
+            }
+            _ => false,
+        });
+        for t in compose_built {
+            let TestKind::Build { image } = &t.kind else {
+                continue;
+            };
+            let v = match &built {
+                Ok(()) => built_verdict(r.engine, image, t0).await,
+                Err(e) => {
+                    Verdict::fail("docker compose build failed").with_detail(e.tail().to_string())
+                }
+            };
+            r.record(&t.name, v, t0);
+        }
+        if built.is_err() {
+            return Err(Stop::NotRun("the build failed".into()));
+        }
+    }
+    build_own_images(r, id, deadline).await;
+    image_tests(r, id).await;
+
+    // 4. Up, judging each service's state ourselves (`up --wait` cannot judge one-shots).
+    let (wants, undefined): (Vec<_>, Vec<_>) = suite
+        .services
+        .iter()
+        .map(|(name, spec)| (name.clone(), spec.state))
+        .partition(|(name, _)| model.services.contains_key(name));
+    for (service, _) in undefined {
+        let known: Vec<&String> = model.services.keys().collect();
+        let v = Verdict::fail(format!(
+            "service `{service}` is not defined in the compose files (services: {known:?})"
+        ));
+        r.record(
+            &format!("{}::service::{service}::state", suite.suite),
+            v,
+            Instant::now(),
+        );
+    }
+    r.progress
+        .phase(&format!("starting {} services", selected.len()));
+    let progress = r.progress;
+    let up = compose.up(
+        &selected,
+        deadline.saturating_duration_since(Instant::now()),
+        |l| progress.detail(l),
+    );
+    let report = state::bring_up_and_wait(r.engine, &id.project, &wants, deadline, up, |l| {
+        progress.detail(l)
+    })
+    .await;
+    let t0 = Instant::now();
+    for (service, verdict) in report.verdicts {
+        r.record(
+            &format!("{}::service::{service}::state", suite.suite),
+            verdict,
+            t0,
+        );
+    }
+    if let Some(e) = &report.up_error {
+        r.progress.phase(&format!(
+            "docker compose up failed: {}",
+            checks::snippet(e, 300)
+        ));
+    }
+
+    // 5. Every other promise, against the model and the live stack.
+    let ctx = new_ctx(r, &model, Some(compose), id, workdir, report.containers);
+    runtime_tests(r, &ctx).await;
+    Ok(())
+}
+
+fn new_ctx<'a>(
+    r: &Runner<'a>,
+    model: &'a ComposeModel,
+    compose: Option<&'a Compose>,
+    id: &'a RunIdentity,
+    workdir: &'a Path,
+    containers: BTreeMap<String, String>,
+) -> Ctx<'a> {
+    Ctx {
+        engine: r.engine,
+        model,
+        loaded: r.loaded,
+        compose,
+        run_id: &id.run_id,
+        labels: &id.labels,
+        containers: std::sync::Mutex::new(containers),
+        started: std::time::SystemTime::now(),
+        tmp: workdir,
+        canary: Default::default(),
+    }
+}
+
+/// Every service the suite names is defined by the stack.
+fn config_verdict(loaded: &LoadedSuite, model: &ComposeModel, source: &str) -> Verdict {
+    let named = named_services(loaded);
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|s| !model.services.contains_key(*s))
+        .collect();
+    if missing.is_empty() {
+        Verdict::pass(format!(
+            "{} services, {} networks, {} volumes",
+            model.services.len(),
+            model.networks.len(),
+            model.volumes.len()
+        ))
+    } else {
+        let known: Vec<&String> = model.services.keys().collect();
+        Verdict::fail(format!("services named by the suite but not defined by {source}: {missing:?} (defined: {known:?})"))
+    }
+}
+
+/// The static rules, on the interpolated model and on the files as written.
+async fn policy_tests(r: &mut Runner<'_>, compose: &Compose, model: &ComposeModel) {
+    let active = r.loaded.suite.policy.active();
+    if active.is_empty() {
+        return;
+    }
+    let t0 = Instant::now();
+    let raw = compose.config_raw(CONFIG_TIMEOUT).await;
+    for (rule, level) in active {
+        let name = format!("{}::policy::{}", r.loaded.suite.suite, rule.name());
+        let v = match &raw {
+            Ok(raw) => {
+                checks::policy::evaluate(rule, level, &r.loaded.suite, model, raw, &r.loaded.dir)
+            }
+            Err(e) => Verdict::fail(format!("cannot read the compose files as written: {e}")),
+        };
+        r.record(&name, v, t0);
+    }
+}
+
+async fn require_images(engine: &Engine, needed: &[(String, String)]) -> Result<(), Stop> {
+    let mut absent = Vec::new();
+    for (tag, why) in needed {
+        match engine.image(tag).await {
+            Ok(Some(_)) => {}
+            Ok(None) => absent.push(format!("{tag} ({why})")),
+            Err(e) => return Err(Stop::Infra(e.to_string())),
+        }
+    }
+    if absent.is_empty() {
+        return Ok(());
+    }
+    Err(Stop::Infra(format!(
+        "images not present on the engine and not pullable offline: {}; build them with `bash ci/images.sh`",
+        absent.join(", ")
+    )))
+}
+
+async fn built_verdict(engine: &Engine, image: &str, t0: Instant) -> Verdict {
+    match engine.image(image).await {
+        Ok(Some(_)) => Verdict::pass(format!("built in {:.1}s", t0.elapsed().as_secs_f32())),
+        Ok(None) => Verdict::fail(format!(
+            "the build succeeded but no image is tagged `{image}`"
+        )),
+        Err(e) => Verdict::fail(e.to_string()),
+    }
+}
+
+/// `docker build` for images with `build:` (under `images:` or `stack.containers`). A failed
+/// build fails its own test with the log's tail; the rest of the suite goes on.
+async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadline: Instant) {
+    let suite = &r.loaded.suite;
+    let mut builds: Vec<(String, crate::suite::BuildSpec)> = suite
+        .images
+        .iter()
+        .filter_map(|(tag, i)| i.build.clone().map(|b| (tag.clone(), b)))
+        .collect();
+    for c in suite.stack.containers.values() {
+        if let Some(b) = &c.build {
+            let tag = b.tag.clone().unwrap_or_default();
+            if !builds.iter().any(|(t, _)| *t == tag) {
+                builds.push((tag, b.clone()));
+            }
+        }
+    }
+    let labels = BTreeMap::from([(crate::engine::LABEL_SUITE.to_string(), suite.suite.clone())]);
+    for (tag, b) in builds {
+        let t0 = Instant::now();
+        r.progress.phase(&format!("docker build {tag}"));
+        let context = r.loaded.dir.join(&b.context);
+        let progress = r.progress;
+        let limit = deadline.saturating_duration_since(Instant::now());
+        let built = docker_build(
+            &context,
+            b.dockerfile.as_deref(),
+            &tag,
+            &b.args,
+            &labels,
+            limit,
+            |l| progress.detail(l),
+        )
+        .await;
+        let v = match built {
+            Ok(()) => built_verdict(r.engine, &tag, t0).await,
+            Err(e) => Verdict::fail(e.to_string())
+                .with_detail(format!("last lines of the build log:\n{}", e.tail())),
+        };
+        let _ = id;
+        r.record(&format!("{}::build::{tag}", suite.suite), v, t0);
+    }
+}
+
+async fn image_tests(r: &mut Runner<'_>, id: &RunIdentity) {
+    for t in r.tests_where(|k| matches!(k, TestKind::Image { .. })) {
+        let TestKind::Image { image, promise } = &t.kind else {
+            continue;
+        };
+        let t0 = Instant::now();
+        let v = checks::check_image(
+            r.engine,
+            image,
+            promise,
+            &r.loaded.suite.images[image],
+            &id.labels,
+        )
+        .await;
+        r.record(&t.name, v, t0);
+    }
+}
+
+/// Service, network, volume and smoke tests against the live stack.
+async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) {
+    let suite = &r.loaded.suite;
+    for t in r.tests.clone() {
+        let t0 = Instant::now();
+        let v = match &t.kind {
+            TestKind::Service { service, promise } if *promise != ServicePromise::State => {
+                let v =
+                    checks::check_service(ctx, service, promise, &suite.services[service]).await;
+                if v.passed || !v.detail.is_empty() {
+                    v
+                } else {
+                    v.with_detail(ctx.diagnostics(service).await)
+                }
+            }
+            TestKind::Network { name } => {
+                checks::check_network(ctx, name, &suite.networks[name]).await
+            }
+            TestKind::Volume { name } => checks::check_volume(ctx, name).await,
+            TestKind::Check { index } => {
+                let check = &suite.checks[*index];
+                r.progress.phase(&format!("check: {}", check.name));
+                checks::check_smoke(ctx, check).await
+            }
+            _ => continue,
+        };
+        r.record(&t.name, v, t0);
+    }
+}
+
+/// Services the suite refers to anywhere; each must exist in the compose model.
+fn named_services(loaded: &LoadedSuite) -> Vec<String> {
+    let s = &loaded.suite;
+    let mut names: Vec<String> = s.services.keys().cloned().collect();
+    names.extend(s.stack.services.iter().cloned());
+    names.extend(s.images.values().filter_map(|i| i.service.clone()));
+    for c in &s.checks {
+        names.extend(c.kind.services());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `down -v`, then remove anything still carrying the run's label; returns what survived.
+pub async fn teardown(
+    engine: &Engine,
+    compose: &Compose,
+    id: &RunIdentity,
+) -> Result<Leftovers, String> {
+    // Helpers (canary, probes) first: a canary still attached keeps compose from removing networks.
+    let _ = engine.sweep(&id.run_label()).await;
+    if !compose.files.is_empty() {
+        // Without the override (not yet written) compose still finds the project by name.
+        let mut compose = compose.clone();
+        if compose.override_file.as_ref().is_some_and(|f| !f.exists()) {
+            compose.override_file = None;
+        }
+        let _ = compose.down(DOWN_TIMEOUT).await;
+    }
+    engine
+        .sweep(&id.run_label())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn describe(l: &Leftovers) -> String {
+    let mut parts = Vec::new();
+    if !l.containers.is_empty() {
+        parts.push(format!("containers {:?}", l.containers));
+    }
+    if !l.networks.is_empty() {
+        parts.push(format!("networks {:?}", l.networks));
+    }
+    if !l.volumes.is_empty() {
+        parts.push(format!("volumes {:?}", l.volumes));
+    }
+    parts.join(", ")
+}
+
+/// The static `policy:` rules of a compose suite, without an engine (for `stackcheck validate`).
+/// Err: compose could not resolve the files.
+pub async fn static_policy(loaded: &LoadedSuite) -> Result<Vec<Outcome>, String> {
+    let active = loaded.suite.policy.active();
+    if active.is_empty() || loaded.suite.stack.compose.is_empty() {
+        return Ok(Vec::new());
+    }
+    let id = RunIdentity::new(loaded);
+    let compose = compose_for(loaded, &id, Path::new("."));
+    let compose = Compose {
+        override_file: None,
+        ..compose
+    };
+    let model = compose
+        .config(CONFIG_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let raw = compose
+        .config_raw(CONFIG_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let masker = Masker::for_suite(loaded);
+    Ok(active
+        .into_iter()
+        .map(|(rule, level)| {
+            let t0 = Instant::now();
+            let name = format!("{}::policy::{}", loaded.suite.suite, rule.name());
+            let mut o =
+                checks::policy::evaluate(rule, level, &loaded.suite, &model, &raw, &loaded.dir)
+                    .into_outcome(&name, t0);
+            o.message = masker.mask(&o.message);
+            o
+        })
+        .collect())
+}

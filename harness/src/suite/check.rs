@@ -1,0 +1,497 @@
+//! Smoke checks (`checks:`) and the steps of scenarios: what each kind of probe or action says.
+//!
+//! A check is written as a map with exactly one kind key (`http`, `tcp`, `exec`, `files`, `reach`,
+//! `isolated`, `logs`, `run`, `state` or `steps`); a step is the same without a name, or an action.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{DesiredState, Dur};
+
+/// One smoke check with its kind, expectations and retry budget.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "RawCheck")]
+pub struct Check {
+    pub name: String,
+    /// Line and column of the check's name in the suite file.
+    pub at: (u64, u64),
+    pub kind: CheckKind,
+    pub expect: Expect,
+    pub retry: Option<Retry>,
+}
+
+#[derive(Clone, Debug)]
+pub enum CheckKind {
+    Http(HttpProbe),
+    Tcp(TcpProbe),
+    Exec(ExecProbe),
+    /// Files (relative to the suite) that must exist.
+    Files(Vec<String>),
+    Reach(ReachProbe),
+    Isolated(ServiceRef),
+    Logs(LogsProbe),
+    Run(RunProbe),
+    State(StateProbe),
+    Steps(Vec<Step>),
+}
+
+impl CheckKind {
+    /// The service whose container a failure's diagnostics come from.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            CheckKind::Http(p) => Some(&p.service),
+            CheckKind::Tcp(p) => Some(&p.service),
+            CheckKind::Exec(p) => Some(&p.service),
+            CheckKind::Reach(p) => Some(&p.from),
+            CheckKind::Isolated(p) => Some(&p.service),
+            CheckKind::Logs(p) => Some(&p.service),
+            CheckKind::Run(p) => Some(&p.service),
+            CheckKind::State(p) => Some(&p.service),
+            CheckKind::Files(_) | CheckKind::Steps(_) => None,
+        }
+    }
+
+    /// Every service this check (or its steps) names.
+    pub fn services(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.service().map(str::to_string).into_iter().collect();
+        if let CheckKind::Reach(r) = self {
+            if let Some((to, _)) = r.target() {
+                out.push(to.to_string());
+            }
+        }
+        if let CheckKind::Steps(steps) = self {
+            for s in steps {
+                match &s.action {
+                    Action::Check { kind, .. } => out.extend(kind.services()),
+                    Action::Restart(s) | Action::Stop(s) | Action::Start(s) => out.push(s.clone()),
+                    Action::Kill(k) => out.push(k.service.clone()),
+                    Action::DownUp => {}
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One step of a scenario: a check (same keys as in `checks:`, without a name) or an action.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "RawStep")]
+pub struct Step {
+    pub action: Action,
+}
+
+#[derive(Clone, Debug)]
+pub enum Action {
+    Check {
+        kind: CheckKind,
+        expect: Expect,
+        retry: Option<Retry>,
+    },
+    Restart(String),
+    Stop(String),
+    Start(String),
+    Kill(KillAction),
+    /// `compose down` (volumes kept) then `up` again, waiting for every service's state.
+    DownUp,
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Check { kind, .. } => format!("{} check", kind_name(kind)),
+            Action::Restart(s) => format!("restart {s}"),
+            Action::Stop(s) => format!("stop {s}"),
+            Action::Start(s) => format!("start {s}"),
+            Action::Kill(k) => format!("kill -{} {}", k.signal, k.service),
+            Action::DownUp => "down (volumes kept) and up".into(),
+        }
+    }
+}
+
+pub fn kind_name(kind: &CheckKind) -> &'static str {
+    match kind {
+        CheckKind::Http(_) => "http",
+        CheckKind::Tcp(_) => "tcp",
+        CheckKind::Exec(_) => "exec",
+        CheckKind::Files(_) => "files",
+        CheckKind::Reach(_) => "reach",
+        CheckKind::Isolated(_) => "isolated",
+        CheckKind::Logs(_) => "logs",
+        CheckKind::Run(_) => "run",
+        CheckKind::State(_) => "state",
+        CheckKind::Steps(_) => "steps",
+    }
+}
+
+/// The probe keys shared by checks and steps, as written.
+macro_rules! probe_fields {
+    ($(#[$m:meta])* pub struct $name:ident { $($extra:tt)* }) => {
+        $(#[$m])*
+        pub struct $name {
+            $($extra)*
+            #[serde(default)]
+            pub http: Option<HttpProbe>,
+            #[serde(default)]
+            pub tcp: Option<TcpProbe>,
+            #[serde(default)]
+            pub exec: Option<ExecProbe>,
+            /// Files (relative to the suite) that must exist.
+            #[serde(default)]
+            pub files: Option<Vec<String>>,
+            /// A TCP connection from one service to another (`service:port`), tried from inside the
+            /// first one's network namespace.
+            #[serde(default)]
+            pub reach: Option<ReachProbe>,
+            /// The service has no network: only loopback, no route, the harness's canaries unreachable.
+            #[serde(default)]
+            pub isolated: Option<ServiceRef>,
+            /// The service's log shows a line (substring or `/regex/`) within a time.
+            #[serde(default)]
+            pub logs: Option<LogsProbe>,
+            /// A one-off `docker compose run --rm <service> <args>`.
+            #[serde(default)]
+            pub run: Option<RunProbe>,
+            /// The service reaches a state within a time.
+            #[serde(default)]
+            pub state: Option<StateProbe>,
+            #[serde(default)]
+            pub expect: Option<Expect>,
+            #[serde(default)]
+            pub retry: Option<Retry>,
+        }
+    };
+}
+
+probe_fields! {
+    /// The check as written; turned into [`Check`] once exactly one kind is known to be present.
+    #[derive(Clone, Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawCheck {
+        #[schemars(with = "String")]
+        pub name: serde_saphyr::Spanned<String>,
+        /// Ordered checks and actions; the check passes when every step does.
+        #[serde(default)]
+        pub steps: Option<Vec<Step>>,
+    }
+}
+
+probe_fields! {
+    /// A step as written: one probe key, or one action key.
+    #[derive(Clone, Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawStep {
+        #[serde(default)]
+        pub restart: Option<String>,
+        #[serde(default)]
+        pub stop: Option<String>,
+        #[serde(default)]
+        pub start: Option<String>,
+        #[serde(default)]
+        pub kill: Option<KillAction>,
+        /// `true`: `compose down` keeping volumes, then `up` again.
+        #[serde(default)]
+        pub down_up: Option<bool>,
+    }
+}
+
+/// The probe kinds present in a check or step, by key.
+fn probe_kinds(
+    http: Option<HttpProbe>,
+    tcp: Option<TcpProbe>,
+    exec: Option<ExecProbe>,
+    files: Option<Vec<String>>,
+    reach: Option<ReachProbe>,
+    isolated: Option<ServiceRef>,
+    logs: Option<LogsProbe>,
+    run: Option<RunProbe>,
+    state: Option<StateProbe>,
+) -> Vec<(&'static str, CheckKind)> {
+    let mut kinds = Vec::new();
+    kinds.extend(http.map(|p| ("http", CheckKind::Http(p))));
+    kinds.extend(tcp.map(|p| ("tcp", CheckKind::Tcp(p))));
+    kinds.extend(exec.map(|p| ("exec", CheckKind::Exec(p))));
+    kinds.extend(files.map(|p| ("files", CheckKind::Files(p))));
+    kinds.extend(reach.map(|p| ("reach", CheckKind::Reach(p))));
+    kinds.extend(isolated.map(|p| ("isolated", CheckKind::Isolated(p))));
+    kinds.extend(logs.map(|p| ("logs", CheckKind::Logs(p))));
+    kinds.extend(run.map(|p| ("run", CheckKind::Run(p))));
+    kinds.extend(state.map(|p| ("state", CheckKind::State(p))));
+    kinds
+}
+
+fn exactly_one<T>(
+    mut found: Vec<(&'static str, T)>,
+    what: &str,
+    allowed: &str,
+) -> Result<T, String> {
+    if found.len() == 1 {
+        if let Some((_, k)) = found.pop() {
+            return Ok(k);
+        }
+    }
+    let names: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
+    Err(format!(
+        "{what} must have exactly one of {allowed} (found {})",
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    ))
+}
+
+const CHECK_KEYS: &str =
+    "`http`, `tcp`, `exec`, `files`, `reach`, `isolated`, `logs`, `run`, `state`, `steps`";
+const STEP_KEYS: &str =
+    "`http`, `tcp`, `exec`, `files`, `reach`, `isolated`, `logs`, `run`, `state`, `restart`, `stop`, `start`, `kill`, `down_up`";
+
+impl TryFrom<RawCheck> for Check {
+    type Error = String;
+    fn try_from(raw: RawCheck) -> Result<Check, String> {
+        let name = raw.name.value.trim().to_string();
+        if name.is_empty() {
+            return Err("check `name` must not be empty".into());
+        }
+        let mut kinds = probe_kinds(
+            raw.http,
+            raw.tcp,
+            raw.exec,
+            raw.files,
+            raw.reach,
+            raw.isolated,
+            raw.logs,
+            raw.run,
+            raw.state,
+        );
+        if let Some(steps) = raw.steps {
+            if steps.is_empty() {
+                return Err(format!("check `{name}`: `steps` must not be empty"));
+            }
+            kinds.push(("steps", CheckKind::Steps(steps)));
+        }
+        let kind = exactly_one(kinds, &format!("check `{name}`"), CHECK_KEYS)?;
+        let at = (raw.name.referenced.line(), raw.name.referenced.column());
+        Ok(Check {
+            name,
+            at,
+            kind,
+            expect: raw.expect.unwrap_or_default(),
+            retry: raw.retry,
+        })
+    }
+}
+
+impl TryFrom<RawStep> for Step {
+    type Error = String;
+    fn try_from(raw: RawStep) -> Result<Step, String> {
+        let mut found: Vec<(&'static str, Action)> = Vec::new();
+        let (expect, retry) = (raw.expect, raw.retry);
+        let probes = probe_kinds(
+            raw.http,
+            raw.tcp,
+            raw.exec,
+            raw.files,
+            raw.reach,
+            raw.isolated,
+            raw.logs,
+            raw.run,
+            raw.state,
+        );
+        let is_probe = !probes.is_empty();
+        for (k, kind) in probes {
+            found.push((
+                k,
+                Action::Check {
+                    kind,
+                    expect: expect.clone().unwrap_or_default(),
+                    retry: retry.clone(),
+                },
+            ));
+        }
+        found.extend(raw.restart.map(|s| ("restart", Action::Restart(s))));
+        found.extend(raw.stop.map(|s| ("stop", Action::Stop(s))));
+        found.extend(raw.start.map(|s| ("start", Action::Start(s))));
+        found.extend(raw.kill.map(|k| ("kill", Action::Kill(k))));
+        match raw.down_up {
+            Some(true) => found.push(("down_up", Action::DownUp)),
+            Some(false) => {
+                return Err(
+                    "`down_up: false` does nothing; remove the step or write `down_up: true`"
+                        .into(),
+                )
+            }
+            None => {}
+        }
+        let action = exactly_one(found, "a step", STEP_KEYS)?;
+        if !is_probe && (expect.is_some() || retry.is_some()) {
+            return Err(format!(
+                "step `{}` is an action: `expect` and `retry` belong to checks",
+                action.describe()
+            ));
+        }
+        Ok(Step { action })
+    }
+}
+
+macro_rules! schema_as {
+    ($t:ty, $raw:ty, $name:literal) => {
+        impl JsonSchema for $t {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <$raw>::json_schema(generator)
+            }
+        }
+    };
+}
+schema_as!(Check, RawCheck, "Check");
+schema_as!(Step, RawStep, "Step");
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    pub service: String,
+    pub port: u16,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+fn default_method() -> String {
+    "GET".into()
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {
+    pub service: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecProbe {
+    pub service: String,
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRef {
+    pub service: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachability {
+    #[default]
+    Reachable,
+    Unreachable,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReachProbe {
+    pub from: String,
+    /// `service:port`.
+    pub to: String,
+    #[serde(default)]
+    pub expect: Reachability,
+}
+
+impl ReachProbe {
+    /// `(service, port)` of `to`, when well formed.
+    pub fn target(&self) -> Option<(&str, u16)> {
+        let (s, p) = self.to.rsplit_once(':')?;
+        Some((s, p.parse().ok().filter(|p| *p > 0)?)).filter(|(s, _)| !s.is_empty())
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsProbe {
+    pub service: String,
+    /// Substring or `/regex/`.
+    pub contains: String,
+    /// How long to watch the log (default 30s).
+    #[serde(default)]
+    pub within: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunProbe {
+    pub service: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Budget for the one-off container (default 2m).
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateProbe {
+    pub service: String,
+    pub is: DesiredState,
+    /// How long to wait for it (default 30s).
+    #[serde(default)]
+    pub within: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillAction {
+    pub service: String,
+    /// Signal name such as `KILL`, `TERM`, `SIGINT` (default KILL). Delivered to the container's
+    /// main process as a crash would be, so restart policies apply.
+    #[serde(default = "default_signal")]
+    pub signal: String,
+}
+
+fn default_signal() -> String {
+    "KILL".into()
+}
+
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// HTTP status (default: any 2xx).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Body substring, or `/regex/`.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The JSON body contains these keys with these values.
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// Exit code of an exec or run (default 0).
+    #[serde(default)]
+    pub exit: Option<i64>,
+    /// Substring or `/regex/` that stdout must match.
+    #[serde(default)]
+    pub stdout: Option<String>,
+    #[serde(default)]
+    pub stderr: Option<String>,
+    /// Host globs (relative to the suite; `{suite_dir}` allowed) that must match a file written
+    /// during the run.
+    #[serde(default)]
+    pub files: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Keep polling until the check holds or this budget ends.
+    #[serde(rename = "for")]
+    pub for_: Dur,
+    #[serde(default)]
+    pub every: Option<Dur>,
+}
