@@ -1,60 +1,15 @@
 //! Proof the other way: each variant in `fixtures/broken/` breaks exactly one MT5 promise, and
 //! exactly the tests stating that promise fail, with a precise message. Drives the real engine.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
 
-use stackcheck::checks::Status;
-use stackcheck::engine::Engine;
-use stackcheck::report::Quiet;
+use common::{
+    assert_diagnostics, assert_failed_exactly, assert_message, fixture, outcome, run_file,
+};
 use stackcheck::run::SuiteReport;
 
-fn variant(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/broken")
-        .join(name)
-        .join("suite.yaml")
-}
-
 fn run(name: &str) -> SuiteReport {
-    let loaded = stackcheck::suite::load_file(&variant(name)).expect("broken suite is valid");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let engine = Engine::connect(Duration::from_secs(5))
-            .await
-            .expect("a Docker engine (run ci/engine.sh)");
-        stackcheck::run::run_suite(&loaded, &engine, &Quiet).await
-    })
-}
-
-fn failed(report: &SuiteReport) -> BTreeSet<String> {
-    report
-        .outcomes
-        .iter()
-        .filter(|o| o.status == Status::Failed)
-        .map(|o| o.name.clone())
-        .collect()
-}
-
-fn outcome<'a>(report: &'a SuiteReport, name: &str) -> &'a stackcheck::checks::Outcome {
-    report
-        .outcomes
-        .iter()
-        .find(|o| o.name == name)
-        .unwrap_or_else(|| panic!("{name} not in report"))
-}
-
-fn assert_failed_exactly(report: &SuiteReport, expected: &[&str]) {
-    assert!(
-        report.infra_error.is_none(),
-        "infrastructure error: {:?}",
-        report.infra_error
-    );
-    let want: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-    assert_eq!(failed(report), want, "outcomes: {:#?}", report.outcomes);
-    let leaks = outcome(report, &format!("{}::teardown::no-leaks", report.suite));
-    assert_eq!(leaks.status, Status::Passed, "{}", leaks.message);
+    run_file(&fixture(&format!("broken/{name}/suite.yaml")))
 }
 
 #[test]
@@ -118,4 +73,178 @@ fn a_missing_service_fails_config_and_its_own_promises() {
         m.contains("service `grafana` is not defined in the compose files"),
         "{m}"
     );
+}
+
+#[test]
+fn network_promises_fail_when_isolation_internal_and_separation_are_broken() {
+    let r = run("features-network");
+    let n = |s: &str| format!("broken-features-network::{s}");
+    assert_failed_exactly(
+        &r,
+        &[
+            &n("network::back"),
+            &n("checks::sealed has no network"),
+            &n("checks::web cannot reach the cache"),
+        ],
+    );
+    assert_message(
+        &r,
+        &n("network::back"),
+        "to be internal, but a container on it reached the harness's canary",
+    );
+    let sealed = n("checks::sealed has no network");
+    assert_message(
+        &r,
+        &sealed,
+        "`sealed` is not isolated: interfaces besides loopback: [\"eth0\"]",
+    );
+    assert_message(&r, &sealed, "default via eth0");
+    assert_message(
+        &r,
+        &sealed,
+        "reached the egress canary outside every stack network",
+    );
+    assert_diagnostics(&r, &sealed);
+    assert_message(
+        &r,
+        &n("checks::web cannot reach the cache"),
+        "expected cache:6379 to be unreachable from web, but a TCP connection succeeded",
+    );
+    // The positive reach in the same broken stack still passes: the probe is not just failing.
+    assert_eq!(
+        outcome(&r, &n("checks::web reaches the api by name")).status,
+        stackcheck::checks::Status::Passed
+    );
+}
+
+#[test]
+fn runtime_promises_fail_one_respect_each() {
+    let r = run("features-runtime");
+    let n = |s: &str| format!("broken-features-runtime::{s}");
+    assert_failed_exactly(
+        &r,
+        &[
+            &n("service::api::read_only_mounts"),
+            &n("service::api::writable_mounts"),
+            &n("checks::api logs that it is ready"),
+            &n("checks::ops snapshot writes a report"),
+            &n("checks::cache data survives down and up"),
+            &n("checks::cache comes back after a crash"),
+        ],
+    );
+    assert_message(
+        &r,
+        &n("service::api::read_only_mounts"),
+        "expected read-only mounts in `api`: /app/config: a write succeeded",
+    );
+    assert_message(
+        &r,
+        &n("service::api::writable_mounts"),
+        "/app/state: write failed (Read-only file system)",
+    );
+    let logs = n("checks::api logs that it is ready");
+    assert_message(&r, &logs, "no log line of `api` matched");
+    assert_diagnostics(&r, &logs);
+    assert!(
+        outcome(&r, &logs)
+            .detail
+            .contains("api started on port 8080"),
+        "{}",
+        outcome(&r, &logs).detail
+    );
+    assert_message(
+        &r,
+        &n("checks::ops snapshot writes a report"),
+        "run ops snapshot: expected exit 0, got 3",
+    );
+    assert_message(
+        &r,
+        &n("checks::cache data survives down and up"),
+        "step 3 (exec check) failed: stdout does not match /^42$/",
+    );
+    let crash = n("checks::cache comes back after a crash");
+    assert_message(
+        &r,
+        &crash,
+        "step 2 (state check) failed: expected `cache` to be healthy within 10s; it is exited:137",
+    );
+    assert_diagnostics(&r, &crash);
+}
+
+#[test]
+fn image_promises_fail_from_metadata_and_filesystem_and_a_failed_build_carries_its_log() {
+    let r = run("features-images");
+    let n = |s: &str| format!("broken-features-images::{s}");
+    assert_failed_exactly(
+        &r,
+        &[
+            &n("build::broken-failing:1.0"),
+            &n("image::broken-failing:1.0::files"),
+            &n("image::broken-api:1.0::labels"),
+            &n("image::broken-api:1.0::healthcheck"),
+            &n("image::broken-api:1.0::user"),
+            &n("image::broken-api:1.0::files"),
+            &n("image::broken-api:1.0::base"),
+        ],
+    );
+    let build = outcome(&r, &n("build::broken-failing:1.0"));
+    assert!(
+        build.detail.contains("missing-from-context.txt"),
+        "{}",
+        build.detail
+    );
+    assert_message(
+        &r,
+        &n("image::broken-api:1.0::labels"),
+        r#"label maintainer="someone else", expected "stackcheck fixtures""#,
+    );
+    assert_message(
+        &r,
+        &n("image::broken-api:1.0::healthcheck"),
+        "expected a HEALTHCHECK, the image has none",
+    );
+    assert_message(
+        &r,
+        &n("image::broken-api:1.0::user"),
+        "expected user `non-root`, the image runs as `root (default)`",
+    );
+    assert_message(
+        &r,
+        &n("image::broken-api:1.0::files"),
+        "/usr/bin/gcc is present (expected absent)",
+    );
+    assert_message(
+        &r,
+        &n("image::broken-api:1.0::base"),
+        "expected the final stage to be FROM `python:3.9-slim`",
+    );
+    // The failed build did not stop the stack: its service still came up.
+    assert_eq!(
+        outcome(&r, &n("service::cache::state")).status,
+        stackcheck::checks::Status::Passed
+    );
+}
+
+#[test]
+fn a_docker_run_container_with_a_network_and_a_writable_repo_fails_isolation_and_read_only() {
+    let r = run("l3-networked");
+    let n = |s: &str| format!("broken-l3-networked::{s}");
+    assert_failed_exactly(
+        &r,
+        &[
+            &n("service::l3::read_only_mounts"),
+            &n("checks::l3 has no network"),
+        ],
+    );
+    assert_message(
+        &r,
+        &n("service::l3::read_only_mounts"),
+        "/work: a write succeeded",
+    );
+    assert_message(
+        &r,
+        &n("checks::l3 has no network"),
+        "`l3` is not isolated: interfaces besides loopback",
+    );
+    assert_diagnostics(&r, &n("checks::l3 has no network"));
 }

@@ -201,3 +201,50 @@ fn ctrl_c_during_bring_up_tears_everything_down() {
         "the interrupted run left resources behind"
     );
 }
+
+#[test]
+fn validate_runs_the_policy_without_an_engine_errors_fail_warnings_pass() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(["validate", "fixtures/broken/features-policy/suite.yaml"])
+        .current_dir(root())
+        // No engine is needed: point the client at nothing.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    for rule in [
+        "no_latest_tags",
+        "healthcheck_on_long_running",
+        "no_default_credentials",
+        "databases_not_on_all_interfaces",
+    ] {
+        assert!(
+            t.contains(&format!("FAIL broken-features-policy::policy::{rule}:")),
+            "{rule}: {t}"
+        );
+    }
+    assert!(t.contains("`cache` uses `redis:latest`"), "{t}");
+    assert!(t.contains("`web` has no healthcheck"), "{t}");
+    assert!(
+        t.contains("`api` sets ADMIN_PASSWORD to a literal credential"),
+        "{t}"
+    );
+    assert!(
+        t.contains("`cache` publishes 6379:6379 on all interfaces"),
+        "{t}"
+    );
+    assert!(t.contains("warn broken-features-policy::policy::resource_limits: warning: resource_limits: `sealed` has no memory or CPU limit"), "{t}");
+    assert!(
+        !t.contains("hunter2hunter2"),
+        "the credential itself must not be shown: {t}"
+    );
+
+    let ok = stackcheck(&["validate", "fixtures/features/suite.yaml"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("pass features::policy::no_latest_tags"),
+        "{}",
+        text(&ok)
+    );
+}

@@ -168,9 +168,11 @@ pub async fn check_image(
             let base = spec.base.as_deref().unwrap_or_default();
             let base_layers = match engine.image(base).await {
                 Ok(Some(b)) => b.root_fs.and_then(|r| r.layers).unwrap_or_default(),
-                Ok(None) => return Verdict::fail(format!(
+                Ok(None) => {
+                    return Verdict::fail(format!(
                     "the documented base `{base}` is not on the engine, so it cannot be compared"
-                )),
+                ))
+                }
                 Err(e) => return Verdict::fail(e.to_string()),
             };
             let layers = image

@@ -177,6 +177,15 @@ where
             break;
         }
     }
+    // `up` may have created containers after the last look (services the suite does not name).
+    for c in engine.project_containers(project).await.unwrap_or_default() {
+        if let (Some(svc), Some(id)) = (
+            c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE)),
+            c.id.as_ref(),
+        ) {
+            containers.insert(svc.clone(), id.clone());
+        }
+    }
     let up_error = match up_result {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,

@@ -36,7 +36,8 @@ pub struct ModelService {
     pub depends_on: BTreeMap<String, ModelDependency>,
     #[serde(default)]
     pub healthcheck: Option<serde_json::Value>,
-    #[serde(default)]
+    /// A map once interpolated; `--no-interpolate` keeps the list form `KEY=value`.
+    #[serde(default, deserialize_with = "map_or_list")]
     pub environment: BTreeMap<String, Option<String>>,
     #[serde(default)]
     pub deploy: Option<serde_json::Value>,
@@ -135,6 +136,32 @@ pub struct ModelVolume {
     pub name: Option<String>,
     #[serde(default)]
     pub external: bool,
+}
+
+fn map_or_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Option<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Env {
+        Map(BTreeMap<String, Option<serde_json::Value>>),
+        List(Vec<String>),
+    }
+    // Unquoted numbers and booleans stay JSON scalars when compose does not interpolate.
+    let scalar = |v: serde_json::Value| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Ok(match Env::deserialize(d)? {
+        Env::Map(m) => m.into_iter().map(|(k, v)| (k, v.map(scalar))).collect(),
+        Env::List(l) => l
+            .into_iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (e, None),
+            })
+            .collect(),
+    })
 }
 
 impl ComposeModel {

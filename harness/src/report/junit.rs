@@ -65,3 +65,57 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
         .serialize(std::io::BufWriter::new(file))
         .map_err(std::io::Error::other)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Outcome;
+
+    #[test]
+    fn a_warning_passes_with_a_note() {
+        let outcome = |name: &str, status, warning, message: &str| Outcome {
+            name: name.into(),
+            status,
+            warning,
+            message: message.into(),
+            detail: String::new(),
+            duration_ms: 1,
+        };
+        let report = SuiteReport {
+            suite: "s".into(),
+            about: None,
+            project: "p".into(),
+            run_id: "r".into(),
+            engine: "e".into(),
+            outcomes: vec![
+                outcome(
+                    "s::policy::no_latest_tags",
+                    Status::Passed,
+                    true,
+                    "warning: `a` uses `x:latest`",
+                ),
+                outcome(
+                    "s::policy::resource_limits",
+                    Status::Failed,
+                    false,
+                    "resource_limits: `a` has no memory limit",
+                ),
+            ],
+            infra_error: None,
+            interrupted: false,
+            duration_ms: 2,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.xml");
+        write_junit(&path, &[report]).unwrap();
+        let xml = std::fs::read_to_string(path).unwrap();
+        assert!(
+            xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("WARNING (passed with warning): warning: `a` uses `x:latest`"),
+            "{xml}"
+        );
+    }
+}

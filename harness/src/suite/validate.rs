@@ -89,12 +89,14 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
     }
     for (tag, image) in &s.images {
         match (&image.service, &image.build) {
-            (None, None) => return err(
-                None,
-                format!(
+            (None, None) => {
+                return err(
+                    None,
+                    format!(
                     "images.{tag}: needs `service` (the compose service that builds it) or `build`"
                 ),
-            ),
+                )
+            }
             (Some(_), Some(_)) => {
                 return err(
                     None,
@@ -161,4 +163,67 @@ fn is_id(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn err(text: &str) -> String {
+        crate::suite::load_str(Path::new("s.yaml"), text)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    const HEAD: &str = "suite: s\nstack: { compose: [c.yml] }\n";
+
+    #[test]
+    fn every_check_kind_and_step_parses() {
+        let text = format!(
+            "{HEAD}checks:\n  - name: a\n    reach: {{ from: web, to: \"db:5432\", expect: unreachable }}\n  - name: b\n    isolated: {{ service: l3 }}\n  - name: c\n    logs: {{ service: api, contains: ready, within: 5s }}\n  - name: d\n    run: {{ service: ops, args: [x] }}\n    expect: {{ exit: 0, files: [\"r/*.md\"] }}\n  - name: e\n    steps:\n      - restart: db\n      - kill: {{ service: db }}\n      - state: {{ service: db, is: healthy, within: 9s }}\n      - down_up: true\n      - exec: {{ service: db, cmd: [true] }}\n        expect: {{ exit: 0 }}\n"
+        );
+        let loaded = crate::suite::load_str(Path::new("s.yaml"), &text).unwrap();
+        assert_eq!(loaded.suite.checks.len(), 5);
+        let crate::suite::CheckKind::Steps(steps) = &loaded.suite.checks[4].kind else {
+            panic!()
+        };
+        assert_eq!(steps.len(), 5);
+        assert_eq!(steps[1].action.describe(), "kill -KILL db");
+    }
+
+    #[test]
+    fn bad_checks_and_steps_say_where_and_what() {
+        let e = err(&format!(
+            "{HEAD}checks:\n  - name: a\n    reach: {{ from: web, to: db }}\n"
+        ));
+        assert!(
+            e.contains("s.yaml:4:") && e.contains("must be `service:port`"),
+            "{e}"
+        );
+        let e = err(&format!("{HEAD}checks:\n  - name: a\n    steps:\n      - restart: db\n        expect: {{ exit: 0 }}\n"));
+        assert!(e.contains("`expect` and `retry` belong to checks"), "{e}");
+        let e = err(&format!(
+            "{HEAD}checks:\n  - name: a\n    steps:\n      - restart: db\n        stop: db\n"
+        ));
+        assert!(
+            e.contains("exactly one of") && e.contains("found restart, stop"),
+            "{e}"
+        );
+        let e = err(&format!("{HEAD}checks:\n  - name: a\n    steps:\n      - kill: {{ service: db, signal: NOPE }}\n"));
+        assert!(e.contains("unknown signal `NOPE`"), "{e}");
+        let e = err(&format!("{HEAD}policy: {{ no_latest_tags: sometimes }}\n"));
+        assert!(e.contains("s.yaml:3:"), "{e}");
+    }
+
+    #[test]
+    fn a_stack_is_compose_or_containers() {
+        let e = err("suite: s\nstack: { compose: [c.yml], containers: { l3: { image: x } } }\n");
+        assert!(e.contains("use exactly one"), "{e}");
+        let e = err("suite: s\nstack: { containers: { l3: { build: { context: . } } } }\n");
+        assert!(e.contains("needs `tag`"), "{e}");
+        let e =
+            err("suite: s\nstack: { containers: { l3: { image: x, mounts: [\"/a:/b:rx\"] } } }\n");
+        assert!(e.contains("invalid mount `/a:/b:rx`"), "{e}");
+    }
 }

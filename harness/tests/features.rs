@@ -1,0 +1,50 @@
+//! Proof one way: the conforming fixtures pass every promise kind of the suite format against the
+//! real engine (fixtures/features: compose; fixtures/l3: a stack started by `docker run`).
+//! `broken.rs` proves the other way.
+
+mod common;
+
+use common::{assert_failed_exactly, fixture, outcome, run_file};
+use stackcheck::checks::Status;
+
+#[test]
+fn the_features_fixture_keeps_every_promise() {
+    let r = run_file(&fixture("features/suite.yaml"));
+    assert_failed_exactly(&r, &[]);
+    // Every kind really ran (a renamed or skipped check would make this set shrink).
+    for name in [
+        "features::checks::sealed has no network",
+        "features::checks::web cannot reach the cache",
+        "features::network::back",
+        "features::service::api::read_only_mounts",
+        "features::checks::api logs that it is ready",
+        "features::checks::ops snapshot writes a report",
+        "features::checks::cache data survives down and up",
+        "features::checks::cache comes back after a crash",
+        "features::image::features-scratch:1.0::files",
+        "features::image::features-api:1.0::base",
+        "features::policy::no_default_credentials",
+    ] {
+        assert_eq!(outcome(&r, name).status, Status::Passed, "{name}");
+    }
+    assert!(outcome(&r, "features::network::back")
+        .message
+        .contains("cannot leave it"));
+    assert!(outcome(&r, "features::network::front")
+        .message
+        .contains("reached"));
+}
+
+#[test]
+fn the_l3_dry_run_started_by_docker_run_keeps_its_promises() {
+    let r = run_file(&fixture("l3/suite.yaml"));
+    assert_failed_exactly(&r, &[]);
+    let state = outcome(&r, "l3-dry-run::service::l3::state");
+    assert!(state.message.contains("exited:0"), "{}", state.message);
+    let iso = outcome(&r, "l3-dry-run::checks::l3 has no network");
+    assert!(
+        iso.message.contains("only loopback, no route"),
+        "{}",
+        iso.message
+    );
+}
