@@ -226,15 +226,28 @@ fn image_promises_fail_from_metadata_and_filesystem_and_a_failed_build_carries_i
 }
 
 #[test]
-fn a_docker_run_container_with_a_network_and_a_writable_repo_fails_isolation_and_read_only() {
+fn a_docker_run_container_with_a_network_and_a_writable_repo_fails_exit_isolation_and_read_only() {
     let r = run("l3-networked");
     let n = |s: &str| format!("broken-l3-networked::{s}");
     assert_failed_exactly(
         &r,
         &[
+            &n("service::l3::state"),
             &n("service::l3::read_only_mounts"),
             &n("checks::l3 has no network"),
         ],
+    );
+    // The dry run itself refuses to run with a network: expect_exit catches that.
+    assert_message(
+        &r,
+        &n("service::l3::state"),
+        "expected `l3` to be exited:0; it is exited:3",
+    );
+    let state = outcome(&r, &n("service::l3::state"));
+    assert!(
+        state.detail.contains("refusing to run: network interfaces"),
+        "{}",
+        state.detail
     );
     assert_message(
         &r,

@@ -21,6 +21,7 @@ fn the_features_fixture_keeps_every_promise() {
         "features::checks::ops snapshot writes a report",
         "features::checks::cache data survives down and up",
         "features::checks::cache comes back after a crash",
+        "features::checks::cache stops, starts and restarts on request",
         "features::image::features-scratch:1.0::files",
         "features::image::features-api:1.0::base",
         "features::policy::no_default_credentials",

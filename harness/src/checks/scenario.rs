@@ -296,8 +296,23 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
     let Some(compose) = ctx.compose else {
         return Verdict::fail("`down_up` needs a compose stack");
     };
+    // Named volumes survive `down`; anonymous ones would be orphaned without a label, so they go.
+    let ids: Vec<String> = ctx
+        .containers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let mut anonymous = Vec::new();
+    for id in &ids {
+        anonymous.extend(ctx.engine.anonymous_volumes(id).await);
+    }
     if let Err(e) = compose.down_keep_volumes(Duration::from_secs(120)).await {
         return Verdict::fail(format!("down: {e}"));
+    }
+    for v in &anonymous {
+        let _ = ctx.engine.remove_volume(v).await;
     }
     let services: Vec<String> = ctx
         .containers

@@ -313,6 +313,37 @@ impl Engine {
         .await
     }
 
+    /// Anonymous volumes (unnamed, unlabelled) mounted by a container: `down` without `-v` orphans them.
+    pub async fn anonymous_volumes(&self, id: &str) -> Vec<String> {
+        let mounts = self
+            .inspect(id)
+            .await
+            .ok()
+            .and_then(|i| i.mounts)
+            .unwrap_or_default();
+        mounts
+            .into_iter()
+            .filter(|m| m.typ.as_deref() == Some("volume"))
+            .filter_map(|m| m.name)
+            .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()))
+            .collect()
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
+            .force(true)
+            .build();
+        optional(
+            bounded(
+                format!("remove volume {name}"),
+                CALL_TIMEOUT,
+                self.docker.remove_volume(name, Some(opts)),
+            )
+            .await,
+        )
+        .map(drop)
+    }
+
     /// Removes one container (and its anonymous volumes), whatever its state.
     pub async fn remove(&self, id: &str) -> Result<(), EngineError> {
         let opts = RemoveContainerOptionsBuilder::default()
