@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/engine.sh
-bash ci/images.sh mt5
+bash ci/images.sh
 cargo build --release -q -p stackcheck
 exec target/release/stackcheck run suites/ --junit target/stackcheck.xml "$@"

@@ -98,11 +98,16 @@ stack_mt5() {
   standin grafana    "grafana/grafana:latest" "a small HTTP server with Grafana's port and /api/health shape (not Grafana)"
 }
 
+stack_peaktrade() {
+  base_image bookworm
+  standin python311 "python:3.11-slim" "Debian 12 python3.11 + pip (real CPython 3.11)"
+}
+
 started=$SECONDS
 harness_images
-stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || stacks=(mt5)
+stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || stacks=(mt5 peaktrade)
 for s in "${stacks[@]}"; do
-  declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: mt5)"
+  declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: mt5 peaktrade)"
   "stack_$s"
 done
 log "done in $((SECONDS - started)) s"

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/engine.sh
-bash ci/images.sh mt5
+bash ci/images.sh
 cargo nextest run --no-fail-fast "$@"

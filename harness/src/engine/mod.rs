@@ -32,6 +32,8 @@ pub const LABEL_OWNER_PID: &str = "io.stackcheck.owner-pid";
 /// Compose's own label naming the project of a container, network or volume.
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+/// Put by `ci/images.sh` on offline stand-ins: what the image really is.
+pub const LABEL_STANDIN: &str = "io.stackcheck.standin";
 
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 

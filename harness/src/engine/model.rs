@@ -24,7 +24,8 @@ pub struct ModelService {
     pub build: Option<serde_json::Value>,
     #[serde(default)]
     pub container_name: Option<String>,
-    #[serde(default)]
+    /// Long form once interpolated; `--no-interpolate` may keep short strings, which are skipped.
+    #[serde(default, deserialize_with = "long_ports")]
     pub ports: Vec<ModelPort>,
     #[serde(default)]
     pub networks: Option<BTreeMap<String, Option<serde_json::Value>>>,
@@ -136,6 +137,14 @@ pub struct ModelVolume {
     pub name: Option<String>,
     #[serde(default)]
     pub external: bool,
+}
+
+fn long_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ModelPort>, D::Error> {
+    let items = Vec::<serde_json::Value>::deserialize(d)?;
+    Ok(items
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
 }
 
 fn map_or_list<'de, D: serde::Deserializer<'de>>(

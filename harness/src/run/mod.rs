@@ -328,7 +328,16 @@ async fn main_phase(
     })
     .await;
     let t0 = Instant::now();
-    for (service, verdict) in report.verdicts {
+    for (service, mut verdict) in report.verdicts {
+        if let Some(id) = report.containers.get(&service) {
+            let built = model
+                .services
+                .get(&service)
+                .is_some_and(|m| m.build.is_some());
+            verdict
+                .message
+                .push_str(&standin_note(r.engine, id, built).await);
+        }
         r.record(
             &format!("{}::service::{service}::state", suite.suite),
             verdict,
@@ -346,6 +355,24 @@ async fn main_phase(
     let ctx = new_ctx(r, &model, Some(compose), id, workdir, report.containers);
     runtime_tests(r, &ctx).await;
     Ok(())
+}
+
+/// ` [stand-in: …]` when the service runs one of our offline stand-ins, so nobody mistakes it
+/// for the upstream image.
+/// Images built from a stand-in inherit its label: for them, the note names the base.
+async fn standin_note(engine: &Engine, container: &str, built: bool) -> String {
+    let labels = engine
+        .inspect(container)
+        .await
+        .ok()
+        .and_then(|i| i.config)
+        .and_then(|c| c.labels)
+        .unwrap_or_default();
+    match labels.get(crate::engine::LABEL_STANDIN) {
+        Some(what) if !what.is_empty() && built => format!(" [built on a stand-in base: {what}]"),
+        Some(what) if !what.is_empty() => format!(" [stand-in: {what}]"),
+        _ => String::new(),
+    }
 }
 
 fn new_ctx<'a>(
