@@ -47,10 +47,14 @@ def net(targets):
 def write(paths):
     out = {}
     for p in paths:
-        f = os.path.join(p, '.stackcheck-write-probe')
         try:
-            with open(f, 'w') as h: h.write('stackcheck')
-            os.remove(f)
+            if os.path.isdir(p):
+                f = os.path.join(p, '.stackcheck-write-probe')
+                with open(f, 'w') as h: h.write('stackcheck')
+                os.remove(f)
+            else:
+                # A file mount: opening it for writing is the write attempt; nothing is changed.
+                open(p, 'a').close()
             out[p] = 'written'
         except OSError as e:
             out[p] = e.strerror or str(e)
