@@ -148,60 +148,51 @@ fn url_password(value: &str) -> Option<&str> {
     Some(userinfo.split_once(':')?.1)
 }
 
+/// The credential in an environment entry: the value of a secret-named key, or a URL's password.
+fn credential<'a>(key: &str, value: Option<&'a str>) -> Option<&'a str> {
+    let value = value?;
+    let secret = if is_secret_key(key) {
+        Some(value)
+    } else {
+        url_password(value)
+    };
+    secret.filter(|s| !s.is_empty())
+}
+
 fn default_credentials(model: &ComposeModel, raw: &ComposeModel) -> Vec<String> {
     let mut out = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
     for (name, s) in &raw.services {
         for (key, value) in &s.environment {
-            let Some(value) = value.as_deref() else {
+            let Some(secret) = credential(key, value.as_deref()) else {
                 continue;
             };
-            let secret = if is_secret_key(key) {
-                Some(value)
-            } else {
-                url_password(value)
-            };
-            let Some(secret) = secret else { continue };
-            if secret.is_empty() {
-                continue;
-            }
-            if !secret.contains('$') {
-                out.push(format!("`{name}` sets {key} to a literal credential"));
-                continue;
-            }
             // `${VAR:-default}`: the fallback is a literal too.
-            if let Some(fallback) = secret
+            let fallback = secret
                 .split_once(":-")
                 .or_else(|| secret.split_once('-'))
-                .map(|(_, f)| f.trim_end_matches('}'))
-            {
-                if !fallback.is_empty() && !fallback.contains('$') {
-                    out.push(format!(
-                        "`{name}` falls back to a literal credential for {key}"
-                    ));
-                    continue;
-                }
-            }
+                .map(|(_, f)| f.trim_end_matches('}'));
+            let finding = if !secret.contains('$') {
+                format!("`{name}` sets {key} to a literal credential")
+            } else if fallback.is_some_and(|f| !f.is_empty() && !f.contains('$')) {
+                format!("`{name}` falls back to a literal credential for {key}")
+            } else {
+                continue;
+            };
+            out.push(finding);
+            reported.insert((name.clone(), key.clone()));
         }
     }
     // Whatever the source, a well-known default value is a finding (values themselves are not shown).
     for (name, s) in &model.services {
         for (key, value) in &s.environment {
-            let Some(value) = value.as_deref() else {
+            let Some(secret) = credential(key, value.as_deref()) else {
                 continue;
             };
-            let secret = if is_secret_key(key) {
-                Some(value)
-            } else {
-                url_password(value)
-            };
-            if secret.is_some_and(|v| DEFAULT_SECRETS.contains(&v.to_ascii_lowercase().as_str())) {
-                let finding = format!("`{name}` uses a well-known default for {key}");
-                if !out
-                    .iter()
-                    .any(|f| f.starts_with(&format!("`{name}`")) && f.ends_with(key.as_str()))
-                {
-                    out.push(finding);
-                }
+            if DEFAULT_SECRETS.contains(&secret.to_ascii_lowercase().as_str())
+                && reported.insert((name.clone(), key.clone()))
+            {
+                out.push(format!("`{name}` uses a well-known default for {key}"));
             }
         }
     }

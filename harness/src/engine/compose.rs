@@ -109,32 +109,26 @@ impl Compose {
 
     /// The resolved model of the user's files (no override), as compose sees it.
     pub async fn config(&self, limit: Duration) -> Result<ComposeModel, ComposeError> {
-        // Every profile: services behind one (one-off jobs) are part of the model too.
-        let args = vec![
-            "--profile".into(),
-            "*".into(),
-            "config".into(),
-            "--format".into(),
-            "json".into(),
-        ];
-        let json = self.run("config", &args, false, limit, |_| {}).await?;
-        ComposeModel::parse(&json).map_err(|tail| ComposeError::Failed {
-            what: "config".into(),
-            code: 0,
-            tail,
-        })
+        self.model(true, limit).await
     }
 
     /// The model before interpolation: `${VAR}` stays as written (for the credentials rule).
     pub async fn config_raw(&self, limit: Duration) -> Result<ComposeModel, ComposeError> {
-        let args = vec![
-            "--profile".into(),
-            "*".into(),
-            "config".into(),
-            "--no-interpolate".into(),
-            "--format".into(),
-            "json".into(),
-        ];
+        self.model(false, limit).await
+    }
+
+    async fn model(
+        &self,
+        interpolate: bool,
+        limit: Duration,
+    ) -> Result<ComposeModel, ComposeError> {
+        // Every profile: services behind one (one-off jobs) are part of the model too.
+        let mut args: Vec<String> = ["--profile", "*", "config", "--format", "json"]
+            .map(String::from)
+            .to_vec();
+        if !interpolate {
+            args.push("--no-interpolate".into());
+        }
         let json = self.run("config", &args, false, limit, |_| {}).await?;
         ComposeModel::parse(&json).map_err(|tail| ComposeError::Failed {
             what: "config".into(),
