@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use bollard::models::ContainerInspectResponse;
+
 use crate::engine::{Compose, ComposeModel, Engine};
 use crate::suite::LoadedSuite;
 
@@ -140,14 +142,23 @@ impl Ctx<'_> {
         })
     }
 
-    /// The container of a service that must be running for a probe to make sense.
-    pub async fn running(&self, service: &str) -> Result<String, Verdict> {
+    /// A service's container id and its inspect; either failure is the check's verdict.
+    pub async fn inspect(
+        &self,
+        service: &str,
+    ) -> Result<(String, ContainerInspectResponse), Verdict> {
         let id = self.container(service)?;
         let info = self
             .engine
             .inspect(&id)
             .await
             .map_err(|e| Verdict::fail(e.to_string()))?;
+        Ok((id, info))
+    }
+
+    /// The container of a service that must be running for a probe to make sense.
+    pub async fn running(&self, service: &str) -> Result<String, Verdict> {
+        let (id, info) = self.inspect(service).await?;
         let state = info.state.unwrap_or_default();
         if state.running == Some(true) {
             return Ok(id);

@@ -290,12 +290,7 @@ async fn run_probe(
 /// The namespace to probe: the running container's own, or (for a one-shot that has exited) a twin
 /// namespace made with the same network mode — said so in the message.
 async fn namespace_of(ctx: &Ctx<'_>, service: &str) -> Result<(String, Option<String>), Verdict> {
-    let id = ctx.container(service)?;
-    let info = ctx
-        .engine
-        .inspect(&id)
-        .await
-        .map_err(|e| Verdict::fail(e.to_string()))?;
+    let (id, info) = ctx.inspect(service).await?;
     if info.state.as_ref().and_then(|s| s.running) == Some(true) {
         return Ok((format!("container:{id}"), None));
     }
@@ -471,13 +466,9 @@ pub async fn check_mount_writes(
     paths: &[String],
     want_writable: bool,
 ) -> Verdict {
-    let id = match ctx.container(service) {
-        Ok(id) => id,
+    let (id, info) = match ctx.inspect(service).await {
+        Ok(x) => x,
         Err(v) => return v,
-    };
-    let info = match ctx.engine.inspect(&id).await {
-        Ok(i) => i,
-        Err(e) => return Verdict::fail(e.to_string()),
     };
     let mounts: Vec<String> = info
         .mounts

@@ -35,12 +35,8 @@ pub async fn check_service(
                     ))
                 }
             }
-            let id = match ctx.container(service) {
-                Ok(id) => id,
-                Err(v) => return v,
-            };
-            match ctx.engine.inspect(&id).await {
-                Ok(info) => {
+            match ctx.inspect(service).await {
+                Ok((_, info)) => {
                     let running = info.config.and_then(|c| c.image).unwrap_or_default();
                     if running == want {
                         Verdict::pass(format!("runs `{want}`"))
@@ -50,7 +46,7 @@ pub async fn check_service(
                         ))
                     }
                 }
-                Err(e) => Verdict::fail(e.to_string()),
+                Err(v) => v,
             }
         }
         ServicePromise::Ports => check_ports(ctx, service, spec).await,
@@ -67,13 +63,9 @@ pub async fn check_service(
                     "expected networks {want:?}, compose attaches {got:?}"
                 ));
             }
-            let id = match ctx.container(service) {
-                Ok(id) => id,
+            let info = match ctx.inspect(service).await {
+                Ok((_, info)) => info,
                 Err(v) => return v,
-            };
-            let info = match ctx.engine.inspect(&id).await {
-                Ok(i) => i,
-                Err(e) => return Verdict::fail(e.to_string()),
             };
             let attached: BTreeSet<String> = info
                 .network_settings
