@@ -30,7 +30,7 @@ base_image() {
 }
 
 # Hash of a stand-in's build context, so a changed recipe replaces an older stand-in.
-context_hash() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12); }
+context_hash() { (cd "$1" && find -L . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12); }
 
 # standin DIR "DOCUMENTED TAG..." "what it really is"
 standin() {
@@ -48,7 +48,7 @@ standin() {
   if [ "$need" = 0 ]; then log "$tags present"; return; fi
   if ! docker image inspect "$own" >/dev/null 2>&1; then
     local ctx; ctx=$(mktemp -d /tmp/stackcheck-ctx.XXXXXX)
-    cp -a "$dir/." "$ctx/"
+    cp -aL "$dir/." "$ctx/"  # -L: recipes may share a file by symlink
     # Containers reach PyPI through a re-signing proxy: trust the host's locally added CAs at build
     # time. They are copied into the build context only, never into the repository.
     mkdir -p "$ctx/certs"
@@ -103,11 +103,33 @@ stack_peaktrade() {
   standin python311 "python:3.11-slim" "Debian 12 python3.11 + pip (real CPython 3.11)"
 }
 
+stack_keeper() {
+  base_image bookworm
+  standin python311     "python:3.11-slim" "Debian 12 python3.11 + pip (real CPython 3.11)"
+  standin postgres15    "postgres:15-alpine" "Debian PostgreSQL 15 with an upstream-style entrypoint (real server)"
+  standin zookeeper     "confluentinc/cp-zookeeper:7.5.0" "Debian ZooKeeper 3.8 on OpenJDK 17 (real server)"
+  standin kafka         "confluentinc/cp-kafka:7.5.0" "Tansu 0.6 Kafka-protocol broker, in-memory, with per-listener address rewriting (not Apache Kafka)"
+  standin elasticsearch "docker.elastic.co/elasticsearch/elasticsearch:8.11.0" "osmem-server (in-memory OpenSearch-style search) behind an Elasticsearch 8.11.0 REST front (not Elasticsearch)"
+  standin kibana        "docker.elastic.co/kibana/kibana:8.11.0" "a small HTTP server with Kibana's port and /api/status shape (not Kibana)"
+  standin kafka-connect "confluentinc/cp-kafka-connect:7.5.0" "a small HTTP server with Kafka Connect's REST shapes (not Kafka Connect)"
+}
+
+stack_algotrade() {
+  base_image bookworm
+  standin python311     "python:3.11-slim" "Debian 12 python3.11 + pip (real CPython 3.11)"
+  standin zookeeper     "confluentinc/cp-zookeeper:7.5.0" "Debian ZooKeeper 3.8 on OpenJDK 17 (real server)"
+  standin kafka         "confluentinc/cp-kafka:7.5.0" "Tansu 0.6 Kafka-protocol broker, in-memory, with per-listener address rewriting (not Apache Kafka)"
+  standin vault         "hashicorp/vault:1.15" "OpenBao 2.7.2, the API-compatible Vault fork (real server)"
+  standin prometheus    "prom/prometheus:latest" "Debian prometheus 2.42 (real server)"
+  standin alertmanager  "prom/alertmanager:v0.25.0" "Debian prometheus-alertmanager 0.25 (real server)"
+  standin grafana       "grafana/grafana:latest" "a small HTTP server with Grafana's port and /api/health shape (not Grafana)"
+}
+
 started=$SECONDS
 harness_images
-stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || stacks=(mt5 peaktrade)
+stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || stacks=(mt5 peaktrade keeper algotrade)
 for s in "${stacks[@]}"; do
-  declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: mt5 peaktrade)"
+  declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: mt5 peaktrade keeper algotrade)"
   "stack_$s"
 done
 log "done in $((SECONDS - started)) s"

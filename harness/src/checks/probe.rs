@@ -6,10 +6,12 @@
 use std::time::Duration;
 
 use super::{net, scenario, snippet, text_matches, with_retry, Ctx, Verdict};
-use crate::suite::{Check, CheckKind, Expect, HttpProbe, Retry};
+use crate::engine::HelperSpec;
+use crate::suite::{Check, CheckKind, Expect, FromHostProbe, HttpProbe, Retry};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_EVERY: Duration = Duration::from_millis(500);
+const FROM_HOST_LIMIT: Duration = Duration::from_secs(60);
 
 pub async fn check_smoke(ctx: &Ctx<'_>, check: &Check) -> Verdict {
     run_kind(ctx, &check.kind, &check.expect, check.retry.as_ref()).await
@@ -74,6 +76,7 @@ async fn attempt(ctx: &Ctx<'_>, kind: &CheckKind, expect: &Expect) -> Verdict {
                 Err(e) => Verdict::fail(e.to_string()),
             }
         }
+        CheckKind::FromHost(p) => from_host(ctx, p, expect).await,
         CheckKind::Files(paths) => {
             let missing: Vec<&String> = paths
                 .iter()
@@ -94,6 +97,29 @@ async fn attempt(ctx: &Ctx<'_>, kind: &CheckKind, expect: &Expect) -> Verdict {
         CheckKind::Run(p) => scenario::check_run(ctx, p, expect).await,
         CheckKind::State(p) => scenario::check_state(ctx, p).await,
         CheckKind::Steps(steps) => scenario::check_steps(ctx, steps).await,
+    }
+}
+
+/// Runs the command in a throwaway, labelled container on the host's network with the image the
+/// service's container runs (the image ID, so a rebuilt tag cannot change what is tested).
+async fn from_host(ctx: &Ctx<'_>, p: &FromHostProbe, expect: &Expect) -> Verdict {
+    let (_, info) = match ctx.inspect(&p.image_of).await {
+        Ok(x) => x,
+        Err(v) => return v,
+    };
+    let Some(image) = info.image else {
+        return Verdict::fail(format!("`{}` has no image in its inspect", p.image_of));
+    };
+    let spec = HelperSpec {
+        image,
+        cmd: p.cmd.clone(),
+        network_mode: Some("host".into()),
+        labels: ctx.labels.clone(),
+        ..Default::default()
+    };
+    match ctx.engine.run_helper(&spec, FROM_HOST_LIMIT).await {
+        Ok(out) => expect_exec(expect, out.exit, &out.stdout, &out.stderr),
+        Err(e) => Verdict::fail(format!("from the host with `{}`'s image: {e}", p.image_of)),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Smoke checks (`checks:`) and the steps of scenarios: what each kind of probe or action says.
 //!
-//! A check is written as a map with exactly one kind key (`http`, `tcp`, `exec`, `files`, `reach`,
-//! `isolated`, `logs`, `run`, `state` or `steps`); a step is the same without a name, or an action.
+//! A check is written as a map with exactly one kind key (`http`, `tcp`, `exec`, `from_host`,
+//! `files`, `reach`, `isolated`, `logs`, `run`, `state` or `steps`); a step is the same without a name, or an action.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -25,6 +25,7 @@ pub enum CheckKind {
     Http(HttpProbe),
     Tcp(TcpProbe),
     Exec(ExecProbe),
+    FromHost(FromHostProbe),
     /// Files (relative to the suite) that must exist.
     Files(Vec<String>),
     Reach(ReachProbe),
@@ -42,6 +43,7 @@ impl CheckKind {
             CheckKind::Http(p) => Some(&p.service),
             CheckKind::Tcp(p) => Some(&p.service),
             CheckKind::Exec(p) => Some(&p.service),
+            CheckKind::FromHost(p) => Some(&p.image_of),
             CheckKind::Reach(p) => Some(&p.from),
             CheckKind::Isolated(p) => Some(&p.service),
             CheckKind::Logs(p) => Some(&p.service),
@@ -113,6 +115,7 @@ pub fn kind_name(kind: &CheckKind) -> &'static str {
         CheckKind::Http(_) => "http",
         CheckKind::Tcp(_) => "tcp",
         CheckKind::Exec(_) => "exec",
+        CheckKind::FromHost(_) => "from_host",
         CheckKind::Files(_) => "files",
         CheckKind::Reach(_) => "reach",
         CheckKind::Isolated(_) => "isolated",
@@ -135,6 +138,9 @@ macro_rules! probe_fields {
             pub tcp: Option<TcpProbe>,
             #[serde(default)]
             pub exec: Option<ExecProbe>,
+            /// A command run in the host's network namespace (clients of published ports).
+            #[serde(default)]
+            pub from_host: Option<FromHostProbe>,
             /// Files (relative to the suite) that must exist.
             #[serde(default)]
             pub files: Option<Vec<String>>,
@@ -199,6 +205,7 @@ fn probe_kinds(
     http: Option<HttpProbe>,
     tcp: Option<TcpProbe>,
     exec: Option<ExecProbe>,
+    from_host: Option<FromHostProbe>,
     files: Option<Vec<String>>,
     reach: Option<ReachProbe>,
     isolated: Option<ServiceRef>,
@@ -210,6 +217,7 @@ fn probe_kinds(
     kinds.extend(http.map(|p| ("http", CheckKind::Http(p))));
     kinds.extend(tcp.map(|p| ("tcp", CheckKind::Tcp(p))));
     kinds.extend(exec.map(|p| ("exec", CheckKind::Exec(p))));
+    kinds.extend(from_host.map(|p| ("from_host", CheckKind::FromHost(p))));
     kinds.extend(files.map(|p| ("files", CheckKind::Files(p))));
     kinds.extend(reach.map(|p| ("reach", CheckKind::Reach(p))));
     kinds.extend(isolated.map(|p| ("isolated", CheckKind::Isolated(p))));
@@ -241,9 +249,9 @@ fn exactly_one<T>(
 }
 
 const CHECK_KEYS: &str =
-    "`http`, `tcp`, `exec`, `files`, `reach`, `isolated`, `logs`, `run`, `state`, `steps`";
+    "`http`, `tcp`, `exec`, `from_host`, `files`, `reach`, `isolated`, `logs`, `run`, `state`, `steps`";
 const STEP_KEYS: &str =
-    "`http`, `tcp`, `exec`, `files`, `reach`, `isolated`, `logs`, `run`, `state`, `restart`, `stop`, `start`, `kill`, `down_up`";
+    "`http`, `tcp`, `exec`, `from_host`, `files`, `reach`, `isolated`, `logs`, `run`, `state`, `restart`, `stop`, `start`, `kill`, `down_up`";
 
 impl TryFrom<RawCheck> for Check {
     type Error = String;
@@ -256,6 +264,7 @@ impl TryFrom<RawCheck> for Check {
             raw.http,
             raw.tcp,
             raw.exec,
+            raw.from_host,
             raw.files,
             raw.reach,
             raw.isolated,
@@ -290,6 +299,7 @@ impl TryFrom<RawStep> for Step {
             raw.http,
             raw.tcp,
             raw.exec,
+            raw.from_host,
             raw.files,
             raw.reach,
             raw.isolated,
@@ -380,6 +390,18 @@ pub struct ExecProbe {
     pub cmd: Vec<String>,
     #[serde(default)]
     pub user: Option<String>,
+}
+
+/// A command run from the host's side, as a tool on the developer's machine would: a throwaway
+/// container with the host's network namespace (so `localhost:<published port>` is the stack as
+/// the host sees it), using the image of a service of the stack for its tools. It should only
+/// talk to loopback.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromHostProbe {
+    /// The service whose image provides the command.
+    pub image_of: String,
+    pub cmd: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

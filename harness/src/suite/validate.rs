@@ -133,6 +133,9 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
 fn kind_ok(kind: &CheckKind) -> Result<(), String> {
     match kind {
         CheckKind::Exec(e) if e.cmd.is_empty() => Err("`exec.cmd` must not be empty".into()),
+        CheckKind::FromHost(e) if e.cmd.is_empty() => {
+            Err("`from_host.cmd` must not be empty".into())
+        }
         CheckKind::Reach(r) if r.target().is_none() => Err(format!(
             "`reach.to: {}` must be `service:port`, e.g. \"db:5432\"",
             r.to

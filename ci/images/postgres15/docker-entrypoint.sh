@@ -1,0 +1,1 @@
+../postgres14/docker-entrypoint.sh
