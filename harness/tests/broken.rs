@@ -85,7 +85,13 @@ fn network_promises_fail_when_isolation_internal_and_separation_are_broken() {
             &n("network::back"),
             &n("checks::sealed has no network"),
             &n("checks::web cannot reach the cache"),
+            &n("checks::the host reaches web on its published loopback port"),
         ],
+    );
+    assert_message(
+        &r,
+        &n("checks::the host reaches web on its published loopback port"),
+        "Connection refused",
     );
     assert_message(
         &r,

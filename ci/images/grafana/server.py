@@ -1,6 +1,11 @@
-"""Grafana stand-in: answers the health and login endpoints with Grafana's shapes."""
+"""Grafana stand-in: answers the health and login endpoints with Grafana's shapes, and lists the
+data sources provisioned under /etc/grafana/provisioning/datasources (admin credentials required,
+as in Grafana)."""
+import base64
+import glob
 import json
 import os
+import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "10.0.0-stackcheck-standin"
@@ -18,6 +23,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.startswith("/api/health"):
             self._send(200, json.dumps({"commit": "standin", "database": "ok", "version": VERSION}))
+        elif self.path.startswith("/api/datasources"):
+            if not self._admin():
+                self._send(401, json.dumps({"message": "Unauthorized"}))
+            else:
+                self._send(200, json.dumps(provisioned_datasources()))
         elif self.path.startswith("/metrics"):
             self._send(200, "grafana_build_info{version=\"%s\"} 1\n" % VERSION, "text/plain; version=0.0.4")
         elif self.path in ("/", "/login"):
@@ -25,8 +35,29 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, json.dumps({"message": "Not found"}))
 
+    def _admin(self):
+        want = "%s:%s" % (os.environ.get("GF_SECURITY_ADMIN_USER", "admin"),
+                          os.environ.get("GF_SECURITY_ADMIN_PASSWORD", "admin"))
+        got = self.headers.get("Authorization", "")
+        return got == "Basic " + base64.b64encode(want.encode()).decode()
+
     def log_message(self, fmt, *args):
         print("grafana-standin: " + fmt % args, flush=True)
+
+
+def provisioned_datasources():
+    """name/type/url of each `- name:` entry; a line-based read (no YAML library in the stand-in)."""
+    out = []
+    for path in sorted(glob.glob("/etc/grafana/provisioning/datasources/*.y*ml")):
+        for line in open(path, encoding="utf-8"):
+            m = re.match(r"\s*(-\s*)?(name|type|url|isDefault):\s*(.+?)\s*$", line)
+            if not m:
+                continue
+            if m.group(1) or not out:
+                out.append({"id": len(out) + 1})
+            value = m.group(3).strip("\"'")
+            out[-1][m.group(2)] = value == "true" if m.group(2) == "isDefault" else value
+    return out
 
 
 if __name__ == "__main__":

@@ -232,12 +232,24 @@ pub fn text_matches(pattern: &str, text: &str) -> Result<bool, String> {
 
 /// Shortens captured output for one-line messages.
 pub fn snippet(text: &str, max: usize) -> String {
+    clip(text, max, false)
+}
+
+/// The end of `text` on one line: where a failing command says why (the last line of a traceback).
+pub fn tail_snippet(text: &str, max: usize) -> String {
+    clip(text, max, true)
+}
+
+fn clip(text: &str, max: usize, keep_end: bool) -> String {
     let t = text.trim();
-    if t.chars().count() <= max {
-        t.replace('\n', "\\n")
+    let n = t.chars().count();
+    let one_line = |s: &str| s.replace('\n', "\\n");
+    if n <= max {
+        one_line(t)
+    } else if keep_end {
+        format!("…{}", one_line(&t.chars().skip(n - max).collect::<String>()))
     } else {
-        let s: String = t.chars().take(max).collect();
-        format!("{}…", s.replace('\n', "\\n"))
+        format!("{}…", one_line(&t.chars().take(max).collect::<String>()))
     }
 }
 

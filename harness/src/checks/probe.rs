@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{net, scenario, snippet, text_matches, with_retry, Ctx, Verdict};
+use super::{net, scenario, snippet, tail_snippet, text_matches, with_retry, Ctx, Verdict};
 use crate::engine::HelperSpec;
 use crate::suite::{Check, CheckKind, Expect, FromHostProbe, HttpProbe, Retry};
 
@@ -266,7 +266,7 @@ fn expect_exec(expect: &Expect, exit: i64, stdout: &str, stderr: &str) -> Verdic
     if exit != want_exit {
         return Verdict::fail(format!(
             "exit code {exit}, expected {want_exit}; stderr: {}",
-            snippet(stderr, 300)
+            tail_snippet(stderr, 300)
         ))
         .with_detail(format!(
             "--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
