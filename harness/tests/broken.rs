@@ -267,3 +267,12 @@ fn a_docker_run_container_with_a_network_and_a_writable_repo_fails_exit_isolatio
     );
     assert_diagnostics(&r, &n("checks::l3 has no network"));
 }
+
+#[test]
+fn a_host_listener_advertising_the_container_name_fails_only_the_host_client_check() {
+    let r = run("keeper-listeners");
+    let host = "broken-keeper-listeners::checks::kafka advertises localhost:9092 to the host, and a host client round-trips a message";
+    assert_failed_exactly(&r, &[host]);
+    // The in-network listener still works, and the failure names what the host was told.
+    assert_message(&r, host, "advertised ['kafka:9092']");
+}

@@ -264,8 +264,13 @@ fn json_contains(
 fn expect_exec(expect: &Expect, exit: i64, stdout: &str, stderr: &str) -> Verdict {
     let want_exit = expect.exit.unwrap_or(0);
     if exit != want_exit {
+        let said = if stdout.trim().is_empty() {
+            String::new()
+        } else {
+            format!("; stdout: {}", tail_snippet(stdout, 200))
+        };
         return Verdict::fail(format!(
-            "exit code {exit}, expected {want_exit}; stderr: {}",
+            "exit code {exit}, expected {want_exit}{said}; stderr: {}",
             tail_snippet(stderr, 300)
         ))
         .with_detail(format!(

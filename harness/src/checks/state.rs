@@ -239,6 +239,13 @@ fn judge(
             }
         }
         DesiredState::Exited(_) => Judgement::Waiting(status),
+        // Exited and about to be restarted by its policy: the engine marks it unhealthy on exit,
+        // but the next start begins a new health history (stacks whose `depends_on` only waits
+        // for start crash this way once, by design). Still within the budget, so keep waiting.
+        _ if status == "restarting" => Judgement::Waiting(format!(
+            "restarting after exit code {code} ({} restarts)",
+            info.restart_count.unwrap_or(0)
+        )),
         _ if exited => Judgement::Decided(Verdict::fail(format!(
             "`{service}` exited with code {code} after {elapsed:.1}s (expected {want})"
         ))),
@@ -250,14 +257,14 @@ fn judge(
             "`{service}` has no healthcheck, so it can never be healthy (expected healthy; it is {status})"
         ))),
         DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) => {
-            Judgement::Decided(Verdict::pass(format!("`{service}` healthy after {elapsed:.1}s")))
+            Judgement::Decided(Verdict::pass(format!("`{service}` healthy after {elapsed:.1}s{}", restarts(info))))
         }
         DesiredState::Healthy => Judgement::Waiting(format!("{status}, health {}", health.map(|h| h.to_string()).unwrap_or_default())),
         DesiredState::Running if status == "running" => {
             // Two polls in a row, so a container that crashes right after start is not passed.
             *running_polls += 1;
             if *running_polls >= 2 {
-                Judgement::Decided(Verdict::pass(format!("`{service}` running after {elapsed:.1}s")))
+                Judgement::Decided(Verdict::pass(format!("`{service}` running after {elapsed:.1}s{}", restarts(info))))
             } else {
                 Judgement::Waiting(status)
             }
@@ -302,6 +309,14 @@ pub async fn diagnostics(engine: &Engine, id: &str) -> String {
     out.push_str(&format!("--- last {LOG_LINES} log lines ---\n"));
     out.push_str(&engine.logs_tail(id, LOG_LINES).await);
     out
+}
+
+/// " (restarted N× by its restart policy)" when the engine restarted it while we waited.
+fn restarts(info: &ContainerInspectResponse) -> String {
+    match info.restart_count.unwrap_or(0) {
+        0 => String::new(),
+        n => format!(" (restarted {n}× by its restart policy)"),
+    }
 }
 
 /// A container's state in one line: `running`, `running (healthy)`, `exited:1`…
