@@ -31,7 +31,8 @@ fn the_features_fixture_keeps_every_promise() {
     // A crash on first start is waited out (the restart policy brings it back), and said.
     let starter = &outcome(&r, "features::service::starter::state").message;
     assert!(
-        starter.contains("healthy after") && starter.contains("(restarted 1× by its restart policy)"),
+        starter.contains("healthy after")
+            && starter.contains("(restarted 1× by its restart policy)"),
         "{starter}"
     );
     assert!(outcome(&r, "features::network::back")

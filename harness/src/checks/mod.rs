@@ -247,7 +247,10 @@ fn clip(text: &str, max: usize, keep_end: bool) -> String {
     if n <= max {
         one_line(t)
     } else if keep_end {
-        format!("…{}", one_line(&t.chars().skip(n - max).collect::<String>()))
+        format!(
+            "…{}",
+            one_line(&t.chars().skip(n - max).collect::<String>())
+        )
     } else {
         format!("{}…", one_line(&t.chars().take(max).collect::<String>()))
     }

@@ -86,7 +86,7 @@ pub struct Step {
 pub enum Action {
     Check {
         kind: CheckKind,
-        expect: Expect,
+        expect: Box<Expect>,
         retry: Option<Retry>,
     },
     Restart(String),
@@ -165,6 +165,24 @@ macro_rules! probe_fields {
             #[serde(default)]
             pub retry: Option<Retry>,
         }
+
+        impl $name {
+            /// The probe kinds present, by key (taken out of the struct).
+            fn probe_kinds(&mut self) -> Vec<(&'static str, CheckKind)> {
+                let mut kinds = Vec::new();
+                kinds.extend(self.http.take().map(|p| ("http", CheckKind::Http(p))));
+                kinds.extend(self.tcp.take().map(|p| ("tcp", CheckKind::Tcp(p))));
+                kinds.extend(self.exec.take().map(|p| ("exec", CheckKind::Exec(p))));
+                kinds.extend(self.from_host.take().map(|p| ("from_host", CheckKind::FromHost(p))));
+                kinds.extend(self.files.take().map(|p| ("files", CheckKind::Files(p))));
+                kinds.extend(self.reach.take().map(|p| ("reach", CheckKind::Reach(p))));
+                kinds.extend(self.isolated.take().map(|p| ("isolated", CheckKind::Isolated(p))));
+                kinds.extend(self.logs.take().map(|p| ("logs", CheckKind::Logs(p))));
+                kinds.extend(self.run.take().map(|p| ("run", CheckKind::Run(p))));
+                kinds.extend(self.state.take().map(|p| ("state", CheckKind::State(p))));
+                kinds
+            }
+        }
     };
 }
 
@@ -200,33 +218,6 @@ probe_fields! {
     }
 }
 
-/// The probe kinds present in a check or step, by key.
-fn probe_kinds(
-    http: Option<HttpProbe>,
-    tcp: Option<TcpProbe>,
-    exec: Option<ExecProbe>,
-    from_host: Option<FromHostProbe>,
-    files: Option<Vec<String>>,
-    reach: Option<ReachProbe>,
-    isolated: Option<ServiceRef>,
-    logs: Option<LogsProbe>,
-    run: Option<RunProbe>,
-    state: Option<StateProbe>,
-) -> Vec<(&'static str, CheckKind)> {
-    let mut kinds = Vec::new();
-    kinds.extend(http.map(|p| ("http", CheckKind::Http(p))));
-    kinds.extend(tcp.map(|p| ("tcp", CheckKind::Tcp(p))));
-    kinds.extend(exec.map(|p| ("exec", CheckKind::Exec(p))));
-    kinds.extend(from_host.map(|p| ("from_host", CheckKind::FromHost(p))));
-    kinds.extend(files.map(|p| ("files", CheckKind::Files(p))));
-    kinds.extend(reach.map(|p| ("reach", CheckKind::Reach(p))));
-    kinds.extend(isolated.map(|p| ("isolated", CheckKind::Isolated(p))));
-    kinds.extend(logs.map(|p| ("logs", CheckKind::Logs(p))));
-    kinds.extend(run.map(|p| ("run", CheckKind::Run(p))));
-    kinds.extend(state.map(|p| ("state", CheckKind::State(p))));
-    kinds
-}
-
 fn exactly_one<T>(
     mut found: Vec<(&'static str, T)>,
     what: &str,
@@ -255,23 +246,12 @@ const STEP_KEYS: &str =
 
 impl TryFrom<RawCheck> for Check {
     type Error = String;
-    fn try_from(raw: RawCheck) -> Result<Check, String> {
+    fn try_from(mut raw: RawCheck) -> Result<Check, String> {
         let name = raw.name.value.trim().to_string();
         if name.is_empty() {
             return Err("check `name` must not be empty".into());
         }
-        let mut kinds = probe_kinds(
-            raw.http,
-            raw.tcp,
-            raw.exec,
-            raw.from_host,
-            raw.files,
-            raw.reach,
-            raw.isolated,
-            raw.logs,
-            raw.run,
-            raw.state,
-        );
+        let mut kinds = raw.probe_kinds();
         if let Some(steps) = raw.steps {
             if steps.is_empty() {
                 return Err(format!("check `{name}`: `steps` must not be empty"));
@@ -292,28 +272,17 @@ impl TryFrom<RawCheck> for Check {
 
 impl TryFrom<RawStep> for Step {
     type Error = String;
-    fn try_from(raw: RawStep) -> Result<Step, String> {
+    fn try_from(mut raw: RawStep) -> Result<Step, String> {
         let mut found: Vec<(&'static str, Action)> = Vec::new();
+        let probes = raw.probe_kinds();
         let (expect, retry) = (raw.expect, raw.retry);
-        let probes = probe_kinds(
-            raw.http,
-            raw.tcp,
-            raw.exec,
-            raw.from_host,
-            raw.files,
-            raw.reach,
-            raw.isolated,
-            raw.logs,
-            raw.run,
-            raw.state,
-        );
         let is_probe = !probes.is_empty();
         for (k, kind) in probes {
             found.push((
                 k,
                 Action::Check {
                     kind,
-                    expect: expect.clone().unwrap_or_default(),
+                    expect: Box::new(expect.clone().unwrap_or_default()),
                     retry: retry.clone(),
                 },
             ));

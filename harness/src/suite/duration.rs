@@ -32,7 +32,7 @@ impl Dur {
                 ))
             }
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 24.0 * 3600.0 {
+        if !secs.is_finite() || !(0.0..=24.0 * 3600.0).contains(&secs) {
             return Err(format!("invalid duration `{s}`: must be between 0 and 24h"));
         }
         Ok(Dur(Duration::from_secs_f64(secs)))
@@ -42,9 +42,9 @@ impl Dur {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 60_000 == 0 && ms > 0 {
+        if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
