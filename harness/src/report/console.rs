@@ -58,6 +58,18 @@ impl Console {
                 eprintln!("\n--- {} ---\n{}", o.name, tail_lines(&o.detail, 15));
             }
         }
+        if reports.len() > 1 {
+            println!();
+            for r in reports {
+                println!(
+                    "  {:<24} {:>4} passed, {} failed in {:.1}s",
+                    r.suite,
+                    r.outcomes.len() - r.failed(),
+                    r.failed(),
+                    r.duration_ms as f64 / 1000.0
+                );
+            }
+        }
         let secs: f64 = reports.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
         let warned = if warned > 0 {
             format!(" ({warned} with warnings)")
