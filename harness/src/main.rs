@@ -80,8 +80,24 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
     Ok(loaded)
 }
 
+/// `stackcheck list | head` should stop quietly, as other CLI tools do, not panic on a closed
+/// stdout. Only for commands that talk to no engine: the engine's socket keeps Rust's default
+/// (SIGPIPE ignored, EPIPE as an error).
+fn quiet_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of one signal, before any thread is started.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        quiet_on_closed_stdout();
+    }
     match cli.command {
         Command::Schema => {
             println!("{}", suite::schema_json());

@@ -248,3 +248,28 @@ fn validate_runs_the_policy_without_an_engine_errors_fail_warnings_pass() {
         text(&ok)
     );
 }
+
+#[test]
+fn list_into_a_closed_pipe_stops_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // More names than a pipe buffers (64 KiB), so writing must hit the closed pipe.
+    let mut args = vec!["list"];
+    args.extend(std::iter::repeat_n("suites/", 20));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(&args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("::"), "{first}");
+    // The reader is gone (as `| head -1` does); the rest of the listing hits a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
