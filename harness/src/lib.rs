@@ -9,6 +9,7 @@ pub mod checks;
 pub mod engine;
 pub mod error;
 pub mod plan;
+pub mod reap;
 pub mod report;
 pub mod run;
 pub mod suite;

@@ -52,6 +52,19 @@ enum Command {
     },
     /// Print the JSON Schema of the suite format.
     Schema,
+    /// Remove what runs left behind: resources labelled `io.stackcheck.run` whose owner process is
+    /// gone from this machine (every `run` does this first, too).
+    Reap {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also runs whose owner is still running (a harness on another machine, or a hung one).
+        #[arg(long)]
+        include_live: bool,
+    },
+    /// (internal) Watch the harness with this pid; once it is gone, remove what it owned.
+    #[command(name = "__watch", hide = true)]
+    Watch { pid: i32 },
 }
 
 fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
@@ -123,6 +136,19 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Reap {
+            dry_run,
+            include_live,
+        } => with_runtime(reap(dry_run, include_live)),
+        Command::Watch { pid } => with_runtime(async move {
+            match Engine::connect(Duration::from_secs(5)).await {
+                Ok(engine) => match stackcheck::reap::watch(&engine, pid).await {
+                    Ok(_) => EXIT_OK,
+                    Err(_) => EXIT_INFRA,
+                },
+                Err(_) => EXIT_INFRA,
+            }
+        }),
         Command::Run {
             suites,
             junit,
@@ -179,6 +205,61 @@ async fn validate(loaded: &[LoadedSuite]) -> i32 {
     code
 }
 
+fn with_runtime(work: impl std::future::Future<Output = i32>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => ExitCode::from(rt.block_on(work) as u8),
+        Err(_) => ExitCode::from(EXIT_INFRA as u8),
+    }
+}
+
+async fn reap(dry_run: bool, include_live: bool) -> i32 {
+    let engine = match Engine::connect(Duration::from_secs(5)).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INFRA;
+        }
+    };
+    match stackcheck::reap::reap(&engine, include_live, dry_run).await {
+        Ok(found) => {
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for r in &found {
+                println!("{verb} {}", r.describe());
+            }
+            if found.is_empty() {
+                println!("nothing to reap");
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_INFRA
+        }
+    }
+}
+
+/// A detached watcher beside this harness: if the harness dies without tearing down (SIGKILL),
+/// the watcher removes what it owned. In its own process group, so Ctrl-C reaches only the
+/// harness (which tears down itself).
+fn spawn_watcher() {
+    use std::os::unix::process::CommandExt;
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let spawned = std::process::Command::new(exe)
+        .args(["__watch", &std::process::id().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!(
+            "warning: no watcher for crash cleanup ({e}); `stackcheck reap` removes leftovers"
+        );
+    }
+}
+
 async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) -> i32 {
     let engine = match Engine::connect(Duration::from_secs(5)).await {
         Ok(e) => e,
@@ -187,6 +268,15 @@ async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) ->
             return EXIT_INFRA;
         }
     };
+    match stackcheck::reap::reap(&engine, false, false).await {
+        Ok(stale) => {
+            for r in stale {
+                eprintln!("removed a stale {}", r.describe());
+            }
+        }
+        Err(e) => eprintln!("warning: could not look for stale runs: {e}"),
+    }
+    spawn_watcher();
     let console = Console::new(verbose);
     let mut reports = Vec::new();
     for s in &loaded {

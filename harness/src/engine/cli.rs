@@ -28,6 +28,15 @@ pub(crate) async fn stream(
     limit: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Result<String, CliError> {
+    // `kill_on_drop` needs the harness alive; if it is killed (SIGKILL), a `compose up` would go
+    // on creating containers after the watcher swept. The kernel kills the child with us instead.
+    // SAFETY: only an async-signal-safe prctl between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| CliError::Spawn(e.to_string()))?;
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(CliError::Spawn("no output pipes".into()));

@@ -70,7 +70,34 @@ pub struct Leftovers {
     pub volumes: Vec<String>,
 }
 
+/// A resource the engine holds for a stackcheck run, with its labels.
+#[derive(Clone, Debug)]
+pub struct Tagged {
+    pub kind: ResourceKind,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResourceKind {
+    Container,
+    Network,
+    Volume,
+}
+
 impl Leftovers {
+    pub fn from_tagged(tagged: impl IntoIterator<Item = Tagged>) -> Leftovers {
+        let mut out = Leftovers::default();
+        for t in tagged {
+            match t.kind {
+                ResourceKind::Container => out.containers.push(t.name),
+                ResourceKind::Network => out.networks.push(t.name),
+                ResourceKind::Volume => out.volumes.push(t.name),
+            }
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
     }
@@ -397,8 +424,8 @@ impl Engine {
         .map(|v| v.is_some())
     }
 
-    /// Lists what carries `label` (`key=value`).
-    pub async fn labelled(&self, label: &str) -> Result<Leftovers, EngineError> {
+    /// Lists what carries `label` (`key=value`, or a bare key), with each resource's labels.
+    pub async fn tagged(&self, label: &str) -> Result<Vec<Tagged>, EngineError> {
         let filters = label_filter(label);
         let containers = bounded(
             "list containers",
@@ -431,24 +458,43 @@ impl Engine {
             )),
         )
         .await?;
-        Ok(Leftovers {
-            containers: containers
-                .into_iter()
-                .map(|c| {
-                    c.names
-                        .and_then(|n| n.first().cloned())
-                        .unwrap_or_else(|| c.id.unwrap_or_default())
-                })
-                .map(|n| n.trim_start_matches('/').to_string())
-                .collect(),
-            networks: networks.into_iter().filter_map(|n| n.name).collect(),
-            volumes: volumes
+        let mut out: Vec<Tagged> = containers
+            .into_iter()
+            .map(|c| Tagged {
+                kind: ResourceKind::Container,
+                name: c
+                    .names
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or_else(|| c.id.unwrap_or_default())
+                    .trim_start_matches('/')
+                    .to_string(),
+                labels: c.labels.unwrap_or_default(),
+            })
+            .collect();
+        out.extend(networks.into_iter().filter_map(|n| {
+            Some(Tagged {
+                kind: ResourceKind::Network,
+                name: n.name?,
+                labels: n.labels.unwrap_or_default(),
+            })
+        }));
+        out.extend(
+            volumes
                 .volumes
                 .unwrap_or_default()
                 .into_iter()
-                .map(|v| v.name)
-                .collect(),
-        })
+                .map(|v| Tagged {
+                    kind: ResourceKind::Volume,
+                    name: v.name,
+                    labels: v.labels,
+                }),
+        );
+        Ok(out)
+    }
+
+    /// Lists what carries `label` (`key=value`), by kind.
+    pub async fn labelled(&self, label: &str) -> Result<Leftovers, EngineError> {
+        Ok(Leftovers::from_tagged(self.tagged(label).await?))
     }
 
     /// Removes everything carrying `label`: containers first, then networks and volumes.

@@ -1,0 +1,136 @@
+//! Runs that outlived their harness. Every resource a run creates carries `io.stackcheck.run` and
+//! `io.stackcheck.owner-pid`; a run whose owner process is gone from this machine is stale. This
+//! module finds and removes stale runs (`stackcheck reap`, and at the start of every `run`), and
+//! is the watcher a `run` leaves beside itself: a separate process that, once the harness is gone
+//! without having torn down (SIGKILL, OOM), removes what the harness's runs left.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::engine::{Engine, EngineError, Leftovers, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
+
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// After the owner is gone, sweep until two sweeps in a row find nothing (a `compose up` the
+/// harness started may still be creating containers for a moment), at most this long.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// One run's resources on the engine.
+#[derive(Clone, Debug)]
+pub struct RunResources {
+    pub run: String,
+    pub suite: String,
+    pub owner_pid: Option<i32>,
+    pub owner_alive: bool,
+    pub left: Leftovers,
+}
+
+impl RunResources {
+    pub fn describe(&self) -> String {
+        let owner = match self.owner_pid {
+            Some(p) if self.owner_alive => format!("owner pid {p} running"),
+            Some(p) => format!("owner pid {p} gone"),
+            None => "no owner pid".into(),
+        };
+        format!(
+            "run {} (suite {}, {owner}): {} containers, {} networks, {} volumes",
+            self.run,
+            self.suite,
+            self.left.containers.len(),
+            self.left.networks.len(),
+            self.left.volumes.len()
+        )
+    }
+}
+
+/// Whether a process with this pid exists on this machine (a permission error means it does).
+pub fn pid_alive(pid: i32) -> bool {
+    use nix::errno::Errno;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(e) => e == Errno::EPERM,
+    }
+}
+
+/// Every run that has resources on the engine, grouped by run id.
+pub async fn runs(engine: &Engine) -> Result<Vec<RunResources>, EngineError> {
+    let mut by_run: BTreeMap<String, (String, Option<i32>, Vec<crate::engine::Tagged>)> =
+        BTreeMap::new();
+    for t in engine.tagged(LABEL_RUN).await? {
+        let run = t.labels.get(LABEL_RUN).cloned().unwrap_or_default();
+        let entry = by_run.entry(run).or_insert_with(|| {
+            (
+                t.labels.get(LABEL_SUITE).cloned().unwrap_or_default(),
+                t.labels.get(LABEL_OWNER_PID).and_then(|p| p.parse().ok()),
+                Vec::new(),
+            )
+        });
+        entry.2.push(t);
+    }
+    Ok(by_run
+        .into_iter()
+        .map(|(run, (suite, owner_pid, tagged))| RunResources {
+            owner_alive: owner_pid.is_some_and(pid_alive),
+            run,
+            suite,
+            owner_pid,
+            left: Leftovers::from_tagged(tagged),
+        })
+        .collect())
+}
+
+/// Removes the runs whose owner is gone (all of them with `include_live`); returns what was
+/// found, before removal. `dry_run` only lists.
+pub async fn reap(
+    engine: &Engine,
+    include_live: bool,
+    dry_run: bool,
+) -> Result<Vec<RunResources>, EngineError> {
+    let stale: Vec<RunResources> = runs(engine)
+        .await?
+        .into_iter()
+        .filter(|r| include_live || !r.owner_alive)
+        .collect();
+    if !dry_run {
+        for r in &stale {
+            engine.sweep(&format!("{LABEL_RUN}={}", r.run)).await?;
+        }
+    }
+    Ok(stale)
+}
+
+/// The watcher: waits until process `pid` is gone, then removes everything it owned, sweeping
+/// until the engine stays clean. Returns what the first sweep found.
+pub async fn watch(engine: &Engine, pid: i32) -> Result<Leftovers, EngineError> {
+    while pid_alive(pid) {
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+    let label = format!("{LABEL_OWNER_PID}={pid}");
+    let first = engine.labelled(&label).await?;
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut clean_in_a_row = 0;
+    while clean_in_a_row < 2 && Instant::now() < deadline {
+        let found = engine.labelled(&label).await?;
+        if found.is_empty() {
+            clean_in_a_row += 1;
+        } else {
+            clean_in_a_row = 0;
+            engine.sweep(&label).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(pid_alive(std::process::id() as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+    }
+}
