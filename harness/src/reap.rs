@@ -105,20 +105,22 @@ pub async fn watch(engine: &Engine, pid: i32) -> Result<Leftovers, EngineError> 
         tokio::time::sleep(WATCH_EVERY).await;
     }
     let label = format!("{LABEL_OWNER_PID}={pid}");
-    let first = engine.labelled(&label).await?;
+    let first = engine.labelled(&label).await;
     let deadline = Instant::now() + SETTLE_LIMIT;
     let mut clean_in_a_row = 0;
     while clean_in_a_row < 2 && Instant::now() < deadline {
-        let found = engine.labelled(&label).await?;
-        if found.is_empty() {
-            clean_in_a_row += 1;
-        } else {
-            clean_in_a_row = 0;
-            engine.sweep(&label).await?;
+        // A listing can fail while resources vanish under it (a volume removed mid-list): that
+        // is not "clean", so sweep again rather than give up.
+        match engine.labelled(&label).await {
+            Ok(found) if found.is_empty() => clean_in_a_row += 1,
+            _ => {
+                clean_in_a_row = 0;
+                let _ = engine.sweep(&label).await;
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Ok(first)
+    first
 }
 
 #[cfg(test)]

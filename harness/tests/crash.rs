@@ -17,13 +17,23 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// What carries `label`. A listing may fail while resources vanish under it (a volume removed
+/// mid-list), so it is retried a few times.
 fn labelled(label: &str) -> Leftovers {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let engine = Engine::connect(Duration::from_secs(5))
             .await
             .expect("engine");
-        engine.labelled(label).await.expect("list labelled")
+        let mut last = None;
+        for _ in 0..5 {
+            match engine.labelled(label).await {
+                Ok(l) => return l,
+                Err(e) => last = Some(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("listing {label} failed 5 times: {last:?}")
     })
 }
 
