@@ -71,7 +71,9 @@ pub fn load_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
         let (line, col) = position_of(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
         SuiteError::invalid(path, Some((line, col)), "suite is not valid UTF-8")
     })?;
-    load_str(path, &text)
+    let loaded = load_str(path, &text)?;
+    validate::files_exist(&loaded)?;
+    Ok(loaded)
 }
 
 /// Parses suite text as if it were read from `path` (used by tests and by `load_file`).

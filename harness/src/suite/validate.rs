@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use std::path::Path;
 
-use super::{Action, CheckKind, LoadedSuite, SuiteError};
+use super::{Action, CheckKind, Expect, LoadedSuite, SuiteError};
 
 pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteError> {
     let s = &loaded.suite;
@@ -64,6 +64,16 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
             }
         }
     }
+    for (name, net) in &s.networks {
+        if let Some(subnet) = &net.subnet {
+            if !is_cidr(subnet) {
+                return err(
+                    None,
+                    format!("networks.{name}.subnet: `{subnet}` is not an address/prefix, e.g. 172.20.0.0/16"),
+                );
+            }
+        }
+    }
     let mut seen: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for c in &s.checks {
         if let Some(first) = seen.insert(&c.name, c.at) {
@@ -75,7 +85,7 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
                 ),
             );
         }
-        if let Err(m) = kind_ok(&c.kind) {
+        if let Err(m) = kind_ok(&c.kind).and_then(|()| expect_ok(&c.expect)) {
             return err(Some(c.at), format!("check `{}`: {m}", c.name));
         }
         if let Some(r) = &c.retry {
@@ -130,6 +140,26 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
     Ok(())
 }
 
+/// Files the stack needs must exist before anything starts (paths are relative to the suite).
+/// Separate from [`validate`], which judges the text alone.
+pub(super) fn files_exist(loaded: &LoadedSuite) -> Result<(), SuiteError> {
+    let s = &loaded.suite;
+    let named = s.stack.compose.iter().map(|f| ("stack.compose", f));
+    for (key, file) in named.chain(s.stack.env_file.iter().map(|f| ("stack.env_file", f))) {
+        if !loaded.dir.join(file).is_file() {
+            return Err(SuiteError::invalid(
+                &loaded.path,
+                None,
+                format!(
+                    "{key}: `{file}` does not exist (looked in {})",
+                    loaded.dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn kind_ok(kind: &CheckKind) -> Result<(), String> {
     match kind {
         CheckKind::Exec(e) if e.cmd.is_empty() => Err("`exec.cmd` must not be empty".into()),
@@ -143,13 +173,21 @@ fn kind_ok(kind: &CheckKind) -> Result<(), String> {
         CheckKind::Logs(l) if l.contains.is_empty() => {
             Err("`logs.contains` must not be empty".into())
         }
+        CheckKind::Logs(l) => pattern_ok("logs.contains", &l.contains),
+        CheckKind::Http(h) if !HTTP_METHODS.contains(&h.method.as_str()) => Err(format!(
+            "`http.method: {}` is not one of {}",
+            h.method,
+            HTTP_METHODS.join(", ")
+        )),
         CheckKind::Steps(steps) => {
             for (i, step) in steps.iter().enumerate() {
-                if let Action::Check { kind, .. } = &step.action {
+                if let Action::Check { kind, expect, .. } = &step.action {
                     if matches!(kind, CheckKind::Steps(_)) {
                         return Err(format!("step {}: steps cannot nest", i + 1));
                     }
-                    kind_ok(kind).map_err(|m| format!("step {}: {m}", i + 1))?;
+                    kind_ok(kind)
+                        .and_then(|()| expect_ok(expect))
+                        .map_err(|m| format!("step {}: {m}", i + 1))?;
                 }
                 if let Action::Kill(k) = &step.action {
                     crate::checks::signal_number(&k.signal)
@@ -160,6 +198,40 @@ fn kind_ok(kind: &CheckKind) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// A `/regex/` must compile now, not fail on the first response.
+fn pattern_ok(key: &str, pattern: &str) -> Result<(), String> {
+    crate::checks::text_matches(pattern, "")
+        .map(drop)
+        .map_err(|e| format!("`{key}`: {e}"))
+}
+
+fn expect_ok(e: &Expect) -> Result<(), String> {
+    for (key, p) in [
+        ("expect.body", &e.body),
+        ("expect.stdout", &e.stdout),
+        ("expect.stderr", &e.stderr),
+    ] {
+        if let Some(p) = p {
+            pattern_ok(key, p)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_cidr(s: &str) -> bool {
+    let Some((addr, prefix)) = s.split_once('/') else {
+        return false;
+    };
+    let max = match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 32,
+        Ok(std::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
 
 fn is_id(s: &str) -> bool {
