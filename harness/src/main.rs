@@ -141,12 +141,12 @@ fn main() -> ExitCode {
             include_live,
         } => with_runtime(reap(dry_run, include_live)),
         Command::Watch { pid } => with_runtime(async move {
-            match Engine::connect(Duration::from_secs(5)).await {
+            match connect().await {
                 Ok(engine) => match stackcheck::reap::watch(&engine, pid).await {
                     Ok(_) => EXIT_OK,
                     Err(_) => EXIT_INFRA,
                 },
-                Err(_) => EXIT_INFRA,
+                Err(code) => code,
             }
         }),
         Command::Run {
@@ -205,6 +205,14 @@ async fn validate(loaded: &[LoadedSuite]) -> i32 {
     code
 }
 
+/// The engine, or exit 3 with how to start one (said by the error).
+async fn connect() -> Result<Engine, i32> {
+    Engine::connect(Duration::from_secs(5)).await.map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_INFRA
+    })
+}
+
 fn with_runtime(work: impl std::future::Future<Output = i32>) -> ExitCode {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => ExitCode::from(rt.block_on(work) as u8),
@@ -213,12 +221,9 @@ fn with_runtime(work: impl std::future::Future<Output = i32>) -> ExitCode {
 }
 
 async fn reap(dry_run: bool, include_live: bool) -> i32 {
-    let engine = match Engine::connect(Duration::from_secs(5)).await {
+    let engine = match connect().await {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_INFRA;
-        }
+        Err(code) => return code,
     };
     match stackcheck::reap::reap(&engine, include_live, dry_run).await {
         Ok(found) => {
@@ -261,12 +266,9 @@ fn spawn_watcher() {
 }
 
 async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) -> i32 {
-    let engine = match Engine::connect(Duration::from_secs(5)).await {
+    let engine = match connect().await {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_INFRA;
-        }
+        Err(code) => return code,
     };
     match stackcheck::reap::reap(&engine, false, false).await {
         Ok(stale) => {
