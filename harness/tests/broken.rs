@@ -276,3 +276,45 @@ fn a_host_listener_advertising_the_container_name_fails_only_the_host_client_che
     // The in-network listener still works, and the failure names what the host was told.
     assert_message(&r, host, "advertised ['kafka:9092']");
 }
+
+#[test]
+fn secrets_in_output_and_logs_never_reach_the_console_or_junit() {
+    let junit = std::env::temp_dir().join(format!("stackcheck-secrets-{}.xml", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args([
+            "run",
+            "-v",
+            "fixtures/broken/secrets-leak/suite.yaml",
+            "--junit",
+        ])
+        .arg(&junit)
+        .current_dir(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let _ = std::fs::remove_file(&junit);
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{console}");
+    for (name, text) in [("console", &console), ("junit", &xml)] {
+        for secret in ["tok-4b1d-leak-me-please", "pw-leak-me-9876"] {
+            assert!(!text.contains(secret), "{name} shows {secret}:\n{text}");
+        }
+        // The failures really carried them: masked where they were.
+        assert!(
+            text.contains("token is ****"),
+            "{name}: no masked log line:\n{text}"
+        );
+        assert!(
+            text.contains("password ****"),
+            "{name}: no masked stderr:\n{text}"
+        );
+    }
+}
