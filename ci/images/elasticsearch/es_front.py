@@ -34,7 +34,9 @@ class Front(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def send_json(self, code, doc):
-        body = json.dumps(doc).encode()
+        self.send_body(code, json.dumps(doc).encode())
+
+    def send_body(self, code, body):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-elastic-product", "Elasticsearch")
@@ -64,20 +66,16 @@ class Front(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         headers = {"Content-Type": "application/json"}
+        conn = http.client.HTTPConnection(*OSMEM, timeout=30)
         try:
-            conn = http.client.HTTPConnection(*OSMEM, timeout=30)
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
         except OSError as e:
             return self.send_json(503, {"error": f"search backend unavailable: {e}", "status": 503})
-        self.send_response(resp.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-elastic-product", "Elasticsearch")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        finally:
+            conn.close()
+        self.send_body(resp.status, data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
