@@ -93,6 +93,26 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
     Ok(loaded)
 }
 
+/// [`load_all`], then the references only the compose model can judge (checks naming services
+/// nobody defines); exit 2 before any engine is contacted.
+fn load_and_resolve(
+    paths: &[PathBuf],
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Vec<LoadedSuite>, ExitCode> {
+    let loaded = load_all(paths)?;
+    let mut bad = 0;
+    for s in &loaded {
+        if let Err(e) = runtime.block_on(stackcheck::run::check_references(s)) {
+            eprintln!("error: {e}");
+            bad += 1;
+        }
+    }
+    if bad > 0 {
+        return Err(ExitCode::from(EXIT_INVALID as u8));
+    }
+    Ok(loaded)
+}
+
 /// `stackcheck list | head` should stop quietly, as other CLI tools do, not panic on a closed
 /// stdout. Only for commands that talk to no engine: the engine's socket keeps Rust's default
 /// (SIGPIPE ignored, EPIPE as an error).
@@ -116,15 +136,15 @@ fn main() -> ExitCode {
             println!("{}", suite::schema_json());
             ExitCode::from(EXIT_OK as u8)
         }
-        Command::Validate { suites } => match load_all(&suites) {
-            Ok(loaded) => {
-                let Ok(runtime) = tokio::runtime::Runtime::new() else {
-                    return ExitCode::from(EXIT_INFRA as u8);
-                };
-                ExitCode::from(runtime.block_on(validate(&loaded)) as u8)
+        Command::Validate { suites } => {
+            let Ok(runtime) = tokio::runtime::Runtime::new() else {
+                return ExitCode::from(EXIT_INFRA as u8);
+            };
+            match load_and_resolve(&suites, &runtime) {
+                Ok(loaded) => ExitCode::from(runtime.block_on(validate(&loaded)) as u8),
+                Err(code) => code,
             }
-            Err(code) => code,
-        },
+        }
         Command::List { suites } => match load_all(&suites) {
             Ok(loaded) => {
                 for s in &loaded {
@@ -154,16 +174,16 @@ fn main() -> ExitCode {
             junit,
             verbose,
         } => {
-            let loaded = match load_all(&suites) {
-                Ok(l) => l,
-                Err(code) => return code,
-            };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
                     return ExitCode::from(EXIT_INFRA as u8);
                 }
+            };
+            let loaded = match load_and_resolve(&suites, &runtime) {
+                Ok(l) => l,
+                Err(code) => return code,
             };
             ExitCode::from(runtime.block_on(run(loaded, junit, verbose)) as u8)
         }
@@ -243,28 +263,6 @@ async fn reap(dry_run: bool, include_live: bool) -> i32 {
     }
 }
 
-/// A detached watcher beside this harness: if the harness dies without tearing down (SIGKILL),
-/// the watcher removes what it owned. In its own process group, so Ctrl-C reaches only the
-/// harness (which tears down itself).
-fn spawn_watcher() {
-    use std::os::unix::process::CommandExt;
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let spawned = std::process::Command::new(exe)
-        .args(["__watch", &std::process::id().to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn();
-    if let Err(e) = spawned {
-        eprintln!(
-            "warning: no watcher for crash cleanup ({e}); `stackcheck reap` removes leftovers"
-        );
-    }
-}
-
 async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) -> i32 {
     let engine = match connect().await {
         Ok(e) => e,
@@ -278,7 +276,10 @@ async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) ->
         }
         Err(e) => eprintln!("warning: could not look for stale runs: {e}"),
     }
-    spawn_watcher();
+    match std::env::current_exe() {
+        Ok(exe) => stackcheck::reap::spawn_watcher(&exe),
+        Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
+    }
     let console = Console::new(verbose);
     let mut reports = Vec::new();
     for s in &loaded {

@@ -259,13 +259,19 @@ impl RunIdentity {
         format!("{LABEL_RUN}={}", self.run_id)
     }
 
-    /// A compose override that puts the run's labels on every service, network and volume the
-    /// project creates (external ones belong to someone else and are left alone).
+    /// A compose override that puts the run's labels on every service, network, volume and built
+    /// image the project creates (external ones belong to someone else and are left alone).
     pub fn label_override(&self, model: &ComposeModel) -> serde_json::Value {
         let services: serde_json::Map<_, _> = model
             .services
-            .keys()
-            .map(|s| (s.clone(), json!({ "labels": self.labels })))
+            .iter()
+            .map(|(s, m)| {
+                let mut o = json!({ "labels": self.labels });
+                if m.build.is_some() {
+                    o["build"] = json!({ "labels": self.labels });
+                }
+                (s.clone(), o)
+            })
             .collect();
         let networks: serde_json::Map<_, _> = model
             .networks

@@ -32,12 +32,13 @@ impl RunResources {
             None => "no owner pid".into(),
         };
         format!(
-            "run {} (suite {}, {owner}): {} containers, {} networks, {} volumes",
+            "run {} (suite {}, {owner}): {} containers, {} networks, {} volumes, {} images",
             self.run,
             self.suite,
             self.left.containers.len(),
             self.left.networks.len(),
-            self.left.volumes.len()
+            self.left.volumes.len(),
+            self.left.images.len()
         )
     }
 }
@@ -121,6 +122,27 @@ pub async fn watch(engine: &Engine, pid: i32) -> Result<Leftovers, EngineError> 
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     first
+}
+
+/// Starts `exe __watch <this pid>` (a `stackcheck` binary) beside this harness: if the harness
+/// dies without tearing down (SIGKILL), the watcher removes what it owned. In its own process
+/// group, so Ctrl-C (or a test runner signalling the harness's group) reaches only the harness,
+/// which tears down itself. No stdio: a test runner must not wait on the watcher's pipes.
+pub fn spawn_watcher(exe: &std::path::Path) {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let spawned = Command::new(exe)
+        .args(["__watch", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!(
+            "warning: no watcher for crash cleanup ({e}); `stackcheck reap` removes leftovers"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -304,7 +304,11 @@ fn secrets_in_output_and_logs_never_reach_the_console_or_junit() {
     );
     assert_eq!(out.status.code(), Some(1), "{console}");
     for (name, text) in [("console", &console), ("junit", &xml)] {
-        for secret in ["tok-4b1d-leak-me-please", "pw-leak-me-9876"] {
+        for secret in [
+            "tok-4b1d-leak-me-please",
+            "pw-leak-me-9876",
+            "literal-signing-key-5150",
+        ] {
             assert!(!text.contains(secret), "{name} shows {secret}:\n{text}");
         }
         // The failures really carried them: masked where they were.
@@ -315,6 +319,10 @@ fn secrets_in_output_and_logs_never_reach_the_console_or_junit() {
         assert!(
             text.contains("password ****"),
             "{name}: no masked stderr:\n{text}"
+        );
+        assert!(
+            text.contains("signing with ****"),
+            "{name}: no masked compose-file secret:\n{text}"
         );
     }
 }

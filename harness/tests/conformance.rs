@@ -6,18 +6,26 @@
 //! checks, teardown) and stores the outcomes in `target/stackcheck-conformance/<run>/<suite>.json`;
 //! every other test of that suite waits on the lock and reads its own outcome from there. The run
 //! key is nextest's `NEXTEST_RUN_ID` (one process per test) or, under `cargo test` (one process),
-//! the process id. Teardown happens inside the run that brought the stack up.
+//! the process id. Teardown happens inside the run that brought the stack up: on success, on
+//! failure, on SIGINT/SIGTERM (what nextest sends when interrupted), and, when the process is
+//! killed outright, by the `stackcheck __watch` process each run leaves beside itself.
+//!
+//! Every real bring-up appends the suite's name to `<cache dir>/bring-ups` (the sharing test
+//! counts them). `STACKCHECK_SUITES` points the target at another folder of suites.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
+
+mod common;
 use stackcheck::checks::Status;
 use stackcheck::engine::Engine;
-use stackcheck::report::Quiet;
+use stackcheck::report::Progress;
 use stackcheck::run::SuiteReport;
 use stackcheck::suite::{self, LoadedSuite};
 
@@ -77,13 +85,91 @@ fn run_once(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
         let engine = Engine::connect(Duration::from_secs(5))
             .await
             .map_err(|e| e.to_string())?;
-        Ok(stackcheck::run::run_suite(loaded, &engine, &Quiet).await)
+        // Once per process: stale runs of killed processes go, and a watcher covers this one.
+        static WATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WATCHED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let _ = stackcheck::reap::reap(&engine, false, false).await;
+            stackcheck::reap::spawn_watcher(Path::new(env!("CARGO_BIN_EXE_stackcheck")));
+        }
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(cache_dir().join("bring-ups"))
+            .map_err(|e| e.to_string())?;
+        let _ = writeln!(log, "{}", loaded.suite.suite);
+        let console =
+            Recorder::create(&cache_dir().join(format!("{}.console", loaded.suite.suite)))?;
+        let report = stackcheck::run::run_suite(loaded, &engine, &console).await;
+        let junit = cache_dir().join(format!("{}.xml", loaded.suite.suite));
+        stackcheck::report::write_junit(&junit, std::slice::from_ref(&report))
+            .map_err(|e| format!("cannot write {}: {e}", junit.display()))?;
+        Ok(report)
     })
+}
+
+/// What `stackcheck run -v` would print (every phase, work line and outcome), into a file the
+/// secrets test reads.
+struct Recorder(Mutex<File>);
+
+impl Recorder {
+    fn create(path: &Path) -> Result<Recorder, String> {
+        File::create(path)
+            .map(|f| Recorder(Mutex::new(f)))
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))
+    }
+    fn line(&self, text: &str) {
+        let mut f = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "{text}");
+    }
+}
+
+impl Progress for Recorder {
+    fn phase(&self, msg: &str) {
+        self.line(&format!("· {msg}"));
+    }
+    fn detail(&self, msg: &str) {
+        self.line(&format!("  {msg}"));
+    }
+    fn outcome(&self, o: &stackcheck::checks::Outcome) {
+        self.line(&format!(
+            "{:?} {}  {}\n{}",
+            o.status, o.name, o.message, o.detail
+        ));
+    }
+}
+
+/// `<suite>::reports::no-secrets`: the console output, JUnit and JSON of the suite's run hold
+/// none of its secret values (collected independently of the harness's masker).
+fn no_secrets(loaded: &LoadedSuite) -> Result<(), Failed> {
+    let report = suite_report(loaded)?;
+    let secrets = common::secret_values(loaded);
+    if loaded.suite.stack.env_file.is_some() && secrets.is_empty() {
+        return Err("the suite has an env file but no secret value was found: this test would prove nothing".into());
+    }
+    let dir = cache_dir();
+    let name = &loaded.suite.suite;
+    let mut texts = vec![(
+        "JSON".to_string(),
+        serde_json::to_string(&report).unwrap_or_default(),
+    )];
+    for ext in ["console", "xml"] {
+        let path = dir.join(format!("{name}.{ext}"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        texts.push((path.display().to_string(), text));
+    }
+    common::assert_no_secret_in(&secrets, &texts).map_err(Failed::from)
+}
+
+fn suites_dir() -> PathBuf {
+    std::env::var_os("STACKCHECK_SUITES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("suites"))
 }
 
 fn main() {
     let args = Arguments::from_args();
-    let files = suite::discover(&[root().join("suites")]).expect("suites/ is readable");
+    let files = suite::discover(&[suites_dir()]).expect("the suites folder is readable");
     let mut trials = Vec::new();
     for file in files {
         match suite::load_file(&file) {
@@ -109,6 +195,8 @@ fn main() {
                         }
                     }));
                 }
+                let name = format!("{}::reports::no-secrets", loaded.suite.suite);
+                trials.push(Trial::test(name, move || no_secrets(&loaded)));
             }
             Err(e) => {
                 let msg = e.to_string();

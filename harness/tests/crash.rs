@@ -1,14 +1,21 @@
-//! Crash safety: a harness killed with SIGKILL at a random point of a run leaves nothing behind
-//! (its watcher removes what it owned), and `stackcheck reap` removes runs whose owner is gone.
+//! Crash safety: a harness interrupted (Ctrl-C, SIGTERM) or killed (SIGKILL) at a random point of
+//! a run — build, bring-up, checks, teardown — leaves nothing behind within 15 s (it tears down
+//! itself, or its watcher removes what it owned); the same for the conformance target as nextest
+//! runs it; and `stackcheck reap` removes runs whose owner is gone.
 //! Drives the real engine and the real binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use stackcheck::engine::{Engine, Leftovers};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use stackcheck::engine::Leftovers;
+
+mod common;
+use common::{jitter, labelled, wait_for};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,99 +24,246 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// What carries `label`. A listing may fail while resources vanish under it (a volume removed
-/// mid-list), so it is retried a few times.
-fn labelled(label: &str) -> Leftovers {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let engine = Engine::connect(Duration::from_secs(5))
-            .await
-            .expect("engine");
-        let mut last = None;
-        for _ in 0..5 {
-            match engine.labelled(label).await {
-                Ok(l) => return l,
-                Err(e) => last = Some(e.to_string()),
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("listing {label} failed 5 times: {last:?}")
-    })
+/// When the signal is sent: after a line of output containing this text (plus a random delay),
+/// or once the run owns something on the engine.
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    Line(&'static str),
+    OwnsResources,
 }
 
-/// Polls until `cond` holds for what carries `label`, at most `limit`; returns the last listing.
-fn wait_for(label: &str, limit: Duration, cond: impl Fn(&Leftovers) -> bool) -> (bool, Leftovers) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let l = labelled(label);
-        if cond(&l) || Instant::now() >= deadline {
-            return (cond(&l), l);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+const BUILD: Trigger = Trigger::Line("· building");
+const BRING_UP: Trigger = Trigger::Line("· starting");
+const CHECKS: Trigger = Trigger::Line("features::checks::");
+const TEARDOWN: Trigger = Trigger::Line("tearing down");
 
-/// A pseudo-random delay in `0..max_ms` (no RNG crate needed for spreading kill points).
-fn jitter(max_ms: u64) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    Duration::from_millis(nanos % max_ms)
-}
-
-/// Starts `stackcheck run` on the features fixture, kills it with SIGKILL once the run owns
-/// resources on the engine and printed a line containing `after_line` (if any), plus a random
-/// delay, and asserts that nothing it owned survives 15 s later.
-fn kill_during(phase: &str, after_line: Option<&str>, max_extra_ms: u64) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-        .args(["run", "-v", "fixtures/features/suite.yaml"])
+/// Runs `cmd` (in its own process group), sends `signal` at `trigger` + a random delay up to
+/// `max_extra_ms`, and asserts that nothing the process owned is on the engine 15 s later.
+/// SIGINT/SIGTERM go to the whole group, as a terminal's Ctrl-C or a test runner does; SIGKILL
+/// only to the harness (its children die with it). Returns the exit status.
+fn interrupt(
+    mut cmd: Command,
+    signal: Signal,
+    trigger: Trigger,
+    max_extra_ms: u64,
+) -> std::process::ExitStatus {
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
         .current_dir(root())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap();
     let pid = child.id();
     let label = format!("io.stackcheck.owner-pid={pid}");
     let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut seen_line = after_line.is_none();
-    let mut reached = false;
-    while !reached && Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen_line |= after_line.is_some_and(|want| line.contains(want));
-        }
-        reached = seen_line && !labelled(&label).is_empty();
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for stream in streams {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
     }
-    assert!(reached, "the run never reached {phase} within 120 s");
-    std::thread::sleep(jitter(max_extra_ms));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut output = Vec::new();
+    let reached = loop {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            output.push(line);
+        }
+        let hit = match trigger {
+            Trigger::Line(want) => output.iter().any(|l| l.contains(want)),
+            Trigger::OwnsResources => !labelled(&label).is_empty(),
+        };
+        if hit || Instant::now() >= deadline {
+            break hit;
+        }
+    };
     assert!(
-        !labelled(&label).is_empty() || phase == "teardown",
-        "nothing labelled before the kill"
+        reached,
+        "never reached {trigger:?} within 120 s; output:\n{}",
+        output.join("\n")
     );
-    child.kill().unwrap(); // SIGKILL: no teardown by the harness itself
-    child.wait().unwrap();
-    let (clean, left) = wait_for(&label, Duration::from_secs(15), Leftovers::is_empty);
+    std::thread::sleep(jitter(max_extra_ms));
+    let target = if signal == Signal::SIGKILL {
+        Pid::from_raw(pid as i32)
+    } else {
+        Pid::from_raw(-(pid as i32))
+    };
+    nix::sys::signal::kill(target, signal).unwrap();
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(60),
+            "still running 60 s after {signal} at {trigger:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let left = Duration::from_secs(15).saturating_sub(sent.elapsed());
+    let (clean, left) = wait_for(&label, left, Leftovers::is_empty);
     assert!(
         clean,
-        "killed during {phase}: still there after 15 s: {left:?}"
+        "{signal} at {trigger:?}: still there 15 s after the signal: {left:?}"
     );
+    status
+}
+
+fn run_features() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcheck"));
+    cmd.args(["run", "-v", "fixtures/features/suite.yaml"]);
+    cmd
+}
+
+#[test]
+fn sigkill_during_build_leaves_nothing_within_15s() {
+    interrupt(run_features(), Signal::SIGKILL, BUILD, 1500);
 }
 
 #[test]
 fn sigkill_during_bring_up_leaves_nothing_within_15s() {
-    kill_during("bring-up", None, 3000);
+    interrupt(run_features(), Signal::SIGKILL, BRING_UP, 3000);
 }
 
 #[test]
 fn sigkill_during_checks_leaves_nothing_within_15s() {
-    kill_during("checks", Some("features::checks::"), 8000);
+    interrupt(run_features(), Signal::SIGKILL, CHECKS, 8000);
+}
+
+#[test]
+fn sigkill_during_teardown_leaves_nothing_within_15s() {
+    interrupt(run_features(), Signal::SIGKILL, TEARDOWN, 1500);
+}
+
+/// Ctrl-C: the harness tears down itself and exits 130 (during teardown it finishes teardown).
+fn ctrl_c(trigger: Trigger, max_extra_ms: u64) {
+    let status = interrupt(run_features(), Signal::SIGINT, trigger, max_extra_ms);
+    let during_teardown = matches!(trigger, Trigger::Line(l) if l == "tearing down");
+    if !during_teardown {
+        assert_eq!(status.code(), Some(130), "{status:?}");
+    }
+}
+
+#[test]
+fn ctrl_c_during_build_leaves_nothing_within_15s() {
+    ctrl_c(BUILD, 1500);
+}
+
+#[test]
+fn ctrl_c_during_bring_up_leaves_nothing_within_15s() {
+    ctrl_c(BRING_UP, 3000);
+}
+
+#[test]
+fn ctrl_c_during_checks_leaves_nothing_within_15s() {
+    ctrl_c(CHECKS, 8000);
+}
+
+#[test]
+fn ctrl_c_during_teardown_leaves_nothing_within_15s() {
+    ctrl_c(TEARDOWN, 1500);
+}
+
+/// The conformance target as nextest runs it: one process per test, the stack shared through a
+/// cache keyed by `NEXTEST_RUN_ID`. Its sibling in the build's `deps` folder.
+fn conformance_binary() -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::fs::read_dir(&deps)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with("conformance-") && p.extension().is_none()
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .unwrap_or_else(|| panic!("no conformance test binary in {}", deps.display()))
+}
+
+fn conformance(suites: &str, run_id: &str, test: &str) -> Command {
+    let mut cmd = Command::new(conformance_binary());
+    cmd.env("STACKCHECK_SUITES", root().join(suites))
+        .env("NEXTEST_RUN_ID", run_id)
+        .args(["--exact", test, "--nocapture"]);
+    cmd
+}
+
+fn fresh_run_id(what: &str) -> String {
+    format!(
+        "{what}-{}-{}",
+        std::process::id(),
+        jitter(1_000_000).as_micros()
+    )
+}
+
+/// nextest interrupted (SIGINT to the test's process group, SIGTERM, or SIGKILL after its grace
+/// period) while a conformance test has the stack up: nothing is left.
+#[test]
+fn interrupted_conformance_test_leaves_nothing_within_15s() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
+        let cmd = conformance(
+            "fixtures/features/suite.yaml",
+            &fresh_run_id("interrupted"),
+            "features::service::api::state",
+        );
+        let status = interrupt(cmd, signal, Trigger::OwnsResources, 3000);
+        assert!(
+            !status.success(),
+            "{signal}: the test passed although interrupted"
+        );
+    }
+}
+
+/// One bring-up per suite per nextest run, however many of its tests run (each in its own
+/// process); filtering to one suite brings up no other.
+#[test]
+fn a_suite_is_brought_up_once_per_run_and_only_when_selected() {
+    let run_id = fresh_run_id("sharing");
+    let list = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(["list", "suites/peak-trade-l3.yaml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 3, "{names:?}");
+    for name in names.iter().take(3) {
+        let out = conformance("suites", &run_id, name).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "{name} did not run: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let log = root()
+        .join("target/stackcheck-conformance")
+        .join(&run_id)
+        .join("bring-ups");
+    let bring_ups = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        bring_ups.lines().collect::<Vec<_>>(),
+        ["peak-trade-l3"],
+        "bring-ups recorded in {}",
+        log.display()
+    );
 }
 
 #[test]

@@ -41,6 +41,28 @@ fn the_features_fixture_keeps_every_promise() {
     assert!(outcome(&r, "features::network::front")
         .message
         .contains("reached"));
+    assert_probes_stayed_home(&r);
+}
+
+/// Probes stay home: every address a network probe connected to was loopback, a service of the
+/// stack, or an address of a container or network the run created — and the isolation,
+/// reachability, egress and smoke probes all recorded theirs (so the list cannot be vacuous).
+fn assert_probes_stayed_home(r: &stackcheck::run::SuiteReport) {
+    let homes: Vec<&str> = r.probes.iter().map(|p| p.home.as_str()).collect();
+    for p in &r.probes {
+        let ok = p.home == "loopback"
+            || p.home.starts_with("service ")
+            || p.home.starts_with("container ")
+            || p.home.starts_with("gateway of network ");
+        assert!(ok, "{} probed as {:?}", p.target, p.home);
+    }
+    for kind in ["loopback", "service ", "container ", "gateway of network "] {
+        assert!(
+            homes.iter().any(|h| h.starts_with(kind)),
+            "no probe target of kind {kind:?}: {:#?}",
+            r.probes
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! `stackcheck run` with exit 2 and `file:line:column: <message>` before any engine is contacted
 //! (the engine address points nowhere, so reaching it would show as exit 3), never a panic.
 //! `tests/hostile/EXPECTED.tsv` holds the expected start of each message.
-//! (`tests/hostile-later/` holds inputs that today are only caught once the engine is reached.)
+//! Two need more than the text: a check naming a service no compose file defines (resolved with
+//! `docker compose config`, a client-only call) and a `{suite_dir}` mount leaving the repository.
 
 use std::path::Path;
 use std::process::Command;

@@ -3,6 +3,7 @@
 //! Every check yields an [`Outcome`] with a one-line message (what was expected, what was seen)
 //! and, on failure, a detail block (health-check output, log lines) for reports.
 
+mod home;
 mod image;
 mod net;
 pub mod policy;
@@ -24,6 +25,7 @@ use bollard::models::ContainerInspectResponse;
 use crate::engine::{Compose, ComposeModel, Engine};
 use crate::suite::LoadedSuite;
 
+pub use home::{classify, ProbeTarget, RunAddresses};
 pub use net::Canary;
 pub use scenario::{parse_mount, signal_number, Mount};
 
@@ -125,6 +127,8 @@ pub struct Ctx<'a> {
     /// The per-run temp dir (`{tmp}`).
     pub tmp: &'a Path,
     pub(crate) canary: tokio::sync::OnceCell<Result<Canary, String>>,
+    /// Every address a probe of this run connected to (see `home`).
+    pub probed: Mutex<Vec<ProbeTarget>>,
 }
 
 impl Ctx<'_> {
@@ -179,6 +183,26 @@ impl Ctx<'_> {
             return String::new();
         };
         state::diagnostics(self.engine, &id).await
+    }
+
+    /// Allows a probe to connect to `target` only if it is home (loopback, a service of this
+    /// stack, an address this run created); records it.
+    pub async fn home(&self, target: &str) -> Result<(), Verdict> {
+        let services = self.model.services.keys().cloned().collect();
+        let run = self
+            .engine
+            .run_addresses(&format!("{}={}", crate::engine::LABEL_RUN, self.run_id))
+            .await
+            .map_err(|e| Verdict::fail(format!("cannot list this run's addresses: {e}")))?;
+        let home = classify(target, &services, &run).map_err(Verdict::fail)?;
+        self.probed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ProbeTarget {
+                target: target.to_string(),
+                home,
+            });
+        Ok(())
     }
 
     /// The canaries of this run, started on first use.

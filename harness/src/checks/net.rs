@@ -264,6 +264,11 @@ async fn run_probe(
     ensure_probe_image(ctx.engine)
         .await
         .map_err(Verdict::fail)?;
+    if mode == "net" {
+        for target in args {
+            ctx.home(target).await?;
+        }
+    }
     let spec = HelperSpec {
         image: PROBE_IMAGE.into(),
         cmd: probe_cmd(mode, args),

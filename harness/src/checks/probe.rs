@@ -138,20 +138,22 @@ async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<String, Verdi
         .as_ref()
         .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
         .and_then(|b| b.into_iter().find_map(|b| b.host_port));
-    if let Some(host_port) = published {
-        return Ok(format!("127.0.0.1:{host_port}"));
-    }
-    settings
-        .networks
-        .unwrap_or_default()
-        .into_values()
-        .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
-        .map(|ip| format!("{ip}:{port}"))
-        .ok_or_else(|| {
-            Verdict::fail(format!(
-                "`{service}` port {port} is neither published nor reachable on a network"
-            ))
-        })
+    let addr = match published {
+        Some(host_port) => format!("127.0.0.1:{host_port}"),
+        None => settings
+            .networks
+            .unwrap_or_default()
+            .into_values()
+            .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
+            .map(|ip| format!("{ip}:{port}"))
+            .ok_or_else(|| {
+                Verdict::fail(format!(
+                    "`{service}` port {port} is neither published nor reachable on a network"
+                ))
+            })?,
+    };
+    ctx.home(&addr).await?;
+    Ok(addr)
 }
 
 async fn http(ctx: &Ctx<'_>, p: &HttpProbe, expect: &Expect) -> Verdict {

@@ -68,6 +68,9 @@ pub struct Leftovers {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
+    /// Images a run built (tag, or id when untagged).
+    #[serde(default)]
+    pub images: Vec<String>,
 }
 
 /// A resource the engine holds for a stackcheck run, with its labels.
@@ -83,6 +86,7 @@ pub enum ResourceKind {
     Container,
     Network,
     Volume,
+    Image,
 }
 
 impl Leftovers {
@@ -93,13 +97,33 @@ impl Leftovers {
                 ResourceKind::Container => out.containers.push(t.name),
                 ResourceKind::Network => out.networks.push(t.name),
                 ResourceKind::Volume => out.volumes.push(t.name),
+                ResourceKind::Image => out.images.push(t.name),
             }
         }
         out
     }
 
     pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+        self.containers.is_empty()
+            && self.networks.is_empty()
+            && self.volumes.is_empty()
+            && self.images.is_empty()
+    }
+
+    /// `containers [..], volumes [..]`: only the kinds that have something.
+    pub fn describe(&self) -> String {
+        let kinds = [
+            ("containers", &self.containers),
+            ("networks", &self.networks),
+            ("volumes", &self.volumes),
+            ("images", &self.images),
+        ];
+        kinds
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k} {v:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -458,6 +482,16 @@ impl Engine {
             )),
         )
         .await?;
+        let images = bounded(
+            "list images",
+            CALL_TIMEOUT,
+            self.docker.list_images(Some(
+                bollard::query_parameters::ListImagesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
         let mut out: Vec<Tagged> = containers
             .into_iter()
             .map(|c| Tagged {
@@ -489,6 +523,68 @@ impl Engine {
                     labels: v.labels,
                 }),
         );
+        out.extend(images.into_iter().map(|i| Tagged {
+            kind: ResourceKind::Image,
+            // The id, not a tag: a later build of the same tag by another run must not be hit.
+            name: i.id,
+            labels: i.labels,
+        }));
+        Ok(out)
+    }
+
+    /// Addresses of the containers and network gateways carrying `label`.
+    pub async fn run_addresses(
+        &self,
+        label: &str,
+    ) -> Result<crate::checks::RunAddresses, EngineError> {
+        let filters = label_filter(label);
+        let containers = bounded(
+            "list containers",
+            CALL_TIMEOUT,
+            self.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let networks = bounded(
+            "list networks",
+            CALL_TIMEOUT,
+            self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let mut out = crate::checks::RunAddresses::default();
+        for c in containers {
+            let name = c
+                .names
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            let nets = c
+                .network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default();
+            for ep in nets.into_values() {
+                if let Some(ip) = ep.ip_address.and_then(|ip| ip.parse().ok()) {
+                    out.containers.insert(ip, name.clone());
+                }
+            }
+        }
+        for n in networks {
+            let configs = n.ipam.and_then(|i| i.config).unwrap_or_default();
+            for gw in configs.into_iter().filter_map(|c| c.gateway) {
+                if let Ok(ip) = gw.parse() {
+                    out.gateways.insert(ip, n.name.clone().unwrap_or_default());
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -529,6 +625,20 @@ impl Engine {
                 format!("remove volume {v}"),
                 CALL_TIMEOUT,
                 self.docker.remove_volume(v, Some(opts)),
+            )
+            .await;
+        }
+        for i in &found.images {
+            // noprune: the untagged parents are the classic builder's cache; keeping them keeps
+            // the next build of unchanged inputs cached.
+            let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                .force(true)
+                .noprune(true)
+                .build();
+            let _ = bounded(
+                format!("remove image {i}"),
+                CALL_TIMEOUT,
+                self.docker.remove_image(i, Some(opts), None),
             )
             .await;
         }

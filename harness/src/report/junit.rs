@@ -104,6 +104,7 @@ mod tests {
             infra_error: None,
             interrupted: false,
             duration_ms: 2,
+            probes: Vec::new(),
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.xml");

@@ -1,28 +1,50 @@
 //! Secret values never leave a run: env-file values, `stack.secrets` and variables whose names
-//! look secret are replaced by `****` in every message, detail and log excerpt.
+//! look secret (in the suite, in `stack.containers` and in the compose model's `environment`)
+//! are replaced by `****` in every message, detail, log excerpt and progress line.
 
+use std::sync::{Arc, RwLock};
+
+use super::Progress;
+use crate::checks::Outcome;
+use crate::engine::ComposeModel;
 use crate::suite::LoadedSuite;
 
 const SECRET_NAME_PARTS: [&str; 5] = ["PASSWORD", "TOKEN", "SECRET", "KEY", "PASSWD"];
 /// Shorter values would mask ordinary words; they are not treated as secrets.
 const MIN_SECRET_LEN: usize = 5;
 
+/// The secrets of one run. Clones share the list: values learnt later (from the compose model)
+/// reach every holder.
 #[derive(Clone, Debug, Default)]
 pub struct Masker {
-    values: Vec<String>,
+    values: Arc<RwLock<Vec<String>>>,
+}
+
+/// Whether a variable name says its value is a secret.
+pub fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    SECRET_NAME_PARTS.iter().any(|p| name.contains(p))
 }
 
 impl Masker {
     pub fn new(values: impl IntoIterator<Item = String>) -> Masker {
-        // Pure numbers (ports, counts) are never secrets and masking them would garble every report.
-        let mut values: Vec<String> = values
-            .into_iter()
-            .filter(|v| v.len() >= MIN_SECRET_LEN && !v.chars().all(|c| c.is_ascii_digit()))
-            .collect();
+        let m = Masker::default();
+        m.add(values);
+        m
+    }
+
+    /// Adds secret values. Pure numbers (ports, counts) are never secrets: masking them would
+    /// garble every report.
+    pub fn add(&self, values: impl IntoIterator<Item = String>) {
+        let mut all = self.values.write().unwrap_or_else(|e| e.into_inner());
+        all.extend(
+            values
+                .into_iter()
+                .filter(|v| v.len() >= MIN_SECRET_LEN && !v.chars().all(|c| c.is_ascii_digit())),
+        );
         // Longest first, so a secret that contains another is masked whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        Masker { values }
+        all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        all.dedup();
     }
 
     pub fn for_suite(loaded: &LoadedSuite) -> Masker {
@@ -33,13 +55,12 @@ impl Masker {
                 values.extend(env_file_values(&text));
             }
         }
-        let looks_secret = |k: &str| {
-            let k = k.to_ascii_uppercase();
-            SECRET_NAME_PARTS.iter().any(|p| k.contains(p))
-        };
-        for (k, v) in &stack.env {
-            if stack.secrets.contains(k) || looks_secret(k) {
-                values.push(v.clone());
+        let envs = std::iter::once(&stack.env).chain(stack.containers.values().map(|c| &c.env));
+        for env in envs {
+            for (k, v) in env {
+                if stack.secrets.contains(k) || looks_secret(k) {
+                    values.push(v.clone());
+                }
             }
         }
         for k in &stack.secrets {
@@ -50,14 +71,45 @@ impl Masker {
         Masker::new(values)
     }
 
+    /// Secret-looking variables of every service, as compose resolved them.
+    pub fn add_model(&self, model: &ComposeModel, secrets: &[String]) {
+        self.add(model.services.values().flat_map(|s| {
+            s.environment
+                .iter()
+                .filter(|(k, _)| looks_secret(k) || secrets.contains(k))
+                .filter_map(|(_, v)| v.clone())
+        }));
+    }
+
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for v in &self.values {
+        for v in self.values.read().unwrap_or_else(|e| e.into_inner()).iter() {
             if out.contains(v.as_str()) {
                 out = out.replace(v.as_str(), "****");
             }
         }
         out
+    }
+}
+
+/// Progress that masks every line before it reaches the real one.
+pub struct Masked<'a> {
+    pub inner: &'a dyn Progress,
+    pub masker: Masker,
+}
+
+impl Progress for Masked<'_> {
+    fn phase(&self, msg: &str) {
+        self.inner.phase(&self.masker.mask(msg));
+    }
+    fn detail(&self, msg: &str) {
+        self.inner.detail(&self.masker.mask(msg));
+    }
+    fn outcome(&self, outcome: &Outcome) {
+        let mut o = outcome.clone();
+        o.message = self.masker.mask(&o.message);
+        o.detail = self.masker.mask(&o.detail);
+        self.inner.outcome(&o);
     }
 }
 
@@ -87,6 +139,29 @@ mod tests {
             m.mask("pw=hunter22-extra and hunter22, ab on 8000"),
             "pw=**** and ****, ab on 8000"
         );
+    }
+
+    #[test]
+    fn values_added_later_reach_every_clone() {
+        let m = Masker::new(["first-secret".to_string()]);
+        let shared = m.clone();
+        m.add(["later-secret".to_string()]);
+        assert_eq!(shared.mask("first-secret later-secret"), "**** ****");
+    }
+
+    #[test]
+    fn secret_names() {
+        for n in [
+            "DB_PASSWORD",
+            "api_token",
+            "AWS_SECRET_ACCESS_KEY",
+            "SIGNING_KEY",
+        ] {
+            assert!(looks_secret(n), "{n}");
+        }
+        for n in ["DB_USER", "PORT", "LOG_LEVEL"] {
+            assert!(!looks_secret(n), "{n}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod mask;
 
 pub use console::{Console, Quiet};
 pub use junit::write_junit;
-pub use mask::Masker;
+pub use mask::{looks_secret, Masked, Masker};
 
 use crate::checks::Outcome;
 

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 mod containers;
 
-use crate::checks::{self, state, Ctx, Outcome, Status, Verdict};
+use crate::checks::{self, state, Ctx, Outcome, ProbeTarget, Status, Verdict};
 use crate::engine::{docker_build, Compose, ComposeModel, Engine, Leftovers};
 use crate::plan::{self, PlannedTest, RunIdentity, ServicePromise, TestKind};
-use crate::report::{Masker, Progress};
+use crate::report::{Masked, Masker, Progress};
 use crate::suite::LoadedSuite;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -32,6 +32,9 @@ pub struct SuiteReport {
     pub infra_error: Option<String>,
     pub interrupted: bool,
     pub duration_ms: u64,
+    /// Every address a network probe of this run connected to, and why it was home.
+    #[serde(default)]
+    pub probes: Vec<ProbeTarget>,
 }
 
 impl SuiteReport {
@@ -56,6 +59,7 @@ pub(crate) struct Runner<'a> {
     masker: Masker,
     tests: Vec<PlannedTest>,
     results: BTreeMap<String, Outcome>,
+    probes: Vec<ProbeTarget>,
 }
 
 impl Runner<'_> {
@@ -83,6 +87,11 @@ pub async fn run_suite(
     let id = RunIdentity::new(loaded);
     let tests = plan::tests(&loaded.suite);
     let masker = Masker::for_suite(loaded);
+    let masked = Masked {
+        inner: progress,
+        masker: masker.clone(),
+    };
+    let progress: &dyn Progress = &masked;
     let mut runner = Runner {
         loaded,
         engine,
@@ -90,6 +99,7 @@ pub async fn run_suite(
         masker,
         tests,
         results: BTreeMap::new(),
+        probes: Vec::new(),
     };
     let workdir = std::env::temp_dir().join(format!("stackcheck-{}", id.run_id));
     let compose = compose_for(loaded, &id, &workdir);
@@ -103,7 +113,7 @@ pub async fn run_suite(
         let main = main_phase(&mut runner, &compose, &id, &workdir);
         tokio::select! {
             r = main => r.err(),
-            _ = tokio::signal::ctrl_c() => { interrupted = true; Some(Stop::NotRun("interrupted (Ctrl-C)".into())) }
+            why = interruption() => { interrupted = true; Some(Stop::NotRun(format!("interrupted ({why})"))) }
         }
     };
 
@@ -133,7 +143,7 @@ pub async fn run_suite(
             Ok(l) if l.is_empty() => {
                 Verdict::pass(format!("nothing labelled {} remains", id.run_label()))
             }
-            Ok(l) => Verdict::fail(format!("left behind after teardown: {}", describe(&l))),
+            Ok(l) => Verdict::fail(format!("left behind after teardown: {}", l.describe())),
             Err(e) => Verdict::fail(format!("could not list leftovers: {e}")),
         };
         runner.record(&name, v, t0);
@@ -166,6 +176,21 @@ pub async fn run_suite(
         infra_error,
         interrupted,
         duration_ms: started.elapsed().as_millis() as u64,
+        probes: runner.probes,
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (what `cargo nextest` and CI runners send first): either way the
+/// run stops and tears down.
+async fn interruption() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "Ctrl-C";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
     }
 }
 
@@ -212,6 +237,7 @@ async fn main_phase(
             return Err(Stop::NotRun("the compose files do not resolve".into()));
         }
     };
+    r.masker.add_model(&model, &suite.stack.secrets);
     let v = config_verdict(r.loaded, &model, "compose");
     r.record(&config_test, v, t0);
     policy_tests(r, compose, &model).await;
@@ -394,6 +420,7 @@ fn new_ctx<'a>(
         started: std::time::SystemTime::now(),
         tmp: workdir,
         canary: Default::default(),
+        probed: Default::default(),
     }
 }
 
@@ -482,7 +509,6 @@ async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadline: Instan
             }
         }
     }
-    let labels = BTreeMap::from([(crate::engine::LABEL_SUITE.to_string(), suite.suite.clone())]);
     for (tag, b) in builds {
         let t0 = Instant::now();
         r.progress.phase(&format!("docker build {tag}"));
@@ -494,7 +520,7 @@ async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadline: Instan
             b.dockerfile.as_deref(),
             &tag,
             &b.args,
-            &labels,
+            &id.labels,
             limit,
             |l| progress.detail(l),
         )
@@ -504,7 +530,6 @@ async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadline: Instan
             Err(e) => Verdict::fail(e.to_string())
                 .with_detail(format!("last lines of the build log:\n{}", e.tail())),
         };
-        let _ = id;
         r.record(&format!("{}::build::{tag}", suite.suite), v, t0);
     }
 }
@@ -555,6 +580,8 @@ async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) {
         };
         r.record(&t.name, v, t0);
     }
+    let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
+    r.probes.append(&mut probed);
 }
 
 /// Services the suite refers to anywhere; each must exist in the compose model.
@@ -577,6 +604,13 @@ pub async fn teardown(
     compose: &Compose,
     id: &RunIdentity,
 ) -> Result<Leftovers, String> {
+    // Anonymous volumes carry no label; note them while their containers still name them.
+    let mut anonymous = Vec::new();
+    if let Ok(found) = engine.labelled(&id.run_label()).await {
+        for c in &found.containers {
+            anonymous.extend(engine.anonymous_volumes(c).await);
+        }
+    }
     // Helpers (canary, probes) first: a canary still attached keeps compose from removing networks.
     let _ = engine.sweep(&id.run_label()).await;
     if !compose.files.is_empty() {
@@ -587,24 +621,63 @@ pub async fn teardown(
         }
         let _ = compose.down(DOWN_TIMEOUT).await;
     }
-    engine
+    let mut left = engine
         .sweep(&id.run_label())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    for v in anonymous {
+        if engine.volume_exists(&v).await.unwrap_or(true) && engine.remove_volume(&v).await.is_err()
+        {
+            left.volumes.push(format!("{v} (anonymous)"));
+        }
+    }
+    Ok(left)
 }
 
-fn describe(l: &Leftovers) -> String {
-    let mut parts = Vec::new();
-    if !l.containers.is_empty() {
-        parts.push(format!("containers {:?}", l.containers));
+/// Bad input that needs the compose model to see, found before anything starts: a check naming a
+/// service that neither the suite's `services:` nor the compose files define (a typo in the suite,
+/// not a broken stack — a service the suite declares but the stack lost fails `stack::config`
+/// instead). Needs only the compose CLI. When compose cannot resolve the files, that is left to
+/// the run's `stack::config` test.
+pub async fn check_references(loaded: &LoadedSuite) -> Result<(), crate::suite::SuiteError> {
+    let s = &loaded.suite;
+    let unknown = |svc: &String| !s.services.contains_key(svc);
+    if s.stack.compose.is_empty()
+        || !s
+            .checks
+            .iter()
+            .any(|c| c.kind.services().iter().any(unknown))
+    {
+        return Ok(());
     }
-    if !l.networks.is_empty() {
-        parts.push(format!("networks {:?}", l.networks));
+    let id = RunIdentity::new(loaded);
+    let compose = Compose {
+        override_file: None,
+        ..compose_for(loaded, &id, Path::new("."))
+    };
+    let Ok(model) = compose.config(CONFIG_TIMEOUT).await else {
+        return Ok(());
+    };
+    for c in &s.checks {
+        for svc in c.kind.services() {
+            if unknown(&svc) && !model.services.contains_key(&svc) {
+                let known = model.services.keys().map(String::as_str);
+                let hint = crate::suite::nearest(&svc, known)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                return Err(crate::suite::SuiteError::invalid(
+                    &loaded.path,
+                    Some(c.at),
+                    format!(
+                        "check `{}`: service `{svc}` is not defined by the compose files (services: {}){hint}",
+                        c.name,
+                        model.services.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
     }
-    if !l.volumes.is_empty() {
-        parts.push(format!("volumes {:?}", l.volumes));
-    }
-    parts.join(", ")
+    Ok(())
 }
 
 /// The static `policy:` rules of a compose suite, without an engine (for `stackcheck validate`).
@@ -629,6 +702,7 @@ pub async fn static_policy(loaded: &LoadedSuite) -> Result<Vec<Outcome>, String>
         .await
         .map_err(|e| e.to_string())?;
     let masker = Masker::for_suite(loaded);
+    masker.add_model(&model, &loaded.suite.stack.secrets);
     Ok(active
         .into_iter()
         .map(|(rule, level)| {

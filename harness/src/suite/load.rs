@@ -73,6 +73,7 @@ pub fn load_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
     })?;
     let loaded = load_str(path, &text)?;
     validate::files_exist(&loaded)?;
+    validate::placeholders_stay_inside(&loaded)?;
     Ok(loaded)
 }
 
@@ -145,7 +146,7 @@ pub(crate) fn unknown(got: &str, what: &str, expected: &[&str]) -> String {
     msg
 }
 
-pub(crate) fn nearest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub fn nearest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|c| (strsim::levenshtein(got, c), c))
         .filter(|(d, c)| *d <= (c.len().max(got.len()) / 3).max(2))

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use check::*;
 pub use duration::Dur;
-pub use load::{discover, load_file, load_str, schema_json, SuiteError};
+pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use super::{Action, CheckKind, Expect, LoadedSuite, SuiteError};
 
@@ -155,6 +155,97 @@ pub(super) fn files_exist(loaded: &LoadedSuite) -> Result<(), SuiteError> {
                     loaded.dir.display()
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Where `{suite_dir}` paths may lead: the repository the suite lives in (the nearest folder
+/// above it holding `.git`), else the suite's own folder. Suites may reach their fixtures beside
+/// them (`{suite_dir}/../fixtures/…`), never the rest of the machine.
+pub fn suite_boundary(suite_dir: &Path) -> PathBuf {
+    let dir = suite_dir
+        .canonicalize()
+        .unwrap_or_else(|_| suite_dir.to_path_buf());
+    dir.ancestors()
+        .find(|a| a.join(".git").exists())
+        .unwrap_or(&dir)
+        .to_path_buf()
+}
+
+/// `path` with `.` and `..` resolved lexically (the target may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `{suite_dir}` placeholders (and relative host paths) in mounts and `expect.files` must stay
+/// inside [`suite_boundary`]; `{tmp}` paths inside the run's temp folder.
+pub(super) fn placeholders_stay_inside(loaded: &LoadedSuite) -> Result<(), SuiteError> {
+    let s = &loaded.suite;
+    let dir = loaded
+        .dir
+        .canonicalize()
+        .unwrap_or_else(|_| loaded.dir.clone());
+    let boundary = suite_boundary(&loaded.dir);
+    let tmp = Path::new("/stackcheck-tmp");
+    let inside = |key: &str, text: &str, host: &str| -> Result<(), SuiteError> {
+        let replaced = host
+            .replace("{suite_dir}", &dir.to_string_lossy())
+            .replace("{tmp}", &tmp.to_string_lossy());
+        let path = Path::new(&replaced);
+        let (path, root) = if host.starts_with("{tmp}") {
+            (normalize(path), tmp.to_path_buf())
+        } else if host.contains("{suite_dir}") || path.is_relative() {
+            (normalize(&dir.join(path)), boundary.clone())
+        } else {
+            return Ok(()); // an absolute path written out: the author's explicit choice
+        };
+        if path.starts_with(&root) {
+            return Ok(());
+        }
+        Err(SuiteError::invalid(
+            &loaded.path,
+            None,
+            format!(
+                "{key}: `{text}` leads to {} outside {} (placeholders may not leave the suite's repository or the run's temp folder)",
+                path.display(),
+                if root == tmp { "{tmp}".to_string() } else { root.display().to_string() }
+            ),
+        ))
+    };
+    for (name, c) in &s.stack.containers {
+        for m in &c.mounts {
+            let host = m.split(':').next().unwrap_or_default();
+            inside(&format!("stack.containers.{name}.mounts"), m, host)?;
+        }
+    }
+    let mut expects: Vec<(&str, &Expect)> = s
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), &c.expect))
+        .collect();
+    for c in &s.checks {
+        if let CheckKind::Steps(steps) = &c.kind {
+            for step in steps {
+                if let Action::Check { expect, .. } = &step.action {
+                    expects.push((c.name.as_str(), expect));
+                }
+            }
+        }
+    }
+    for (check, expect) in expects {
+        for f in expect.files.iter().flatten() {
+            inside(&format!("check `{check}`: expect.files"), f, f)?;
         }
     }
     Ok(())

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stackcheck::checks::{Outcome, Status};
-use stackcheck::engine::Engine;
+use stackcheck::engine::{Engine, Leftovers};
 use stackcheck::report::Quiet;
 use stackcheck::run::SuiteReport;
 
@@ -76,4 +76,142 @@ pub fn assert_diagnostics(report: &SuiteReport, name: &str) {
         "{name}: no log lines in detail: {:?}",
         o.detail
     );
+}
+
+/// What carries `label`. A listing may fail while resources vanish under it (a volume removed
+/// mid-list), so it is retried a few times.
+pub fn labelled(label: &str) -> Leftovers {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = Engine::connect(Duration::from_secs(5))
+            .await
+            .expect("engine");
+        let mut last = None;
+        for _ in 0..5 {
+            match engine.labelled(label).await {
+                Ok(l) => return l,
+                Err(e) => last = Some(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("listing {label} failed 5 times: {last:?}")
+    })
+}
+
+/// Polls until `cond` holds for what carries `label`, at most `limit`; returns the last listing.
+pub fn wait_for(
+    label: &str,
+    limit: Duration,
+    cond: impl Fn(&Leftovers) -> bool,
+) -> (bool, Leftovers) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let l = labelled(label);
+        if cond(&l) || Instant::now() >= deadline {
+            return (cond(&l), l);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A pseudo-random delay in `0..max_ms` (no RNG crate needed for spreading kill points).
+pub fn jitter(max_ms: u64) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    Duration::from_millis(nanos % max_ms)
+}
+
+/// Every secret value of a suite, gathered the way a reviewer would, not through the harness's
+/// masker: all values of the stack's env file, suite `env`/`stack.containers` values under
+/// secret-looking names or listed in `stack.secrets`, and secret-looking `environment` entries of
+/// every service as `docker compose config` resolves them. Values shorter than 5 characters or
+/// purely numeric are not secrets by the format's rule.
+pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
+    let stack = &loaded.suite.stack;
+    let secret_name = |k: &str| {
+        let k = k.to_ascii_uppercase();
+        ["PASSWORD", "TOKEN", "SECRET", "KEY", "PASSWD"]
+            .iter()
+            .any(|p| k.contains(p))
+            || stack.secrets.iter().any(|s| s.eq_ignore_ascii_case(&k))
+    };
+    let mut values = Vec::new();
+    if let Some(f) = &stack.env_file {
+        let text = std::fs::read_to_string(loaded.dir.join(f)).expect("env file readable");
+        values.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string()),
+        );
+    }
+    for env in std::iter::once(&stack.env).chain(stack.containers.values().map(|c| &c.env)) {
+        values.extend(
+            env.iter()
+                .filter(|(k, _)| secret_name(k))
+                .map(|(_, v)| v.clone()),
+        );
+    }
+    if !stack.compose.is_empty() {
+        let mut cmd = std::process::Command::new("docker");
+        cmd.arg("compose");
+        for f in &stack.compose {
+            cmd.arg("-f").arg(loaded.dir.join(f));
+        }
+        if let Some(f) = &stack.env_file {
+            cmd.arg("--env-file").arg(loaded.dir.join(f));
+        }
+        let out = cmd
+            .args(["config", "--format", "json"])
+            .envs(&stack.env)
+            .output()
+            .expect("docker compose");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let model: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for service in model["services"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            for (k, v) in service["environment"].as_object().into_iter().flatten() {
+                if let (true, Some(v)) = (secret_name(k), v.as_str()) {
+                    values.push(v.to_string());
+                }
+            }
+        }
+    }
+    values.retain(|v| v.len() >= 5 && !v.chars().all(|c| c.is_ascii_digit()));
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// Err naming each (secret's first characters, where) that appears in one of `texts`.
+pub fn assert_no_secret_in(secrets: &[String], texts: &[(String, String)]) -> Result<(), String> {
+    let mut found = Vec::new();
+    for s in secrets {
+        for (where_, text) in texts {
+            if text.contains(s.as_str()) {
+                let hint: String = s.chars().take(3).collect();
+                found.push(format!("a secret starting {hint:?} in {where_}"));
+            }
+        }
+    }
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} of {} secrets leaked: {}",
+            found.len(),
+            secrets.len(),
+            found.join("; ")
+        ))
+    }
 }
