@@ -37,16 +37,9 @@ const BRING_UP: Trigger = Trigger::Line("· starting");
 const CHECKS: Trigger = Trigger::Line("features::checks::");
 const TEARDOWN: Trigger = Trigger::Line("tearing down");
 
-/// Runs `cmd` (in its own process group), sends `signal` at `trigger` + a random delay up to
-/// `max_extra_ms`, and asserts that nothing the process owned is on the engine 15 s later.
-/// SIGINT/SIGTERM go to the whole group, as a terminal's Ctrl-C or a test runner does; SIGKILL
-/// only to the harness (its children die with it). Returns the exit status.
-fn interrupt(
-    mut cmd: Command,
-    signal: Signal,
-    trigger: Trigger,
-    max_extra_ms: u64,
-) -> std::process::ExitStatus {
+/// Starts `cmd` from the repository root in its own process group; its stdout and stderr lines
+/// arrive on the receiver (which ends when both close).
+fn spawn(mut cmd: Command) -> (std::process::Child, mpsc::Receiver<String>) {
     use std::os::unix::process::CommandExt;
     let mut child = cmd
         .current_dir(root())
@@ -55,8 +48,6 @@ fn interrupt(
         .process_group(0)
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let label = format!("io.stackcheck.owner-pid={pid}");
     let (tx, rx) = mpsc::channel();
     let streams: [Box<dyn std::io::Read + Send>; 2] = [
         Box::new(child.stdout.take().unwrap()),
@@ -70,6 +61,22 @@ fn interrupt(
             }
         });
     }
+    (child, rx)
+}
+
+/// Runs `cmd` (in its own process group), sends `signal` at `trigger` + a random delay up to
+/// `max_extra_ms`, and asserts that nothing the process owned is on the engine 15 s later.
+/// SIGINT/SIGTERM go to the whole group, as a terminal's Ctrl-C or a test runner does; SIGKILL
+/// only to the harness (its children die with it). Returns the exit status.
+fn interrupt(
+    cmd: Command,
+    signal: Signal,
+    trigger: Trigger,
+    max_extra_ms: u64,
+) -> std::process::ExitStatus {
+    let (mut child, rx) = spawn(cmd);
+    let pid = child.id();
+    let label = format!("io.stackcheck.owner-pid={pid}");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut output = Vec::new();
     let reached = loop {
@@ -322,4 +329,91 @@ fn reap_lists_then_removes_runs_whose_owner_is_gone() {
         "reap left {:?}",
         labelled(&label)
     );
+}
+
+/// Stops dockerd (SIGTERM, as a service manager would) and starts it again the way CI does.
+fn restart_engine() {
+    let pkill = Command::new("pkill")
+        .args(["-TERM", "-x", "dockerd"])
+        .status();
+    assert!(
+        pkill.is_ok_and(|s| s.success()),
+        "no local dockerd to restart (this test needs the engine `ci/engine.sh` starts)"
+    );
+    let t0 = Instant::now();
+    while Command::new("pgrep")
+        .args(["-x", "dockerd"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "dockerd did not stop within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = Command::new("bash")
+        .arg("ci/engine.sh")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ci/engine.sh could not start the engine again: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The engine restarts while checks run: the checks stop with that as their cause (exit 3),
+/// teardown waits for the engine and still runs, nothing hangs and nothing is left.
+#[test]
+fn engine_restarted_during_checks_fails_with_the_cause_and_tears_down() {
+    let (mut child, rx) = spawn(run_features());
+    let pid = child.id();
+    let mut output = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !output
+        .iter()
+        .any(|l: &String| l.contains("features::checks::"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the checks never started: {}",
+            output.join("\n")
+        );
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            output.push(line);
+        }
+    }
+    restart_engine();
+    let restarted = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(180),
+            "the harness still runs 180 s after the engine came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    output.extend(rx.iter());
+    let text = output.join("\n");
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("the Docker engine stopped answering"),
+        "no clear cause:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASS") && l.contains("features::teardown::no-leaks")),
+        "teardown did not run or left something:\n{text}"
+    );
+    let (clean, left) = wait_for(
+        &format!("io.stackcheck.owner-pid={pid}"),
+        Duration::from_secs(15),
+        Leftovers::is_empty,
+    );
+    assert!(clean, "left after the engine restart: {left:?}");
 }

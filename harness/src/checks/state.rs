@@ -47,7 +47,21 @@ where
             r = &mut up, if up_result.is_none() => up_result = Some(r),
             _ = tokio::time::sleep(POLL) => {}
         }
-        let listed = engine.project_containers(project).await.unwrap_or_default();
+        let listed = match engine.project_containers(project).await {
+            Ok(l) => l,
+            Err(e) if engine.ping().await.is_err() => {
+                // Gone (restarting, crashed): waiting out the budget would only hide the cause.
+                for (service, _) in wants {
+                    verdicts.entry(service.clone()).or_insert_with(|| {
+                        Verdict::fail(format!(
+                            "the Docker engine stopped answering while `{service}` was starting ({e})"
+                        ))
+                    });
+                }
+                break;
+            }
+            Err(_) => Vec::new(),
+        };
         for c in &listed {
             if let (Some(svc), Some(id)) = (
                 c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE)),

@@ -532,6 +532,33 @@ impl Engine {
         Ok(out)
     }
 
+    /// Whether the engine answers now (within 5 s).
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        bounded("ping", Duration::from_secs(5), self.docker.ping())
+            .await
+            .map(drop)
+    }
+
+    /// Waits until the engine answers again (after a restart), at most `limit`; returns how long
+    /// that took.
+    pub async fn wait_back(&self, limit: Duration) -> Result<Duration, EngineError> {
+        let t0 = std::time::Instant::now();
+        loop {
+            match self.ping().await {
+                Ok(()) => return Ok(t0.elapsed()),
+                Err(_) if t0.elapsed() < limit => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                Err(_) => {
+                    return Err(EngineError::Timeout {
+                        what: "the engine to answer again".into(),
+                        secs: limit.as_secs(),
+                    })
+                }
+            }
+        }
+    }
+
     /// Addresses of the containers and network gateways carrying `label`.
     pub async fn run_addresses(
         &self,

@@ -71,7 +71,9 @@ impl Masker {
         Masker::new(values)
     }
 
-    /// Secret-looking variables of every service, as compose resolved them.
+    /// Secret-looking variables of every service, as compose resolved them. A value that is also
+    /// the name of a service, network or volume (`POSTGRES_PASSWORD: postgres`) is an identifier
+    /// the stack publishes in every test name: it cannot be hidden, so it is not masked.
     pub fn add_model(&self, model: &ComposeModel, secrets: &[String]) {
         self.add(model.services.values().flat_map(|s| {
             s.environment
@@ -79,6 +81,14 @@ impl Masker {
                 .filter(|(k, _)| looks_secret(k) || secrets.contains(k))
                 .filter_map(|(_, v)| v.clone())
         }));
+        let names: Vec<&String> = model
+            .services
+            .keys()
+            .chain(model.networks.keys())
+            .chain(model.volumes.keys())
+            .collect();
+        let mut all = self.values.write().unwrap_or_else(|e| e.into_inner());
+        all.retain(|v| !names.contains(&v));
     }
 
     pub fn mask(&self, text: &str) -> String {

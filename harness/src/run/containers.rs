@@ -96,8 +96,7 @@ pub(super) async fn containers_phase(
             }
         }
         let ctx = new_ctx(r, &model, None, id, workdir, ids.clone());
-        runtime_tests(r, &ctx).await;
-        Ok(())
+        runtime_tests(r, &ctx).await
     }
     .await;
     for s in started {

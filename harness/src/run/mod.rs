@@ -18,6 +18,8 @@ use crate::suite::LoadedSuite;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(60);
 const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long teardown waits for an engine that stopped answering (a restart) to come back.
+const ENGINE_RETURN: Duration = Duration::from_secs(60);
 
 /// Everything one suite run produced.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -379,8 +381,7 @@ async fn main_phase(
 
     // 5. Every other promise, against the model and the live stack.
     let ctx = new_ctx(r, &model, Some(compose), id, workdir, report.containers);
-    runtime_tests(r, &ctx).await;
-    Ok(())
+    runtime_tests(r, &ctx).await
 }
 
 /// ` [stand-in: …]` when the service runs one of our offline stand-ins, so nobody mistakes it
@@ -553,9 +554,25 @@ async fn image_tests(r: &mut Runner<'_>, id: &RunIdentity) {
 }
 
 /// Service, network, volume and smoke tests against the live stack.
-async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) {
+/// An engine that stops answering (restarted, crashed) ends the checks with that as the cause,
+/// instead of every later check failing on its own with a connection error.
+async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
     let suite = &r.loaded.suite;
     for t in r.tests.clone() {
+        let runtime = matches!(
+            &t.kind,
+            TestKind::Service { .. }
+                | TestKind::Network { .. }
+                | TestKind::Volume { .. }
+                | TestKind::Check { .. }
+        );
+        if runtime {
+            r.engine.ping().await.map_err(|e| {
+                Stop::Infra(format!(
+                    "the Docker engine stopped answering during the checks ({e})"
+                ))
+            })?;
+        }
         let t0 = Instant::now();
         let v = match &t.kind {
             TestKind::Service { service, promise } if *promise != ServicePromise::State => {
@@ -578,10 +595,20 @@ async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) {
             }
             _ => continue,
         };
+        let v = match (v.passed, r.engine.ping().await) {
+            (false, Err(e)) => {
+                let mut v = v;
+                v.message
+                    .push_str(&format!(" (the Docker engine stopped answering: {e})"));
+                v
+            }
+            (_, _) => v,
+        };
         r.record(&t.name, v, t0);
     }
     let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
     r.probes.append(&mut probed);
+    Ok(())
 }
 
 /// Services the suite refers to anywhere; each must exist in the compose model.
@@ -604,6 +631,13 @@ pub async fn teardown(
     compose: &Compose,
     id: &RunIdentity,
 ) -> Result<Leftovers, String> {
+    // An engine that is restarting gets a bounded chance to come back: teardown needs it.
+    if engine.ping().await.is_err() {
+        engine
+            .wait_back(ENGINE_RETURN)
+            .await
+            .map_err(|e| format!("cannot tear down: {e}"))?;
+    }
     // Anonymous volumes carry no label; note them while their containers still name them.
     let mut anonymous = Vec::new();
     if let Ok(found) = engine.labelled(&id.run_label()).await {

@@ -127,7 +127,8 @@ pub fn jitter(max_ms: u64) -> Duration {
 /// masker: all values of the stack's env file, suite `env`/`stack.containers` values under
 /// secret-looking names or listed in `stack.secrets`, and secret-looking `environment` entries of
 /// every service as `docker compose config` resolves them. Values shorter than 5 characters or
-/// purely numeric are not secrets by the format's rule.
+/// purely numeric, and names of the stack's services, networks and volumes, are not secrets by
+/// the format's rule.
 pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
     let stack = &loaded.suite.stack;
     let secret_name = |k: &str| {
@@ -138,6 +139,7 @@ pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
             || stack.secrets.iter().any(|s| s.eq_ignore_ascii_case(&k))
     };
     let mut values = Vec::new();
+    let mut identifiers: Vec<String> = Vec::new();
     if let Some(f) = &stack.env_file {
         let text = std::fs::read_to_string(loaded.dir.join(f)).expect("env file readable");
         values.extend(
@@ -175,6 +177,16 @@ pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         );
         let model: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Names of services, networks and volumes are identifiers every test name shows; a
+        // password equal to one (`POSTGRES_PASSWORD: postgres`) cannot be hidden (see Masker).
+        for part in ["services", "networks", "volumes"] {
+            identifiers.extend(
+                model[part]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys().cloned()),
+            );
+        }
         for service in model["services"]
             .as_object()
             .into_iter()
@@ -187,7 +199,9 @@ pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
             }
         }
     }
-    values.retain(|v| v.len() >= 5 && !v.chars().all(|c| c.is_ascii_digit()));
+    values.retain(|v| {
+        v.len() >= 5 && !v.chars().all(|c| c.is_ascii_digit()) && !identifiers.contains(v)
+    });
     values.sort();
     values.dedup();
     values
