@@ -39,6 +39,9 @@ enum Command {
         /// Print every build and bring-up line (they are otherwise shown transiently).
         #[arg(short, long)]
         verbose: bool,
+        /// Stop at the first failing test (and skip the remaining suites); teardown still runs.
+        #[arg(long)]
+        fail_fast: bool,
     },
     /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
     Validate {
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
             suites,
             junit,
             verbose,
+            fail_fast,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -185,7 +189,8 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(code) => return code,
             };
-            ExitCode::from(runtime.block_on(run(loaded, junit, verbose)) as u8)
+            let options = stackcheck::run::RunOptions { fail_fast };
+            ExitCode::from(runtime.block_on(run(loaded, junit, verbose, options)) as u8)
         }
     }
 }
@@ -263,7 +268,12 @@ async fn reap(dry_run: bool, include_live: bool) -> i32 {
     }
 }
 
-async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) -> i32 {
+async fn run(
+    loaded: Vec<LoadedSuite>,
+    junit: Option<PathBuf>,
+    verbose: bool,
+    options: stackcheck::run::RunOptions,
+) -> i32 {
     let engine = match connect().await {
         Ok(e) => e,
         Err(code) => return code,
@@ -283,8 +293,8 @@ async fn run(loaded: Vec<LoadedSuite>, junit: Option<PathBuf>, verbose: bool) ->
     let console = Console::new(verbose);
     let mut reports = Vec::new();
     for s in &loaded {
-        let report = stackcheck::run::run_suite(s, &engine, &console).await;
-        let stop = report.interrupted;
+        let report = stackcheck::run::run_suite_with(s, &engine, &console, &options).await;
+        let stop = report.interrupted || (options.fail_fast && report.failed() > 0);
         reports.push(report);
         if stop {
             break;

@@ -326,3 +326,59 @@ fn secrets_in_output_and_logs_never_reach_the_console_or_junit() {
         );
     }
 }
+
+/// Fail early: a crash loop under `restart: always` is failed as one (after a bounded number of
+/// restarts), not waited out until the 5-minute budget ends; its neighbour is judged on its own.
+#[test]
+fn a_crash_loop_fails_as_one_not_at_the_end_of_the_budget() {
+    let r = run("crash-loop");
+    assert_failed_exactly(&r, &["broken-crash-loop::service::looper::state"]);
+    let o = outcome(&r, "broken-crash-loop::service::looper::state");
+    assert!(
+        o.message.contains("`looper` is crash-looping: restarted")
+            && o.message.contains("last exit code 3"),
+        "{}",
+        o.message
+    );
+    assert!(
+        o.detail.contains("cannot start: config missing"),
+        "{}",
+        o.detail
+    );
+}
+
+/// `--fail-fast`: the run stops at the first failure (the crash loop), reports the rest as not
+/// run, still tears down, and exits 1.
+#[test]
+fn fail_fast_stops_at_the_first_failure_and_still_tears_down() {
+    let junit = std::env::temp_dir().join(format!("stackcheck-ff-{}.xml", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args([
+            "run",
+            "--fail-fast",
+            "fixtures/broken/crash-loop/suite.yaml",
+            "--junit",
+        ])
+        .arg(&junit)
+        .current_dir(fixture("..").canonicalize().unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let _ = std::fs::remove_file(&junit);
+    assert!(
+        xml.contains("not run: --fail-fast: `broken-crash-loop::service::looper::state` failed"),
+        "{xml}"
+    );
+    assert!(
+        !stdout.contains("broken-crash-loop::checks::steady answers"),
+        "a check ran after the first failure:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("PASS") && l.contains("broken-crash-loop::teardown::no-leaks")),
+        "{stdout}"
+    );
+}

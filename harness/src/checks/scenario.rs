@@ -331,8 +331,13 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(300);
     let up = compose.up(&services, Duration::from_secs(300), |_| {});
-    let report =
-        state::bring_up_and_wait(ctx.engine, &compose.project, &wants, deadline, up, |_| {}).await;
+    let wait = state::WaitFor {
+        project: &compose.project,
+        wants: &wants,
+        deadline,
+        stop_at_first_failure: false,
+    };
+    let report = state::bring_up_and_wait(ctx.engine, &wait, up, |_| {}, |_, _, _| {}).await;
     *ctx.containers.lock().unwrap_or_else(|e| e.into_inner()) = report.containers.clone();
     let failed: Vec<String> = report
         .verdicts

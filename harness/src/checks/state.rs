@@ -12,6 +12,9 @@ use crate::engine::{ComposeError, Engine, LABEL_SERVICE};
 use crate::suite::DesiredState;
 
 const POLL: Duration = Duration::from_millis(500);
+/// Restarts by the restart policy after which a service counts as crash-looping rather than
+/// recovering (Docker's back-off makes 8 restarts take about 25 s plus the runs themselves).
+const CRASH_LOOP: i64 = 8;
 pub const LOG_LINES: usize = 50;
 
 /// What the waiter concluded, per service, and the containers it found.
@@ -22,20 +25,47 @@ pub struct StateReport {
     pub up_error: Option<String>,
 }
 
+/// What to wait for: the services of `project` and the state each should reach by `deadline`.
+pub struct WaitFor<'a> {
+    pub project: &'a str,
+    pub wants: &'a [(String, Option<DesiredState>)],
+    pub deadline: Instant,
+    /// Stop watching the others once one service has failed (`--fail-fast`).
+    pub stop_at_first_failure: bool,
+}
+
 /// Runs `up` and, while it runs and after, watches every wanted service until each has a verdict
-/// or `deadline` passes. `progress` receives a one-line summary on every change.
+/// or the deadline passes. `progress` receives a one-line summary on every change; `on_decided`
+/// each verdict as soon as it is reached (with the container as last inspected), so a failure is
+/// reported within a poll of the engine knowing it, not when the last service is decided.
 pub async fn bring_up_and_wait<U>(
     engine: &Engine,
-    project: &str,
-    wants: &[(String, Option<DesiredState>)],
-    deadline: Instant,
+    wait: &WaitFor<'_>,
     up: U,
     mut progress: impl FnMut(&str),
+    mut on_decided: impl FnMut(&str, &Verdict, Option<&ContainerInspectResponse>),
 ) -> StateReport
 where
     U: Future<Output = Result<(), ComposeError>>,
 {
+    let WaitFor {
+        project,
+        wants,
+        deadline,
+        stop_at_first_failure,
+    } = *wait;
     let started = Instant::now();
+    let mut inspected: BTreeMap<String, ContainerInspectResponse> = BTreeMap::new();
+    let mut announced: std::collections::BTreeSet<String> = Default::default();
+    let mut announce =
+        |verdicts: &BTreeMap<String, Verdict>,
+         inspected: &BTreeMap<String, ContainerInspectResponse>| {
+            for (service, v) in verdicts {
+                if announced.insert(service.clone()) {
+                    on_decided(service, v, inspected.get(service));
+                }
+            }
+        };
     tokio::pin!(up);
     let mut up_result: Option<Result<(), ComposeError>> = None;
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
@@ -99,6 +129,7 @@ where
             let Ok(info) = engine.inspect(id).await else {
                 continue;
             };
+            inspected.insert(service.clone(), info.clone());
             let elapsed = started.elapsed().as_secs_f32();
             let created_only = info
                 .state
@@ -151,6 +182,10 @@ where
             progress(&line);
             last_line = line;
         }
+        announce(&verdicts, &inspected);
+        if stop_at_first_failure && verdicts.values().any(|v| !v.passed) {
+            break;
+        }
         let all_decided = verdicts.len() == wants.len();
         if all_decided && up_result.is_some() {
             break;
@@ -191,6 +226,7 @@ where
             break;
         }
     }
+    announce(&verdicts, &inspected);
     // `up` may have created containers after the last look (services the suite does not name).
     for c in engine.project_containers(project).await.unwrap_or_default() {
         if let (Some(svc), Some(id)) = (
@@ -256,6 +292,12 @@ fn judge(
         // Exited and about to be restarted by its policy: the engine marks it unhealthy on exit,
         // but the next start begins a new health history (stacks whose `depends_on` only waits
         // for start crash this way once, by design). Still within the budget, so keep waiting.
+        _ if status == "restarting" && info.restart_count.unwrap_or(0) >= CRASH_LOOP => {
+            Judgement::Decided(Verdict::fail(format!(
+                "`{service}` is crash-looping: restarted {}× by its restart policy in {elapsed:.1}s, last exit code {code} (expected {want})",
+                info.restart_count.unwrap_or(0)
+            )))
+        }
         _ if status == "restarting" => Judgement::Waiting(format!(
             "restarting after exit code {code} ({} restarts)",
             info.restart_count.unwrap_or(0)

@@ -15,9 +15,21 @@ const MIN_SECRET_LEN: usize = 5;
 
 /// The secrets of one run. Clones share the list: values learnt later (from the compose model)
 /// reach every holder.
+///
+/// A value that is also a word of the stack's own vocabulary — a service, network or volume name,
+/// or a word of a test name (`POSTGRES_PASSWORD: postgres` beside a `postgres_data` volume) — is
+/// published by every test name and cannot be hidden; it is not masked (`policy:
+/// no_default_credentials` is what flags such passwords).
 #[derive(Clone, Debug, Default)]
 pub struct Masker {
     values: Arc<RwLock<Vec<String>>>,
+    vocabulary: Arc<RwLock<Vec<String>>>,
+}
+
+/// The words of a name: runs of letters and digits.
+pub fn words(name: &str) -> impl Iterator<Item = &str> {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
 }
 
 /// Whether a variable name says its value is a secret.
@@ -36,18 +48,33 @@ impl Masker {
     /// Adds secret values. Pure numbers (ports, counts) are never secrets: masking them would
     /// garble every report.
     pub fn add(&self, values: impl IntoIterator<Item = String>) {
+        let vocabulary = self.vocabulary.read().unwrap_or_else(|e| e.into_inner());
         let mut all = self.values.write().unwrap_or_else(|e| e.into_inner());
-        all.extend(
-            values
-                .into_iter()
-                .filter(|v| v.len() >= MIN_SECRET_LEN && !v.chars().all(|c| c.is_ascii_digit())),
-        );
+        all.extend(values.into_iter().filter(|v| {
+            v.len() >= MIN_SECRET_LEN
+                && !v.chars().all(|c| c.is_ascii_digit())
+                && !vocabulary.contains(v)
+        }));
         // Longest first, so a secret that contains another is masked whole.
         all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         all.dedup();
     }
 
+    /// Values in the stack's vocabulary are not (or no longer) masked.
+    pub fn exempt(&self, names: impl IntoIterator<Item = String>) {
+        let mut vocabulary = self.vocabulary.write().unwrap_or_else(|e| e.into_inner());
+        vocabulary.extend(names);
+        let mut all = self.values.write().unwrap_or_else(|e| e.into_inner());
+        all.retain(|v| !vocabulary.contains(v));
+    }
+
     pub fn for_suite(loaded: &LoadedSuite) -> Masker {
+        let masker = Masker::default();
+        masker.exempt(
+            crate::plan::tests(&loaded.suite)
+                .iter()
+                .flat_map(|t| words(&t.name).map(str::to_string).collect::<Vec<_>>()),
+        );
         let stack = &loaded.suite.stack;
         let mut values = Vec::new();
         if let Some(f) = &stack.env_file {
@@ -68,12 +95,12 @@ impl Masker {
                 values.push(v);
             }
         }
-        Masker::new(values)
+        masker.add(values);
+        masker
     }
 
-    /// Secret-looking variables of every service, as compose resolved them. A value that is also
-    /// the name of a service, network or volume (`POSTGRES_PASSWORD: postgres`) is an identifier
-    /// the stack publishes in every test name: it cannot be hidden, so it is not masked.
+    /// Secret-looking variables of every service, as compose resolved them; the names of its
+    /// services, networks and volumes join the vocabulary.
     pub fn add_model(&self, model: &ComposeModel, secrets: &[String]) {
         self.add(model.services.values().flat_map(|s| {
             s.environment
@@ -81,14 +108,14 @@ impl Masker {
                 .filter(|(k, _)| looks_secret(k) || secrets.contains(k))
                 .filter_map(|(_, v)| v.clone())
         }));
-        let names: Vec<&String> = model
-            .services
-            .keys()
-            .chain(model.networks.keys())
-            .chain(model.volumes.keys())
-            .collect();
-        let mut all = self.values.write().unwrap_or_else(|e| e.into_inner());
-        all.retain(|v| !names.contains(&v));
+        self.exempt(
+            model
+                .services
+                .keys()
+                .chain(model.networks.keys())
+                .chain(model.volumes.keys())
+                .cloned(),
+        );
     }
 
     pub fn mask(&self, text: &str) -> String {
@@ -157,6 +184,14 @@ mod tests {
         let shared = m.clone();
         m.add(["later-secret".to_string()]);
         assert_eq!(shared.mask("first-secret later-secret"), "**** ****");
+    }
+
+    #[test]
+    fn words_of_the_stack_are_not_masked() {
+        let m = Masker::default();
+        m.exempt(words("keeper::volume::postgres_data").map(str::to_string));
+        m.add(["postgres".to_string(), "s3cr3t-pw".to_string()]);
+        assert_eq!(m.mask("postgres pw s3cr3t-pw"), "postgres pw ****");
     }
 
     #[test]

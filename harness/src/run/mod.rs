@@ -62,6 +62,15 @@ pub(crate) struct Runner<'a> {
     tests: Vec<PlannedTest>,
     results: BTreeMap<String, Outcome>,
     probes: Vec<ProbeTarget>,
+    fail_fast: bool,
+    first_failure: Option<String>,
+}
+
+/// How a suite is run (the CLI's flags).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Stop at the first failing test: the rest are reported as not run, teardown still runs.
+    pub fail_fast: bool,
 }
 
 impl Runner<'_> {
@@ -70,7 +79,18 @@ impl Runner<'_> {
         outcome.message = self.masker.mask(&outcome.message);
         outcome.detail = self.masker.mask(&outcome.detail);
         self.progress.outcome(&outcome);
+        if outcome.status == Status::Failed && self.first_failure.is_none() {
+            self.first_failure = Some(name.to_string());
+        }
         self.results.insert(name.to_string(), outcome);
+    }
+
+    /// With `--fail-fast`, ends the main phase once a test has failed.
+    fn halt(&self) -> Result<(), Stop> {
+        match (&self.first_failure, self.fail_fast) {
+            (Some(name), true) => Err(Stop::NotRun(format!("--fail-fast: `{name}` failed"))),
+            _ => Ok(()),
+        }
     }
 
     fn tests_where(&self, f: impl Fn(&TestKind) -> bool) -> Vec<PlannedTest> {
@@ -84,6 +104,16 @@ pub async fn run_suite(
     loaded: &LoadedSuite,
     engine: &Engine,
     progress: &dyn Progress,
+) -> SuiteReport {
+    run_suite_with(loaded, engine, progress, &RunOptions::default()).await
+}
+
+/// [`run_suite`] with options.
+pub async fn run_suite_with(
+    loaded: &LoadedSuite,
+    engine: &Engine,
+    progress: &dyn Progress,
+    options: &RunOptions,
 ) -> SuiteReport {
     let started = Instant::now();
     let id = RunIdentity::new(loaded);
@@ -102,6 +132,8 @@ pub async fn run_suite(
         tests,
         results: BTreeMap::new(),
         probes: Vec::new(),
+        fail_fast: options.fail_fast,
+        first_failure: None,
     };
     let workdir = std::env::temp_dir().join(format!("stackcheck-{}", id.run_id));
     let compose = compose_for(loaded, &id, &workdir);
@@ -243,6 +275,7 @@ async fn main_phase(
     let v = config_verdict(r.loaded, &model, "compose");
     r.record(&config_test, v, t0);
     policy_tests(r, compose, &model).await;
+    r.halt()?;
 
     let override_file = compose.override_file.clone().unwrap_or_default();
     std::fs::write(&override_file, id.label_override(&model).to_string())
@@ -323,8 +356,10 @@ async fn main_phase(
             return Err(Stop::NotRun("the build failed".into()));
         }
     }
+    r.halt()?;
     build_own_images(r, id, deadline).await;
     image_tests(r, id).await;
+    r.halt()?;
 
     // 4. Up, judging each service's state ourselves (`up --wait` cannot judge one-shots).
     let (wants, undefined): (Vec<_>, Vec<_>) = suite
@@ -351,33 +386,46 @@ async fn main_phase(
         deadline.saturating_duration_since(Instant::now()),
         |l| progress.detail(l),
     );
-    let report = state::bring_up_and_wait(r.engine, &id.project, &wants, deadline, up, |l| {
-        progress.detail(l)
-    })
-    .await;
+    let wait = state::WaitFor {
+        project: &id.project,
+        wants: &wants,
+        deadline,
+        stop_at_first_failure: r.fail_fast,
+    };
+    let built: Vec<&String> = model
+        .services
+        .iter()
+        .filter(|(_, m)| m.build.is_some())
+        .map(|(k, _)| k)
+        .collect();
     let t0 = Instant::now();
-    for (service, mut verdict) in report.verdicts {
-        if let Some(id) = report.containers.get(&service) {
-            let built = model
-                .services
-                .get(&service)
-                .is_some_and(|m| m.build.is_some());
-            verdict
-                .message
-                .push_str(&standin_note(r.engine, id, built).await);
-        }
-        r.record(
-            &format!("{}::service::{service}::state", suite.suite),
-            verdict,
-            t0,
-        );
-    }
+    let report = state::bring_up_and_wait(
+        r.engine,
+        &wait,
+        up,
+        |l| progress.detail(l),
+        |service, verdict, info| {
+            let mut verdict = verdict.clone();
+            if let Some(info) = info {
+                verdict
+                    .message
+                    .push_str(&standin_note(info, built.contains(&&service.to_string())));
+            }
+            r.record(
+                &format!("{}::service::{service}::state", suite.suite),
+                verdict,
+                t0,
+            );
+        },
+    )
+    .await;
     if let Some(e) = &report.up_error {
         r.progress.phase(&format!(
             "docker compose up failed: {}",
             checks::snippet(e, 300)
         ));
     }
+    r.halt()?;
 
     // 5. Every other promise, against the model and the live stack.
     let ctx = new_ctx(r, &model, Some(compose), id, workdir, report.containers);
@@ -387,15 +435,9 @@ async fn main_phase(
 /// ` [stand-in: …]` when the service runs one of our offline stand-ins, so nobody mistakes it
 /// for the upstream image.
 /// Images built from a stand-in inherit its label: for them, the note names the base.
-async fn standin_note(engine: &Engine, container: &str, built: bool) -> String {
-    let labels = engine
-        .inspect(container)
-        .await
-        .ok()
-        .and_then(|i| i.config)
-        .and_then(|c| c.labels)
-        .unwrap_or_default();
-    match labels.get(crate::engine::LABEL_STANDIN) {
+fn standin_note(info: &bollard::models::ContainerInspectResponse, built: bool) -> String {
+    let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
+    match labels.and_then(|l| l.get(crate::engine::LABEL_STANDIN)) {
         Some(what) if !what.is_empty() && built => format!(" [built on a stand-in base: {what}]"),
         Some(what) if !what.is_empty() => format!(" [stand-in: {what}]"),
         _ => String::new(),
@@ -567,6 +609,7 @@ async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
                 | TestKind::Check { .. }
         );
         if runtime {
+            r.halt()?;
             r.engine.ping().await.map_err(|e| {
                 Stop::Infra(format!(
                     "the Docker engine stopped answering during the checks ({e})"

@@ -127,8 +127,8 @@ pub fn jitter(max_ms: u64) -> Duration {
 /// masker: all values of the stack's env file, suite `env`/`stack.containers` values under
 /// secret-looking names or listed in `stack.secrets`, and secret-looking `environment` entries of
 /// every service as `docker compose config` resolves them. Values shorter than 5 characters or
-/// purely numeric, and names of the stack's services, networks and volumes, are not secrets by
-/// the format's rule.
+/// purely numeric, names of the stack's services, networks and volumes and words of its test
+/// names are not secrets by the format's rule.
 pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
     let stack = &loaded.suite.stack;
     let secret_name = |k: &str| {
@@ -198,6 +198,14 @@ pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
                 }
             }
         }
+    }
+    // So are the words of test names (letters and digits), which a report cannot hide.
+    for t in stackcheck::plan::tests(&loaded.suite) {
+        identifiers.extend(
+            t.name
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .map(str::to_string),
+        );
     }
     values.retain(|v| {
         v.len() >= 5 && !v.chars().all(|c| c.is_ascii_digit()) && !identifiers.contains(v)
