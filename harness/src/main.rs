@@ -42,6 +42,10 @@ enum Command {
         /// Stop at the first failing test (and skip the remaining suites); teardown still runs.
         #[arg(long)]
         fail_fast: bool,
+        /// Suites to run at the same time (default: one per core, at most 4). Suites that claim
+        /// the same fixed host port, container name, subnet or volume name never overlap.
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: Option<u16>,
     },
     /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
     Validate {
@@ -177,6 +181,7 @@ fn main() -> ExitCode {
             junit,
             verbose,
             fail_fast,
+            jobs,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -190,7 +195,10 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let options = stackcheck::run::RunOptions { fail_fast };
-            ExitCode::from(runtime.block_on(run(loaded, junit, verbose, options)) as u8)
+            let jobs = jobs
+                .map(usize::from)
+                .unwrap_or_else(stackcheck::run::default_jobs);
+            ExitCode::from(runtime.block_on(run(loaded, junit, verbose, options, jobs)) as u8)
         }
     }
 }
@@ -273,6 +281,7 @@ async fn run(
     junit: Option<PathBuf>,
     verbose: bool,
     options: stackcheck::run::RunOptions,
+    jobs: usize,
 ) -> i32 {
     let engine = match connect().await {
         Ok(e) => e,
@@ -291,15 +300,7 @@ async fn run(
         Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
     }
     let console = Console::new(verbose);
-    let mut reports = Vec::new();
-    for s in &loaded {
-        let report = stackcheck::run::run_suite_with(s, &engine, &console, &options).await;
-        let stop = report.interrupted || (options.fail_fast && report.failed() > 0);
-        reports.push(report);
-        if stop {
-            break;
-        }
-    }
+    let reports = stackcheck::run::run_all(&loaded, &engine, &console, &options, jobs).await;
     console.summary(&reports);
     if let Some(path) = junit {
         if let Err(e) = write_junit(&path, &reports) {

@@ -32,8 +32,8 @@ enum Trigger {
     OwnsResources,
 }
 
-const BUILD: Trigger = Trigger::Line("· building");
-const BRING_UP: Trigger = Trigger::Line("· starting");
+const BUILD: Trigger = Trigger::Line("features: building");
+const BRING_UP: Trigger = Trigger::Line("features: starting");
 const CHECKS: Trigger = Trigger::Line("features::checks::");
 const TEARDOWN: Trigger = Trigger::Line("tearing down");
 

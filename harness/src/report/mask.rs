@@ -129,15 +129,23 @@ impl Masker {
     }
 }
 
-/// Progress that masks every line before it reaches the real one.
+/// Progress that masks every line before it reaches the real one, and names the suite in each
+/// phase (suites may run at the same time).
 pub struct Masked<'a> {
     pub inner: &'a dyn Progress,
     pub masker: Masker,
+    /// `suite: `
+    pub prefix: String,
 }
 
 impl Progress for Masked<'_> {
     fn phase(&self, msg: &str) {
-        self.inner.phase(&self.masker.mask(msg));
+        let msg = self.masker.mask(msg);
+        if msg.starts_with(&self.prefix) {
+            self.inner.phase(&msg);
+        } else {
+            self.inner.phase(&format!("{}{msg}", self.prefix));
+        }
     }
     fn detail(&self, msg: &str) {
         self.inner.detail(&self.masker.mask(msg));

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 mod containers;
+mod schedule;
+
+pub use schedule::{claims, default_jobs, run_all};
 
 use crate::checks::{self, state, Ctx, Outcome, ProbeTarget, Status, Verdict};
 use crate::engine::{docker_build, Compose, ComposeModel, Engine, Leftovers};
@@ -122,6 +125,7 @@ pub async fn run_suite_with(
     let masked = Masked {
         inner: progress,
         masker: masker.clone(),
+        prefix: format!("{}: ", loaded.suite.suite),
     };
     let progress: &dyn Progress = &masked;
     let mut runner = Runner {
@@ -596,61 +600,132 @@ async fn image_tests(r: &mut Runner<'_>, id: &RunIdentity) {
 }
 
 /// Service, network, volume and smoke tests against the live stack.
-/// An engine that stops answering (restarted, crashed) ends the checks with that as the cause,
-/// instead of every later check failing on its own with a connection error.
+/// Checks of one suite that run at the same time (each may start a probe container).
+const CHECK_JOBS: usize = 4;
+
+/// A check whose steps act on the stack (restart, stop, start, kill, down/up): it runs after every
+/// other runtime test, one at a time, in the suite's order.
+fn is_scenario(suite: &crate::suite::Suite, kind: &TestKind) -> bool {
+    let TestKind::Check { index } = kind else {
+        return false;
+    };
+    matches!(&suite.checks[*index].kind, crate::suite::CheckKind::Steps(steps)
+        if steps.iter().any(|s| !matches!(s.action, crate::suite::Action::Check { .. })))
+}
+
+/// The verdict of one runtime test (service promise, network, volume, check); None for others.
+async fn runtime_verdict(
+    ctx: &Ctx<'_>,
+    suite: &crate::suite::Suite,
+    progress: &dyn Progress,
+    kind: &TestKind,
+) -> Option<Verdict> {
+    Some(match kind {
+        TestKind::Service { service, promise } if *promise != ServicePromise::State => {
+            let v = checks::check_service(ctx, service, promise, &suite.services[service]).await;
+            if v.passed || !v.detail.is_empty() {
+                v
+            } else {
+                v.with_detail(ctx.diagnostics(service).await)
+            }
+        }
+        TestKind::Network { name } => checks::check_network(ctx, name, &suite.networks[name]).await,
+        TestKind::Volume { name } => checks::check_volume(ctx, name).await,
+        TestKind::Check { index } => {
+            let check = &suite.checks[*index];
+            progress.phase(&format!("check: {}", check.name));
+            checks::check_smoke(ctx, check).await
+        }
+        _ => return None,
+    })
+}
+
+/// Says so when a failure coincides with the engine going away, and returns why it is gone.
+async fn blame_engine(
+    engine: &Engine,
+    mut v: Verdict,
+) -> (Verdict, Option<crate::engine::EngineError>) {
+    if v.passed {
+        return (v, None);
+    }
+    match engine.ping().await {
+        Ok(()) => (v, None),
+        Err(e) => {
+            v.message
+                .push_str(&format!(" (the Docker engine stopped answering: {e})"));
+            (v, Some(e))
+        }
+    }
+}
+
+fn engine_gone(e: crate::engine::EngineError) -> Stop {
+    Stop::Infra(format!(
+        "the Docker engine stopped answering during the checks ({e})"
+    ))
+}
+
+/// Runtime tests against the live stack. Those that only look (service promises, networks,
+/// volumes, single checks) run concurrently, [`CHECK_JOBS`] at a time; scenarios, which change
+/// the stack, run afterwards in order. An engine that stops answering (restarted, crashed) ends
+/// the checks with that as the cause, instead of every later check failing on its own.
 async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
-    let suite = &r.loaded.suite;
-    for t in r.tests.clone() {
-        let runtime = matches!(
-            &t.kind,
+    let result = runtime_tests_in_order(r, ctx).await;
+    let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
+    r.probes.append(&mut probed);
+    result
+}
+
+async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
+    use futures_util::StreamExt;
+    let loaded: &LoadedSuite = r.loaded;
+    let suite = &loaded.suite;
+    let (engine, progress) = (r.engine, r.progress);
+    let runtime: Vec<PlannedTest> = r.tests_where(|k| {
+        matches!(
+            k,
             TestKind::Service { .. }
                 | TestKind::Network { .. }
                 | TestKind::Volume { .. }
                 | TestKind::Check { .. }
-        );
-        if runtime {
-            r.halt()?;
-            r.engine.ping().await.map_err(|e| {
-                Stop::Infra(format!(
-                    "the Docker engine stopped answering during the checks ({e})"
-                ))
-            })?;
+        )
+    });
+    let (scenarios, looks): (Vec<_>, Vec<_>) = runtime
+        .into_iter()
+        .partition(|t| is_scenario(suite, &t.kind));
+    r.halt()?;
+    engine.ping().await.map_err(engine_gone)?;
+    let mut verdicts = futures_util::stream::iter(looks)
+        .map(|t| async move {
+            let t0 = Instant::now();
+            let v = runtime_verdict(ctx, suite, progress, &t.kind).await;
+            (t, v, t0)
+        })
+        .buffer_unordered(CHECK_JOBS);
+    while let Some((t, v, t0)) = verdicts.next().await {
+        if let Some(v) = v {
+            let (v, gone) = blame_engine(engine, v).await;
+            r.record(&t.name, v, t0);
+            if let Some(e) = gone {
+                return Err(engine_gone(e));
+            }
         }
-        let t0 = Instant::now();
-        let v = match &t.kind {
-            TestKind::Service { service, promise } if *promise != ServicePromise::State => {
-                let v =
-                    checks::check_service(ctx, service, promise, &suite.services[service]).await;
-                if v.passed || !v.detail.is_empty() {
-                    v
-                } else {
-                    v.with_detail(ctx.diagnostics(service).await)
-                }
-            }
-            TestKind::Network { name } => {
-                checks::check_network(ctx, name, &suite.networks[name]).await
-            }
-            TestKind::Volume { name } => checks::check_volume(ctx, name).await,
-            TestKind::Check { index } => {
-                let check = &suite.checks[*index];
-                r.progress.phase(&format!("check: {}", check.name));
-                checks::check_smoke(ctx, check).await
-            }
-            _ => continue,
-        };
-        let v = match (v.passed, r.engine.ping().await) {
-            (false, Err(e)) => {
-                let mut v = v;
-                v.message
-                    .push_str(&format!(" (the Docker engine stopped answering: {e})"));
-                v
-            }
-            (_, _) => v,
-        };
-        r.record(&t.name, v, t0);
+        if r.halt().is_err() {
+            break; // --fail-fast: the checks still in flight are dropped
+        }
     }
-    let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
-    r.probes.append(&mut probed);
+    drop(verdicts);
+    for t in scenarios {
+        r.halt()?;
+        engine.ping().await.map_err(engine_gone)?;
+        let t0 = Instant::now();
+        if let Some(v) = runtime_verdict(ctx, suite, progress, &t.kind).await {
+            let (v, gone) = blame_engine(engine, v).await;
+            r.record(&t.name, v, t0);
+            if let Some(e) = gone {
+                return Err(engine_gone(e));
+            }
+        }
+    }
     Ok(())
 }
 
