@@ -206,13 +206,16 @@ fn main() -> ExitCode {
 /// Prints each suite's test count and its static policy results (no engine needed).
 async fn validate(loaded: &[LoadedSuite]) -> i32 {
     let mut code = EXIT_OK;
-    for s in loaded {
+    // All suites' compose calls at once; results printed in order.
+    let policies =
+        futures_util::future::join_all(loaded.iter().map(stackcheck::run::static_policy)).await;
+    for (s, policy) in loaded.iter().zip(policies) {
         println!(
             "ok: {} ({} tests)",
             s.path.display(),
             stackcheck::plan::tests(&s.suite).len()
         );
-        match stackcheck::run::static_policy(s).await {
+        match policy {
             Ok(outcomes) => {
                 for o in outcomes {
                     let tag = match (o.status, o.warning) {
