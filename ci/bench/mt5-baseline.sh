@@ -34,7 +34,8 @@ for img in mt5-strategy:latest mt5-api:latest; do
   name="$img healthcheck"; ok test -n "$(insp "$img" '{{.Config.Healthcheck}}')"
   name="$img entrypoint"; ok eq "$(insp "$img" '{{json .Config.Entrypoint}}')" '["python3"]'
   name="$img cmd"; ok test -n "$(insp "$img" '{{json .Config.Cmd}}')"
-  name="$img base"; ok has "$(insp "$img" '{{json .Config.Env}}')" PYTHON
+  name="$img base"; ok has "$(insp "$img" '{{range .RootFS.Layers}}{{.}} {{end}}')" \
+    "$(insp python:3.9-slim '{{range .RootFS.Layers}}{{.}} {{end}}' | awk '{print $NF}')"
   name="$img files"; ok docker run --rm --network none --entrypoint sh "$img" -c 'test ! -e /usr/bin/gcc && test -d /app/src'
 done
 
