@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::engine::{ComposeModel, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
+use crate::engine::{ComposeModel, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
 use crate::suite::{LoadedSuite, Rule, Suite};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -246,6 +246,7 @@ impl RunIdentity {
             (LABEL_RUN.to_string(), run_id.clone()),
             (LABEL_SUITE.to_string(), loaded.suite.suite.clone()),
             (LABEL_OWNER_PID.to_string(), std::process::id().to_string()),
+            (LABEL_OWNER.to_string(), crate::engine::owner()),
         ]);
         RunIdentity {
             run_id,

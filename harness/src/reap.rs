@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, EngineError, Leftovers, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
+use crate::engine::{
+    Engine, EngineError, Leftovers, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE,
+};
 
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// After the owner is gone, sweep until two sweeps in a row find nothing (a `compose up` the
@@ -19,6 +21,8 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 pub struct RunResources {
     pub run: String,
     pub suite: String,
+    /// The machine the owner ran on, when the run says (`io.stackcheck.owner`).
+    pub owner_host: Option<String>,
     pub owner_pid: Option<i32>,
     pub owner_alive: bool,
     pub left: Leftovers,
@@ -26,7 +30,12 @@ pub struct RunResources {
 
 impl RunResources {
     pub fn describe(&self) -> String {
+        let here = self.owner_host.as_deref().is_none_or(|h| h == this_host());
         let owner = match self.owner_pid {
+            Some(p) if !here => format!(
+                "owner pid {p} on {}, another machine",
+                self.owner_host.as_deref().unwrap_or_default()
+            ),
             Some(p) if self.owner_alive => format!("owner pid {p} running"),
             Some(p) => format!("owner pid {p} gone"),
             None => "no owner pid".into(),
@@ -43,6 +52,14 @@ impl RunResources {
     }
 }
 
+fn this_host() -> String {
+    let owner = crate::engine::owner();
+    owner
+        .rsplit_once('/')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or(owner)
+}
+
 /// Whether a process with this pid exists on this machine (a permission error means it does).
 pub fn pid_alive(pid: i32) -> bool {
     use nix::errno::Errno;
@@ -54,28 +71,48 @@ pub fn pid_alive(pid: i32) -> bool {
 
 /// Every run that has resources on the engine, grouped by run id.
 pub async fn runs(engine: &Engine) -> Result<Vec<RunResources>, EngineError> {
-    let mut by_run: BTreeMap<String, (String, Option<i32>, Vec<crate::engine::Tagged>)> =
-        BTreeMap::new();
+    type Owner = (
+        String,
+        Option<String>,
+        Option<i32>,
+        Vec<crate::engine::Tagged>,
+    );
+    let mut by_run: BTreeMap<String, Owner> = BTreeMap::new();
     for t in engine.tagged(LABEL_RUN).await? {
         let run = t.labels.get(LABEL_RUN).cloned().unwrap_or_default();
         let entry = by_run.entry(run).or_insert_with(|| {
+            let host = t
+                .labels
+                .get(LABEL_OWNER)
+                .and_then(|o| o.rsplit_once('/'))
+                .map(|(h, _)| h.to_string());
             (
                 t.labels.get(LABEL_SUITE).cloned().unwrap_or_default(),
+                host,
                 t.labels.get(LABEL_OWNER_PID).and_then(|p| p.parse().ok()),
                 Vec::new(),
             )
         });
-        entry.2.push(t);
+        entry.3.push(t);
     }
+    let here = this_host();
     Ok(by_run
         .into_iter()
-        .map(|(run, (suite, owner_pid, tagged))| RunResources {
-            owner_alive: owner_pid.is_some_and(pid_alive),
-            run,
-            suite,
-            owner_pid,
-            left: Leftovers::from_tagged(tagged),
-        })
+        .map(
+            |(run, (suite, owner_host, owner_pid, tagged))| RunResources {
+                // A pid on another machine cannot be checked from here: counted as alive, so only
+                // `--include-live` removes it.
+                owner_alive: match owner_host.as_deref() {
+                    Some(h) if h != here => true,
+                    _ => owner_pid.is_some_and(pid_alive),
+                },
+                run,
+                suite,
+                owner_host,
+                owner_pid,
+                left: Leftovers::from_tagged(tagged),
+            },
+        )
         .collect())
 }
 
@@ -105,7 +142,8 @@ pub async fn watch(engine: &Engine, pid: i32) -> Result<Leftovers, EngineError> 
     while pid_alive(pid) {
         tokio::time::sleep(WATCH_EVERY).await;
     }
-    let label = format!("{LABEL_OWNER_PID}={pid}");
+    // This machine's pid: another machine's harness may have the same number.
+    let label = format!("{LABEL_OWNER}={}", crate::engine::owner_of(pid));
     let first = engine.labelled(&label).await;
     let deadline = Instant::now() + SETTLE_LIMIT;
     let mut clean_in_a_row = 0;

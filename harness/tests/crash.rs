@@ -273,17 +273,13 @@ fn a_suite_is_brought_up_once_per_run_and_only_when_selected() {
     );
 }
 
-#[test]
-fn reap_lists_then_removes_runs_whose_owner_is_gone() {
-    let mut gone = Command::new("true").spawn().unwrap();
-    let dead_pid = gone.id();
-    gone.wait().unwrap();
-    let run = format!("reaptest{}", std::process::id());
-    let labels = [
+/// A container and a network labelled as a run `run` of suite `reap-test` with these extra labels.
+fn plant(run: &str, extra: &[String]) {
+    let mut labels = vec![
         format!("io.stackcheck.run={run}"),
         "io.stackcheck.suite=reap-test".to_string(),
-        format!("io.stackcheck.owner-pid={dead_pid}"),
     ];
+    labels.extend_from_slice(extra);
     let mut create = Command::new("docker");
     create.args(["create", "--name", &format!("sc-{run}")]);
     let mut net = Command::new("docker");
@@ -299,6 +295,70 @@ fn reap_lists_then_removes_runs_whose_owner_is_gone() {
         .status
         .success());
     assert!(net.output().unwrap().status.success());
+}
+
+fn dead_pid() -> u32 {
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    pid
+}
+
+fn reap(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .arg("reap")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// Several machines may share one engine (`DOCKER_HOST`): a run owned by a pid on another
+/// machine is never taken for stale here, only `--include-live` removes it.
+#[test]
+fn reap_leaves_runs_of_other_machines_unless_told() {
+    let pid = dead_pid();
+    let run = format!("reapother{}", std::process::id());
+    plant(
+        &run,
+        &[
+            format!("io.stackcheck.owner-pid={pid}"),
+            format!("io.stackcheck.owner=some-other-machine/{pid}"),
+        ],
+    );
+    let label = format!("io.stackcheck.run={run}");
+    let text = reap(&["--dry-run"]);
+    assert!(!text.contains(&run), "{text}");
+    reap(&[]);
+    assert_eq!(
+        labelled(&label).containers.len(),
+        1,
+        "reap removed another machine's run"
+    );
+    let text = reap(&["--include-live", "--dry-run"]);
+    assert!(
+        text.contains(&format!(
+            "run {run} (suite reap-test, owner pid {pid} on some-other-machine, another machine)"
+        )),
+        "{text}"
+    );
+    // Not `reap --include-live` for real: it would also take live runs of other tests.
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &format!("sc-{run}")])
+        .output();
+    let _ = Command::new("docker")
+        .args(["network", "rm", &format!("sc-{run}")])
+        .output();
+    assert!(labelled(&label).is_empty(), "{:?}", labelled(&label));
+}
+
+#[test]
+fn reap_lists_then_removes_runs_whose_owner_is_gone() {
+    let dead_pid = dead_pid();
+    let run = format!("reaptest{}", std::process::id());
+    plant(&run, &[format!("io.stackcheck.owner-pid={dead_pid}")]);
     let label = format!("io.stackcheck.run={run}");
 
     let dry = Command::new(env!("CARGO_BIN_EXE_stackcheck"))

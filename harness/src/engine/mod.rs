@@ -29,6 +29,23 @@ pub use model::{ComposeModel, ModelNetwork, ModelPort, ModelService, ModelVolume
 pub const LABEL_RUN: &str = "io.stackcheck.run";
 pub const LABEL_SUITE: &str = "io.stackcheck.suite";
 pub const LABEL_OWNER_PID: &str = "io.stackcheck.owner-pid";
+/// `<hostname>/<pid>` of the harness: pids are only meaningful on the machine that owns them
+/// (several machines may share one engine through `DOCKER_HOST`).
+pub const LABEL_OWNER: &str = "io.stackcheck.owner";
+
+/// This harness's `LABEL_OWNER` value.
+pub fn owner() -> String {
+    owner_of(std::process::id() as i32)
+}
+
+/// `<this hostname>/<pid>`.
+pub fn owner_of(pid: i32) -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}/{pid}")
+}
 /// Compose's own label naming the project of a container, network or volume.
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
