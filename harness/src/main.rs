@@ -46,6 +46,10 @@ enum Command {
         /// the same fixed host port, container name, subnet or volume name never overlap.
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: Option<u16>,
+        /// Host ports and fixed names: as documented, or ephemeral (free host ports, run-unique
+        /// names) so runs of the same stack can share an engine. Overrides `stack.ports`.
+        #[arg(long, value_enum)]
+        ports: Option<Ports>,
     },
     /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
     Validate {
@@ -72,6 +76,12 @@ enum Command {
     /// (internal) Watch the harness with this pid; once it is gone, remove what it owned.
     #[command(name = "__watch", hide = true)]
     Watch { pid: i32 },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Ports {
+    Documented,
+    Ephemeral,
 }
 
 fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
@@ -182,6 +192,7 @@ fn main() -> ExitCode {
             verbose,
             fail_fast,
             jobs,
+            ports,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -194,7 +205,13 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(code) => return code,
             };
-            let options = stackcheck::run::RunOptions { fail_fast };
+            let options = stackcheck::run::RunOptions {
+                fail_fast,
+                ports: ports.map(|p| match p {
+                    Ports::Documented => stackcheck::suite::PortsMode::Documented,
+                    Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
+                }),
+            };
             let jobs = jobs
                 .map(usize::from)
                 .unwrap_or_else(stackcheck::run::default_jobs);

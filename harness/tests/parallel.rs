@@ -81,3 +81,39 @@ fn suites_claiming_the_same_host_port_wait_for_each_other() {
         2
     );
 }
+
+/// Two runs of one stack at the same time on one engine, with a fixed host port, a fixed
+/// `container_name` (addressed by another service) and a fixed volume name: under
+/// `ports: ephemeral` both pass, and `ports` still proves the documented mapping.
+#[test]
+fn two_runs_of_one_stack_with_ephemeral_ports_share_an_engine() {
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+            .args(["run", "fixtures/parallel/suite.yaml"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for run in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        let out = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{out}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            out.contains(
+                r#"compose publishes {"127.0.0.1:18090:80"}; live on ephemeral host ports"#
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("client reaches web by its container name"),
+            "{out}"
+        );
+    }
+}

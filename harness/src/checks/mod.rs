@@ -129,6 +129,8 @@ pub struct Ctx<'a> {
     pub(crate) canary: tokio::sync::OnceCell<Result<Canary, String>>,
     /// Every address a probe of this run connected to (see `home`).
     pub probed: Mutex<Vec<ProbeTarget>>,
+    /// Published ports are free host ports, not the documented ones (`stack.ports: ephemeral`).
+    pub ephemeral_ports: bool,
 }
 
 impl Ctx<'_> {

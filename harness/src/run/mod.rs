@@ -67,6 +67,7 @@ pub(crate) struct Runner<'a> {
     probes: Vec<ProbeTarget>,
     fail_fast: bool,
     first_failure: Option<String>,
+    ephemeral: bool,
 }
 
 /// How a suite is run (the CLI's flags).
@@ -74,6 +75,15 @@ pub(crate) struct Runner<'a> {
 pub struct RunOptions {
     /// Stop at the first failing test: the rest are reported as not run, teardown still runs.
     pub fail_fast: bool,
+    /// Overrides each suite's `stack.ports`.
+    pub ports: Option<crate::suite::PortsMode>,
+}
+
+impl RunOptions {
+    /// Whether this suite's stack runs with ephemeral ports and names.
+    pub fn ephemeral(&self, loaded: &LoadedSuite) -> bool {
+        self.ports.unwrap_or(loaded.suite.stack.ports) == crate::suite::PortsMode::Ephemeral
+    }
 }
 
 impl Runner<'_> {
@@ -138,6 +148,7 @@ pub async fn run_suite_with(
         probes: Vec::new(),
         fail_fast: options.fail_fast,
         first_failure: None,
+        ephemeral: options.ephemeral(loaded),
     };
     let workdir = std::env::temp_dir().join(format!("stackcheck-{}", id.run_id));
     let compose = compose_for(loaded, &id, &workdir);
@@ -242,7 +253,7 @@ fn compose_for(loaded: &LoadedSuite, id: &RunIdentity, workdir: &Path) -> Compos
         files: loaded.suite.stack.compose.iter().map(abs).collect(),
         env_file: loaded.suite.stack.env_file.as_ref().map(abs),
         env: loaded.suite.stack.env.clone(),
-        override_file: Some(workdir.join("stackcheck.override.json")),
+        override_file: Some(workdir.join("stackcheck.override.yaml")),
     }
 }
 
@@ -282,7 +293,7 @@ async fn main_phase(
     r.halt()?;
 
     let override_file = compose.override_file.clone().unwrap_or_default();
-    std::fs::write(&override_file, id.label_override(&model).to_string())
+    std::fs::write(&override_file, id.label_override(&model, r.ephemeral))
         .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
 
     let selected: Vec<String> = if suite.stack.services.is_empty() {
@@ -432,7 +443,19 @@ async fn main_phase(
     r.halt()?;
 
     // 5. Every other promise, against the model and the live stack.
-    let ctx = new_ctx(r, &model, Some(compose), id, workdir, report.containers);
+    let live_model = if r.ephemeral {
+        id.ephemeral_names(&model)
+    } else {
+        model.clone()
+    };
+    let ctx = new_ctx(
+        r,
+        &live_model,
+        Some(compose),
+        id,
+        workdir,
+        report.containers,
+    );
     runtime_tests(r, &ctx).await
 }
 
@@ -468,6 +491,7 @@ fn new_ctx<'a>(
         tmp: workdir,
         canary: Default::default(),
         probed: Default::default(),
+        ephemeral_ports: r.ephemeral,
     }
 }
 

@@ -24,11 +24,12 @@ pub fn default_jobs() -> usize {
 }
 
 /// What of the engine a stack holds exclusively, from its compose model under a throwaway
-/// project name (names compose derives from the project are per run and never clash).
-pub fn claims_of(model: &ComposeModel, project: &str) -> BTreeSet<String> {
-    let own = |name: &str| name.starts_with(&format!("{project}_")) || name.starts_with(project);
+/// project name (names compose derives from the project are per run and never clash). With
+/// ephemeral ports, only fixed subnets remain: ports and names are made unique per run.
+pub fn claims_of(model: &ComposeModel, project: &str, ephemeral: bool) -> BTreeSet<String> {
+    let own = |name: &str| ephemeral || name.starts_with(project);
     let mut out = BTreeSet::new();
-    for s in model.services.values() {
+    for s in model.services.values().filter(|_| !ephemeral) {
         for p in &s.ports {
             if let Some(published) = p
                 .published
@@ -62,7 +63,7 @@ pub fn claims_of(model: &ComposeModel, project: &str) -> BTreeSet<String> {
 }
 
 /// The claims of one suite (none when compose cannot resolve its files: its run will say why).
-pub async fn claims(loaded: &LoadedSuite) -> BTreeSet<String> {
+pub async fn claims(loaded: &LoadedSuite, ephemeral: bool) -> BTreeSet<String> {
     if loaded.suite.stack.compose.is_empty() {
         return BTreeSet::new();
     }
@@ -72,7 +73,7 @@ pub async fn claims(loaded: &LoadedSuite) -> BTreeSet<String> {
         ..compose_for(loaded, &id, Path::new("."))
     };
     match compose.config(CONFIG_TIMEOUT).await {
-        Ok(model) => claims_of(&model, &id.project),
+        Ok(model) => claims_of(&model, &id.project, ephemeral),
         Err(_) => BTreeSet::new(),
     }
 }
@@ -88,7 +89,7 @@ pub async fn run_all(
 ) -> Vec<SuiteReport> {
     let mut claimed: Vec<BTreeSet<String>> = Vec::new();
     for s in suites {
-        claimed.push(claims(s).await);
+        claimed.push(claims(s, options.ephemeral(s)).await);
     }
     let mut pending: Vec<usize> = (0..suites.len()).collect();
     let mut running: Vec<usize> = Vec::new();
@@ -146,7 +147,7 @@ mod tests {
                 "fixed": { "name": "peak_trade_mlflow" }
             }
         }));
-        let got: Vec<String> = claims_of(&m, "sc-x-1").into_iter().collect();
+        let got: Vec<String> = claims_of(&m, "sc-x-1", false).into_iter().collect();
         assert_eq!(
             got,
             [
@@ -156,5 +157,7 @@ mod tests {
                 "volume peak_trade_mlflow"
             ]
         );
+        let ephemeral: Vec<String> = claims_of(&m, "sc-x-1", true).into_iter().collect();
+        assert_eq!(ephemeral, ["subnet 172.28.0.0/16"]);
     }
 }

@@ -83,7 +83,7 @@ pub struct Stack {
     /// Subset of services to start; default all.
     #[serde(default)]
     pub services: Vec<String>,
-    /// `documented` publishes ports as the compose file says.
+    /// `documented` (default) or `ephemeral` (see [`PortsMode`]); `run --ports` overrides it.
     #[serde(default)]
     pub ports: PortsMode,
     /// Budget for build + up (default 5m).
@@ -133,8 +133,15 @@ pub struct BuildSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PortsMode {
+    /// Host ports, `container_name`s and fixed volume/network names exactly as the compose files
+    /// say (one run of the stack per engine at a time).
     #[default]
     Documented,
+    /// Every published port gets a free host port, `container_name`s and fixed volume/network
+    /// names get the run's id appended (the old name stays a network alias), so runs of the same
+    /// stack can share an engine. `ports` promises are still proven: the documented mapping from
+    /// the compose model, the live binding of the container port.
+    Ephemeral,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
