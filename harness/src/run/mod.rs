@@ -580,27 +580,34 @@ async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadline: Instan
             }
         }
     }
-    for (tag, b) in builds {
-        let t0 = Instant::now();
-        r.progress.phase(&format!("docker build {tag}"));
-        let context = r.loaded.dir.join(&b.context);
-        let progress = r.progress;
-        let limit = deadline.saturating_duration_since(Instant::now());
-        let built = docker_build(
-            &context,
-            b.dockerfile.as_deref(),
-            &tag,
-            &b.args,
-            &id.labels,
-            limit,
-            |l| progress.detail(l),
-        )
-        .await;
-        let v = match built {
-            Ok(()) => built_verdict(r.engine, &tag, t0).await,
-            Err(e) => Verdict::fail(e.to_string())
-                .with_detail(format!("last lines of the build log:\n{}", e.tail())),
-        };
+    // Independent images build at the same time (the engine's classic builder runs each build in
+    // its own containers); each is recorded as it finishes.
+    let (engine, progress, dir) = (r.engine, r.progress, &r.loaded.dir);
+    let mut running: futures_util::stream::FuturesUnordered<_> = builds
+        .into_iter()
+        .map(|(tag, b)| async move {
+            let t0 = Instant::now();
+            progress.phase(&format!("docker build {tag}"));
+            let limit = deadline.saturating_duration_since(Instant::now());
+            let built = docker_build(
+                &dir.join(&b.context),
+                b.dockerfile.as_deref(),
+                &tag,
+                &b.args,
+                &id.labels,
+                limit,
+                |l| progress.detail(l),
+            )
+            .await;
+            let v = match built {
+                Ok(()) => built_verdict(engine, &tag, t0).await,
+                Err(e) => Verdict::fail(e.to_string())
+                    .with_detail(format!("last lines of the build log:\n{}", e.tail())),
+            };
+            (tag, v, t0)
+        })
+        .collect();
+    while let Some((tag, v, t0)) = futures_util::StreamExt::next(&mut running).await {
         r.record(&format!("{}::build::{tag}", suite.suite), v, t0);
     }
 }
