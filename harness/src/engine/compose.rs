@@ -1,8 +1,9 @@
 //! Docker Compose v2, driven through its CLI: the real tool users run, with a unique project name.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -49,10 +50,46 @@ pub struct Compose {
     pub override_file: Option<PathBuf>,
 }
 
+/// The Compose v2 plugin binary, where the docker CLI would find it. Reading a model
+/// (`config`, no engine involved) calls it directly: going through `docker` costs a second
+/// process start, which is most of what `stackcheck validate` spends.
+fn compose_plugin() -> Option<&'static Path> {
+    static PLUGIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PLUGIN
+        .get_or_init(|| {
+            let config = std::env::var_os("DOCKER_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")));
+            let dirs = config.map(|c| c.join("cli-plugins")).into_iter().chain(
+                [
+                    "/usr/local/lib/docker/cli-plugins",
+                    "/usr/local/libexec/docker/cli-plugins",
+                    "/usr/lib/docker/cli-plugins",
+                    "/usr/libexec/docker/cli-plugins",
+                ]
+                .map(PathBuf::from),
+            );
+            dirs.map(|d| d.join("docker-compose")).find(|p| p.is_file())
+        })
+        .as_deref()
+}
+
 impl Compose {
     fn command(&self, with_override: bool) -> Command {
-        let mut cmd = Command::new("docker");
-        cmd.arg("compose").args([
+        self.command_via(with_override, false)
+    }
+
+    /// `direct`: the plugin binary itself (standalone mode), when it is found.
+    fn command_via(&self, with_override: bool, direct: bool) -> Command {
+        let mut cmd = match compose_plugin().filter(|_| direct) {
+            Some(plugin) => Command::new(plugin),
+            None => {
+                let mut c = Command::new("docker");
+                c.arg("compose");
+                c
+            }
+        };
+        cmd.args([
             "--ansi",
             "never",
             "--progress",
@@ -88,7 +125,8 @@ impl Compose {
         limit: Duration,
         on_line: impl FnMut(&str),
     ) -> Result<String, ComposeError> {
-        let mut cmd = self.command(with_override);
+        let direct = what == "config";
+        let mut cmd = self.command_via(with_override, direct);
         cmd.args(args);
         super::cli::stream(cmd, limit, on_line)
             .await
