@@ -407,12 +407,6 @@ async fn main_phase(
         deadline,
         stop_at_first_failure: r.fail_fast,
     };
-    let built: Vec<&String> = model
-        .services
-        .iter()
-        .filter(|(_, m)| m.build.is_some())
-        .map(|(k, _)| k)
-        .collect();
     let t0 = Instant::now();
     let report = state::bring_up_and_wait(
         r.engine,
@@ -422,9 +416,11 @@ async fn main_phase(
         |service, verdict, info| {
             let mut verdict = verdict.clone();
             if let Some(info) = info {
-                verdict
-                    .message
-                    .push_str(&standin_note(info, built.contains(&&service.to_string())));
+                let built = model
+                    .services
+                    .get(service)
+                    .is_some_and(|m| m.build.is_some());
+                verdict.message.push_str(&standin_note(info, built));
             }
             r.record(
                 &format!("{}::service::{service}::state", suite.suite),
