@@ -465,8 +465,11 @@ impl Engine {
         .map(|v| v.is_some())
     }
 
-    /// Lists what carries `label` (`key=value`, or a bare key), with each resource's labels.
-    pub async fn tagged(&self, label: &str) -> Result<Vec<Tagged>, EngineError> {
+    /// Containers (running or not) and networks carrying `label`.
+    async fn containers_and_networks(
+        &self,
+        label: &str,
+    ) -> Result<(Vec<ContainerSummary>, Vec<bollard::models::Network>), EngineError> {
         let filters = label_filter(label);
         let containers = bounded(
             "list containers",
@@ -489,6 +492,13 @@ impl Engine {
             )),
         )
         .await?;
+        Ok((containers, networks))
+    }
+
+    /// Lists what carries `label` (`key=value`, or a bare key), with each resource's labels.
+    pub async fn tagged(&self, label: &str) -> Result<Vec<Tagged>, EngineError> {
+        let filters = label_filter(label);
+        let (containers, networks) = self.containers_and_networks(label).await?;
         let volumes = bounded(
             "list volumes",
             CALL_TIMEOUT,
@@ -581,28 +591,7 @@ impl Engine {
         &self,
         label: &str,
     ) -> Result<crate::checks::RunAddresses, EngineError> {
-        let filters = label_filter(label);
-        let containers = bounded(
-            "list containers",
-            CALL_TIMEOUT,
-            self.docker.list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        let networks = bounded(
-            "list networks",
-            CALL_TIMEOUT,
-            self.docker.list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
+        let (containers, networks) = self.containers_and_networks(label).await?;
         let mut out = crate::checks::RunAddresses::default();
         for c in containers {
             let name = c
