@@ -393,6 +393,7 @@ fn reap_lists_then_removes_runs_whose_owner_is_gone() {
 
 /// Stops dockerd (SIGTERM, as a service manager would) and starts it again the way CI does.
 fn restart_engine() {
+    use std::os::unix::process::CommandExt;
     let pkill = Command::new("pkill")
         .args(["-TERM", "-x", "dockerd"])
         .status();
@@ -413,9 +414,12 @@ fn restart_engine() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Its own process group: the dockerd it starts in the background must not share this test's
+    // group, which the test runner may signal.
     let out = Command::new("bash")
         .arg("ci/engine.sh")
         .current_dir(root())
+        .process_group(0)
         .output()
         .unwrap();
     assert!(
