@@ -64,6 +64,26 @@ fn spawn(mut cmd: Command) -> (std::process::Child, mpsc::Receiver<String>) {
     (child, rx)
 }
 
+/// Waits for `child` to exit, at most `limit` (counted from now), failing with `after`.
+fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+    after: &str,
+) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "still running {} s after {after}",
+            limit.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `cmd` (in its own process group), sends `signal` at `trigger` + a random delay up to
 /// `max_extra_ms`, and asserts that nothing the process owned is on the engine 15 s later.
 /// SIGINT/SIGTERM go to the whole group, as a terminal's Ctrl-C or a test runner does; SIGKILL
@@ -104,16 +124,11 @@ fn interrupt(
     };
     nix::sys::signal::kill(target, signal).unwrap();
     let sent = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(60),
-            "still running 60 s after {signal} at {trigger:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = exit_within(
+        &mut child,
+        Duration::from_secs(60),
+        &format!("{signal} at {trigger:?}"),
+    );
     let left = Duration::from_secs(15).saturating_sub(sent.elapsed());
     let (clean, left) = wait_for(&label, left, Leftovers::is_empty);
     assert!(
@@ -451,17 +466,7 @@ fn engine_restarted_during_checks_fails_with_the_cause_and_tears_down() {
         }
     }
     restart_engine();
-    let restarted = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(180),
-            "the harness still runs 180 s after the engine came back"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = exit_within(&mut child, Duration::from_secs(180), "the engine came back");
     output.extend(rx.iter());
     let text = output.join("\n");
     assert_eq!(status.code(), Some(3), "{text}");

@@ -129,8 +129,8 @@ impl Masker {
     }
 }
 
-/// Progress that masks every line before it reaches the real one, and names the suite in each
-/// phase (suites may run at the same time).
+/// Progress that masks every phase and work line before it reaches the real one, and names the
+/// suite in each phase (suites may run at the same time).
 pub struct Masked<'a> {
     pub inner: &'a dyn Progress,
     pub masker: Masker,
@@ -150,11 +150,9 @@ impl Progress for Masked<'_> {
     fn detail(&self, msg: &str) {
         self.inner.detail(&self.masker.mask(msg));
     }
+    /// Outcomes arrive masked: `Runner::record` masks each once, for the report and the console.
     fn outcome(&self, outcome: &Outcome) {
-        let mut o = outcome.clone();
-        o.message = self.masker.mask(&o.message);
-        o.detail = self.masker.mask(&o.detail);
-        self.inner.outcome(&o);
+        self.inner.outcome(outcome);
     }
 }
 
