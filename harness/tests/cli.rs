@@ -273,3 +273,105 @@ fn list_into_a_closed_pipe_stops_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `config_raw` reads the compose files itself where it can; on every compose file we ship, that
+/// view of each service's environment must be exactly what `config --no-interpolate` says.
+#[test]
+fn written_environment_agrees_with_compose_no_interpolate() {
+    use stackcheck::engine::ComposeModel;
+    let mut files: Vec<PathBuf> =
+        glob::glob(&format!("{}/fixtures/**/*compose*.y*ml", root().display()))
+            .unwrap()
+            .flatten()
+            .collect();
+    files.sort();
+    let mut compared = 0;
+    for f in &files {
+        let Some(written) = ComposeModel::written_environment(&[f]) else {
+            continue;
+        };
+        let out = Command::new("docker")
+            .args(["compose", "--profile", "*", "-f"])
+            .arg(f)
+            .args(["config", "--format", "json", "--no-interpolate"])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            continue; // a broken fixture compose cannot resolve on purpose
+        }
+        let compose = ComposeModel::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        for (name, s) in &compose.services {
+            let mine = written.services.get(name).map(|s| &s.environment);
+            assert_eq!(
+                mine,
+                Some(&s.environment),
+                "{}: service {name}",
+                f.display()
+            );
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 8,
+        "only {compared} of {} compose files compared",
+        files.len()
+    );
+}
+
+/// Build steps of a `-v` run's output that did work (were not cache hits): BuildKit's
+/// `#N [svc k/n] RUN …` without `#N CACHED`, the classic builder's `Step k/n : …` followed by
+/// `Running in` or a new layer instead of `Using cache`. The run's own `LABEL io.stackcheck.*`
+/// steps are metadata (no layer) and are expected to run.
+fn uncached_build_steps(out: &str) -> Vec<String> {
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let mut work = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(rest) = l.strip_prefix('#') {
+            let (n, step) = rest.split_once(' ').unwrap_or((rest, ""));
+            let is_step = step.starts_with('[')
+                && !step.contains("internal]")
+                && [" RUN ", " COPY ", " ADD "]
+                    .iter()
+                    .any(|k| step.contains(k));
+            if is_step && !lines.contains(&format!("#{n} CACHED").as_str()) {
+                work.push(l.to_string());
+            }
+        } else if l.starts_with("Step ") && !l.contains(": LABEL io.stackcheck.") {
+            let is_fs = [": RUN ", ": COPY ", ": ADD "]
+                .iter()
+                .any(|k| l.contains(k));
+            if is_fs && lines.get(i + 1) != Some(&"---> Using cache") {
+                work.push(l.to_string());
+            }
+        }
+    }
+    work
+}
+
+/// Issue 6 item 4: once a stack was built, the next run rebuilds nothing — both builders (compose's
+/// BuildKit and the classic `docker build` of suite `images`) take every step from the cache,
+/// although teardown removed the run's tagged images.
+#[test]
+fn a_second_run_takes_every_build_step_from_the_cache() {
+    let suite = "fixtures/features/suite.yaml";
+    let first = stackcheck(&["run", "-v", suite]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let second = stackcheck(&["run", "-v", suite]);
+    let out = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(" CACHED") && out.contains("Using cache"),
+        "both builders ran: {out}"
+    );
+    let work = uncached_build_steps(&out);
+    assert!(work.is_empty(), "rebuilt on a warm run: {work:#?}\n{out}");
+}
+
+#[test]
+fn uncached_steps_are_recognised_in_both_builders_output() {
+    let out = "#6 [api 2/4] RUN make\n#6 DONE 1.2s\n#7 [api 3/4] COPY a /\n#7 CACHED\n\
+               Step 2/4 : COPY m /m\n ---> Using cache\nStep 3/4 : RUN x\n ---> Running in 1\n\
+               Step 4/4 : LABEL io.stackcheck.run=1\n ---> Running in 2\n";
+    let work = uncached_build_steps(out);
+    assert_eq!(work, ["#6 [api 2/4] RUN make", "Step 3/4 : RUN x"]);
+}

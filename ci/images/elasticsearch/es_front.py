@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -107,6 +108,8 @@ def main():
                       "elasticsearch.cluster.name": CLUSTER,
                       "stackcheck.note": "stand-in: heap %d MB, security %s" % (heap_bytes() >> 20, "on" if SECURED else "off")}),
           flush=True)
+    # As PID 1 the default SIGTERM action is ignored; upstream exits on it (`docker stop` is quick).
+    signal.signal(signal.SIGTERM, lambda *_: (backend.terminate(), sys.exit(0)))
     ThreadingHTTPServer(("0.0.0.0", 9200), Front).serve_forever()
 
 

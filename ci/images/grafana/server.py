@@ -6,6 +6,8 @@ import glob
 import json
 import os
 import re
+import signal
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "10.0.0-stackcheck-standin"
@@ -61,6 +63,8 @@ def provisioned_datasources():
 
 
 if __name__ == "__main__":
+    # As PID 1 the default SIGTERM action is ignored; upstream exits on it (`docker stop` is quick).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Admin password is accepted as upstream does; it is never printed.
     _ = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")
     print("HTTP Server Listen address=0.0.0.0:3000 (grafana stand-in %s)" % VERSION, flush=True)

@@ -1,6 +1,7 @@
 """Kafka Connect stand-in: the REST root, connectors and plugins with Connect's JSON shapes."""
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -52,6 +53,8 @@ def wait_for_kafka():
 
 
 if __name__ == "__main__":
+    # As PID 1 the default SIGTERM action is ignored; upstream exits on it (`docker stop` is quick).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     wait_for_kafka()
     print("INFO Kafka Connect started (org.apache.kafka.connect.runtime.Connect) [stand-in]", flush=True)
     ThreadingHTTPServer(("0.0.0.0", 8083), Handler).serve_forever()

@@ -151,7 +151,12 @@ impl Compose {
     }
 
     /// The model before interpolation: `${VAR}` stays as written (for the credentials rule).
+    /// Read from the files themselves where that is certain to agree with compose (one process
+    /// less per suite: `validate` is mostly compose start-ups).
     pub async fn config_raw(&self, limit: Duration) -> Result<ComposeModel, ComposeError> {
+        if let Some(m) = ComposeModel::written_environment(&self.files) {
+            return Ok(m);
+        }
         self.model(false, limit).await
     }
 

@@ -173,7 +173,56 @@ fn map_or_list<'de, D: serde::Deserializer<'de>>(
     })
 }
 
+/// One compose file as written, reduced to what the raw view needs.
+#[derive(Deserialize)]
+struct WrittenFile {
+    #[serde(default)]
+    services: BTreeMap<String, WrittenService>,
+    #[serde(default)]
+    include: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct WrittenService {
+    #[serde(default, deserialize_with = "map_or_list")]
+    environment: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    extends: Option<serde_json::Value>,
+    #[serde(default)]
+    env_file: Option<serde_json::Value>,
+}
+
 impl ComposeModel {
+    /// The services' `environment` as written in `files` (later files override earlier keys), the
+    /// view `config --no-interpolate` gives, without a compose process. `None` where only compose
+    /// knows the answer: `include`, `extends`, a service `env_file`, YAML merge keys, or a file
+    /// this reader cannot read — the caller asks compose then.
+    pub fn written_environment(files: &[impl AsRef<std::path::Path>]) -> Option<ComposeModel> {
+        let mut model = ComposeModel::default();
+        for f in files {
+            let text = std::fs::read_to_string(f).ok()?;
+            if text.contains("<<") {
+                return None;
+            }
+            let file: WrittenFile = serde_saphyr::from_str(&text).ok()?;
+            if file.include.is_some() {
+                return None;
+            }
+            for (name, s) in file.services {
+                if s.extends.is_some() || s.env_file.is_some() {
+                    return None;
+                }
+                model
+                    .services
+                    .entry(name)
+                    .or_default()
+                    .environment
+                    .extend(s.environment);
+            }
+        }
+        Some(model)
+    }
+
     pub fn parse(json: &str) -> Result<ComposeModel, String> {
         serde_json::from_str(json)
             .map_err(|e| format!("unexpected `docker compose config` output: {e}"))
