@@ -33,9 +33,15 @@ enum Command {
         /// Suite files, or folders of them.
         #[arg(required = true)]
         suites: Vec<PathBuf>,
-        /// Write JUnit XML here.
+        /// Write JUnit XML here (with the run's versions and images as properties).
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Write the JSON report here (schema `stackcheck-report/1`: `stackcheck schema --report`).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write a short Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
         /// Print every build and bring-up line (they are otherwise shown transiently).
         #[arg(short, long)]
         verbose: bool,
@@ -50,6 +56,9 @@ enum Command {
         /// names) so runs of the same stack can share an engine. Overrides `stack.ports`.
         #[arg(long, value_enum)]
         ports: Option<Ports>,
+        /// Fail checks that passed only on a re-run (`retries:`) instead of passing them as flaky.
+        #[arg(long)]
+        no_flaky: bool,
     },
     /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
     Validate {
@@ -61,8 +70,12 @@ enum Command {
         #[arg(required = true)]
         suites: Vec<PathBuf>,
     },
-    /// Print the JSON Schema of the suite format.
-    Schema,
+    /// Print the JSON Schema of the suite format (or, with --report, of `run --json` output).
+    Schema {
+        /// The schema of the JSON report instead.
+        #[arg(long)]
+        report: bool,
+    },
     /// Remove what runs left behind: resources labelled `io.stackcheck.run` whose owner process is
     /// gone from this machine (every `run` does this first, too).
     Reap {
@@ -149,8 +162,12 @@ fn main() -> ExitCode {
         quiet_on_closed_stdout();
     }
     match cli.command {
-        Command::Schema => {
-            println!("{}", suite::schema_json());
+        Command::Schema { report } => {
+            if report {
+                println!("{}", stackcheck::report::report_schema_json());
+            } else {
+                println!("{}", suite::schema_json());
+            }
             ExitCode::from(EXIT_OK as u8)
         }
         Command::Validate { suites } => {
@@ -189,10 +206,13 @@ fn main() -> ExitCode {
         Command::Run {
             suites,
             junit,
+            json,
+            summary,
             verbose,
             fail_fast,
             jobs,
             ports,
+            no_flaky,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -207,6 +227,7 @@ fn main() -> ExitCode {
             };
             let options = stackcheck::run::RunOptions {
                 fail_fast,
+                no_flaky,
                 ports: ports.map(|p| match p {
                     Ports::Documented => stackcheck::suite::PortsMode::Documented,
                     Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
@@ -215,7 +236,16 @@ fn main() -> ExitCode {
             let jobs = jobs
                 .map(usize::from)
                 .unwrap_or_else(stackcheck::run::default_jobs);
-            ExitCode::from(runtime.block_on(run(loaded, junit, verbose, options, jobs)) as u8)
+            let outputs = Outputs {
+                junit,
+                json,
+                summary,
+            };
+            if let Err(e) = outputs.check() {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID as u8);
+            }
+            ExitCode::from(runtime.block_on(run(loaded, outputs, verbose, options, jobs)) as u8)
         }
     }
 }
@@ -296,9 +326,57 @@ async fn reap(dry_run: bool, include_live: bool) -> i32 {
     }
 }
 
+/// Where `run` writes its reports.
+struct Outputs {
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    summary: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// A report path whose folder does not exist is bad input: said before anything starts.
+    fn check(&self) -> Result<(), String> {
+        for (flag, path) in [("--junit", &self.junit), ("--json", &self.json), ("--summary", &self.summary)] {
+            let Some(path) = path else { continue };
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if parent.is_some_and(|p| !p.is_dir()) || path.is_dir() {
+                return Err(format!(
+                    "{flag} {}: expected a file path in an existing folder",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every requested report; false if one could not be written (said on stderr).
+    fn write(&self, reports: &[stackcheck::run::SuiteReport], wall_ms: u64) -> bool {
+        let mut ok = true;
+        let mut write = |what: &str, path: &Option<PathBuf>, w: &dyn Fn(&std::path::Path) -> std::io::Result<()>| {
+            if let Some(path) = path {
+                match w(path) {
+                    Ok(()) => eprintln!("{what} written to {}", path.display()),
+                    Err(e) => {
+                        eprintln!("error: cannot write {what} to {}: {e}", path.display());
+                        ok = false;
+                    }
+                }
+            }
+        };
+        write("JUnit", &self.junit, &|p| write_junit(p, reports));
+        write("JSON report", &self.json, &|p| {
+            stackcheck::report::write_json(p, reports, wall_ms)
+        });
+        write("summary", &self.summary, &|p| {
+            stackcheck::report::write_summary(p, reports)
+        });
+        ok
+    }
+}
+
 async fn run(
     loaded: Vec<LoadedSuite>,
-    junit: Option<PathBuf>,
+    outputs: Outputs,
     verbose: bool,
     options: stackcheck::run::RunOptions,
     jobs: usize,
@@ -319,15 +397,12 @@ async fn run(
         Ok(exe) => stackcheck::reap::spawn_watcher(&exe),
         Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
     }
+    let started = std::time::Instant::now();
     let console = Console::new(verbose);
     let reports = stackcheck::run::run_all(&loaded, &engine, &console, &options, jobs).await;
     console.summary(&reports);
-    if let Some(path) = junit {
-        if let Err(e) = write_junit(&path, &reports) {
-            eprintln!("error: cannot write JUnit to {}: {e}", path.display());
-            return EXIT_INFRA;
-        }
-        eprintln!("JUnit written to {}", path.display());
+    if !outputs.write(&reports, started.elapsed().as_millis() as u64) {
+        return EXIT_INFRA;
     }
     if reports.iter().any(|r| r.interrupted) {
         EXIT_INTERRUPTED

@@ -108,13 +108,29 @@ fn no_engine_exits_3_quickly_and_says_how_to_start_one() {
 fn a_failing_run_exits_1_and_writes_junit_failures() {
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("out.xml");
+    let json = dir.path().join("out.json");
+    let summary = dir.path().join("summary.md");
     let o = stackcheck(&[
         "run",
         "fixtures/broken/port-changed/suite.yaml",
         "--junit",
         junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report = valid_report(&json);
+    assert_eq!(report["status"], "failed");
+    let ports = test_status(&report, "broken-port-changed::service::redis::ports");
+    assert_eq!(ports["status"], "failed");
+    assert_eq!(ports["check"], "service::redis::ports");
+    assert!(ports["message"].as_str().unwrap().starts_with("expected ports"), "{ports}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("## stackcheck: ❌ failed"), "{md}");
+    assert!(md.contains("### Failed\n"), "{md}");
+    assert!(md.contains("\n- `broken-port-changed::service::redis::ports` — expected ports"), "{md}");
     let out = text(&o);
     assert!(
         out.contains("FAIL ") && out.contains("broken-port-changed::service::redis::ports"),
@@ -135,6 +151,9 @@ fn a_failing_run_exits_1_and_writes_junit_failures() {
         "{xml}"
     );
     assert!(xml.contains(r#"failures="1""#), "{xml}");
+    for prop in ["engine.version", "compose.version", "image.redis.id", "image.redis.name"] {
+        assert!(xml.contains(&format!(r#"<property name="{prop}" value=""#)), "{prop}: {xml}");
+    }
 }
 
 /// Resources on the engine carrying `label`, by kind (via the docker CLI, independent of the harness).
@@ -374,4 +393,118 @@ fn uncached_steps_are_recognised_in_both_builders_output() {
                Step 4/4 : LABEL io.stackcheck.run=1\n ---> Running in 2\n";
     let work = uncached_build_steps(out);
     assert_eq!(work, ["#6 [api 2/4] RUN make", "Step 3/4 : RUN x"]);
+}
+
+/// The JSON report's schema is documented in the repository; it must be the one the binary
+/// prints (a change to the report shows up as a diff of `docs/report.schema.json`).
+#[test]
+fn the_committed_report_schema_is_the_one_the_binary_prints() {
+    let o = stackcheck(&["schema", "--report"]);
+    assert_eq!(o.status.code(), Some(0));
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        printed, committed,
+        "docs/report.schema.json is stale: run `stackcheck schema --report > docs/report.schema.json`"
+    );
+}
+
+/// `instance` must satisfy `docs/report.schema.json`; returns it parsed.
+fn valid_report(path: &Path) -> serde_json::Value {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "report does not match its schema: {errors:#?}");
+    report
+}
+
+fn test_status<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap())
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the report"))
+}
+
+/// Issue 7 items 2 and 4 on a real stack: a check that fails once and passes on its re-run is
+/// flaky (console mark, JSON status with the failed attempt, JUnit `<flakyFailure>`, summary
+/// section) and passes the gate; a quarantined failure is a warning; `--no-flaky` fails the run.
+#[test]
+fn flaky_checks_pass_marked_quarantined_failures_warn_and_no_flaky_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, junit, summary) = (
+        dir.path().join("r.json"),
+        dir.path().join("r.xml"),
+        dir.path().join("r.md"),
+    );
+    let o = stackcheck(&[
+        "run",
+        "fixtures/flaky/suite.yaml",
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("FLAKY [") && out.contains("QUAR  ["), "{out}");
+    assert!(out.contains("(1 flaky, 1 quarantined), 0 failed"), "{out}");
+
+    let report = valid_report(&json);
+    assert_eq!(report["schema"], "stackcheck-report/1");
+    assert_eq!(report["status"], "passed");
+    let flaky = test_status(&report, "flaky::checks::fails once then passes");
+    assert_eq!(flaky["status"], "flaky", "{flaky}");
+    assert!(
+        flaky["failed_attempts"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("attempt 1: exit code 1, expected 0; stdout: first attempt fails"),
+        "{flaky}"
+    );
+    let quarantined = test_status(&report, "flaky::checks::a known failure");
+    assert_eq!(quarantined["status"], "quarantined", "{quarantined}");
+    assert_eq!(report["suites"][0]["images"][0]["service"], "cache");
+    assert!(report["suites"][0]["images"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<flakyFailure message=\"attempt 1: exit code 1"), "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    assert!(xml.contains("QUARANTINED (failure reported as a warning)"), "{xml}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("## stackcheck: ✅ passed"), "{md}");
+    assert!(md.contains("| `flaky` | ✅ | 3 | 0 | 0 | 1 | 1 |"), "{md}");
+    assert!(md.contains("### Flaky") && md.contains("### Quarantined"), "{md}");
+
+    let o = stackcheck(&["run", "fixtures/flaky/suite.yaml", "--no-flaky", "--json", json.to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let report = valid_report(&json);
+    let flaky = test_status(&report, "flaky::checks::fails once then passes");
+    assert_eq!(flaky["status"], "failed", "{flaky}");
+    assert!(
+        flaky["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("flaky (--no-flaky): passed on attempt 2 after attempt 1: exit code 1"),
+        "{flaky}"
+    );
 }

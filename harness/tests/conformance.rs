@@ -101,8 +101,16 @@ fn run_once(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
             Recorder::create(&cache_dir().join(format!("{}.console", loaded.suite.suite)))?;
         let report = stackcheck::run::run_suite(loaded, &engine, &console).await;
         let junit = cache_dir().join(format!("{}.xml", loaded.suite.suite));
-        stackcheck::report::write_junit(&junit, std::slice::from_ref(&report))
+        let one = std::slice::from_ref(&report);
+        stackcheck::report::write_junit(&junit, one)
             .map_err(|e| format!("cannot write {}: {e}", junit.display()))?;
+        // The other two reports `run --json/--summary` write, for the secrets test to read.
+        let json = cache_dir().join(format!("{}.report.json", loaded.suite.suite));
+        stackcheck::report::write_json(&json, one, report.duration_ms)
+            .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
+        let md = cache_dir().join(format!("{}.md", loaded.suite.suite));
+        stackcheck::report::write_summary(&md, one)
+            .map_err(|e| format!("cannot write {}: {e}", md.display()))?;
         Ok(report)
     })
 }
@@ -138,7 +146,7 @@ impl Progress for Recorder {
     }
 }
 
-/// `<suite>::reports::no-secrets`: the console output, JUnit and JSON of the suite's run hold
+/// `<suite>::reports::no-secrets`: the console output, JUnit, JSON and Markdown summary of the suite's run hold
 /// none of its secret values (collected independently of the harness's masker).
 fn no_secrets(loaded: &LoadedSuite) -> Result<(), Failed> {
     let report = suite_report(loaded)?;
@@ -149,7 +157,7 @@ fn no_secrets(loaded: &LoadedSuite) -> Result<(), Failed> {
         "JSON".to_string(),
         serde_json::to_string(&report).unwrap_or_default(),
     )];
-    for ext in ["console", "xml"] {
+    for ext in ["console", "xml", "report.json", "md"] {
         let path = dir.join(format!("{name}.{ext}"));
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;

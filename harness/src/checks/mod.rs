@@ -53,6 +53,86 @@ pub struct Outcome {
     #[serde(default)]
     pub detail: String,
     pub duration_ms: u64,
+    /// What the failed attempts said before a retry passed (`retries:`); non-empty: flaky.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flaky: Vec<String>,
+    /// A failure listed under the suite's `quarantine:`, reported as a warning instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quarantined: bool,
+}
+
+/// How a test ended, as reports name it (JSON `status`, console mark, summary columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ending {
+    Passed,
+    /// Passed; a `warn`-level policy rule found something.
+    Warned,
+    /// Passed on a re-run (`retries`) after failing.
+    Flaky,
+    /// Failed, but listed under `quarantine:`: a warning, not a failure.
+    Quarantined,
+    Failed,
+}
+
+impl Ending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Passed => "passed",
+            Ending::Warned => "warned",
+            Ending::Flaky => "flaky",
+            Ending::Quarantined => "quarantined",
+            Ending::Failed => "failed",
+        }
+    }
+    /// The console's column mark.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Ending::Passed => "PASS",
+            Ending::Warned => "WARN",
+            Ending::Flaky => "FLAKY",
+            Ending::Quarantined => "QUAR",
+            Ending::Failed => "FAIL",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn ending(&self) -> Ending {
+        match self.status {
+            Status::Failed => Ending::Failed,
+            Status::Passed if self.quarantined => Ending::Quarantined,
+            Status::Passed if !self.flaky.is_empty() => Ending::Flaky,
+            Status::Passed if self.warning => Ending::Warned,
+            Status::Passed => Ending::Passed,
+        }
+    }
+
+    /// For a flaky test, ` (flaky: passed on attempt N; attempt 1: …)`; else empty.
+    pub fn flaky_note(&self) -> String {
+        if self.flaky.is_empty() {
+            return String::new();
+        }
+        format!(
+            " (flaky: passed on attempt {}; {})",
+            self.flaky.len() + 1,
+            self.flaky.join("; ")
+        )
+    }
+
+    /// A test that never ran, failed with why.
+    pub fn not_run(name: &str, reason: &str) -> Outcome {
+        Outcome {
+            name: name.to_string(),
+            status: Status::Failed,
+            warning: false,
+            message: format!("not run: {reason}"),
+            detail: String::new(),
+            duration_ms: 0,
+            flaky: Vec::new(),
+            quarantined: false,
+        }
+    }
 }
 
 /// What a single check concluded, before it is named and timed.
@@ -62,6 +142,8 @@ pub struct Verdict {
     pub warning: bool,
     pub message: String,
     pub detail: String,
+    /// Messages of failed attempts before this (passing) one.
+    pub flaky: Vec<String>,
 }
 
 impl Verdict {
@@ -71,6 +153,7 @@ impl Verdict {
             warning: false,
             message: message.into(),
             detail: String::new(),
+            flaky: Vec::new(),
         }
     }
     pub fn fail(message: impl Into<String>) -> Verdict {
@@ -79,6 +162,7 @@ impl Verdict {
             warning: false,
             message: message.into(),
             detail: String::new(),
+            flaky: Vec::new(),
         }
     }
     /// Passed with a note (a `warn`-level rule that found something).
@@ -88,6 +172,7 @@ impl Verdict {
             warning: true,
             message: message.into(),
             detail: String::new(),
+            flaky: Vec::new(),
         }
     }
     pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {
@@ -106,6 +191,8 @@ impl Verdict {
             message: self.message,
             detail: self.detail,
             duration_ms: started.elapsed().as_millis() as u64,
+            flaky: self.flaky,
+            quarantined: false,
         }
     }
 }

@@ -50,6 +50,31 @@ pub struct Compose {
     pub override_file: Option<PathBuf>,
 }
 
+/// `docker compose version --short`, asked once per process; empty if compose does not answer.
+pub fn compose_version() -> String {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let mut cmd = match compose_plugin() {
+                Some(p) => std::process::Command::new(p),
+                None => {
+                    let mut c = std::process::Command::new("docker");
+                    c.arg("compose");
+                    c
+                }
+            };
+            cmd.args(["version", "--short"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
 /// The Compose v2 plugin binary, where the docker CLI would find it. Reading a model
 /// (`config`, no engine involved) calls it directly: going through `docker` costs a second
 /// process start, which is most of what `stackcheck validate` spends.

@@ -21,7 +21,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 pub use build::{docker_build, BuildError};
-pub use compose::{Compose, ComposeError};
+pub use compose::{compose_version, Compose, ComposeError};
 pub use helper::{HelperSpec, PROBE_IMAGE};
 pub use model::{ComposeModel, ModelNetwork, ModelPort, ModelService, ModelVolumeMount};
 

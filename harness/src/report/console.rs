@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
-use crate::checks::{snippet, Outcome, Status};
+use crate::checks::{snippet, Ending, Outcome, Status};
 use crate::run::SuiteReport;
 
 pub struct Console {
@@ -41,11 +41,18 @@ impl Console {
         self.bar.finish_and_clear();
         let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
         let failed: usize = reports.iter().map(SuiteReport::failed).sum();
-        let warned = reports
-            .iter()
-            .flat_map(|r| &r.outcomes)
-            .filter(|o| o.warning)
-            .count();
+        let count = |e: Ending| {
+            reports
+                .iter()
+                .flat_map(|r| &r.outcomes)
+                .filter(|o| o.ending() == e)
+                .count()
+        };
+        let (warned, flaky, quarantined) = (
+            count(Ending::Warned),
+            count(Ending::Flaky),
+            count(Ending::Quarantined),
+        );
         for r in reports {
             if let Some(e) = &r.infra_error {
                 eprintln!("error: {}: {e}", r.suite);
@@ -71,10 +78,19 @@ impl Console {
             }
         }
         let secs: f64 = reports.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-        let warned = if warned > 0 {
-            format!(" ({warned} with warnings)")
-        } else {
+        let notes: Vec<String> = [
+            (warned, "with warnings"),
+            (flaky, "flaky"),
+            (quarantined, "quarantined"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        let warned = if notes.is_empty() {
             String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
         };
         println!(
             "\n{} passed{warned}, {} failed ({} suites, {secs:.1}s)",
@@ -110,14 +126,10 @@ impl Progress for Console {
     }
 
     fn outcome(&self, o: &Outcome) {
-        let mark = match (o.status, o.warning) {
-            (Status::Failed, _) => "FAIL",
-            (_, true) => "WARN",
-            _ => "PASS",
-        };
+        let mark = o.ending().mark();
         let secs = o.duration_ms as f64 / 1000.0;
         self.bar
-            .suspend(|| println!("{mark} [{secs:>6.1}s] {}  {}", o.name, o.message));
+            .suspend(|| println!("{mark:<5} [{secs:>6.1}s] {}  {}{}", o.name, o.message, o.flaky_note()));
     }
 }
 
@@ -130,11 +142,7 @@ impl Progress for Quiet {
     }
     fn detail(&self, _: &str) {}
     fn outcome(&self, o: &Outcome) {
-        let mark = match (o.status, o.warning) {
-            (Status::Failed, _) => "FAIL",
-            (_, true) => "warn",
-            _ => "pass",
-        };
+        let mark = o.ending().mark().to_ascii_lowercase();
         eprintln!("  {mark} {}  {}", o.name, o.message);
     }
 }

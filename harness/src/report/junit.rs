@@ -4,9 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 
-use crate::checks::Status;
+use crate::checks::{Ending, Outcome, Status};
 use crate::run::SuiteReport;
 
 pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> {
@@ -17,6 +19,7 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
         let time = Duration::from_millis(r.duration_ms);
         total += time;
         suite.set_time(time);
+        suite.add_properties(properties(r));
         let mut out = format!(
             "project {} (run {}), engine {}\n",
             r.project, r.run_id, r.engine
@@ -29,31 +32,22 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
         }
         suite.set_system_out(out);
         for o in &r.outcomes {
-            let status = match o.status {
-                Status::Passed => TestCaseStatus::success(),
-                Status::Failed => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(o.message.as_str());
-                    s.set_type("stackcheck.failure");
-                    s.set_description(if o.detail.is_empty() {
-                        o.message.clone()
-                    } else {
-                        format!("{}\n\n{}", o.message, o.detail)
-                    });
-                    s
-                }
-            };
-            let mut case = TestCase::new(o.name.as_str(), status);
+            let mut case = TestCase::new(o.name.as_str(), status(o));
             case.set_classname(r.suite.as_str());
             case.set_time(Duration::from_millis(o.duration_ms));
-            if o.status == Status::Passed {
-                // Passed with a warning: the note says so, the test still counts as passed.
-                let out = if o.warning {
-                    format!("WARNING (passed with warning): {}", o.message)
-                } else {
-                    o.message.clone()
-                };
-                case.set_system_out(out);
+            let note = match o.ending() {
+                Ending::Failed => None,
+                // Passed with a note: the test still counts as passed.
+                Ending::Warned => Some(format!("WARNING (passed with warning): {}", o.message)),
+                Ending::Quarantined => Some(format!(
+                    "QUARANTINED (failure reported as a warning): {}",
+                    o.message
+                )),
+                Ending::Flaky => Some(format!("FLAKY: {}{}", o.message, o.flaky_note())),
+                Ending::Passed => Some(o.message.clone()),
+            };
+            if let Some(note) = note {
+                case.set_system_out(note);
             }
             suite.add_test_case(case);
         }
@@ -64,6 +58,54 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
     report
         .serialize(std::io::BufWriter::new(file))
         .map_err(std::io::Error::other)
+}
+
+fn status(o: &Outcome) -> TestCaseStatus {
+    if o.status == Status::Failed {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_message(o.message.as_str());
+        s.set_type("stackcheck.failure");
+        s.set_description(if o.detail.is_empty() {
+            o.message.clone()
+        } else {
+            format!("{}\n\n{}", o.message, o.detail)
+        });
+        return s;
+    }
+    let mut s = TestCaseStatus::success();
+    // Each failed attempt before the pass becomes a `<flakyFailure>` (as nextest writes them).
+    s.add_reruns(o.flaky.iter().map(|m| {
+        let mut run = TestRerun::new(NonSuccessKind::Failure);
+        run.set_message(m.as_str());
+        run.set_type("stackcheck.flaky");
+        run
+    }));
+    s
+}
+
+/// The run's facts a CI page shows next to the results: versions and what each service ran.
+fn properties(r: &SuiteReport) -> Vec<Property> {
+    let mut props = vec![
+        Property::new("stackcheck.version", env!("CARGO_PKG_VERSION")),
+        Property::new("stackcheck.run", r.run_id.as_str()),
+        Property::new("compose.project", r.project.as_str()),
+        Property::new("engine.version", r.engine.as_str()),
+    ];
+    if !r.compose.is_empty() {
+        props.push(Property::new("compose.version", r.compose.as_str()));
+    }
+    for i in &r.images {
+        let key = |what: &str| format!("image.{}.{what}", i.service);
+        props.push(Property::new(key("name"), i.image.as_str()));
+        props.push(Property::new(key("id"), i.id.as_str()));
+        for d in &i.digests {
+            props.push(Property::new(key("digest"), d.as_str()));
+        }
+        if let Some(what) = &i.standin {
+            props.push(Property::new(key("standin"), what.as_str()));
+        }
+    }
+    props
 }
 
 #[cfg(test)]
@@ -80,6 +122,8 @@ mod tests {
             message: message.into(),
             detail: String::new(),
             duration_ms: 1,
+            flaky: Vec::new(),
+            quarantined: false,
         };
         let report = SuiteReport {
             suite: "s".into(),
@@ -100,20 +144,53 @@ mod tests {
                     false,
                     "resource_limits: `a` has no memory limit",
                 ),
+                Outcome {
+                    flaky: vec!["attempt 1: GET a:80/ → 503".into()],
+                    ..outcome("s::checks::up", Status::Passed, false, "GET a:80/ → 200")
+                },
+                Outcome {
+                    quarantined: true,
+                    ..outcome("s::checks::known", Status::Passed, true, "quarantined: timed out")
+                },
             ],
             infra_error: None,
             interrupted: false,
             duration_ms: 2,
             probes: Vec::new(),
+            compose: "2.40.3".into(),
+            images: vec![crate::run::ServiceImage {
+                service: "a".into(),
+                image: "redis:7".into(),
+                id: "sha256:abc".into(),
+                digests: vec![],
+                standin: Some("Debian redis".into()),
+            }],
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.xml");
         write_junit(&path, &[report]).unwrap();
         let xml = std::fs::read_to_string(path).unwrap();
         assert!(
-            xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""),
+            xml.contains("tests=\"4\"") && xml.contains("failures=\"1\""),
             "{xml}"
         );
+        assert!(
+            xml.contains(r#"<flakyFailure message="attempt 1: GET a:80/ → 503" type="stackcheck.flaky""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("FLAKY: GET a:80/ → 200 (flaky: passed on attempt 2; attempt 1: GET a:80/ → 503)"),
+            "{xml}"
+        );
+        assert!(xml.contains("QUARANTINED (failure reported as a warning): quarantined: timed out"), "{xml}");
+        for prop in [
+            r#"<property name="compose.version" value="2.40.3"/>"#,
+            r#"<property name="engine.version" value="e"/>"#,
+            r#"<property name="image.a.id" value="sha256:abc"/>"#,
+            r#"<property name="image.a.standin" value="Debian redis"/>"#,
+        ] {
+            assert!(xml.contains(prop), "{prop} missing: {xml}");
+        }
         assert!(
             xml.contains("WARNING (passed with warning): warning: `a` uses `x:latest`"),
             "{xml}"

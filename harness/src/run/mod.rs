@@ -40,6 +40,65 @@ pub struct SuiteReport {
     /// Every address a network probe of this run connected to, and why it was home.
     #[serde(default)]
     pub probes: Vec<ProbeTarget>,
+    /// `docker compose version` (empty for a stack of `containers`).
+    #[serde(default)]
+    pub compose: String,
+    /// The image each service ran (after bring-up).
+    #[serde(default)]
+    pub images: Vec<ServiceImage>,
+}
+
+/// The image one service ran: what the compose file names, what the engine used.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceImage {
+    pub service: String,
+    /// As named in the compose file or suite (`postgres:14-alpine`).
+    pub image: String,
+    /// The engine's image id (`sha256:…`).
+    pub id: String,
+    /// Registry digests (`name@sha256:…`); empty for images built or imported locally.
+    #[serde(default)]
+    pub digests: Vec<String>,
+    /// Set when the image is one of the offline stand-ins (`io.stackcheck.standin`): what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standin: Option<String>,
+}
+
+/// What each service's container runs, read from the engine.
+async fn service_images(engine: &Engine, containers: &BTreeMap<String, String>) -> Vec<ServiceImage> {
+    let mut out = Vec::new();
+    for (service, id) in containers {
+        let Ok(info) = engine.inspect(id).await else {
+            continue;
+        };
+        let image_id = info.image.clone().unwrap_or_default();
+        let named = info
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        let inspected = engine.image(&image_id).await.ok().flatten();
+        let digests = inspected
+            .as_ref()
+            .and_then(|i| i.repo_digests.clone())
+            .unwrap_or_default();
+        let standin = inspected
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(crate::engine::LABEL_STANDIN))
+            .filter(|v| !v.is_empty())
+            .cloned();
+        out.push(ServiceImage {
+            service: service.clone(),
+            image: named,
+            id: image_id,
+            digests,
+            standin,
+        });
+    }
+    out
 }
 
 impl SuiteReport {
@@ -65,9 +124,11 @@ pub(crate) struct Runner<'a> {
     tests: Vec<PlannedTest>,
     results: BTreeMap<String, Outcome>,
     probes: Vec<ProbeTarget>,
+    images: Vec<ServiceImage>,
     fail_fast: bool,
     first_failure: Option<String>,
     ephemeral: bool,
+    no_flaky: bool,
 }
 
 /// How a suite is run (the CLI's flags).
@@ -77,6 +138,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Overrides each suite's `stack.ports`.
     pub ports: Option<crate::suite::PortsMode>,
+    /// A check that passed only on a re-run fails instead of passing as flaky.
+    pub no_flaky: bool,
 }
 
 impl RunOptions {
@@ -87,8 +150,22 @@ impl RunOptions {
 }
 
 impl Runner<'_> {
-    fn record(&mut self, name: &str, verdict: Verdict, started: Instant) {
+    fn record(&mut self, name: &str, mut verdict: Verdict, started: Instant) {
+        if self.no_flaky && verdict.passed && !verdict.flaky.is_empty() {
+            verdict.passed = false;
+            verdict.message = format!(
+                "flaky (--no-flaky): passed on attempt {} after {}",
+                verdict.flaky.len() + 1,
+                verdict.flaky.join("; ")
+            );
+        }
         let mut outcome = verdict.into_outcome(name, started);
+        if outcome.status == Status::Failed && self.loaded.suite.is_quarantined(name) {
+            outcome.status = Status::Passed;
+            outcome.warning = true;
+            outcome.quarantined = true;
+            outcome.message = format!("quarantined: {}", outcome.message);
+        }
         outcome.message = self.masker.mask(&outcome.message);
         outcome.detail = self.masker.mask(&outcome.detail);
         self.progress.outcome(&outcome);
@@ -146,9 +223,11 @@ pub async fn run_suite_with(
         tests,
         results: BTreeMap::new(),
         probes: Vec::new(),
+        images: Vec::new(),
         fail_fast: options.fail_fast,
         first_failure: None,
         ephemeral: options.ephemeral(loaded),
+        no_flaky: options.no_flaky,
     };
     let workdir = std::env::temp_dir().join(format!("stackcheck-{}", id.run_id));
     let compose = compose_for(loaded, &id, &workdir);
@@ -205,14 +284,7 @@ pub async fn run_suite_with(
                 .results
                 .get(&t.name)
                 .cloned()
-                .unwrap_or_else(|| Outcome {
-                    name: t.name.clone(),
-                    status: Status::Failed,
-                    warning: false,
-                    message: format!("not run: {reason}"),
-                    detail: String::new(),
-                    duration_ms: 0,
-                })
+                .unwrap_or_else(|| Outcome::not_run(&t.name, &reason))
         })
         .collect();
     SuiteReport {
@@ -226,6 +298,12 @@ pub async fn run_suite_with(
         interrupted,
         duration_ms: started.elapsed().as_millis() as u64,
         probes: runner.probes,
+        compose: if loaded.suite.stack.compose.is_empty() {
+            String::new()
+        } else {
+            crate::engine::compose_version()
+        },
+        images: runner.images,
     }
 }
 
@@ -661,7 +739,29 @@ async fn runtime_verdict(
         TestKind::Check { index } => {
             let check = &suite.checks[*index];
             progress.phase(&format!("check: {}", check.name));
-            checks::check_smoke(ctx, check).await
+            let mut failed: Vec<String> = Vec::new();
+            loop {
+                let v = checks::check_smoke(ctx, check).await;
+                if v.passed {
+                    break Verdict { flaky: failed, ..v };
+                }
+                if failed.len() as u32 >= check.retries {
+                    break match failed.len() {
+                        0 => v,
+                        n => Verdict {
+                            message: format!("failed on all {} attempts; last: {}", n + 1, v.message),
+                            ..v
+                        },
+                    };
+                }
+                failed.push(format!("attempt {}: {}", failed.len() + 1, v.message));
+                progress.phase(&format!(
+                    "check: {} failed, re-running ({} of {} re-runs)",
+                    check.name,
+                    failed.len(),
+                    check.retries
+                ));
+            }
         }
         _ => return None,
     })
@@ -696,6 +796,8 @@ fn engine_gone(e: crate::engine::EngineError) -> Stop {
 /// the stack, run afterwards in order. An engine that stops answering (restarted, crashed) ends
 /// the checks with that as the cause, instead of every later check failing on its own.
 async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
+    let containers = ctx.containers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    r.images = service_images(r.engine, &containers).await;
     let result = runtime_tests_in_order(r, ctx).await;
     let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
     r.probes.append(&mut probed);

@@ -18,6 +18,8 @@ pub struct Check {
     pub kind: CheckKind,
     pub expect: Expect,
     pub retry: Option<Retry>,
+    /// Re-runs after a failure; a pass on a re-run is recorded as flaky.
+    pub retries: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +198,12 @@ probe_fields! {
         /// Ordered checks and actions; the check passes when every step does.
         #[serde(default)]
         pub steps: Option<Vec<Step>>,
+        /// Run the whole check again up to N times after a failure (at most 10). A check that
+        /// passes on a re-run is flaky: it passes the gate, marked as such, unless
+        /// `run --no-flaky`. Unlike `retry` (polling for a condition that takes time), a re-run
+        /// means the check failed once.
+        #[serde(default)]
+        pub retries: Option<u32>,
     }
 }
 
@@ -266,6 +274,7 @@ impl TryFrom<RawCheck> for Check {
             kind,
             expect: raw.expect.unwrap_or_default(),
             retry: raw.retry,
+            retries: raw.retries.unwrap_or(0),
         })
     }
 }

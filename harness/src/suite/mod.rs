@@ -60,6 +60,41 @@ pub struct Suite {
     /// Release-gate rules over the compose model, each `error`, `warn` or `off`.
     #[serde(default)]
     pub policy: Policy,
+    /// Tests whose failures are reported as warnings (known problems being worked on): test
+    /// names without the `<suite>::` prefix (`checks::<name>`, `service::db::ports`), `*` globs.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub quarantine: Vec<serde_saphyr::Spanned<String>>,
+}
+
+impl Suite {
+    /// Whether the test `name` (full, `<suite>::…`) is quarantined.
+    pub fn is_quarantined(&self, name: &str) -> bool {
+        self.quarantine
+            .iter()
+            .any(|q| self.is_quarantined_by(&q.value, name))
+    }
+
+    /// Whether one `quarantine:` entry covers the test `name` (full).
+    pub fn is_quarantined_by(&self, pattern: &str, name: &str) -> bool {
+        let short = name
+            .strip_prefix(&self.suite)
+            .and_then(|n| n.strip_prefix("::"))
+            .unwrap_or(name);
+        quarantine_matches(pattern, short)
+    }
+}
+
+/// `pattern` against a test name without its suite prefix; `*` matches across `::`.
+pub fn quarantine_matches(pattern: &str, short_name: &str) -> bool {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: false,
+        require_literal_leading_dot: false,
+    };
+    glob::Pattern::new(pattern)
+        .map(|p| p.matches_with(short_name, options))
+        .unwrap_or(false)
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

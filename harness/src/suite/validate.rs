@@ -6,7 +6,36 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{Action, CheckKind, Expect, LoadedSuite, SuiteError};
 
+const MAX_RETRIES: u32 = 10;
+
+/// Every `quarantine:` entry names at least one test of the suite (a typo would quarantine
+/// nothing, silently).
+fn quarantine_names_tests(loaded: &LoadedSuite) -> Result<(), SuiteError> {
+    let s = &loaded.suite;
+    let names: Vec<String> = crate::plan::tests(s).into_iter().map(|t| t.name).collect();
+    for q in &s.quarantine {
+        let hits = names.iter().any(|n| s.is_quarantined_by(&q.value, n));
+        if !hits {
+            let at = Some((q.referenced.line(), q.referenced.column()));
+            let shorts = names.iter().map(|n| n.split_once("::").map_or(n.as_str(), |(_, r)| r));
+            let hint = super::nearest(&q.value, shorts)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(SuiteError::invalid(
+                &loaded.path,
+                at,
+                format!(
+                    "quarantine: `{}` names no test of this suite (names as `stackcheck list` prints them, without `{}::`){hint}",
+                    q.value, s.suite
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteError> {
+    quarantine_names_tests(loaded)?;
     let s = &loaded.suite;
     let err = |at: Option<(u64, u64)>, msg: String| Err(SuiteError::invalid(&loaded.path, at, msg));
 
@@ -87,6 +116,15 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
         }
         if let Err(m) = kind_ok(&c.kind).and_then(|()| expect_ok(&c.expect)) {
             return err(Some(c.at), format!("check `{}`: {m}", c.name));
+        }
+        if c.retries > MAX_RETRIES {
+            return err(
+                Some(c.at),
+                format!(
+                    "check `{}`: `retries: {}` is too many (at most {MAX_RETRIES}); a check that needs more is failing, not flaky",
+                    c.name, c.retries
+                ),
+            );
         }
         if let Some(r) = &c.retry {
             if r.every.is_some_and(|e| e.0.is_zero()) {

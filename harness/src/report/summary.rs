@@ -1,0 +1,91 @@
+//! A short Markdown summary (`run --summary FILE`) for a CI job's summary page
+//! (`$GITHUB_STEP_SUMMARY`, a GitLab artifact): one row per suite, then what needs attention.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::json::{suite_status, RunStatus};
+use crate::checks::{snippet, Ending};
+use crate::run::SuiteReport;
+
+pub fn summary_markdown(reports: &[SuiteReport]) -> String {
+    let mut md = String::new();
+    let failed = reports
+        .iter()
+        .any(|r| suite_status(r) == RunStatus::Failed);
+    let verdict = if failed { "❌ failed" } else { "✅ passed" };
+    let _ = writeln!(md, "## stackcheck: {verdict}\n");
+    let _ = writeln!(
+        md,
+        "| suite | result | passed | failed | warned | flaky | quarantined | time |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for r in reports {
+        let n = |e: Ending| r.outcomes.iter().filter(|o| o.ending() == e).count();
+        let result = match (suite_status(r), r.interrupted, &r.infra_error) {
+            (RunStatus::Passed, _, _) => "✅",
+            (_, true, _) => "⏹ interrupted",
+            (_, _, Some(_)) => "⚠️ error",
+            _ => "❌",
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {result} | {} | {} | {} | {} | {} | {:.1}s |",
+            r.suite,
+            n(Ending::Passed),
+            n(Ending::Failed),
+            n(Ending::Warned),
+            n(Ending::Flaky),
+            n(Ending::Quarantined),
+            r.duration_ms as f64 / 1000.0
+        );
+    }
+    let section = |md: &mut String, title: &str, pick: &dyn Fn(Ending) -> bool| {
+        let rows: Vec<String> = reports
+            .iter()
+            .flat_map(|r| &r.outcomes)
+            .filter(|o| pick(o.ending()))
+            .map(|o| format!("- `{}` — {}", o.name, cell(&format!("{}{}", o.message, o.flaky_note()))))
+            .collect();
+        if !rows.is_empty() {
+            let _ = writeln!(md, "\n### {title}\n\n{}", rows.join("\n"));
+        }
+    };
+    let errors: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.infra_error.as_ref().map(|e| format!("- `{}`: {}", r.suite, cell(e))))
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(md, "\n### Could not run\n\n{}", errors.join("\n"));
+    }
+    section(&mut md, "Failed", &|e| e == Ending::Failed);
+    section(&mut md, "Flaky (passed on a re-run)", &|e| e == Ending::Flaky);
+    section(&mut md, "Quarantined", &|e| e == Ending::Quarantined);
+    let standins: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.images.iter().map(move |i| (r, i)))
+        .filter_map(|(r, i)| {
+            i.standin
+                .as_ref()
+                .map(|w| format!("- `{}` `{}`: `{}` is a stand-in — {}", r.suite, i.service, i.image, cell(w)))
+        })
+        .collect();
+    if !standins.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n<details><summary>Stand-in images ({})</summary>\n\n{}\n\n</details>",
+            standins.len(),
+            standins.join("\n")
+        );
+    }
+    md
+}
+
+/// One line, no table-breaking characters, bounded.
+fn cell(text: &str) -> String {
+    snippet(text, 300).replace('|', "\\|")
+}
+
+pub fn write_summary(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> {
+    std::fs::write(path, summary_markdown(reports))
+}
