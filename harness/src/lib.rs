@@ -3,11 +3,13 @@
 //! The data flows through one module per stage:
 //! [`suite`] (what is promised) → [`plan`] (which tests, which project, which labels) →
 //! [`engine`] (Docker and Compose) → [`checks`] (proving each promise) → [`report`] (console, JUnit).
-//! [`run`] drives one suite through all stages and always tears down.
+//! [`run`] drives one suite through all stages and always tears down; [`init`] writes a first
+//! suite from an existing compose project.
 
 pub mod checks;
 pub mod engine;
 pub mod error;
+pub mod init;
 pub mod plan;
 pub mod reap;
 pub mod report;

@@ -59,6 +59,31 @@ enum Command {
         /// Fail checks that passed only on a re-run (`retries:`) instead of passing them as flaky.
         #[arg(long)]
         no_flaky: bool,
+        /// Run only the tests whose name matches GLOB (full, `mt5::service::db::*`, or without the
+        /// suite, `checks::*redis*`; `*` spans `::`). Repeatable. Builds and starts only what the
+        /// selected tests need; suites with no match are skipped.
+        #[arg(long, value_name = "GLOB")]
+        filter: Vec<String>,
+    },
+    /// Write a starting suite from an existing compose project: services with their state, image,
+    /// ports, networks and dependencies; networks and subnets; volumes; built images with their
+    /// Dockerfile metadata; every policy rule at `warn`; commented example checks.
+    Init {
+        /// The compose files, in `-f` order.
+        #[arg(required = true)]
+        compose: Vec<PathBuf>,
+        /// Where to write the suite (paths in it are relative to its folder).
+        #[arg(short, long, value_name = "FILE", default_value = "stackcheck.yaml")]
+        output: PathBuf,
+        /// The env file compose reads (also written into the suite as `stack.env_file`).
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<PathBuf>,
+        /// The suite id (default: the first compose file's folder name).
+        #[arg(long, value_name = "ID")]
+        name: Option<String>,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
     },
     /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
     Validate {
@@ -69,6 +94,9 @@ enum Command {
     List {
         #[arg(required = true)]
         suites: Vec<PathBuf>,
+        /// Only the names `run --filter GLOB` would run. Repeatable.
+        #[arg(long, value_name = "GLOB")]
+        filter: Vec<String>,
     },
     /// Print the JSON Schema of the suite format (or, with --report, of `run --json` output).
     Schema {
@@ -143,6 +171,25 @@ fn load_and_resolve(
     Ok(loaded)
 }
 
+/// The suites with at least one test `filter` selects; a filter selecting nothing is bad input.
+fn filtered(loaded: Vec<LoadedSuite>, filter: &[String]) -> Result<Vec<LoadedSuite>, ExitCode> {
+    if filter.is_empty() {
+        return Ok(loaded);
+    }
+    let kept: Vec<LoadedSuite> = loaded
+        .into_iter()
+        .filter(|s| !stackcheck::plan::select(&s.suite, filter).is_empty())
+        .collect();
+    if kept.is_empty() {
+        eprintln!(
+            "error: --filter {}: no test matches (names as `stackcheck list` prints them; `*` spans `::`)",
+            filter.join(" --filter ")
+        );
+        return Err(ExitCode::from(EXIT_INVALID as u8));
+    }
+    Ok(kept)
+}
+
 /// `stackcheck list | head` should stop quietly, as other CLI tools do, not panic on a closed
 /// stdout. Only for commands that talk to no engine: the engine's socket keeps Rust's default
 /// (SIGPIPE ignored, EPIPE as an error).
@@ -170,6 +217,21 @@ fn main() -> ExitCode {
             }
             ExitCode::from(EXIT_OK as u8)
         }
+        Command::Init {
+            compose,
+            output,
+            env_file,
+            name,
+            force,
+        } => {
+            let req = stackcheck::init::InitRequest {
+                compose,
+                env_file,
+                output,
+                name,
+            };
+            with_runtime(init(req, force))
+        }
         Command::Validate { suites } => {
             let Ok(runtime) = tokio::runtime::Runtime::new() else {
                 return ExitCode::from(EXIT_INFRA as u8);
@@ -179,17 +241,19 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::List { suites } => match load_all(&suites) {
-            Ok(loaded) => {
-                for s in &loaded {
-                    for t in stackcheck::plan::tests(&s.suite) {
-                        println!("{}", t.name);
+        Command::List { suites, filter } => {
+            match load_all(&suites).and_then(|l| filtered(l, &filter)) {
+                Ok(loaded) => {
+                    for s in &loaded {
+                        for t in stackcheck::plan::select(&s.suite, &filter) {
+                            println!("{}", t.name);
+                        }
                     }
+                    ExitCode::from(EXIT_OK as u8)
                 }
-                ExitCode::from(EXIT_OK as u8)
+                Err(code) => code,
             }
-            Err(code) => code,
-        },
+        }
         Command::Reap {
             dry_run,
             include_live,
@@ -213,6 +277,7 @@ fn main() -> ExitCode {
             jobs,
             ports,
             no_flaky,
+            filter,
         } => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -221,13 +286,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_INFRA as u8);
                 }
             };
-            let loaded = match load_and_resolve(&suites, &runtime) {
-                Ok(l) => l,
-                Err(code) => return code,
-            };
+            let loaded =
+                match load_and_resolve(&suites, &runtime).and_then(|l| filtered(l, &filter)) {
+                    Ok(l) => l,
+                    Err(code) => return code,
+                };
             let options = stackcheck::run::RunOptions {
                 fail_fast,
                 no_flaky,
+                filter,
                 ports: ports.map(|p| match p {
                     Ports::Documented => stackcheck::suite::PortsMode::Documented,
                     Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
@@ -288,6 +355,47 @@ async fn validate(loaded: &[LoadedSuite]) -> i32 {
     code
 }
 
+async fn init(req: stackcheck::init::InitRequest, force: bool) -> i32 {
+    if req.output.exists() && !force {
+        eprintln!(
+            "error: {} exists; pass --force to replace it, or --output another file",
+            req.output.display()
+        );
+        return EXIT_INVALID;
+    }
+    if let Some(missing) = req
+        .compose
+        .iter()
+        .chain(&req.env_file)
+        .find(|f| !f.is_file())
+    {
+        eprintln!("error: {}: no such file", missing.display());
+        return EXIT_INVALID;
+    }
+    let text = match stackcheck::init::scaffold(&req).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: the compose files do not resolve: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    if let Err(e) = std::fs::write(&req.output, &text) {
+        eprintln!("error: cannot write {}: {e}", req.output.display());
+        return EXIT_INFRA;
+    }
+    // What it wrote must load: a suite `init` writes and `validate` rejects is a bug of ours.
+    if let Err(e) = suite::load_file(&req.output) {
+        eprintln!("error: the written suite does not validate (please report): {e}");
+        return EXIT_INFRA;
+    }
+    eprintln!(
+        "wrote {}: review it, add checks, then `stackcheck run {}`",
+        req.output.display(),
+        req.output.display()
+    );
+    EXIT_OK
+}
+
 /// The engine, or exit 3 with how to start one (said by the error).
 async fn connect() -> Result<Engine, i32> {
     Engine::connect(Duration::from_secs(5)).await.map_err(|e| {
@@ -336,7 +444,11 @@ struct Outputs {
 impl Outputs {
     /// A report path whose folder does not exist is bad input: said before anything starts.
     fn check(&self) -> Result<(), String> {
-        for (flag, path) in [("--junit", &self.junit), ("--json", &self.json), ("--summary", &self.summary)] {
+        for (flag, path) in [
+            ("--junit", &self.junit),
+            ("--json", &self.json),
+            ("--summary", &self.summary),
+        ] {
             let Some(path) = path else { continue };
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             if parent.is_some_and(|p| !p.is_dir()) || path.is_dir() {
@@ -352,17 +464,20 @@ impl Outputs {
     /// Writes every requested report; false if one could not be written (said on stderr).
     fn write(&self, reports: &[stackcheck::run::SuiteReport], wall_ms: u64) -> bool {
         let mut ok = true;
-        let mut write = |what: &str, path: &Option<PathBuf>, w: &dyn Fn(&std::path::Path) -> std::io::Result<()>| {
-            if let Some(path) = path {
-                match w(path) {
-                    Ok(()) => eprintln!("{what} written to {}", path.display()),
-                    Err(e) => {
-                        eprintln!("error: cannot write {what} to {}: {e}", path.display());
-                        ok = false;
+        let mut write =
+            |what: &str,
+             path: &Option<PathBuf>,
+             w: &dyn Fn(&std::path::Path) -> std::io::Result<()>| {
+                if let Some(path) = path {
+                    match w(path) {
+                        Ok(()) => eprintln!("{what} written to {}", path.display()),
+                        Err(e) => {
+                            eprintln!("error: cannot write {what} to {}: {e}", path.display());
+                            ok = false;
+                        }
                     }
                 }
-            }
-        };
+            };
         write("JUnit", &self.junit, &|p| write_junit(p, reports));
         write("JSON report", &self.json, &|p| {
             stackcheck::report::write_json(p, reports, wall_ms)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::engine::{ComposeModel, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
-use crate::suite::{LoadedSuite, Rule, Suite};
+use crate::suite::{CheckKind, LoadedSuite, Rule, Suite};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImagePromise {
@@ -460,4 +460,75 @@ mod tests {
         assert!(a.project.starts_with("sc-mysuite-"));
         assert_eq!(a.labels[LABEL_SUITE], "My_Suite");
     }
+}
+
+/// Whether a test's name matches a `--filter` glob: the full name (`mt5::service::db::ports`) or
+/// the name without the suite (`service::db::*`); `*` also matches across `::`.
+pub fn filter_matches(pattern: &str, suite: &Suite, name: &str) -> bool {
+    suite.is_quarantined_by(pattern, name) || crate::suite::quarantine_matches(pattern, name)
+}
+
+/// The tests of `suite` that any of `patterns` selects (all when there are none).
+pub fn select(suite: &Suite, patterns: &[String]) -> Vec<PlannedTest> {
+    tests(suite)
+        .into_iter()
+        .filter(|t| {
+            patterns.is_empty() || patterns.iter().any(|p| filter_matches(p, suite, &t.name))
+        })
+        .collect()
+}
+
+/// What a selection of tests needs from the stack, so a filtered run builds and starts no more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Images (keys of `images:`) whose build or metadata is tested.
+    pub images: std::collections::BTreeSet<String>,
+    /// Whether anything must run (every selected test is static otherwise).
+    pub live: bool,
+    /// The services the tests name; `None`: the whole stack (networks, volumes, `down_up`, file
+    /// checks, or no filter at all).
+    pub services: Option<std::collections::BTreeSet<String>>,
+}
+
+pub fn needs(suite: &Suite, tests: &[PlannedTest]) -> Needs {
+    let mut n = Needs {
+        services: Some(Default::default()),
+        ..Needs::default()
+    };
+    let mut whole_stack = false;
+    for t in tests {
+        match &t.kind {
+            TestKind::StackConfig | TestKind::Policy { .. } | TestKind::NoLeaks => {}
+            TestKind::Build { image } | TestKind::Image { image, .. } => {
+                n.images.insert(image.clone());
+            }
+            TestKind::Service { service, .. } => {
+                n.live = true;
+                if let Some(s) = n.services.as_mut() {
+                    s.insert(service.clone());
+                }
+            }
+            TestKind::Network { .. } | TestKind::Volume { .. } => {
+                n.live = true;
+                whole_stack = true;
+            }
+            TestKind::Check { index } => {
+                n.live = true;
+                let kind = &suite.checks[*index].kind;
+                let downs = matches!(kind, CheckKind::Steps(steps)
+                    if steps.iter().any(|s| matches!(s.action, crate::suite::Action::DownUp)));
+                let named = kind.services();
+                if downs || named.is_empty() {
+                    whole_stack = true;
+                }
+                if let Some(s) = n.services.as_mut() {
+                    s.extend(named);
+                }
+            }
+        }
+    }
+    if whole_stack {
+        n.services = None;
+    }
+    n
 }

@@ -126,11 +126,20 @@ fn a_failing_run_exits_1_and_writes_junit_failures() {
     let ports = test_status(&report, "broken-port-changed::service::redis::ports");
     assert_eq!(ports["status"], "failed");
     assert_eq!(ports["check"], "service::redis::ports");
-    assert!(ports["message"].as_str().unwrap().starts_with("expected ports"), "{ports}");
+    assert!(
+        ports["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("expected ports"),
+        "{ports}"
+    );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.starts_with("## stackcheck: ❌ failed"), "{md}");
     assert!(md.contains("### Failed\n"), "{md}");
-    assert!(md.contains("\n- `broken-port-changed::service::redis::ports` — expected ports"), "{md}");
+    assert!(
+        md.contains("\n- `broken-port-changed::service::redis::ports` — expected ports"),
+        "{md}"
+    );
     let out = text(&o);
     assert!(
         out.contains("FAIL ") && out.contains("broken-port-changed::service::redis::ports"),
@@ -151,8 +160,16 @@ fn a_failing_run_exits_1_and_writes_junit_failures() {
         "{xml}"
     );
     assert!(xml.contains(r#"failures="1""#), "{xml}");
-    for prop in ["engine.version", "compose.version", "image.redis.id", "image.redis.name"] {
-        assert!(xml.contains(&format!(r#"<property name="{prop}" value=""#)), "{prop}: {xml}");
+    for prop in [
+        "engine.version",
+        "compose.version",
+        "image.redis.id",
+        "image.redis.name",
+    ] {
+        assert!(
+            xml.contains(&format!(r#"<property name="{prop}" value=""#)),
+            "{prop}: {xml}"
+        );
     }
 }
 
@@ -425,7 +442,10 @@ fn valid_report(path: &Path) -> serde_json::Value {
         .iter_errors(&report)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "report does not match its schema: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "report does not match its schema: {errors:#?}"
+    );
     report
 }
 
@@ -486,15 +506,30 @@ fn flaky_checks_pass_marked_quarantined_failures_warn_and_no_flaky_fails() {
         .starts_with("sha256:"));
 
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("<flakyFailure message=\"attempt 1: exit code 1"), "{xml}");
+    assert!(
+        xml.contains("<flakyFailure message=\"attempt 1: exit code 1"),
+        "{xml}"
+    );
     assert!(xml.contains("failures=\"0\""), "{xml}");
-    assert!(xml.contains("QUARANTINED (failure reported as a warning)"), "{xml}");
+    assert!(
+        xml.contains("QUARANTINED (failure reported as a warning)"),
+        "{xml}"
+    );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.starts_with("## stackcheck: ✅ passed"), "{md}");
     assert!(md.contains("| `flaky` | ✅ | 3 | 0 | 0 | 1 | 1 |"), "{md}");
-    assert!(md.contains("### Flaky") && md.contains("### Quarantined"), "{md}");
+    assert!(
+        md.contains("### Flaky") && md.contains("### Quarantined"),
+        "{md}"
+    );
 
-    let o = stackcheck(&["run", "fixtures/flaky/suite.yaml", "--no-flaky", "--json", json.to_str().unwrap()]);
+    let o = stackcheck(&[
+        "run",
+        "fixtures/flaky/suite.yaml",
+        "--no-flaky",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     let report = valid_report(&json);
@@ -506,5 +541,87 @@ fn flaky_checks_pass_marked_quarantined_failures_warn_and_no_flaky_fails() {
             .unwrap()
             .starts_with("flaky (--no-flaky): passed on attempt 2 after attempt 1: exit code 1"),
         "{flaky}"
+    );
+}
+
+/// Issue 7 item 5: `--filter` runs the matching tests only and starts only what they need —
+/// the named service and what it depends on (seen in the JSON report's per-service images,
+/// read from the containers that ran); a filter of static tests starts nothing.
+#[test]
+fn filter_runs_matching_tests_and_starts_only_what_they_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let o = stackcheck(&[
+        "run",
+        "fixtures/features/suite.yaml",
+        "--filter",
+        "service::api::*",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let report = valid_report(&json);
+    let names: Vec<&str> = report["suites"][0]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "service::api::state",
+            "service::api::networks",
+            "service::api::read_only_mounts",
+            "service::api::writable_mounts",
+            "teardown::no-leaks"
+        ],
+        "{out}"
+    );
+    let ran: Vec<&str> = report["suites"][0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ran,
+        ["api", "cache"],
+        "api depends on cache; nothing else starts"
+    );
+
+    let o = stackcheck(&[
+        "run",
+        "fixtures/features/suite.yaml",
+        "--filter",
+        "policy::*",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        !out.contains("starting") && !out.contains("building"),
+        "static tests start nothing: {out}"
+    );
+    let report = valid_report(&json);
+    assert_eq!(
+        report["suites"][0]["counts"]["tests"], 6,
+        "5 rules + no-leaks: {out}"
+    );
+    assert_eq!(report["suites"][0]["images"], serde_json::json!([]));
+
+    let o = stackcheck(&[
+        "run",
+        "fixtures/features/suite.yaml",
+        "--filter",
+        "service::nope::*",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--filter service::nope::*: no test matches"),
+        "{}",
+        text(&o)
     );
 }

@@ -62,7 +62,9 @@ pub struct Outcome {
 }
 
 /// How a test ended, as reports name it (JSON `status`, console mark, summary columns).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Ending {
     Passed,

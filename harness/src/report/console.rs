@@ -128,8 +128,14 @@ impl Progress for Console {
     fn outcome(&self, o: &Outcome) {
         let mark = o.ending().mark();
         let secs = o.duration_ms as f64 / 1000.0;
-        self.bar
-            .suspend(|| println!("{mark:<5} [{secs:>6.1}s] {}  {}{}", o.name, o.message, o.flaky_note()));
+        self.bar.suspend(|| {
+            println!(
+                "{mark:<5} [{secs:>6.1}s] {}  {}{}",
+                o.name,
+                o.message,
+                o.flaky_note()
+            )
+        });
     }
 }
 

@@ -150,7 +150,12 @@ mod tests {
                 },
                 Outcome {
                     quarantined: true,
-                    ..outcome("s::checks::known", Status::Passed, true, "quarantined: timed out")
+                    ..outcome(
+                        "s::checks::known",
+                        Status::Passed,
+                        true,
+                        "quarantined: timed out",
+                    )
                 },
             ],
             infra_error: None,
@@ -175,14 +180,21 @@ mod tests {
             "{xml}"
         );
         assert!(
-            xml.contains(r#"<flakyFailure message="attempt 1: GET a:80/ → 503" type="stackcheck.flaky""#),
+            xml.contains(
+                r#"<flakyFailure message="attempt 1: GET a:80/ → 503" type="stackcheck.flaky""#
+            ),
             "{xml}"
         );
         assert!(
-            xml.contains("FLAKY: GET a:80/ → 200 (flaky: passed on attempt 2; attempt 1: GET a:80/ → 503)"),
+            xml.contains(
+                "FLAKY: GET a:80/ → 200 (flaky: passed on attempt 2; attempt 1: GET a:80/ → 503)"
+            ),
             "{xml}"
         );
-        assert!(xml.contains("QUARANTINED (failure reported as a warning): quarantined: timed out"), "{xml}");
+        assert!(
+            xml.contains("QUARANTINED (failure reported as a warning): quarantined: timed out"),
+            "{xml}"
+        );
         for prop in [
             r#"<property name="compose.version" value="2.40.3"/>"#,
             r#"<property name="engine.version" value="e"/>"#,

@@ -11,8 +11,8 @@ mod summary;
 pub use console::{Console, Quiet};
 pub use json::{report_schema_json, write_json, JsonReport, REPORT_SCHEMA};
 pub use junit::write_junit;
-pub use summary::{summary_markdown, write_summary};
 pub use mask::{looks_secret, Masked, Masker};
+pub use summary::{summary_markdown, write_summary};
 
 use crate::checks::Outcome;
 

@@ -10,9 +10,7 @@ use crate::run::SuiteReport;
 
 pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     let mut md = String::new();
-    let failed = reports
-        .iter()
-        .any(|r| suite_status(r) == RunStatus::Failed);
+    let failed = reports.iter().any(|r| suite_status(r) == RunStatus::Failed);
     let verdict = if failed { "❌ failed" } else { "✅ passed" };
     let _ = writeln!(md, "## stackcheck: {verdict}\n");
     let _ = writeln!(
@@ -45,7 +43,13 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
             .iter()
             .flat_map(|r| &r.outcomes)
             .filter(|o| pick(o.ending()))
-            .map(|o| format!("- `{}` — {}", o.name, cell(&format!("{}{}", o.message, o.flaky_note()))))
+            .map(|o| {
+                format!(
+                    "- `{}` — {}",
+                    o.name,
+                    cell(&format!("{}{}", o.message, o.flaky_note()))
+                )
+            })
             .collect();
         if !rows.is_empty() {
             let _ = writeln!(md, "\n### {title}\n\n{}", rows.join("\n"));
@@ -53,21 +57,33 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     };
     let errors: Vec<String> = reports
         .iter()
-        .filter_map(|r| r.infra_error.as_ref().map(|e| format!("- `{}`: {}", r.suite, cell(e))))
+        .filter_map(|r| {
+            r.infra_error
+                .as_ref()
+                .map(|e| format!("- `{}`: {}", r.suite, cell(e)))
+        })
         .collect();
     if !errors.is_empty() {
         let _ = writeln!(md, "\n### Could not run\n\n{}", errors.join("\n"));
     }
     section(&mut md, "Failed", &|e| e == Ending::Failed);
-    section(&mut md, "Flaky (passed on a re-run)", &|e| e == Ending::Flaky);
+    section(&mut md, "Flaky (passed on a re-run)", &|e| {
+        e == Ending::Flaky
+    });
     section(&mut md, "Quarantined", &|e| e == Ending::Quarantined);
     let standins: Vec<String> = reports
         .iter()
         .flat_map(|r| r.images.iter().map(move |i| (r, i)))
         .filter_map(|(r, i)| {
-            i.standin
-                .as_ref()
-                .map(|w| format!("- `{}` `{}`: `{}` is a stand-in — {}", r.suite, i.service, i.image, cell(w)))
+            i.standin.as_ref().map(|w| {
+                format!(
+                    "- `{}` `{}`: `{}` is a stand-in — {}",
+                    r.suite,
+                    i.service,
+                    i.image,
+                    cell(w)
+                )
+            })
         })
         .collect();
     if !standins.is_empty() {

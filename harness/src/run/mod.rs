@@ -66,7 +66,10 @@ pub struct ServiceImage {
 }
 
 /// What each service's container runs, read from the engine.
-async fn service_images(engine: &Engine, containers: &BTreeMap<String, String>) -> Vec<ServiceImage> {
+async fn service_images(
+    engine: &Engine,
+    containers: &BTreeMap<String, String>,
+) -> Vec<ServiceImage> {
     let mut out = Vec::new();
     for (service, id) in containers {
         let Ok(info) = engine.inspect(id).await else {
@@ -129,6 +132,8 @@ pub(crate) struct Runner<'a> {
     first_failure: Option<String>,
     ephemeral: bool,
     no_flaky: bool,
+    /// Set by `--filter`: what the selected tests need (else everything is built and started).
+    needs: Option<plan::Needs>,
 }
 
 /// How a suite is run (the CLI's flags).
@@ -140,6 +145,8 @@ pub struct RunOptions {
     pub ports: Option<crate::suite::PortsMode>,
     /// A check that passed only on a re-run fails instead of passing as flaky.
     pub no_flaky: bool,
+    /// `--filter` globs: only matching tests run, and only what they need is built and started.
+    pub filter: Vec<String>,
 }
 
 impl RunOptions {
@@ -151,6 +158,9 @@ impl RunOptions {
 
 impl Runner<'_> {
     fn record(&mut self, name: &str, mut verdict: Verdict, started: Instant) {
+        if self.needs.is_some() && !self.tests.iter().any(|t| t.name == name) {
+            return; // outside `--filter`: done only because a selected test needed it
+        }
         if self.no_flaky && verdict.passed && !verdict.flaky.is_empty() {
             verdict.passed = false;
             verdict.message = format!(
@@ -207,7 +217,17 @@ pub async fn run_suite_with(
 ) -> SuiteReport {
     let started = Instant::now();
     let id = RunIdentity::new(loaded);
-    let tests = plan::tests(&loaded.suite);
+    let mut tests = plan::select(&loaded.suite, &options.filter);
+    if !options.filter.is_empty() {
+        // The run's own guarantee, whatever was selected.
+        tests.extend(
+            plan::tests(&loaded.suite)
+                .into_iter()
+                .filter(|t| t.kind == TestKind::NoLeaks),
+        );
+        tests.dedup_by(|a, b| a.name == b.name);
+    }
+    let needs = (!options.filter.is_empty()).then(|| plan::needs(&loaded.suite, &tests));
     let masker = Masker::for_suite(loaded);
     let masked = Masked {
         inner: progress,
@@ -228,6 +248,7 @@ pub async fn run_suite_with(
         first_failure: None,
         ephemeral: options.ephemeral(loaded),
         no_flaky: options.no_flaky,
+        needs,
     };
     let workdir = std::env::temp_dir().join(format!("stackcheck-{}", id.run_id));
     let compose = compose_for(loaded, &id, &workdir);
@@ -388,6 +409,13 @@ async fn main_phase(
         .into_iter()
         .filter(|s| model.services.contains_key(s))
         .collect();
+    // `--filter`: only the services the selected tests name, with what they depend on.
+    let live = r.needs.as_ref().is_none_or(|n| n.live);
+    let selected = match r.needs.as_ref().map(|n| &n.services) {
+        _ if !live => Vec::new(),
+        Some(Some(named)) => with_dependencies(&model, named.iter().cloned()),
+        _ => selected,
+    };
 
     // 2. Images that cannot be built must already exist: offline, nothing can be pulled.
     let needed: Vec<(String, String)> = selected
@@ -408,7 +436,10 @@ async fn main_phase(
         .filter(|s| model.services[*s].build.is_some())
         .cloned()
         .collect();
-    for spec in suite.images.values() {
+    for (tag, spec) in &suite.images {
+        if r.needs.as_ref().is_some_and(|n| !n.images.contains(tag)) {
+            continue;
+        }
         if let Some(s) = &spec.service {
             if model.services.get(s).is_some_and(|m| m.build.is_some()) && !to_build.contains(s) {
                 to_build.push(s.clone());
@@ -453,12 +484,16 @@ async fn main_phase(
     build_own_images(r, id, deadline).await;
     image_tests(r, id).await;
     r.halt()?;
+    if !live {
+        return Ok(()); // `--filter` selected only tests that need nothing running
+    }
 
     // 4. Up, judging each service's state ourselves (`up --wait` cannot judge one-shots).
     let (wants, undefined): (Vec<_>, Vec<_>) = suite
         .services
         .iter()
         .map(|(name, spec)| (name.clone(), spec.state))
+        .filter(|(name, _)| r.needs.is_none() || selected.contains(name))
         .partition(|(name, _)| model.services.contains_key(name));
     for (service, _) in undefined {
         let known: Vec<&String> = model.services.keys().collect();
@@ -531,6 +566,24 @@ async fn main_phase(
         report.containers,
     );
     runtime_tests(r, &ctx).await
+}
+
+/// `services` and, transitively, every service they `depends_on` (what `compose up` starts).
+fn with_dependencies(
+    model: &ComposeModel,
+    services: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut todo: Vec<String> = services.into_iter().collect();
+    while let Some(s) = todo.pop() {
+        if out.contains(&s) || !model.services.contains_key(&s) {
+            continue;
+        }
+        todo.extend(model.services[&s].depends_on.keys().cloned());
+        out.push(s);
+    }
+    out.sort();
+    out
 }
 
 /// ` [stand-in: …]` when the service runs one of our offline stand-ins, so nobody mistakes it
@@ -644,6 +697,7 @@ async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadline: Instan
     let mut builds: Vec<(String, crate::suite::BuildSpec)> = suite
         .images
         .iter()
+        .filter(|(tag, _)| r.needs.as_ref().is_none_or(|n| n.images.contains(*tag)))
         .filter_map(|(tag, i)| i.build.clone().map(|b| (tag.clone(), b)))
         .collect();
     for c in suite.stack.containers.values() {
@@ -749,7 +803,11 @@ async fn runtime_verdict(
                     break match failed.len() {
                         0 => v,
                         n => Verdict {
-                            message: format!("failed on all {} attempts; last: {}", n + 1, v.message),
+                            message: format!(
+                                "failed on all {} attempts; last: {}",
+                                n + 1,
+                                v.message
+                            ),
                             ..v
                         },
                     };
@@ -796,7 +854,11 @@ fn engine_gone(e: crate::engine::EngineError) -> Stop {
 /// the stack, run afterwards in order. An engine that stops answering (restarted, crashed) ends
 /// the checks with that as the cause, instead of every later check failing on its own.
 async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
-    let containers = ctx.containers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let containers = ctx
+        .containers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     r.images = service_images(r.engine, &containers).await;
     let result = runtime_tests_in_order(r, ctx).await;
     let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());

@@ -17,7 +17,9 @@ fn quarantine_names_tests(loaded: &LoadedSuite) -> Result<(), SuiteError> {
         let hits = names.iter().any(|n| s.is_quarantined_by(&q.value, n));
         if !hits {
             let at = Some((q.referenced.line(), q.referenced.column()));
-            let shorts = names.iter().map(|n| n.split_once("::").map_or(n.as_str(), |(_, r)| r));
+            let shorts = names
+                .iter()
+                .map(|n| n.split_once("::").map_or(n.as_str(), |(_, r)| r));
             let hint = super::nearest(&q.value, shorts)
                 .map(|n| format!("; did you mean `{n}`?"))
                 .unwrap_or_default();

@@ -1,0 +1,601 @@
+//! `stackcheck init`: a starting suite written from an existing compose project — every service's
+//! state, image, documented ports, networks and dependencies, the networks with their subnets,
+//! the named volumes, built images with the metadata their Dockerfiles declare, every policy rule
+//! at `warn`, and commented examples of `checks`. Everything it writes is read from the compose
+//! model and the Dockerfiles, so the suite passes against the stack it came from; what it cannot
+//! know (what the documentation promises beyond that) is left to the author.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::{Compose, ComposeModel};
+
+/// What `init` was asked for.
+pub struct InitRequest {
+    pub compose: Vec<PathBuf>,
+    pub env_file: Option<PathBuf>,
+    /// Where the suite will be written (paths in it are relative to its folder).
+    pub output: PathBuf,
+    /// The suite id; default: the compose project's folder name.
+    pub name: Option<String>,
+}
+
+/// The suite's text, or why the compose files could not be read.
+pub async fn scaffold(req: &InitRequest) -> Result<String, String> {
+    let compose = Compose {
+        project: "stackcheck-init".into(),
+        files: req.compose.clone(),
+        env_file: req.env_file.clone(),
+        env: BTreeMap::new(),
+        override_file: None,
+    };
+    let model = compose
+        .config(Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    let suite_dir = absolute(req.output.parent().unwrap_or(Path::new(".")));
+    let id = req.name.clone().unwrap_or_else(|| default_id(&req.compose));
+    Ok(render(&model, req, &suite_dir, &id))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
+    };
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The folder holding the first compose file, as an id (`my-app`).
+fn default_id(files: &[PathBuf]) -> String {
+    let dir = files
+        .first()
+        .map(|f| absolute(f))
+        .and_then(|f| {
+            f.parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().to_string())
+        })
+        .unwrap_or_else(|| "stack".into());
+    let id: String = dir
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if id.is_empty() {
+        "stack".into()
+    } else {
+        id
+    }
+}
+
+/// `to` relative to `from` (both absolute), with `..` where needed.
+fn relative(to: &Path, from: &Path) -> String {
+    let (to_parts, from_parts): (Vec<Component>, Vec<Component>) =
+        (to.components().collect(), from.components().collect());
+    let common = to_parts
+        .iter()
+        .zip(&from_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in common..from_parts.len() {
+        out.push("..");
+    }
+    for c in &to_parts[common..] {
+        out.push(c);
+    }
+    out.to_string_lossy().to_string()
+}
+
+/// A YAML scalar: bare when unambiguous, else JSON-quoted (valid YAML).
+fn q(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c))
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && !matches!(
+            s,
+            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
+        );
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
+fn list(items: &[String]) -> String {
+    format!(
+        "[{}]",
+        items.iter().map(|i| q(i)).collect::<Vec<_>>().join(", ")
+    )
+}
+
+fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -> String {
+    let mut y = String::new();
+    let given: Vec<String> = req
+        .compose
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let files: Vec<String> = req
+        .compose
+        .iter()
+        .map(|f| relative(&absolute(f), suite_dir))
+        .collect();
+    let _ = writeln!(
+        y,
+        "# Written by `stackcheck init {}`: what the compose files say, as promises.\n\
+         # Review it against your documentation (it is what the docs promise that counts), add the\n\
+         # `checks` that prove behaviour, then: stackcheck run {}",
+        given.join(" "),
+        req.output.display()
+    );
+    let _ = writeln!(y, "suite: {}", q(id));
+    let _ = writeln!(y, "stack:\n  compose: {}", list(&files));
+    if let Some(env) = &req.env_file {
+        let _ = writeln!(y, "  env_file: {}", q(&relative(&absolute(env), suite_dir)));
+    }
+    let profiled: Vec<&String> = model
+        .services
+        .iter()
+        .filter(|(_, s)| !s.profiles.is_empty())
+        .map(|(n, _)| n)
+        .collect();
+    if !profiled.is_empty() {
+        let _ =
+            writeln!(
+            y,
+            "  # Behind a profile, not started (list them under `stack.services` to include): {}",
+            profiled.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+
+    let images = built_images(model);
+    if !images.is_empty() {
+        let _ = writeln!(
+            y,
+            "\n# Built images, with the metadata their Dockerfiles declare.\nimages:"
+        );
+        for (tag, service, facts) in &images {
+            let _ = writeln!(y, "  {}:\n    service: {}", q(tag), q(service));
+            facts.render(&mut y);
+        }
+    }
+
+    let _ = writeln!(y, "\nservices:");
+    let completes = completes_successfully(model);
+    let image_healthcheck = |service: &str| {
+        images
+            .iter()
+            .any(|(_, s, facts)| s == service && facts.healthcheck == Some(true))
+    };
+    for (name, s) in model.services.iter().filter(|(_, s)| s.profiles.is_empty()) {
+        let _ = writeln!(y, "  {}:", q(name));
+        let state = if completes.contains(name) {
+            "exited:0"
+        } else if has_healthcheck(s) || (s.healthcheck.is_none() && image_healthcheck(name)) {
+            "healthy"
+        } else {
+            "running"
+        };
+        let _ = writeln!(y, "    state: {}", q(state));
+        if let Some(image) = &s.image {
+            let _ = writeln!(y, "    image: {}", q(image));
+        }
+        let ports: Vec<String> = s
+            .ports
+            .iter()
+            .filter(|p| {
+                p.published
+                    .as_deref()
+                    .is_some_and(|h| !h.is_empty() && !h.contains('-'))
+            })
+            .map(|p| {
+                let mut m = format!("{}:{}", p.published.clone().unwrap_or_default(), p.target);
+                if let Some(ip) = p
+                    .host_ip
+                    .as_deref()
+                    .filter(|ip| !ip.is_empty() && *ip != "0.0.0.0")
+                {
+                    m = format!("{ip}:{m}");
+                }
+                if let Some(proto) = p.protocol.as_deref().filter(|p| *p != "tcp") {
+                    m.push('/');
+                    m.push_str(proto);
+                }
+                m
+            })
+            .collect();
+        if !ports.is_empty() && !completes.contains(name) {
+            let _ = writeln!(y, "    ports: {}", list(&ports));
+        }
+        if let Some(nets) = &s.networks {
+            if s.network_mode.is_none() {
+                let _ = writeln!(
+                    y,
+                    "    networks: {}",
+                    list(&nets.keys().cloned().collect::<Vec<_>>())
+                );
+            }
+        }
+        if let Some(r) = s.restart.as_deref().filter(|r| !r.is_empty()) {
+            let _ = writeln!(y, "    restart: {}", q(r));
+        }
+        if !s.depends_on.is_empty() {
+            let deps: Vec<String> = s
+                .depends_on
+                .iter()
+                .map(|(d, c)| {
+                    format!(
+                        "{}: {}",
+                        q(d),
+                        q(if c.condition.is_empty() {
+                            "service_started"
+                        } else {
+                            &c.condition
+                        })
+                    )
+                })
+                .collect();
+            let _ = writeln!(y, "    depends_on: {{ {} }}", deps.join(", "));
+        }
+    }
+
+    let networks: Vec<(&String, &crate::engine::ModelNetwork)> = model
+        .networks
+        .iter()
+        .filter(|(n, net)| !net.external && *n != "default")
+        .collect();
+    if !networks.is_empty() {
+        let _ = writeln!(y, "\nnetworks:");
+        for (name, net) in networks {
+            let mut keys = Vec::new();
+            if let Some(d) = &net.driver {
+                keys.push(format!("driver: {}", q(d)));
+            }
+            if let Some(sub) = net
+                .ipam
+                .as_ref()
+                .and_then(|i| i.config.first())
+                .and_then(|c| c.subnet.clone())
+            {
+                keys.push(format!("subnet: {}", q(&sub)));
+            }
+            if net.internal {
+                keys.push("internal: true".into());
+            }
+            let _ = writeln!(y, "  {}: {{ {} }}", q(name), keys.join(", "));
+        }
+    }
+    let volumes: Vec<String> = model
+        .volumes
+        .iter()
+        .filter(|(_, v)| !v.external)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if !volumes.is_empty() {
+        let _ = writeln!(y, "\nvolumes: {}", list(&volumes));
+    }
+
+    let example = model
+        .services
+        .iter()
+        .find(|(_, s)| s.profiles.is_empty() && s.build.is_some() && !s.ports.is_empty())
+        .or_else(|| {
+            model
+                .services
+                .iter()
+                .find(|(_, s)| s.profiles.is_empty() && !s.ports.is_empty())
+        })
+        .or_else(|| model.services.iter().find(|(_, s)| s.profiles.is_empty()));
+    let (svc, port) = example
+        .map(|(n, s)| {
+            (
+                n.as_str(),
+                s.ports.first().map(|p| p.target).unwrap_or(8080),
+            )
+        })
+        .unwrap_or(("app", 8080));
+    let _ = writeln!(
+        y,
+        "\n# Behaviour your documentation promises; each check is one test (`<suite>::checks::<name>`).\n\
+         # See docs/suite-format.md for every kind (http, tcp, exec, reach, isolated, logs, run, state,\n\
+         # from_host, files, steps) and docs/writing-a-suite.md for a walk-through.\n\
+         # checks:\n\
+         #   - name: {svc} answers\n\
+         #     http: {{ service: {svc}, port: {port}, path: / }}\n\
+         #     expect: {{ status: 200 }}\n\
+         #     retry: {{ for: 30s, every: 1s }}\n\
+         #   - name: {svc} logs that it started\n\
+         #     logs: {{ service: {svc}, contains: \"started\", within: 30s }}\n\
+         #   - name: {svc} comes back after a crash\n\
+         #     steps:\n\
+         #       - kill: {{ service: {svc}, signal: KILL }}\n\
+         #       - state: {{ service: {svc}, is: running, within: 30s }}"
+    );
+    let _ = writeln!(
+        y,
+        "\n# Release-gate rules over the compose files: `warn` reports, `error` fails, `off` skips.\n\
+         policy:\n  no_latest_tags: warn\n  healthcheck_on_long_running: warn\n  no_default_credentials: warn\n  databases_not_on_all_interfaces: warn\n  resource_limits: warn"
+    );
+    y
+}
+
+fn has_healthcheck(s: &crate::engine::ModelService) -> bool {
+    s.healthcheck
+        .as_ref()
+        .is_some_and(|h| !h.get("disable").and_then(|d| d.as_bool()).unwrap_or(false))
+}
+
+/// One-shot jobs: services another service waits for with `service_completed_successfully`.
+fn completes_successfully(model: &ComposeModel) -> Vec<String> {
+    model
+        .services
+        .values()
+        .flat_map(|s| &s.depends_on)
+        .filter(|(_, d)| d.condition == "service_completed_successfully")
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// (tag, service, what its Dockerfile declares) for every service that builds a named image.
+fn built_images(model: &ComposeModel) -> Vec<(String, String, Dockerfile)> {
+    let mut out = Vec::new();
+    for (name, s) in &model.services {
+        let (Some(build), Some(tag)) = (&s.build, &s.image) else {
+            continue;
+        };
+        if out.iter().any(|(t, _, _)| t == tag) {
+            continue;
+        }
+        let context = build.get("context").and_then(|c| c.as_str()).unwrap_or(".");
+        let file = build
+            .get("dockerfile")
+            .and_then(|d| d.as_str())
+            .unwrap_or("Dockerfile");
+        let path = Path::new(context).join(file);
+        let facts = std::fs::read_to_string(&path)
+            .map(|t| Dockerfile::parse(&t))
+            .unwrap_or_default();
+        out.push((tag.clone(), name.clone(), facts));
+    }
+    out
+}
+
+/// What a Dockerfile's final stage declares, as far as it can be read without building.
+#[derive(Clone, Default, Debug, PartialEq)]
+struct Dockerfile {
+    labels: BTreeMap<String, String>,
+    healthcheck: Option<bool>,
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    exposes: Vec<String>,
+    base: Option<String>,
+}
+
+impl Dockerfile {
+    fn parse(text: &str) -> Dockerfile {
+        let mut d = Dockerfile::default();
+        // Earlier stages by alias: `FROM <alias>` starts from what that stage declared.
+        let mut stages: Vec<(String, Dockerfile)> = Vec::new();
+        let mut alias: Option<String> = None;
+        // Continuation lines joined; comments dropped.
+        let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
+        for line in joined
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let rest = rest.trim();
+            match word.to_ascii_uppercase().as_str() {
+                "FROM" => {
+                    if let Some(a) = alias.take() {
+                        stages.push((a, std::mem::take(&mut d)));
+                    }
+                    let mut parts = rest.split_whitespace().filter(|p| !p.starts_with("--"));
+                    let image = parts.next().unwrap_or_default().to_string();
+                    d = match stages
+                        .iter()
+                        .rev()
+                        .find(|(a, _)| a.eq_ignore_ascii_case(&image))
+                    {
+                        Some((_, stage)) => Dockerfile { ..stage.clone() },
+                        None => Dockerfile {
+                            base: (!image.contains('$') && image != "scratch").then_some(image),
+                            ..Dockerfile::default()
+                        },
+                    };
+                    if let (Some(kw), Some(a)) = (parts.next(), parts.next()) {
+                        if kw.eq_ignore_ascii_case("as") {
+                            alias = Some(a.to_string());
+                        }
+                    }
+                }
+                "LABEL" => {
+                    for (k, v) in label_pairs(rest) {
+                        if !k.contains('$') && !v.contains('$') {
+                            d.labels.insert(k, v);
+                        }
+                    }
+                }
+                "HEALTHCHECK" => d.healthcheck = Some(!rest.eq_ignore_ascii_case("none")),
+                "ENTRYPOINT" => {
+                    d.entrypoint = exec_form(rest);
+                    d.cmd = None; // ENTRYPOINT resets an inherited CMD
+                }
+                "CMD" => d.cmd = exec_form(rest),
+                "EXPOSE" => {
+                    for p in rest.split_whitespace().filter(|p| !p.contains('$')) {
+                        let p = if p.contains('/') {
+                            p.to_string()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        if !d.exposes.contains(&p) {
+                            d.exposes.push(p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        d
+    }
+
+    fn render(&self, y: &mut String) {
+        if !self.labels.is_empty() {
+            let pairs: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{}: {}", q(k), serde_json::to_string(v).unwrap_or_default()))
+                .collect();
+            let _ = writeln!(y, "    labels: {{ {} }}", pairs.join(", "));
+        }
+        if let Some(h) = self.healthcheck {
+            let _ = writeln!(
+                y,
+                "    healthcheck: {}",
+                if h { "present" } else { "absent" }
+            );
+        }
+        if let Some(e) = &self.entrypoint {
+            let _ = writeln!(y, "    entrypoint: {}", list(e));
+        }
+        if let Some(c) = &self.cmd {
+            let _ = writeln!(y, "    cmd: {}", list(c));
+        }
+        if !self.exposes.is_empty() {
+            let _ = writeln!(y, "    exposes: {}", list(&self.exposes));
+        }
+        if let Some(b) = &self.base {
+            let _ = writeln!(y, "    base: {}", q(b));
+        }
+    }
+}
+
+/// `ENTRYPOINT ["a", "b"]` → the list; the shell form is left out (its exact array is `/bin/sh -c …`).
+fn exec_form(rest: &str) -> Option<Vec<String>> {
+    serde_json::from_str::<Vec<String>>(rest).ok()
+}
+
+/// `key=value key2="a b"` (and the legacy `LABEL key value`).
+fn label_pairs(rest: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = rest.chars().peekable();
+    let word = |chars: &mut std::iter::Peekable<std::str::Chars>, stop_at_eq: bool| {
+        let mut s = String::new();
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => s.extend(chars.next()),
+                    '"' => break,
+                    c => s.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || (stop_at_eq && c == '=') {
+                    break;
+                }
+                s.push(c);
+                chars.next();
+            }
+        }
+        s
+    };
+    if !rest.contains('=') {
+        let mut chars = rest.chars().peekable();
+        let k = word(&mut chars, false);
+        let v: String = chars
+            .collect::<String>()
+            .trim()
+            .trim_matches('"')
+            .to_string();
+        return vec![(k, v)];
+    }
+    loop {
+        let k = word(&mut chars, true);
+        if k.is_empty() {
+            break;
+        }
+        if chars.next() != Some('=') {
+            break;
+        }
+        let v = word(&mut chars, false);
+        out.push((k, v));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_stage_metadata_is_read() {
+        let d = Dockerfile::parse(
+            "FROM python:3.11 AS build\nLABEL stage=build\nRUN make\n\
+             FROM python:3.11-slim\nLABEL maintainer=\"MT5 Team\" version=1.0 \\\n  org.opencontainers.image.title=api\n\
+             EXPOSE 8000\nHEALTHCHECK --interval=30s CMD curl -f http://localhost:8000/ || exit 1\n\
+             ENTRYPOINT [\"python3\"]\nCMD [\"-m\", \"api\"]\n",
+        );
+        assert_eq!(d.base.as_deref(), Some("python:3.11-slim"));
+        assert_eq!(
+            d.labels.get("maintainer").map(String::as_str),
+            Some("MT5 Team")
+        );
+        assert_eq!(d.labels.get("version").map(String::as_str), Some("1.0"));
+        assert!(d.labels.contains_key("org.opencontainers.image.title"));
+        assert!(
+            !d.labels.contains_key("stage"),
+            "labels of an earlier stage do not reach the image"
+        );
+        assert_eq!(d.healthcheck, Some(true));
+        assert_eq!(d.entrypoint, Some(vec!["python3".to_string()]));
+        assert_eq!(d.cmd, Some(vec!["-m".to_string(), "api".to_string()]));
+        assert_eq!(d.exposes, ["8000/tcp"]);
+    }
+
+    #[test]
+    fn shell_forms_and_stage_bases_are_left_out() {
+        let d = Dockerfile::parse(
+            "FROM debian:12 AS b\nLABEL a=1\nFROM b\nCMD python app.py\nHEALTHCHECK NONE\n",
+        );
+        assert_eq!(
+            d.base.as_deref(),
+            Some("debian:12"),
+            "a stage's base is the image's base"
+        );
+        assert_eq!(d.labels.get("a").map(String::as_str), Some("1"));
+        assert_eq!(d.cmd, None);
+        assert_eq!(d.healthcheck, Some(false));
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_suite() {
+        assert_eq!(
+            relative(Path::new("/r/fx/a/c.yml"), Path::new("/r/suites")),
+            "../fx/a/c.yml"
+        );
+        assert_eq!(relative(Path::new("/r/c.yml"), Path::new("/r")), "c.yml");
+        assert_eq!(q("redis:7"), "\"redis:7\"");
+        assert_eq!(q("mt5-net"), "mt5-net");
+        assert_eq!(q("no"), "\"no\"");
+    }
+}

@@ -1,0 +1,133 @@
+//! `stackcheck init` round-trips (issue 7 item 1): for every fixture compose project, the suite it
+//! writes validates, and a run of that suite against the stack it came from passes every test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn stackcheck(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every compose project among the fixtures (the broken variants excepted), with the env file
+/// its suite uses.
+const PROJECTS: &[(&str, &[&str], Option<&str>)] = &[
+    ("features", &["fixtures/features/docker-compose.yml"], None),
+    ("flaky", &["fixtures/flaky/docker-compose.yml"], None),
+    ("parallel", &["fixtures/parallel/docker-compose.yml"], None),
+    (
+        "mt5",
+        &["fixtures/mt5/docker-compose.prod.yml"],
+        Some("fixtures/mt5/.env.example"),
+    ),
+    (
+        "keeper",
+        &["fixtures/keeper/docker-compose.yml"],
+        Some("fixtures/keeper/.env.example"),
+    ),
+    (
+        "algo-trade",
+        &["fixtures/algo-trade/docker-compose.yml"],
+        Some("fixtures/algo-trade/.env.docker"),
+    ),
+    (
+        "peak-trade-mlflow",
+        &["fixtures/peak-trade/docker/compose.yml"],
+        Some("fixtures/peak-trade/docker/.env.example"),
+    ),
+    (
+        "peak-trade-ops",
+        &["fixtures/peak-trade/docker/docker-compose.obs.yml"],
+        None,
+    ),
+];
+
+fn scaffold(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (name, files, env) in PROJECTS {
+        let suite = dir.join(format!("{name}.yaml"));
+        let mut args: Vec<&str> = vec!["init"];
+        args.extend(files.iter());
+        args.extend(["--output", suite.to_str().unwrap(), "--name", name]);
+        if let Some(env) = env {
+            args.extend(["--env-file", env]);
+        }
+        let o = stackcheck(&args);
+        assert_eq!(o.status.code(), Some(0), "init {name}: {}", text(&o));
+        out.push(suite);
+    }
+    out
+}
+
+#[test]
+fn init_writes_suites_that_validate_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let suites = scaffold(dir.path());
+    let o = stackcheck(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mt5 = std::fs::read_to_string(&suites[3]).unwrap();
+    for promise in [
+        "service: feature_api",
+        "labels: { description: \"Feature Serving API for MT5 Trading System\"",
+        "base: \"python:3.9-slim\"",
+        "ports: [\"9091:9090\"]",
+        "mt5-net: { driver: bridge, subnet: \"172.28.0.0/16\" }",
+        "depends_on: { db: service_healthy, redis: service_healthy }",
+        "# checks:",
+    ] {
+        assert!(mt5.contains(promise), "{promise} missing:\n{mt5}");
+    }
+    let o = stackcheck(&[
+        "init",
+        "fixtures/mt5/docker-compose.prod.yml",
+        "--output",
+        suites[3].to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("exists; pass --force"), "{}", text(&o));
+    let o = stackcheck(&["init", "fixtures/nope/compose.yml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// The round trip on the engine: all generated suites in one run (suites that claim the same
+/// host ports wait for each other), every test passing.
+#[test]
+fn every_fixture_round_trips_through_init_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    scaffold(dir.path());
+    let json = dir.path().join("report.json");
+    let o = stackcheck(&[
+        "run",
+        dir.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["suites"].as_array().unwrap().len(),
+        PROJECTS.len(),
+        "{out}"
+    );
+    assert_eq!(report["counts"]["failed"], 0, "{out}");
+}
