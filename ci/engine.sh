@@ -27,7 +27,12 @@ wait_for_engine() {
   done
 }
 
-if docker info >/dev/null 2>&1; then
+if [ -n "${DOCKER_HOST:-}" ] && [[ "$DOCKER_HOST" != unix://* ]]; then
+  # A remote engine (CI templates, several machines on one engine): only the client is needed here.
+  command -v docker >/dev/null 2>&1 || apt_install docker.io ca-certificates
+  docker info >/dev/null 2>&1 || die "DOCKER_HOST=$DOCKER_HOST does not answer (docker info failed); unset DOCKER_HOST to use a local engine"
+  log "remote engine at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+elif docker info >/dev/null 2>&1; then
   log "engine already running: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 else
   if ! command -v dockerd >/dev/null 2>&1; then

@@ -166,6 +166,31 @@ fn no_secrets(loaded: &LoadedSuite) -> Result<(), Failed> {
     common::assert_no_secret_in(&secrets, &texts).map_err(Failed::from)
 }
 
+/// `<suite>::all`: every test of the suite passed (each listed in the suite's own JUnit), and its
+/// reports hold no secret.
+fn whole_suite(loaded: &LoadedSuite) -> Result<(), Failed> {
+    let report = suite_report(loaded)?;
+    if let Some(e) = &report.infra_error {
+        return Err(format!("infrastructure error: {e}").into());
+    }
+    let failed: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .map(|o| format!("{}: {}", o.name, o.message))
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!(
+            "{} of {} failed:\n{}",
+            failed.len(),
+            report.outcomes.len(),
+            failed.join("\n")
+        )
+        .into());
+    }
+    no_secrets(loaded)
+}
+
 fn suites_dir() -> PathBuf {
     std::env::var_os("STACKCHECK_SUITES")
         .map(PathBuf::from)
@@ -176,8 +201,15 @@ fn main() {
     let args = Arguments::from_args();
     let files = suite::discover(&[suites_dir()]).expect("the suites folder is readable");
     let mut trials = Vec::new();
+    // `STACKCHECK_TRIALS=suite`: one trial per suite, so `cargo nextest run --partition` hands
+    // whole suites to each runner (per-test trials would bring every suite up on every shard).
+    let per_suite = std::env::var("STACKCHECK_TRIALS").is_ok_and(|v| v == "suite");
     for file in files {
         match suite::load_file(&file) {
+            Ok(loaded) if per_suite => {
+                let name = format!("{}::all", loaded.suite.suite);
+                trials.push(Trial::test(name, move || whole_suite(&loaded)));
+            }
             Ok(loaded) => {
                 for test in stackcheck::plan::tests(&loaded.suite) {
                     let loaded = loaded.clone();
