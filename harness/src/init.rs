@@ -174,13 +174,15 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
 
     let _ = writeln!(y, "\nservices:");
     let completes = completes_successfully(model);
+    let mut promised = 0;
     let image_healthcheck = |service: &str| {
         images
             .iter()
             .any(|(_, s, facts)| s == service && facts.healthcheck == Some(true))
     };
     for (name, s) in model.services.iter().filter(|(_, s)| s.profiles.is_empty()) {
-        let _ = writeln!(y, "  {}:", q(name));
+        let mut b = String::new();
+        let _ = writeln!(b, "  {}:", q(name));
         let state = if completes.contains(name) {
             "exited:0"
         } else if has_healthcheck(s) || (s.healthcheck.is_none() && image_healthcheck(name)) {
@@ -188,9 +190,14 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
         } else {
             "running"
         };
-        let _ = writeln!(y, "    state: {}", q(state));
+        // No healthcheck, no published port, no restart policy: a one-shot job (`compose run`)
+        // or a quiet worker; only the author knows which, so the promise is left to them.
+        let unknowable = state == "running"
+            && !s.ports.iter().any(|p| p.published.is_some())
+            && matches!(s.restart.as_deref(), None | Some("") | Some("no"));
+        let _ = writeln!(b, "    state: {}", q(state));
         if let Some(image) = &s.image {
-            let _ = writeln!(y, "    image: {}", q(image));
+            let _ = writeln!(b, "    image: {}", q(image));
         }
         let ports: Vec<String> = s
             .ports
@@ -217,19 +224,19 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
             })
             .collect();
         if !ports.is_empty() && !completes.contains(name) {
-            let _ = writeln!(y, "    ports: {}", list(&ports));
+            let _ = writeln!(b, "    ports: {}", list(&ports));
         }
         if let Some(nets) = &s.networks {
             if s.network_mode.is_none() {
                 let _ = writeln!(
-                    y,
+                    b,
                     "    networks: {}",
                     list(&nets.keys().cloned().collect::<Vec<_>>())
                 );
             }
         }
         if let Some(r) = s.restart.as_deref().filter(|r| !r.is_empty()) {
-            let _ = writeln!(y, "    restart: {}", q(r));
+            let _ = writeln!(b, "    restart: {}", q(r));
         }
         if !s.depends_on.is_empty() {
             let deps: Vec<String> = s
@@ -247,8 +254,24 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
                     )
                 })
                 .collect();
-            let _ = writeln!(y, "    depends_on: {{ {} }}", deps.join(", "));
+            let _ = writeln!(b, "    depends_on: {{ {} }}", deps.join(", "));
         }
+        if unknowable {
+            let _ = writeln!(
+                y,
+                "  # `{name}` has no healthcheck, published port or restart policy: a one-shot job\n  \
+                 # (state \"exited:0\"), or a long-running service (state running)? Uncomment and say which."
+            );
+            for line in b.lines() {
+                let _ = writeln!(y, "  # {}", line.strip_prefix("  ").unwrap_or(line));
+            }
+        } else {
+            y.push_str(&b);
+            promised += 1;
+        }
+    }
+    if promised == 0 {
+        y = y.replacen("\nservices:\n", "\nservices: {}\n", 1);
     }
 
     let networks: Vec<(&String, &crate::engine::ModelNetwork)> = model
