@@ -1,5 +1,6 @@
 //! Probes stay home: every address a probe connects to is loopback, a service of this stack
 //! (resolved by the stack's own DNS), or an address of a container or network this run created.
+//! With a remote engine (`DOCKER_HOST`), its host takes loopback's place for published ports.
 //! Anything else is refused before a packet is sent, and every target a run probed is kept in
 //! its report.
 
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct RunAddresses {
     pub containers: BTreeMap<IpAddr, String>,
     pub gateways: BTreeMap<IpAddr, String>,
+    /// A remote engine's host (`DOCKER_HOST`): its published ports are the stack's.
+    pub engine_host: Option<String>,
 }
 
 /// One address a probe of this run connected to, and why it was allowed.
@@ -34,6 +37,9 @@ pub fn classify(
         .unwrap_or(target)
         .trim_start_matches('[')
         .trim_end_matches(']');
+    if run.engine_host.as_deref() == Some(host) {
+        return Ok(format!("{host}, the engine's host (DOCKER_HOST)"));
+    }
     match host.parse::<IpAddr>() {
         Ok(ip) if ip.is_loopback() => Ok("loopback".into()),
         Ok(ip) => {
@@ -83,6 +89,11 @@ mod tests {
         ] {
             assert!(classify(t, &services, &run).is_ok(), "{t}");
         }
+        // Only with a remote engine, its host is where published ports are.
+        let (services, mut run) = (services, run);
+        assert!(classify("builder:8000", &services, &run).is_err());
+        run.engine_host = Some("builder".into());
+        assert!(classify("builder:8000", &services, &run).is_ok());
     }
 
     #[test]

@@ -139,7 +139,12 @@ async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<String, Verdi
         .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
         .and_then(|b| b.into_iter().find_map(|b| b.host_port));
     let addr = match published {
-        Some(host_port) => format!("127.0.0.1:{host_port}"),
+        Some(host_port) => crate::engine::published_addr(&host_port),
+        None if crate::engine::remote_engine_host().is_some() => {
+            return Err(Verdict::fail(format!(
+                "`{service}` port {port} is not published, and container addresses of a remote engine (DOCKER_HOST) cannot be reached from here"
+            )))
+        }
         None => settings
             .networks
             .unwrap_or_default()

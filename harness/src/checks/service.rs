@@ -234,7 +234,7 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
         live.push(format!("{host_port}→{key}"));
         if p.protocol == "tcp" {
             // The service is up; give a listener that binds a moment later a short, bounded grace.
-            let addr = format!("127.0.0.1:{host_port}");
+            let addr = crate::engine::published_addr(&host_port);
             let verdict = super::with_retry(
                 Some((Duration::from_secs(10), Duration::from_millis(250))),
                 || {

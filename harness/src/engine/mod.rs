@@ -182,6 +182,41 @@ fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![label.to_string()])])
 }
 
+/// The host of a remote engine (`DOCKER_HOST=tcp://builder:2376`, `ssh://ci@builder`): where its
+/// published ports are. `None` for a local engine (unix socket, or a TCP one on loopback), whose
+/// published ports are on this machine's loopback.
+pub fn remote_engine_host() -> Option<String> {
+    remote_host_of(std::env::var("DOCKER_HOST").ok().as_deref())
+}
+
+fn remote_host_of(docker_host: Option<&str>) -> Option<String> {
+    let rest = docker_host?.split_once("://").map(|(scheme, rest)| {
+        matches!(scheme, "tcp" | "ssh" | "http" | "https").then_some(rest)
+    })??;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!host.is_empty() && !loopback).then(|| host.to_string())
+}
+
+/// `host:port` of a published port as seen from this machine.
+pub fn published_addr(host_port: &str) -> String {
+    let host = remote_engine_host().unwrap_or_else(|| "127.0.0.1".into());
+    if host.contains(':') {
+        format!("[{host}]:{host_port}")
+    } else {
+        format!("{host}:{host_port}")
+    }
+}
+
 impl Engine {
     /// Connects and settles the API version; fails within `limit` when nothing answers.
     pub async fn connect(limit: Duration) -> Result<Engine, EngineError> {
@@ -592,7 +627,10 @@ impl Engine {
         label: &str,
     ) -> Result<crate::checks::RunAddresses, EngineError> {
         let (containers, networks) = self.containers_and_networks(label).await?;
-        let mut out = crate::checks::RunAddresses::default();
+        let mut out = crate::checks::RunAddresses {
+            engine_host: remote_engine_host(),
+            ..Default::default()
+        };
         for c in containers {
             let name = c
                 .names
@@ -676,5 +714,39 @@ impl Engine {
             .await;
         }
         self.labelled(label).await
+    }
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::remote_host_of;
+
+    #[test]
+    fn remote_engines_are_told_from_local_ones() {
+        for local in [
+            None,
+            Some("unix:///var/run/docker.sock"),
+            Some("tcp://127.0.0.1:2375"),
+            Some("tcp://localhost:2375"),
+            Some("npipe:////./pipe/docker_engine"),
+        ] {
+            assert_eq!(remote_host_of(local), None, "{local:?}");
+        }
+        assert_eq!(
+            remote_host_of(Some("tcp://docker:2375")).as_deref(),
+            Some("docker")
+        );
+        assert_eq!(
+            remote_host_of(Some("ssh://ci@builder.internal:2222")).as_deref(),
+            Some("builder.internal")
+        );
+        assert_eq!(
+            remote_host_of(Some("tcp://10.1.2.3:2376")).as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(
+            remote_host_of(Some("tcp://[fd00::5]:2376")).as_deref(),
+            Some("fd00::5")
+        );
     }
 }
