@@ -65,9 +65,11 @@ enum Command {
         #[arg(long, value_name = "GLOB")]
         filter: Vec<String>,
     },
-    /// Write a starting suite from an existing compose project: services with their state, image,
-    /// ports, networks and dependencies; networks and subnets; volumes; built images with their
-    /// Dockerfile metadata; every policy rule at `warn`; commented example checks.
+    /// Write a starting suite from an existing compose project.
+    ///
+    /// Services with their state, image, ports, networks and dependencies; networks and subnets;
+    /// volumes; built images with their Dockerfile metadata; every policy rule at `warn`;
+    /// commented example checks. Review it against your documentation, then `stackcheck run` it.
     Init {
         /// The compose files, in `-f` order.
         #[arg(required = true)]
