@@ -590,6 +590,15 @@ fn filter_runs_matching_tests_and_starts_only_what_they_need() {
         ["api", "cache"],
         "api depends on cache; nothing else starts"
     );
+    let images = &report["suites"][0]["images"];
+    assert_eq!(
+        images[0]["built"], true,
+        "api is built by the stack: {images}"
+    );
+    assert_eq!(
+        images[1]["built"], false,
+        "cache runs an existing image: {images}"
+    );
 
     let o = stackcheck(&[
         "run",

@@ -102,7 +102,8 @@ fn properties(r: &SuiteReport) -> Vec<Property> {
             props.push(Property::new(key("digest"), d.as_str()));
         }
         if let Some(what) = &i.standin {
-            props.push(Property::new(key("standin"), what.as_str()));
+            let key = key(if i.built { "standin_base" } else { "standin" });
+            props.push(Property::new(key, what.as_str()));
         }
     }
     props
@@ -169,6 +170,7 @@ mod tests {
                 id: "sha256:abc".into(),
                 digests: vec![],
                 standin: Some("Debian redis".into()),
+                built: false,
             }],
         };
         let dir = tempfile::tempdir().unwrap();

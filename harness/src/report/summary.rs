@@ -75,9 +75,14 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
         .iter()
         .flat_map(|r| r.images.iter().map(move |i| (r, i)))
         .filter_map(|(r, i)| {
+            let what = if i.built {
+                "is built on a stand-in base"
+            } else {
+                "is a stand-in"
+            };
             i.standin.as_ref().map(|w| {
                 format!(
-                    "- `{}` `{}`: `{}` is a stand-in — {}",
+                    "- `{}` `{}`: `{}` {what} — {}",
                     r.suite,
                     i.service,
                     i.image,

@@ -60,15 +60,20 @@ pub struct ServiceImage {
     /// Registry digests (`name@sha256:…`); empty for images built or imported locally.
     #[serde(default)]
     pub digests: Vec<String>,
-    /// Set when the image is one of the offline stand-ins (`io.stackcheck.standin`): what it is.
+    /// Set when the image is one of the offline stand-ins (`io.stackcheck.standin`), or was
+    /// built on one (`built`): what the stand-in is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standin: Option<String>,
+    /// Built by this run (compose `build:`), rather than an image the engine had.
+    #[serde(default)]
+    pub built: bool,
 }
 
 /// What each service's container runs, read from the engine.
 async fn service_images(
     engine: &Engine,
     containers: &BTreeMap<String, String>,
+    model: &ComposeModel,
 ) -> Vec<ServiceImage> {
     let mut out = Vec::new();
     for (service, id) in containers {
@@ -99,6 +104,10 @@ async fn service_images(
             id: image_id,
             digests,
             standin,
+            built: model
+                .services
+                .get(service)
+                .is_some_and(|m| m.build.is_some()),
         });
     }
     out
@@ -859,7 +868,7 @@ async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    r.images = service_images(r.engine, &containers).await;
+    r.images = service_images(r.engine, &containers, ctx.model).await;
     let result = runtime_tests_in_order(r, ctx).await;
     let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
     r.probes.append(&mut probed);
