@@ -986,6 +986,31 @@ pub async fn teardown(
     Ok(left)
 }
 
+/// The compose model of a suite for the checks made before anything starts (references, static
+/// policy), resolved once per process: `validate` and `run` both need it for both. The project
+/// name in it is arbitrary; a run resolves its own model with its project.
+async fn static_model(loaded: &LoadedSuite, compose: &Compose) -> Result<ComposeModel, String> {
+    type Models = std::sync::Mutex<BTreeMap<std::path::PathBuf, Result<ComposeModel, String>>>;
+    static MODELS: std::sync::OnceLock<Models> = std::sync::OnceLock::new();
+    let models = MODELS.get_or_init(Default::default);
+    if let Some(m) = models
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&loaded.path)
+    {
+        return m.clone();
+    }
+    let m = compose
+        .config(CONFIG_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string());
+    models
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(loaded.path.clone(), m.clone());
+    m
+}
+
 /// Bad input that needs the compose model to see, found before anything starts: a check naming a
 /// service that neither the suite's `services:` nor the compose files define (a typo in the suite,
 /// not a broken stack — a service the suite declares but the stack lost fails `stack::config`
@@ -1007,7 +1032,7 @@ pub async fn check_references(loaded: &LoadedSuite) -> Result<(), crate::suite::
         override_file: None,
         ..compose_for(loaded, &id, Path::new("."))
     };
-    let Ok(model) = compose.config(CONFIG_TIMEOUT).await else {
+    let Ok(model) = static_model(loaded, &compose).await else {
         return Ok(());
     };
     for c in &s.checks {
@@ -1047,10 +1072,10 @@ pub async fn static_policy(loaded: &LoadedSuite) -> Result<Vec<Outcome>, String>
     };
     // Two compose processes at once: each costs a process start more than any work.
     let (model, raw) = tokio::join!(
-        compose.config(CONFIG_TIMEOUT),
+        static_model(loaded, &compose),
         compose.config_raw(CONFIG_TIMEOUT)
     );
-    let model = model.map_err(|e| e.to_string())?;
+    let model = model?;
     let raw = raw.map_err(|e| e.to_string())?;
     let masker = Masker::for_suite(loaded);
     masker.add_model(&model, &loaded.suite.stack.secrets);
