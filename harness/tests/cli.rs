@@ -1,31 +1,11 @@
 //! The `stackcheck` binary as users run it: exit codes, positions in errors, JUnit output.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn stackcheck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{root, stackcheck, text};
 
 #[test]
 fn malformed_suites_exit_2_with_file_line_column_and_start_nothing() {

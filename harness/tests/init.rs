@@ -2,30 +2,9 @@
 //! writes validates, and a run of that suite against the stack it came from passes every test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn stackcheck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{stackcheck, text};
 
 /// Every compose project among the fixtures (the broken variants excepted), with the env file
 /// its suite uses.

@@ -4,15 +4,11 @@
 //! are disjoint and together hold every suite.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
+use common::root;
 
 fn yaml(rel: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(root().join(rel)).unwrap();

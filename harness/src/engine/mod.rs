@@ -732,21 +732,13 @@ mod remote_tests {
         ] {
             assert_eq!(remote_host_of(local), None, "{local:?}");
         }
-        assert_eq!(
-            remote_host_of(Some("tcp://docker:2375")).as_deref(),
-            Some("docker")
-        );
-        assert_eq!(
-            remote_host_of(Some("ssh://ci@builder.internal:2222")).as_deref(),
-            Some("builder.internal")
-        );
-        assert_eq!(
-            remote_host_of(Some("tcp://10.1.2.3:2376")).as_deref(),
-            Some("10.1.2.3")
-        );
-        assert_eq!(
-            remote_host_of(Some("tcp://[fd00::5]:2376")).as_deref(),
-            Some("fd00::5")
-        );
+        for (docker_host, host) in [
+            ("tcp://docker:2375", "docker"),
+            ("ssh://ci@builder.internal:2222", "builder.internal"),
+            ("tcp://10.1.2.3:2376", "10.1.2.3"),
+            ("tcp://[fd00::5]:2376", "fd00::5"),
+        ] {
+            assert_eq!(remote_host_of(Some(docker_host)).as_deref(), Some(host));
+        }
     }
 }
