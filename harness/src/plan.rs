@@ -465,7 +465,7 @@ mod tests {
 /// Whether a test's name matches a `--filter` glob: the full name (`mt5::service::db::ports`) or
 /// the name without the suite (`service::db::*`); `*` also matches across `::`.
 pub fn filter_matches(pattern: &str, suite: &Suite, name: &str) -> bool {
-    suite.is_quarantined_by(pattern, name) || crate::suite::quarantine_matches(pattern, name)
+    suite.short_name_matches(pattern, name) || crate::suite::name_glob(pattern, name)
 }
 
 /// The tests of `suite` that any of `patterns` selects (all when there are none).
@@ -488,6 +488,13 @@ pub struct Needs {
     /// The services the tests name; `None`: the whole stack (networks, volumes, `down_up`, file
     /// checks, or no filter at all).
     pub services: Option<std::collections::BTreeSet<String>>,
+}
+
+impl Needs {
+    /// Whether the image `tag` (a key of `images:`) must be built; `needs` of no filter is `None`.
+    pub fn wants_image(needs: Option<&Needs>, tag: &str) -> bool {
+        needs.is_none_or(|n| n.images.contains(tag))
+    }
 }
 
 pub fn needs(suite: &Suite, tests: &[PlannedTest]) -> Needs {

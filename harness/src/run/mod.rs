@@ -229,12 +229,13 @@ pub async fn run_suite_with(
     let mut tests = plan::select(&loaded.suite, &options.filter);
     if !options.filter.is_empty() {
         // The run's own guarantee, whatever was selected.
-        tests.extend(
-            plan::tests(&loaded.suite)
-                .into_iter()
-                .filter(|t| t.kind == TestKind::NoLeaks),
-        );
-        tests.dedup_by(|a, b| a.name == b.name);
+        if !tests.iter().any(|t| t.kind == TestKind::NoLeaks) {
+            tests.extend(
+                plan::tests(&loaded.suite)
+                    .into_iter()
+                    .filter(|t| t.kind == TestKind::NoLeaks),
+            );
+        }
     }
     let needs = (!options.filter.is_empty()).then(|| plan::needs(&loaded.suite, &tests));
     let masker = Masker::for_suite(loaded);
@@ -446,7 +447,7 @@ async fn main_phase(
         .cloned()
         .collect();
     for (tag, spec) in &suite.images {
-        if r.needs.as_ref().is_some_and(|n| !n.images.contains(tag)) {
+        if !plan::Needs::wants_image(r.needs.as_ref(), tag) {
             continue;
         }
         if let Some(s) = &spec.service {
@@ -706,7 +707,7 @@ async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadline: Instan
     let mut builds: Vec<(String, crate::suite::BuildSpec)> = suite
         .images
         .iter()
-        .filter(|(tag, _)| r.needs.as_ref().is_none_or(|n| n.images.contains(*tag)))
+        .filter(|(tag, _)| plan::Needs::wants_image(r.needs.as_ref(), tag))
         .filter_map(|(tag, i)| i.build.clone().map(|b| (tag.clone(), b)))
         .collect();
     for c in suite.stack.containers.values() {

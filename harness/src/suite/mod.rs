@@ -72,28 +72,29 @@ impl Suite {
     pub fn is_quarantined(&self, name: &str) -> bool {
         self.quarantine
             .iter()
-            .any(|q| self.is_quarantined_by(&q.value, name))
+            .any(|q| self.short_name_matches(&q.value, name))
     }
 
-    /// Whether one `quarantine:` entry covers the test `name` (full).
-    pub fn is_quarantined_by(&self, pattern: &str, name: &str) -> bool {
+    /// Whether `pattern` matches the test `name` (full) without its `<suite>::` prefix — how
+    /// `quarantine:` entries name tests.
+    pub fn short_name_matches(&self, pattern: &str, name: &str) -> bool {
         let short = name
             .strip_prefix(&self.suite)
             .and_then(|n| n.strip_prefix("::"))
             .unwrap_or(name);
-        quarantine_matches(pattern, short)
+        name_glob(pattern, short)
     }
 }
 
-/// `pattern` against a test name without its suite prefix; `*` matches across `::`.
-pub fn quarantine_matches(pattern: &str, short_name: &str) -> bool {
+/// `pattern` (a glob; `*` matches across `::`) against a test name.
+pub fn name_glob(pattern: &str, name: &str) -> bool {
     let options = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: false,
         require_literal_leading_dot: false,
     };
     glob::Pattern::new(pattern)
-        .map(|p| p.matches_with(short_name, options))
+        .map(|p| p.matches_with(name, options))
         .unwrap_or(false)
 }
 

@@ -14,7 +14,7 @@ fn quarantine_names_tests(loaded: &LoadedSuite) -> Result<(), SuiteError> {
     let s = &loaded.suite;
     let names: Vec<String> = crate::plan::tests(s).into_iter().map(|t| t.name).collect();
     for q in &s.quarantine {
-        let hits = names.iter().any(|n| s.is_quarantined_by(&q.value, n));
+        let hits = names.iter().any(|n| s.short_name_matches(&q.value, n));
         if !hits {
             let at = Some((q.referenced.line(), q.referenced.column()));
             let shorts = names
