@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
-use crate::engine::{Compose, ComposeModel};
+use crate::engine::{Compose, ComposeModel, Dockerfile, CONFIG_TIMEOUT};
 
 /// What `init` was asked for.
 pub struct InitRequest {
@@ -32,7 +31,7 @@ pub async fn scaffold(req: &InitRequest) -> Result<String, String> {
         override_file: None,
     };
     let model = compose
-        .config(Duration::from_secs(60))
+        .config(CONFIG_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     let suite_dir = absolute(req.output.parent().unwrap_or(Path::new(".")));
@@ -168,24 +167,19 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
         );
         for (tag, service, facts) in &images {
             let _ = writeln!(y, "  {}:\n    service: {}", q(tag), q(service));
-            facts.render(&mut y);
+            render_dockerfile(facts, &mut y);
         }
     }
 
     let _ = writeln!(y, "\nservices:");
     let completes = completes_successfully(model);
     let mut promised = 0;
-    let image_healthcheck = |service: &str| {
-        images
-            .iter()
-            .any(|(_, s, facts)| s == service && facts.healthcheck == Some(true))
-    };
     for (name, s) in model.services.iter().filter(|(_, s)| s.profiles.is_empty()) {
         let mut b = String::new();
         let _ = writeln!(b, "  {}:", q(name));
         let state = if completes.contains(name) {
             "exited:0"
-        } else if has_healthcheck(s) || (s.healthcheck.is_none() && image_healthcheck(name)) {
+        } else if s.has_healthcheck(Path::new(".")) {
             "healthy"
         } else {
             "running"
@@ -354,12 +348,6 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
     y
 }
 
-fn has_healthcheck(s: &crate::engine::ModelService) -> bool {
-    s.healthcheck
-        .as_ref()
-        .is_some_and(|h| !h.get("disable").and_then(|d| d.as_bool()).unwrap_or(false))
-}
-
 /// One-shot jobs: services another service waits for with `service_completed_successfully`.
 fn completes_successfully(model: &ComposeModel) -> Vec<String> {
     model
@@ -381,234 +369,46 @@ fn built_images(model: &ComposeModel) -> Vec<(String, String, Dockerfile)> {
         if out.iter().any(|(t, _, _)| t == tag) {
             continue;
         }
-        let context = build.get("context").and_then(|c| c.as_str()).unwrap_or(".");
-        let file = build
-            .get("dockerfile")
-            .and_then(|d| d.as_str())
-            .unwrap_or("Dockerfile");
-        let path = Path::new(context).join(file);
-        let facts = std::fs::read_to_string(&path)
-            .map(|t| Dockerfile::parse(&t))
-            .unwrap_or_default();
+        let facts = Dockerfile::read(&build.dockerfile_path(Path::new("."))).unwrap_or_default();
         out.push((tag.clone(), name.clone(), facts));
     }
     out
 }
 
-/// What a Dockerfile's final stage declares, as far as it can be read without building.
-#[derive(Clone, Default, Debug, PartialEq)]
-struct Dockerfile {
-    labels: BTreeMap<String, String>,
-    healthcheck: Option<bool>,
-    entrypoint: Option<Vec<String>>,
-    cmd: Option<Vec<String>>,
-    exposes: Vec<String>,
-    base: Option<String>,
-}
-
-impl Dockerfile {
-    fn parse(text: &str) -> Dockerfile {
-        let mut d = Dockerfile::default();
-        // Earlier stages by alias: `FROM <alias>` starts from what that stage declared.
-        let mut stages: Vec<(String, Dockerfile)> = Vec::new();
-        let mut alias: Option<String> = None;
-        // Continuation lines joined; comments dropped.
-        let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
-        for line in joined
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            let rest = rest.trim();
-            match word.to_ascii_uppercase().as_str() {
-                "FROM" => {
-                    if let Some(a) = alias.take() {
-                        stages.push((a, std::mem::take(&mut d)));
-                    }
-                    let mut parts = rest.split_whitespace().filter(|p| !p.starts_with("--"));
-                    let image = parts.next().unwrap_or_default().to_string();
-                    d = match stages
-                        .iter()
-                        .rev()
-                        .find(|(a, _)| a.eq_ignore_ascii_case(&image))
-                    {
-                        Some((_, stage)) => Dockerfile { ..stage.clone() },
-                        None => Dockerfile {
-                            base: (!image.contains('$') && image != "scratch").then_some(image),
-                            ..Dockerfile::default()
-                        },
-                    };
-                    if let (Some(kw), Some(a)) = (parts.next(), parts.next()) {
-                        if kw.eq_ignore_ascii_case("as") {
-                            alias = Some(a.to_string());
-                        }
-                    }
-                }
-                "LABEL" => {
-                    for (k, v) in label_pairs(rest) {
-                        if !k.contains('$') && !v.contains('$') {
-                            d.labels.insert(k, v);
-                        }
-                    }
-                }
-                "HEALTHCHECK" => d.healthcheck = Some(!rest.eq_ignore_ascii_case("none")),
-                "ENTRYPOINT" => {
-                    d.entrypoint = exec_form(rest);
-                    d.cmd = None; // ENTRYPOINT resets an inherited CMD
-                }
-                "CMD" => d.cmd = exec_form(rest),
-                "EXPOSE" => {
-                    for p in rest.split_whitespace().filter(|p| !p.contains('$')) {
-                        let p = if p.contains('/') {
-                            p.to_string()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        if !d.exposes.contains(&p) {
-                            d.exposes.push(p);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        d
+/// The metadata a Dockerfile declares, as `images.<tag>` promises.
+fn render_dockerfile(d: &Dockerfile, y: &mut String) {
+    if !d.labels.is_empty() {
+        let pairs: Vec<String> = d
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), serde_json::to_string(v).unwrap_or_default()))
+            .collect();
+        let _ = writeln!(y, "    labels: {{ {} }}", pairs.join(", "));
     }
-
-    fn render(&self, y: &mut String) {
-        if !self.labels.is_empty() {
-            let pairs: Vec<String> = self
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{}: {}", q(k), serde_json::to_string(v).unwrap_or_default()))
-                .collect();
-            let _ = writeln!(y, "    labels: {{ {} }}", pairs.join(", "));
-        }
-        if let Some(h) = self.healthcheck {
-            let _ = writeln!(
-                y,
-                "    healthcheck: {}",
-                if h { "present" } else { "absent" }
-            );
-        }
-        if let Some(e) = &self.entrypoint {
-            let _ = writeln!(y, "    entrypoint: {}", list(e));
-        }
-        if let Some(c) = &self.cmd {
-            let _ = writeln!(y, "    cmd: {}", list(c));
-        }
-        if !self.exposes.is_empty() {
-            let _ = writeln!(y, "    exposes: {}", list(&self.exposes));
-        }
-        if let Some(b) = &self.base {
-            let _ = writeln!(y, "    base: {}", q(b));
-        }
+    if let Some(h) = d.healthcheck {
+        let _ = writeln!(
+            y,
+            "    healthcheck: {}",
+            if h { "present" } else { "absent" }
+        );
     }
-}
-
-/// `ENTRYPOINT ["a", "b"]` → the list; the shell form is left out (its exact array is `/bin/sh -c …`).
-fn exec_form(rest: &str) -> Option<Vec<String>> {
-    serde_json::from_str::<Vec<String>>(rest).ok()
-}
-
-/// `key=value key2="a b"` (and the legacy `LABEL key value`).
-fn label_pairs(rest: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = rest.chars().peekable();
-    let word = |chars: &mut std::iter::Peekable<std::str::Chars>, stop_at_eq: bool| {
-        let mut s = String::new();
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let quoted = chars.peek() == Some(&'"');
-        if quoted {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => s.extend(chars.next()),
-                    '"' => break,
-                    c => s.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() || (stop_at_eq && c == '=') {
-                    break;
-                }
-                s.push(c);
-                chars.next();
-            }
-        }
-        s
-    };
-    if !rest.contains('=') {
-        let mut chars = rest.chars().peekable();
-        let k = word(&mut chars, false);
-        let v: String = chars
-            .collect::<String>()
-            .trim()
-            .trim_matches('"')
-            .to_string();
-        return vec![(k, v)];
+    if let Some(e) = &d.entrypoint {
+        let _ = writeln!(y, "    entrypoint: {}", list(e));
     }
-    loop {
-        let k = word(&mut chars, true);
-        if k.is_empty() {
-            break;
-        }
-        if chars.next() != Some('=') {
-            break;
-        }
-        let v = word(&mut chars, false);
-        out.push((k, v));
+    if let Some(c) = &d.cmd {
+        let _ = writeln!(y, "    cmd: {}", list(c));
     }
-    out
+    if !d.exposes.is_empty() {
+        let _ = writeln!(y, "    exposes: {}", list(&d.exposes));
+    }
+    if let Some(b) = &d.base {
+        let _ = writeln!(y, "    base: {}", q(b));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn final_stage_metadata_is_read() {
-        let d = Dockerfile::parse(
-            "FROM python:3.11 AS build\nLABEL stage=build\nRUN make\n\
-             FROM python:3.11-slim\nLABEL maintainer=\"MT5 Team\" version=1.0 \\\n  org.opencontainers.image.title=api\n\
-             EXPOSE 8000\nHEALTHCHECK --interval=30s CMD curl -f http://localhost:8000/ || exit 1\n\
-             ENTRYPOINT [\"python3\"]\nCMD [\"-m\", \"api\"]\n",
-        );
-        assert_eq!(d.base.as_deref(), Some("python:3.11-slim"));
-        assert_eq!(
-            d.labels.get("maintainer").map(String::as_str),
-            Some("MT5 Team")
-        );
-        assert_eq!(d.labels.get("version").map(String::as_str), Some("1.0"));
-        assert!(d.labels.contains_key("org.opencontainers.image.title"));
-        assert!(
-            !d.labels.contains_key("stage"),
-            "labels of an earlier stage do not reach the image"
-        );
-        assert_eq!(d.healthcheck, Some(true));
-        assert_eq!(d.entrypoint, Some(vec!["python3".to_string()]));
-        assert_eq!(d.cmd, Some(vec!["-m".to_string(), "api".to_string()]));
-        assert_eq!(d.exposes, ["8000/tcp"]);
-    }
-
-    #[test]
-    fn shell_forms_and_stage_bases_are_left_out() {
-        let d = Dockerfile::parse(
-            "FROM debian:12 AS b\nLABEL a=1\nFROM b\nCMD python app.py\nHEALTHCHECK NONE\n",
-        );
-        assert_eq!(
-            d.base.as_deref(),
-            Some("debian:12"),
-            "a stage's base is the image's base"
-        );
-        assert_eq!(d.labels.get("a").map(String::as_str), Some("1"));
-        assert_eq!(d.cmd, None);
-        assert_eq!(d.healthcheck, Some(false));
-    }
 
     #[test]
     fn paths_are_relative_to_the_suite() {

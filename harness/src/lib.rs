@@ -15,3 +15,4 @@ pub mod reap;
 pub mod report;
 pub mod run;
 pub mod suite;
+pub mod validate;

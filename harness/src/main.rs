@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use stackcheck::checks::Status;
 use stackcheck::engine::Engine;
 use stackcheck::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK};
+use stackcheck::report::Status;
 use stackcheck::report::{write_junit, Console};
 use stackcheck::suite::{self, LoadedSuite};
 
@@ -162,7 +162,7 @@ fn load_and_resolve(
     let loaded = load_all(paths)?;
     let mut bad = 0;
     for s in &loaded {
-        if let Err(e) = runtime.block_on(stackcheck::run::check_references(s)) {
+        if let Err(e) = runtime.block_on(stackcheck::validate::check_references(s)) {
             eprintln!("error: {e}");
             bad += 1;
         }
@@ -324,7 +324,8 @@ async fn validate(loaded: &[LoadedSuite]) -> i32 {
     let mut code = EXIT_OK;
     // All suites' compose calls at once; results printed in order.
     let policies =
-        futures_util::future::join_all(loaded.iter().map(stackcheck::run::static_policy)).await;
+        futures_util::future::join_all(loaded.iter().map(stackcheck::validate::static_policy))
+            .await;
     for (s, policy) in loaded.iter().zip(policies) {
         println!(
             "ok: {} ({} tests)",
@@ -464,7 +465,7 @@ impl Outputs {
     }
 
     /// Writes every requested report; false if one could not be written (said on stderr).
-    fn write(&self, reports: &[stackcheck::run::SuiteReport], wall_ms: u64) -> bool {
+    fn write(&self, reports: &[stackcheck::report::SuiteReport], wall_ms: u64) -> bool {
         let mut ok = true;
         let mut write =
             |what: &str,

@@ -6,7 +6,7 @@ mod common;
 use common::{
     assert_diagnostics, assert_failed_exactly, assert_message, fixture, outcome, run_file,
 };
-use stackcheck::run::SuiteReport;
+use stackcheck::report::SuiteReport;
 
 fn run(name: &str) -> SuiteReport {
     run_file(&fixture(&format!("broken/{name}/suite.yaml")))
@@ -119,7 +119,7 @@ fn network_promises_fail_when_isolation_internal_and_separation_are_broken() {
     // The positive reach in the same broken stack still passes: the probe is not just failing.
     assert_eq!(
         outcome(&r, &n("checks::web reaches the api by name")).status,
-        stackcheck::checks::Status::Passed
+        stackcheck::report::Status::Passed
     );
 }
 
@@ -227,7 +227,7 @@ fn image_promises_fail_from_metadata_and_filesystem_and_a_failed_build_carries_i
     // The failed build did not stop the stack: its service still came up.
     assert_eq!(
         outcome(&r, &n("service::cache::state")).status,
-        stackcheck::checks::Status::Passed
+        stackcheck::report::Status::Passed
     );
 }
 

@@ -1,11 +1,11 @@
 //! The `stackcheck` binary as users run it: exit codes, positions in errors, JUnit output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{root, stackcheck, text};
+use common::{docker_labelled, root, stackcheck, test_status, text, valid_report};
 
 #[test]
 fn malformed_suites_exit_2_with_file_line_column_and_start_nothing() {
@@ -153,36 +153,13 @@ fn a_failing_run_exits_1_and_writes_junit_failures() {
     }
 }
 
-/// Resources on the engine carrying `label`, by kind (via the docker CLI, independent of the harness).
-fn labelled(label: &str) -> Vec<String> {
-    let filter = format!("label={label}");
-    let mut found = Vec::new();
-    for kind in [
-        &["ps", "-aq"][..],
-        &["network", "ls", "-q"][..],
-        &["volume", "ls", "-q"][..],
-    ] {
-        let o = Command::new("docker")
-            .args(kind)
-            .args(["--filter", &filter])
-            .output()
-            .unwrap();
-        found.extend(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(|l| format!("{}:{l}", kind[0])),
-        );
-    }
-    found
-}
-
 #[test]
 fn ctrl_c_during_bring_up_tears_everything_down() {
     let label = "io.stackcheck.suite=broken-never-healthy";
     assert!(
-        labelled(label).is_empty(),
+        docker_labelled(label).is_empty(),
         "leftovers before the test: {:?}",
-        labelled(label)
+        docker_labelled(label)
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
         .args(["run", "fixtures/broken/never-healthy/suite.yaml"])
@@ -193,7 +170,7 @@ fn ctrl_c_during_bring_up_tears_everything_down() {
         .unwrap();
     // Wait (bounded) until the run has created something, then interrupt it.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while labelled(label).is_empty() {
+    while docker_labelled(label).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the run created nothing within 120 s"
@@ -212,7 +189,7 @@ fn ctrl_c_during_bring_up_tears_everything_down() {
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(130), "interrupted runs exit 130 after teardown");
     assert_eq!(
-        labelled(label),
+        docker_labelled(label),
         Vec::<String>::new(),
         "the interrupted run left resources behind"
     );
@@ -407,36 +384,6 @@ fn the_committed_report_schema_is_the_one_the_binary_prints() {
         printed, committed,
         "docs/report.schema.json is stale: run `stackcheck schema --report > docs/report.schema.json`"
     );
-}
-
-/// `instance` must satisfy `docs/report.schema.json`; returns it parsed.
-fn valid_report(path: &Path) -> serde_json::Value {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/report.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&report)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match its schema: {errors:#?}"
-    );
-    report
-}
-
-fn test_status<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["suites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["tests"].as_array().unwrap())
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in the report"))
 }
 
 /// Issue 7 items 2 and 4 on a real stack: a check that fails once and passes on its re-run is

@@ -23,10 +23,8 @@ use std::time::Duration;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 mod common;
-use stackcheck::checks::Status;
 use stackcheck::engine::Engine;
-use stackcheck::report::Progress;
-use stackcheck::run::SuiteReport;
+use stackcheck::report::{Progress, Status, SuiteReport};
 use stackcheck::suite::{self, LoadedSuite};
 
 fn root() -> PathBuf {
@@ -53,16 +51,16 @@ fn suite_report(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
         OnceLock::new();
     let memo = IN_PROCESS.get_or_init(Default::default);
     let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = memo.get(&loaded.suite.suite) {
+    if let Some(r) = memo.get(&loaded.suite.id) {
         return r.clone();
     }
     let dir = cache_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let lock = File::create(dir.join(format!("{}.lock", loaded.suite.suite)))
-        .map_err(|e| e.to_string())?;
+    let lock =
+        File::create(dir.join(format!("{}.lock", loaded.suite.id))).map_err(|e| e.to_string())?;
     lock.lock()
         .map_err(|e| format!("cannot lock the suite cache: {e}"))?;
-    let cached = dir.join(format!("{}.json", loaded.suite.suite));
+    let cached = dir.join(format!("{}.json", loaded.suite.id));
     let result = match std::fs::read(&cached) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| format!("corrupt cache {}: {e}", cached.display())),
@@ -75,7 +73,7 @@ fn suite_report(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
         }
     };
     drop(lock);
-    memo.insert(loaded.suite.suite.clone(), result.clone());
+    memo.insert(loaded.suite.id.clone(), result.clone());
     result
 }
 
@@ -96,19 +94,18 @@ fn run_once(loaded: &LoadedSuite) -> Result<SuiteReport, String> {
             .append(true)
             .open(cache_dir().join("bring-ups"))
             .map_err(|e| e.to_string())?;
-        let _ = writeln!(log, "{}", loaded.suite.suite);
-        let console =
-            Recorder::create(&cache_dir().join(format!("{}.console", loaded.suite.suite)))?;
+        let _ = writeln!(log, "{}", loaded.suite.id);
+        let console = Recorder::create(&cache_dir().join(format!("{}.console", loaded.suite.id)))?;
         let report = stackcheck::run::run_suite(loaded, &engine, &console).await;
-        let junit = cache_dir().join(format!("{}.xml", loaded.suite.suite));
+        let junit = cache_dir().join(format!("{}.xml", loaded.suite.id));
         let one = std::slice::from_ref(&report);
         stackcheck::report::write_junit(&junit, one)
             .map_err(|e| format!("cannot write {}: {e}", junit.display()))?;
         // The other two reports `run --json/--summary` write, for the secrets test to read.
-        let json = cache_dir().join(format!("{}.report.json", loaded.suite.suite));
+        let json = cache_dir().join(format!("{}.report.json", loaded.suite.id));
         stackcheck::report::write_json(&json, one, report.duration_ms)
             .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
-        let md = cache_dir().join(format!("{}.md", loaded.suite.suite));
+        let md = cache_dir().join(format!("{}.md", loaded.suite.id));
         stackcheck::report::write_summary(&md, one)
             .map_err(|e| format!("cannot write {}: {e}", md.display()))?;
         Ok(report)
@@ -138,7 +135,7 @@ impl Progress for Recorder {
     fn detail(&self, msg: &str) {
         self.line(&format!("  {msg}"));
     }
-    fn outcome(&self, o: &stackcheck::checks::Outcome) {
+    fn outcome(&self, o: &stackcheck::report::Outcome) {
         self.line(&format!(
             "{:?} {}  {}\n{}",
             o.status, o.name, o.message, o.detail
@@ -152,7 +149,7 @@ fn no_secrets(loaded: &LoadedSuite) -> Result<(), Failed> {
     let report = suite_report(loaded)?;
     let secrets = common::secret_values(loaded);
     let dir = cache_dir();
-    let name = &loaded.suite.suite;
+    let name = &loaded.suite.id;
     let mut texts = vec![(
         "JSON".to_string(),
         serde_json::to_string(&report).unwrap_or_default(),
@@ -207,7 +204,7 @@ fn main() {
     for file in files {
         match suite::load_file(&file) {
             Ok(loaded) if per_suite => {
-                let name = format!("{}::all", loaded.suite.suite);
+                let name = format!("{}::all", loaded.suite.id);
                 trials.push(Trial::test(name, move || whole_suite(&loaded)));
             }
             Ok(loaded) => {
@@ -232,7 +229,7 @@ fn main() {
                         }
                     }));
                 }
-                let name = format!("{}::reports::no-secrets", loaded.suite.suite);
+                let name = format!("{}::reports::no-secrets", loaded.suite.id);
                 trials.push(Trial::test(name, move || no_secrets(&loaded)));
             }
             Err(e) => {

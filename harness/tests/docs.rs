@@ -101,14 +101,14 @@ fn every_command_and_run_flag_is_documented() {
         .filter(|c| *c != "help")
         .collect();
     assert!(commands.len() >= 6, "{commands:?}");
+    // Only the options' own lines (`  -j, --jobs <N>`), not flags their help mentions.
+    let option = regex::Regex::new(r"(?m)^\s+(?:-\w, )?(--[a-z][a-z-]*)").unwrap();
     for c in &commands {
         assert!(
             docs.contains(&format!("stackcheck {c}")),
             "`stackcheck {c}` is not in the README or docs/"
         );
         let h = help(&[c, "--help"]);
-        // Only the options' own lines (`  -j, --jobs <N>`), not flags their help mentions.
-        let option = regex::Regex::new(r"(?m)^\s+(?:-\w, )?(--[a-z][a-z-]*)").unwrap();
         for flag in option.captures_iter(&h).map(|c| c.get(1).unwrap().as_str()) {
             if flag == "--help" || flag == "--version" {
                 continue;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_failed_exactly, fixture, outcome, run_file};
-use stackcheck::checks::Status;
+use stackcheck::report::Status;
 
 #[test]
 fn the_features_fixture_keeps_every_promise() {
@@ -47,7 +47,7 @@ fn the_features_fixture_keeps_every_promise() {
 /// Probes stay home: every address a network probe connected to was loopback, a service of the
 /// stack, or an address of a container or network the run created — and the isolation,
 /// reachability, egress and smoke probes all recorded theirs (so the list cannot be vacuous).
-fn assert_probes_stayed_home(r: &stackcheck::run::SuiteReport) {
+fn assert_probes_stayed_home(r: &stackcheck::report::SuiteReport) {
     let homes: Vec<&str> = r.probes.iter().map(|p| p.home.as_str()).collect();
     for p in &r.probes {
         let ok = p.home == "loopback"

@@ -4,19 +4,12 @@
 //! Anything else is refused before a packet is sent, and every target a run probed is kept in
 //! its report.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// Addresses of what this run created: container address → container, gateway → network.
-#[derive(Clone, Debug, Default)]
-pub struct RunAddresses {
-    pub containers: BTreeMap<IpAddr, String>,
-    pub gateways: BTreeMap<IpAddr, String>,
-    /// A remote engine's host (`DOCKER_HOST`): its published ports are the stack's.
-    pub engine_host: Option<String>,
-}
+use crate::engine::RunAddresses;
 
 /// One address a probe of this run connected to, and why it was allowed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{parse_size, Verdict};
+use super::Verdict;
 use crate::engine::Engine;
 use crate::plan::ImagePromise;
+use crate::suite::parse_size;
 use crate::suite::{HealthcheckSpec, ImageSpec, Presence};
 
 pub async fn check_image(

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use super::{Ctx, Verdict};
 use crate::engine::{Engine, HelperSpec, PROBE_IMAGE};
-use crate::suite::{ReachProbe, Reachability};
+use crate::suite::{ReachCheck, Reachability};
 
 const PROBE_LIMIT: Duration = Duration::from_secs(60);
 const CANARY_PORT: u16 = 7777;
@@ -378,7 +378,7 @@ pub async fn check_isolated(ctx: &Ctx<'_>, service: &str) -> Verdict {
     }
 }
 
-pub async fn check_reach(ctx: &Ctx<'_>, probe: &ReachProbe) -> Verdict {
+pub async fn check_reach(ctx: &Ctx<'_>, probe: &ReachCheck) -> Verdict {
     let Some((to, port)) = probe.target() else {
         return Verdict::fail(format!("invalid target `{}`", probe.to));
     };

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::Verdict;
-use crate::engine::{ComposeModel, ModelService};
-use crate::suite::{DesiredState, Level, Rule, Suite};
+use crate::engine::ComposeModel;
+use crate::suite::{looks_secret, DesiredState, Level, Rule, Suite};
 
 /// Images whose published port must not listen on every interface.
 const DATABASES: [&str; 9] = [
@@ -96,49 +96,9 @@ fn missing_healthchecks(suite: &Suite, model: &ComposeModel, dir: &Path) -> Vec<
             )
         })
         .filter(|(_, s)| s.profiles.is_empty())
-        .filter(|(_, s)| !has_healthcheck(s, dir))
+        .filter(|(_, s)| !s.has_healthcheck(dir))
         .map(|(name, _)| format!("`{name}` has no healthcheck"))
         .collect()
-}
-
-/// A compose healthcheck that is not disabled, or a HEALTHCHECK in the Dockerfile it builds from.
-fn has_healthcheck(s: &ModelService, dir: &Path) -> bool {
-    if let Some(h) = &s.healthcheck {
-        return h.get("disable").and_then(|d| d.as_bool()) != Some(true) && h.get("test").is_some();
-    }
-    let Some(build) = &s.build else { return false };
-    let context = build.get("context").and_then(|c| c.as_str()).unwrap_or(".");
-    let dockerfile = build
-        .get("dockerfile")
-        .and_then(|c| c.as_str())
-        .unwrap_or("Dockerfile");
-    let path = dir.join(context).join(dockerfile);
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    // Only the final stage's instructions end up in the image.
-    let last_stage = text
-        .to_ascii_uppercase()
-        .rsplit("\nFROM ")
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    last_stage
-        .lines()
-        .any(|l| l.trim_start().starts_with("HEALTHCHECK") && !l.contains("NONE"))
-}
-
-fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
-    [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "API_KEY",
-        "CREDENTIAL",
-        "PRIVATE_KEY",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
 }
 
 /// The password part of `scheme://user:password@host`.
@@ -151,7 +111,7 @@ fn url_password(value: &str) -> Option<&str> {
 /// The credential in an environment entry: the value of a secret-named key, or a URL's password.
 fn credential<'a>(key: &str, value: Option<&'a str>) -> Option<&'a str> {
     let value = value?;
-    let secret = if is_secret_key(key) {
+    let secret = if looks_secret(key) {
         Some(value)
     } else {
         url_password(value)

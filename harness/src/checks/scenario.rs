@@ -1,76 +1,20 @@
 //! Promises about behaviour over time: `state` within a time, `logs` showing a line, one-off
 //! `run`s, and `steps` scenarios with their actions (restart, stop, start, kill, down_up).
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{snippet, state, text_matches, Ctx, Verdict};
+use super::{snippet, state, Ctx, Verdict};
 use crate::suite::{
-    Action, DesiredState, Expect, KillAction, LogsProbe, RunProbe, StateProbe, Step,
+    signal_number, text_matches, Action, DesiredState, Expect, KillAction, LogsCheck, RunCheck,
+    StateCheck, Step,
 };
 
 const DEFAULT_WITHIN: Duration = Duration::from_secs(30);
 const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(250);
 
-/// A `host:container[:ro|:rw]` mount with placeholders replaced.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mount {
-    pub host: PathBuf,
-    pub container: String,
-    pub read_only: bool,
-}
-
-/// Parses a mount; `{suite_dir}` and `{tmp}` become `suite_dir` and `tmp`.
-pub fn parse_mount(text: &str, suite_dir: &Path, tmp: &Path) -> Result<Mount, String> {
-    let bad = || format!("invalid mount `{text}`: expected `host:container[:ro|:rw]`");
-    let replaced = text
-        .replace("{suite_dir}", &suite_dir.to_string_lossy())
-        .replace("{tmp}", &tmp.to_string_lossy());
-    let parts: Vec<&str> = replaced.split(':').collect();
-    let (host, container, read_only) = match parts.as_slice() {
-        [h, c] => (*h, *c, false),
-        [h, c, "ro"] => (*h, *c, true),
-        [h, c, "rw"] => (*h, *c, false),
-        _ => return Err(bad()),
-    };
-    if host.is_empty() || !container.starts_with('/') {
-        return Err(bad());
-    }
-    let host = PathBuf::from(host);
-    let host = if host.is_absolute() {
-        host
-    } else {
-        suite_dir.join(host)
-    };
-    Ok(Mount {
-        host,
-        container: container.to_string(),
-        read_only,
-    })
-}
-
-/// `KILL`, `SIGKILL`, `9` → the signal number.
-pub fn signal_number(name: &str) -> Result<i32, String> {
-    use std::str::FromStr;
-    if let Ok(n) = name.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n)
-            .map(|s| s as i32)
-            .map_err(|_| format!("unknown signal {n}"));
-    }
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&full)
-        .map(|s| s as i32)
-        .map_err(|_| format!("unknown signal `{name}` (e.g. KILL, TERM, INT)"))
-}
-
 /// Polls until the service's container is in `want`, at most `within`.
-pub async fn check_state(ctx: &Ctx<'_>, p: &StateProbe) -> Verdict {
+pub async fn check_state(ctx: &Ctx<'_>, p: &StateCheck) -> Verdict {
     let within = p.within.map(|d| d.0).unwrap_or(DEFAULT_WITHIN);
     let deadline = Instant::now() + within;
     let t0 = Instant::now();
@@ -100,7 +44,7 @@ pub async fn check_state(ctx: &Ctx<'_>, p: &StateProbe) -> Verdict {
     }
 }
 
-pub async fn check_logs(ctx: &Ctx<'_>, p: &LogsProbe) -> Verdict {
+pub async fn check_logs(ctx: &Ctx<'_>, p: &LogsCheck) -> Verdict {
     let id = match ctx.container(&p.service) {
         Ok(id) => id,
         Err(v) => return v,
@@ -125,7 +69,7 @@ pub async fn check_logs(ctx: &Ctx<'_>, p: &LogsProbe) -> Verdict {
     }
 }
 
-pub async fn check_run(ctx: &Ctx<'_>, p: &RunProbe, expect: &Expect) -> Verdict {
+pub async fn check_run(ctx: &Ctx<'_>, p: &RunCheck, expect: &Expect) -> Verdict {
     let Some(compose) = ctx.compose else {
         return Verdict::fail("`run` needs a compose stack (`stack.compose`)");
     };
@@ -204,7 +148,7 @@ pub async fn check_steps(ctx: &Ctx<'_>, steps: &[Step]) -> Verdict {
                 kind,
                 expect,
                 retry,
-            } => Box::pin(super::probe::run_kind(ctx, kind, expect, retry.as_ref())).await,
+            } => Box::pin(super::check_kind(ctx, kind, expect, retry.as_ref())).await,
             Action::Restart(s) => {
                 on_container(ctx, s, |id| async move { ctx.engine.restart(&id).await }).await
             }
@@ -349,40 +293,5 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         (Some(e), _) => Verdict::fail(format!("up: {}", snippet(e, 300))),
         (None, true) => Verdict::pass(format!("{} services back", services.len())),
         (None, false) => Verdict::fail(failed.join("; ")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mounts() {
-        let m = parse_mount(
-            "{suite_dir}/repo:/work:ro",
-            Path::new("/s"),
-            Path::new("/t"),
-        )
-        .unwrap();
-        assert_eq!(
-            m,
-            Mount {
-                host: "/s/repo".into(),
-                container: "/work".into(),
-                read_only: true
-            }
-        );
-        let m = parse_mount("{tmp}/out:/out:rw", Path::new("/s"), Path::new("/t")).unwrap();
-        assert!(!m.read_only && m.host == Path::new("/t/out"));
-        assert!(parse_mount("/a:/b:rx", Path::new("/s"), Path::new("/t")).is_err());
-        assert!(parse_mount("/a", Path::new("/s"), Path::new("/t")).is_err());
-    }
-
-    #[test]
-    fn signals() {
-        assert_eq!(signal_number("KILL").unwrap(), 9);
-        assert_eq!(signal_number("sigterm").unwrap(), 15);
-        assert_eq!(signal_number("2").unwrap(), 2);
-        assert!(signal_number("NOPE").is_err());
     }
 }

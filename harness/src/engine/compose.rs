@@ -11,7 +11,7 @@ use tokio::process::Command;
 use super::cli::CliError;
 use super::ComposeModel;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error("`docker compose` could not be started ({0}); install it with `bash ci/engine.sh`")]
     Missing(String),
@@ -38,6 +38,9 @@ impl ComposeError {
         }
     }
 }
+
+/// How long `docker compose config` may take (it reads files; no engine involved).
+pub const CONFIG_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One compose project: its files, env and the project name unique to this run.
 #[derive(Clone, Debug)]

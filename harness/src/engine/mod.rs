@@ -6,7 +6,9 @@ mod build;
 mod cli;
 mod compose;
 pub mod containers;
+mod dockerfile;
 mod helper;
+mod labelled;
 mod model;
 
 use std::collections::HashMap;
@@ -14,16 +16,20 @@ use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageInspect, NetworkInspect};
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
 pub use build::{docker_build, BuildError};
-pub use compose::{compose_version, Compose, ComposeError};
+pub use compose::{compose_version, Compose, ComposeError, CONFIG_TIMEOUT};
+pub use dockerfile::Dockerfile;
 pub use helper::{HelperSpec, PROBE_IMAGE};
-pub use model::{ComposeModel, ModelNetwork, ModelPort, ModelService, ModelVolumeMount};
+pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
+pub use model::{
+    ComposeModel, ModelBuild, ModelHealthcheck, ModelNetwork, ModelPort, ModelService,
+    ModelVolumeMount,
+};
 
 /// Labels every resource of a run carries.
 pub const LABEL_RUN: &str = "io.stackcheck.run";
@@ -77,71 +83,6 @@ pub struct ExecOutput {
     pub exit: i64,
     pub stdout: String,
     pub stderr: String,
-}
-
-/// Resources carrying a label, by kind.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Leftovers {
-    pub containers: Vec<String>,
-    pub networks: Vec<String>,
-    pub volumes: Vec<String>,
-    /// Images a run built (tag, or id when untagged).
-    #[serde(default)]
-    pub images: Vec<String>,
-}
-
-/// A resource the engine holds for a stackcheck run, with its labels.
-#[derive(Clone, Debug)]
-pub struct Tagged {
-    pub kind: ResourceKind,
-    pub name: String,
-    pub labels: HashMap<String, String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResourceKind {
-    Container,
-    Network,
-    Volume,
-    Image,
-}
-
-impl Leftovers {
-    pub fn from_tagged(tagged: impl IntoIterator<Item = Tagged>) -> Leftovers {
-        let mut out = Leftovers::default();
-        for t in tagged {
-            match t.kind {
-                ResourceKind::Container => out.containers.push(t.name),
-                ResourceKind::Network => out.networks.push(t.name),
-                ResourceKind::Volume => out.volumes.push(t.name),
-                ResourceKind::Image => out.images.push(t.name),
-            }
-        }
-        out
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty()
-            && self.networks.is_empty()
-            && self.volumes.is_empty()
-            && self.images.is_empty()
-    }
-
-    /// `containers [..], volumes [..]`: only the kinds that have something.
-    pub fn describe(&self) -> String {
-        let kinds = [
-            ("containers", &self.containers),
-            ("networks", &self.networks),
-            ("volumes", &self.volumes),
-            ("images", &self.images),
-        ];
-        kinds
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k} {v:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 pub(crate) async fn bounded<T, E: std::fmt::Display>(
@@ -500,100 +441,6 @@ impl Engine {
         .map(|v| v.is_some())
     }
 
-    /// Containers (running or not) and networks carrying `label`.
-    async fn containers_and_networks(
-        &self,
-        label: &str,
-    ) -> Result<(Vec<ContainerSummary>, Vec<bollard::models::Network>), EngineError> {
-        let filters = label_filter(label);
-        let containers = bounded(
-            "list containers",
-            CALL_TIMEOUT,
-            self.docker.list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        let networks = bounded(
-            "list networks",
-            CALL_TIMEOUT,
-            self.docker.list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        Ok((containers, networks))
-    }
-
-    /// Lists what carries `label` (`key=value`, or a bare key), with each resource's labels.
-    pub async fn tagged(&self, label: &str) -> Result<Vec<Tagged>, EngineError> {
-        let filters = label_filter(label);
-        let (containers, networks) = self.containers_and_networks(label).await?;
-        let volumes = bounded(
-            "list volumes",
-            CALL_TIMEOUT,
-            self.docker.list_volumes(Some(
-                ListVolumesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        let images = bounded(
-            "list images",
-            CALL_TIMEOUT,
-            self.docker.list_images(Some(
-                bollard::query_parameters::ListImagesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        let mut out: Vec<Tagged> = containers
-            .into_iter()
-            .map(|c| Tagged {
-                kind: ResourceKind::Container,
-                name: c
-                    .names
-                    .and_then(|n| n.first().cloned())
-                    .unwrap_or_else(|| c.id.unwrap_or_default())
-                    .trim_start_matches('/')
-                    .to_string(),
-                labels: c.labels.unwrap_or_default(),
-            })
-            .collect();
-        out.extend(networks.into_iter().filter_map(|n| {
-            Some(Tagged {
-                kind: ResourceKind::Network,
-                name: n.name?,
-                labels: n.labels.unwrap_or_default(),
-            })
-        }));
-        out.extend(
-            volumes
-                .volumes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| Tagged {
-                    kind: ResourceKind::Volume,
-                    name: v.name,
-                    labels: v.labels,
-                }),
-        );
-        out.extend(images.into_iter().map(|i| Tagged {
-            kind: ResourceKind::Image,
-            // The id, not a tag: a later build of the same tag by another run must not be hit.
-            name: i.id,
-            labels: i.labels,
-        }));
-        Ok(out)
-    }
-
     /// Whether the engine answers now (within 5 s).
     pub async fn ping(&self) -> Result<(), EngineError> {
         bounded("ping", Duration::from_secs(5), self.docker.ping())
@@ -619,101 +466,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Addresses of the containers and network gateways carrying `label`.
-    pub async fn run_addresses(
-        &self,
-        label: &str,
-    ) -> Result<crate::checks::RunAddresses, EngineError> {
-        let (containers, networks) = self.containers_and_networks(label).await?;
-        let mut out = crate::checks::RunAddresses {
-            engine_host: remote_engine_host(),
-            ..Default::default()
-        };
-        for c in containers {
-            let name = c
-                .names
-                .and_then(|n| n.first().cloned())
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string();
-            let nets = c
-                .network_settings
-                .and_then(|n| n.networks)
-                .unwrap_or_default();
-            for ep in nets.into_values() {
-                if let Some(ip) = ep.ip_address.and_then(|ip| ip.parse().ok()) {
-                    out.containers.insert(ip, name.clone());
-                }
-            }
-        }
-        for n in networks {
-            let configs = n.ipam.and_then(|i| i.config).unwrap_or_default();
-            for gw in configs.into_iter().filter_map(|c| c.gateway) {
-                if let Ok(ip) = gw.parse() {
-                    out.gateways.insert(ip, n.name.clone().unwrap_or_default());
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Lists what carries `label` (`key=value`), by kind.
-    pub async fn labelled(&self, label: &str) -> Result<Leftovers, EngineError> {
-        Ok(Leftovers::from_tagged(self.tagged(label).await?))
-    }
-
-    /// Removes everything carrying `label`: containers first, then networks and volumes.
-    /// Returns what could not be removed.
-    pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {
-        let found = self.labelled(label).await?;
-        for c in &found.containers {
-            let opts = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            let _ = bounded(
-                format!("remove container {c}"),
-                CALL_TIMEOUT,
-                self.docker.remove_container(c, Some(opts)),
-            )
-            .await;
-        }
-        for n in &found.networks {
-            let _ = bounded(
-                format!("remove network {n}"),
-                CALL_TIMEOUT,
-                self.docker.remove_network(n),
-            )
-            .await;
-        }
-        for v in &found.volumes {
-            let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
-                .force(true)
-                .build();
-            let _ = bounded(
-                format!("remove volume {v}"),
-                CALL_TIMEOUT,
-                self.docker.remove_volume(v, Some(opts)),
-            )
-            .await;
-        }
-        for i in &found.images {
-            // noprune: the untagged parents are the classic builder's cache; keeping them keeps
-            // the next build of unchanged inputs cached.
-            let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
-                .force(true)
-                .noprune(true)
-                .build();
-            let _ = bounded(
-                format!("remove image {i}"),
-                CALL_TIMEOUT,
-                self.docker.remove_image(i, Some(opts), None),
-            )
-            .await;
-        }
-        self.labelled(label).await
     }
 }
 

@@ -1,8 +1,11 @@
 //! The resolved compose model (`docker compose config --format json`), reduced to what checks read.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::Dockerfile;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ComposeModel {
@@ -21,7 +24,7 @@ pub struct ModelService {
     #[serde(default)]
     pub image: Option<String>,
     #[serde(default)]
-    pub build: Option<serde_json::Value>,
+    pub build: Option<ModelBuild>,
     #[serde(default)]
     pub container_name: Option<String>,
     /// Long form once interpolated; `--no-interpolate` may keep short strings, which are skipped.
@@ -36,7 +39,7 @@ pub struct ModelService {
     #[serde(default)]
     pub depends_on: BTreeMap<String, ModelDependency>,
     #[serde(default)]
-    pub healthcheck: Option<serde_json::Value>,
+    pub healthcheck: Option<ModelHealthcheck>,
     /// A map once interpolated; `--no-interpolate` keeps the list form `KEY=value`.
     #[serde(default, deserialize_with = "map_or_list")]
     pub environment: BTreeMap<String, Option<String>>,
@@ -51,6 +54,54 @@ pub struct ModelService {
     /// Services behind a profile are started only when the suite names them.
     #[serde(default)]
     pub profiles: Vec<String>,
+}
+
+/// A service's `build:` as compose resolves it (the context absolute, the Dockerfile relative to it).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelBuild {
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+}
+
+impl ModelBuild {
+    /// The Dockerfile this build reads; a relative context is taken from `dir`.
+    pub fn dockerfile_path(&self, dir: &Path) -> PathBuf {
+        dir.join(self.context.as_deref().unwrap_or("."))
+            .join(self.dockerfile.as_deref().unwrap_or("Dockerfile"))
+    }
+}
+
+/// A service's `healthcheck:`; only what decides whether the container has one.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ModelHealthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]`, `["NONE"]`; a plain string is a shell command.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub test: Vec<String>,
+    #[serde(default)]
+    pub disable: bool,
+}
+
+impl ModelService {
+    /// Whether the service's container will have a healthcheck: compose's own test unless
+    /// disabled; with no test written, the HEALTHCHECK of the final stage of the Dockerfile it
+    /// builds from (a relative build context is taken from `dir`). An image that is not built
+    /// here cannot be read, so it counts as none.
+    pub fn has_healthcheck(&self, dir: &Path) -> bool {
+        let written = self.healthcheck.as_ref();
+        if written.is_some_and(|h| h.disable || h.test.first().is_some_and(|t| t == "NONE")) {
+            return false;
+        }
+        if written.is_some_and(|h| !h.test.is_empty()) {
+            return true;
+        }
+        self.build
+            .as_ref()
+            .and_then(|b| Dockerfile::read(&b.dockerfile_path(dir)))
+            .and_then(|d| d.healthcheck)
+            .unwrap_or(false)
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -145,6 +196,19 @@ fn long_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ModelPort>, 
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
         .collect())
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Test {
+        Shell(String),
+        List(Vec<String>),
+    }
+    Ok(match Test::deserialize(d)? {
+        Test::Shell(s) => vec!["CMD-SHELL".to_string(), s],
+        Test::List(l) => l,
+    })
 }
 
 fn map_or_list<'de, D: serde::Deserializer<'de>>(

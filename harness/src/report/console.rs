@@ -7,8 +7,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
-use crate::checks::{snippet, Ending, Outcome, Status};
-use crate::run::SuiteReport;
+use super::{Ending, Outcome, Status, SuiteReport};
+use crate::checks::snippet;
 
 pub struct Console {
     bar: ProgressBar,

@@ -7,8 +7,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::checks::Ending;
-use crate::run::{ServiceImage, SuiteReport};
+use super::{Ending, ServiceImage, SuiteReport};
 
 /// The value of `schema` in every report this version writes.
 pub const REPORT_SCHEMA: &str = "stackcheck-report/1";

@@ -8,8 +8,7 @@ use quick_junit::{
     NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use crate::checks::{Ending, Outcome, Status};
-use crate::run::SuiteReport;
+use super::{Ending, Outcome, Status, SuiteReport};
 
 pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> {
     let mut report = Report::new("stackcheck");
@@ -111,8 +110,8 @@ fn properties(r: &SuiteReport) -> Vec<Property> {
 
 #[cfg(test)]
 mod tests {
+    use super::Outcome;
     use super::*;
-    use crate::checks::Outcome;
 
     #[test]
     fn a_warning_passes_with_a_note() {
@@ -164,7 +163,7 @@ mod tests {
             duration_ms: 2,
             probes: Vec::new(),
             compose: "2.40.3".into(),
-            images: vec![crate::run::ServiceImage {
+            images: vec![crate::report::ServiceImage {
                 service: "a".into(),
                 image: "redis:7".into(),
                 id: "sha256:abc".into(),

@@ -4,12 +4,11 @@
 
 use std::sync::{Arc, RwLock};
 
+use super::Outcome;
 use super::Progress;
-use crate::checks::Outcome;
 use crate::engine::ComposeModel;
-use crate::suite::LoadedSuite;
+use crate::suite::{looks_secret, LoadedSuite};
 
-const SECRET_NAME_PARTS: [&str; 5] = ["PASSWORD", "TOKEN", "SECRET", "KEY", "PASSWD"];
 /// Shorter values would mask ordinary words; they are not treated as secrets.
 const MIN_SECRET_LEN: usize = 5;
 
@@ -30,12 +29,6 @@ pub struct Masker {
 pub fn words(name: &str) -> impl Iterator<Item = &str> {
     name.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
-}
-
-/// Whether a variable name says its value is a secret.
-pub fn looks_secret(name: &str) -> bool {
-    let name = name.to_ascii_uppercase();
-    SECRET_NAME_PARTS.iter().any(|p| name.contains(p))
 }
 
 impl Masker {
@@ -198,21 +191,6 @@ mod tests {
         m.exempt(words("keeper::volume::postgres_data").map(str::to_string));
         m.add(["postgres".to_string(), "s3cr3t-pw".to_string()]);
         assert_eq!(m.mask("postgres pw s3cr3t-pw"), "postgres pw ****");
-    }
-
-    #[test]
-    fn secret_names() {
-        for n in [
-            "DB_PASSWORD",
-            "api_token",
-            "AWS_SECRET_ACCESS_KEY",
-            "SIGNING_KEY",
-        ] {
-            assert!(looks_secret(n), "{n}");
-        }
-        for n in ["DB_USER", "PORT", "LOG_LEVEL"] {
-            assert!(!looks_secret(n), "{n}");
-        }
     }
 
     #[test]

@@ -1,20 +1,20 @@
 //! The report stage: what people and machines see. Progress and results go through [`Progress`];
-//! JUnit, JSON and the Markdown summary are written from finished [`SuiteReport`](crate::run::SuiteReport)s. Secrets are masked
+//! JUnit, JSON and the Markdown summary are written from finished [`SuiteReport`]s. Secrets are masked
 //! before anything leaves the run.
 
 mod console;
 mod json;
 mod junit;
 mod mask;
+mod result;
 mod summary;
 
 pub use console::{Console, Quiet};
 pub use json::{report_schema_json, write_json, JsonReport, REPORT_SCHEMA};
 pub use junit::write_junit;
-pub use mask::{looks_secret, Masked, Masker};
+pub use mask::{Masked, Masker};
+pub use result::{Ending, Outcome, ServiceImage, Status, SuiteReport};
 pub use summary::{summary_markdown, write_summary};
-
-use crate::checks::Outcome;
 
 /// Receives progress while a suite runs.
 pub trait Progress: Sync {

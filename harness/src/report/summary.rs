@@ -5,8 +5,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::json::{suite_status, RunStatus};
-use crate::checks::{snippet, Ending};
-use crate::run::SuiteReport;
+use super::{Ending, SuiteReport};
+use crate::checks::snippet;
 
 pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     let mut md = String::new();

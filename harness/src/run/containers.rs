@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{image_tests, new_ctx, require_images, runtime_tests, Runner, Stop};
-use crate::checks::{parse_mount, state, Verdict};
+use super::compose::config_verdict;
+use super::images::{build_own_images, image_tests, require_images};
+use super::runner::{Runner, Stop};
+use super::runtime::{new_ctx, runtime_tests};
+use crate::checks::{state, Verdict};
 use crate::engine::containers::{self, RunSpec, Started};
 use crate::engine::{ComposeModel, ModelService};
-use crate::plan::RunIdentity;
-use crate::suite::{ContainerSpec, DesiredState};
+use crate::plan::{RunIdentity, ServicePromise, TestKind};
+use crate::suite::{parse_mount, ContainerSpec, DesiredState};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -40,8 +43,8 @@ pub(super) async fn containers_phase(
         ..Default::default()
     };
     let t0 = Instant::now();
-    let v = super::config_verdict(r.loaded, &model, "stack.containers");
-    r.record(&format!("{}::stack::config", suite.suite), v, t0);
+    let v = config_verdict(r.loaded, &model, "stack.containers");
+    r.record(&TestKind::StackConfig, v, t0);
 
     let needed: Vec<(String, String)> = specs
         .iter()
@@ -49,7 +52,7 @@ pub(super) async fn containers_phase(
         .map(|(n, c)| (image_of(c), format!("container {n}")))
         .collect();
     require_images(r.engine, &needed).await?;
-    super::build_own_images(r, id, deadline).await;
+    build_own_images(r, id, deadline).await;
     image_tests(r, id).await;
 
     let suite_dir = r
@@ -62,7 +65,10 @@ pub(super) async fn containers_phase(
     let result = async {
         for (name, c) in &specs {
             let t0 = Instant::now();
-            let state_test = format!("{}::service::{name}::state", suite.suite);
+            let state_test = TestKind::Service {
+                service: name.clone(),
+                promise: ServicePromise::State,
+            };
             if r.engine.image(&image_of(c)).await.ok().flatten().is_none() {
                 r.record(
                     &state_test,

@@ -4,14 +4,13 @@
 //! are disjoint. Others wait for the suite holding their claim, in the order given.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::{compose_for, run_suite_with, RunOptions, SuiteReport, CONFIG_TIMEOUT};
-use crate::engine::{ComposeModel, Engine};
+use super::{run_suite_with, RunOptions};
+use crate::engine::{ComposeModel, Engine, CONFIG_TIMEOUT};
 use crate::plan::RunIdentity;
-use crate::report::Progress;
+use crate::report::{Progress, SuiteReport};
 use crate::suite::LoadedSuite;
 
 /// Suites at once when `--jobs` is not given: one per core, at most 4 (each stack is a dozen
@@ -68,11 +67,7 @@ pub async fn claims(loaded: &LoadedSuite, ephemeral: bool) -> BTreeSet<String> {
         return BTreeSet::new();
     }
     let id = RunIdentity::new(loaded);
-    let compose = crate::engine::Compose {
-        override_file: None,
-        ..compose_for(loaded, &id, Path::new("."))
-    };
-    match compose.config(CONFIG_TIMEOUT).await {
+    match id.compose(loaded, None).config(CONFIG_TIMEOUT).await {
         Ok(model) => claims_of(&model, &id.project, ephemeral),
         Err(_) => BTreeSet::new(),
     }

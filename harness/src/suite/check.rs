@@ -1,4 +1,4 @@
-//! Smoke checks (`checks:`) and the steps of scenarios: what each kind of probe or action says.
+//! Smoke checks (`checks:`) and the steps of scenarios: what each kind of check or action says.
 //!
 //! A check is written as a map with exactly one kind key (`http`, `tcp`, `exec`, `from_host`,
 //! `files`, `reach`, `isolated`, `logs`, `run`, `state` or `steps`); a step is the same without a name, or an action.
@@ -24,17 +24,17 @@ pub struct Check {
 
 #[derive(Clone, Debug)]
 pub enum CheckKind {
-    Http(HttpProbe),
-    Tcp(TcpProbe),
-    Exec(ExecProbe),
-    FromHost(FromHostProbe),
+    Http(HttpCheck),
+    Tcp(TcpCheck),
+    Exec(ExecCheck),
+    FromHost(FromHostCheck),
     /// Files (relative to the suite) that must exist.
     Files(Vec<String>),
-    Reach(ReachProbe),
+    Reach(ReachCheck),
     Isolated(ServiceRef),
-    Logs(LogsProbe),
-    Run(RunProbe),
-    State(StateProbe),
+    Logs(LogsCheck),
+    Run(RunCheck),
+    State(StateCheck),
     Steps(Vec<Step>),
 }
 
@@ -128,40 +128,40 @@ pub fn kind_name(kind: &CheckKind) -> &'static str {
     }
 }
 
-/// The probe keys shared by checks and steps, as written.
-macro_rules! probe_fields {
+/// The check keys shared by checks and steps, as written.
+macro_rules! kind_fields {
     ($(#[$m:meta])* pub struct $name:ident { $($extra:tt)* }) => {
         $(#[$m])*
         pub struct $name {
             $($extra)*
             #[serde(default)]
-            pub http: Option<HttpProbe>,
+            pub http: Option<HttpCheck>,
             #[serde(default)]
-            pub tcp: Option<TcpProbe>,
+            pub tcp: Option<TcpCheck>,
             #[serde(default)]
-            pub exec: Option<ExecProbe>,
+            pub exec: Option<ExecCheck>,
             /// A command run in the host's network namespace (clients of published ports).
             #[serde(default)]
-            pub from_host: Option<FromHostProbe>,
+            pub from_host: Option<FromHostCheck>,
             /// Files (relative to the suite) that must exist.
             #[serde(default)]
             pub files: Option<Vec<String>>,
             /// A TCP connection from one service to another (`service:port`), tried from inside the
             /// first one's network namespace.
             #[serde(default)]
-            pub reach: Option<ReachProbe>,
+            pub reach: Option<ReachCheck>,
             /// The service has no network: only loopback, no route, the harness's canaries unreachable.
             #[serde(default)]
             pub isolated: Option<ServiceRef>,
             /// The service's log shows a line (substring or `/regex/`) within a time.
             #[serde(default)]
-            pub logs: Option<LogsProbe>,
+            pub logs: Option<LogsCheck>,
             /// A one-off `docker compose run --rm <service> <args>`.
             #[serde(default)]
-            pub run: Option<RunProbe>,
+            pub run: Option<RunCheck>,
             /// The service reaches a state within a time.
             #[serde(default)]
-            pub state: Option<StateProbe>,
+            pub state: Option<StateCheck>,
             #[serde(default)]
             pub expect: Option<Expect>,
             #[serde(default)]
@@ -169,8 +169,8 @@ macro_rules! probe_fields {
         }
 
         impl $name {
-            /// The probe kinds present, by key (taken out of the struct).
-            fn probe_kinds(&mut self) -> Vec<(&'static str, CheckKind)> {
+            /// The check kinds present, by key (taken out of the struct).
+            fn check_kinds(&mut self) -> Vec<(&'static str, CheckKind)> {
                 let mut kinds = Vec::new();
                 kinds.extend(self.http.take().map(|p| ("http", CheckKind::Http(p))));
                 kinds.extend(self.tcp.take().map(|p| ("tcp", CheckKind::Tcp(p))));
@@ -188,7 +188,7 @@ macro_rules! probe_fields {
     };
 }
 
-probe_fields! {
+kind_fields! {
     /// The check as written; turned into [`Check`] once exactly one kind is known to be present.
     #[derive(Clone, Debug, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
@@ -207,8 +207,8 @@ probe_fields! {
     }
 }
 
-probe_fields! {
-    /// A step as written: one probe key, or one action key.
+kind_fields! {
+    /// A step as written: one check key, or one action key.
     #[derive(Clone, Debug, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct RawStep {
@@ -259,7 +259,7 @@ impl TryFrom<RawCheck> for Check {
         if name.is_empty() {
             return Err("check `name` must not be empty".into());
         }
-        let mut kinds = raw.probe_kinds();
+        let mut kinds = raw.check_kinds();
         if let Some(steps) = raw.steps {
             if steps.is_empty() {
                 return Err(format!("check `{name}`: `steps` must not be empty"));
@@ -283,10 +283,10 @@ impl TryFrom<RawStep> for Step {
     type Error = String;
     fn try_from(mut raw: RawStep) -> Result<Step, String> {
         let mut found: Vec<(&'static str, Action)> = Vec::new();
-        let probes = raw.probe_kinds();
+        let kinds = raw.check_kinds();
         let (expect, retry) = (raw.expect, raw.retry);
-        let is_probe = !probes.is_empty();
-        for (k, kind) in probes {
+        let is_check = !kinds.is_empty();
+        for (k, kind) in kinds {
             found.push((
                 k,
                 Action::Check {
@@ -311,7 +311,7 @@ impl TryFrom<RawStep> for Step {
             None => {}
         }
         let action = exactly_one(found, "a step", STEP_KEYS)?;
-        if !is_probe && (expect.is_some() || retry.is_some()) {
+        if !is_check && (expect.is_some() || retry.is_some()) {
             return Err(format!(
                 "step `{}` is an action: `expect` and `retry` belong to checks",
                 action.describe()
@@ -338,7 +338,7 @@ schema_as!(Step, RawStep, "Step");
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HttpProbe {
+pub struct HttpCheck {
     pub service: String,
     pub port: u16,
     #[serde(default = "default_path")]
@@ -356,14 +356,14 @@ fn default_method() -> String {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TcpProbe {
+pub struct TcpCheck {
     pub service: String,
     pub port: u16,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ExecProbe {
+pub struct ExecCheck {
     pub service: String,
     pub cmd: Vec<String>,
     #[serde(default)]
@@ -376,7 +376,7 @@ pub struct ExecProbe {
 /// talk to loopback.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FromHostProbe {
+pub struct FromHostCheck {
     /// The service whose image provides the command.
     pub image_of: String,
     pub cmd: Vec<String>,
@@ -398,7 +398,7 @@ pub enum Reachability {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReachProbe {
+pub struct ReachCheck {
     pub from: String,
     /// `service:port`.
     pub to: String,
@@ -406,7 +406,7 @@ pub struct ReachProbe {
     pub expect: Reachability,
 }
 
-impl ReachProbe {
+impl ReachCheck {
     /// `(service, port)` of `to`, when well formed.
     pub fn target(&self) -> Option<(&str, u16)> {
         let (s, p) = self.to.rsplit_once(':')?;
@@ -416,7 +416,7 @@ impl ReachProbe {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LogsProbe {
+pub struct LogsCheck {
     pub service: String,
     /// Substring or `/regex/`.
     pub contains: String,
@@ -427,7 +427,7 @@ pub struct LogsProbe {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RunProbe {
+pub struct RunCheck {
     pub service: String,
     #[serde(default)]
     pub args: Vec<String>,
@@ -438,7 +438,7 @@ pub struct RunProbe {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StateProbe {
+pub struct StateCheck {
     pub service: String,
     pub is: DesiredState,
     /// How long to wait for it (default 30s).

@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn minimal_suite_loads() {
         let s = load_str(Path::new("dir/s.yaml"), MIN).unwrap();
-        assert_eq!(s.suite.suite, "x");
+        assert_eq!(s.suite.id, "x");
         assert_eq!(s.dir, Path::new("dir"));
     }
 

@@ -8,7 +8,9 @@ mod check;
 mod duration;
 mod load;
 mod policy;
+mod secrets;
 mod validate;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +22,8 @@ pub use check::*;
 pub use duration::Dur;
 pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
+pub use secrets::looks_secret;
+pub use values::{parse_mount, parse_size, signal_number, text_matches, Mount};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).
 #[derive(Clone, Debug)]
@@ -33,7 +37,8 @@ pub struct LoadedSuite {
 #[serde(deny_unknown_fields)]
 pub struct Suite {
     /// Id used in test names: `<suite>::<section>::<check>`.
-    pub suite: String,
+    #[serde(rename = "suite")]
+    pub id: String,
     /// Free text shown in reports.
     #[serde(default)]
     pub about: Option<String>,
@@ -75,11 +80,25 @@ impl Suite {
             .any(|q| self.short_name_matches(&q.value, name))
     }
 
+    /// Services the suite refers to anywhere (its promises, `stack.services`, images built by a
+    /// service, checks); each must exist in the compose model.
+    pub fn named_services(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.services.keys().cloned().collect();
+        names.extend(self.stack.services.iter().cloned());
+        names.extend(self.images.values().filter_map(|i| i.service.clone()));
+        for c in &self.checks {
+            names.extend(c.kind.services());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Whether `pattern` matches the test `name` (full) without its `<suite>::` prefix — how
     /// `quarantine:` entries name tests.
     pub fn short_name_matches(&self, pattern: &str, name: &str) -> bool {
         let short = name
-            .strip_prefix(&self.suite)
+            .strip_prefix(&self.id)
             .and_then(|n| n.strip_prefix("::"))
             .unwrap_or(name);
         name_glob(pattern, short)

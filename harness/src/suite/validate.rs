@@ -28,7 +28,7 @@ fn quarantine_names_tests(loaded: &LoadedSuite) -> Result<(), SuiteError> {
                 at,
                 format!(
                     "quarantine: `{}` names no test of this suite (names as `stackcheck list` prints them, without `{}::`){hint}",
-                    q.value, s.suite
+                    q.value, s.id
                 ),
             ));
         }
@@ -41,12 +41,12 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
     let s = &loaded.suite;
     let err = |at: Option<(u64, u64)>, msg: String| Err(SuiteError::invalid(&loaded.path, at, msg));
 
-    if !is_id(&s.suite) {
+    if !is_id(&s.id) {
         return err(
             None,
             format!(
                 "`suite: {}` must be an id of letters, digits, `-` and `_`",
-                s.suite
+                s.id
             ),
         );
     }
@@ -90,7 +90,7 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
             _ => {}
         }
         for m in &c.mounts {
-            if crate::checks::parse_mount(m, Path::new("."), Path::new(".")).is_err() {
+            if super::parse_mount(m, Path::new("."), Path::new(".")).is_err() {
                 return err(None, format!("stack.containers.{name}.mounts: invalid mount `{m}`: expected `host:container[:ro|:rw]`"));
             }
         }
@@ -156,7 +156,7 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
             _ => {}
         }
         if let Some(size) = &image.max_size {
-            if crate::checks::parse_size(size).is_none() {
+            if super::parse_size(size).is_none() {
                 return err(
                     None,
                     format!("images.{tag}.max_size: invalid size `{size}` (e.g. 900MiB, 1GB)"),
@@ -321,8 +321,7 @@ fn kind_ok(kind: &CheckKind) -> Result<(), String> {
                         .map_err(|m| format!("step {}: {m}", i + 1))?;
                 }
                 if let Action::Kill(k) = &step.action {
-                    crate::checks::signal_number(&k.signal)
-                        .map_err(|m| format!("step {}: {m}", i + 1))?;
+                    super::signal_number(&k.signal).map_err(|m| format!("step {}: {m}", i + 1))?;
                 }
             }
             Ok(())
@@ -335,7 +334,7 @@ const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"
 
 /// A `/regex/` must compile now, not fail on the first response.
 fn pattern_ok(key: &str, pattern: &str) -> Result<(), String> {
-    crate::checks::text_matches(pattern, "")
+    super::text_matches(pattern, "")
         .map(drop)
         .map_err(|e| format!("`{key}`: {e}"))
 }

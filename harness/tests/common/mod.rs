@@ -5,10 +5,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use stackcheck::checks::{Outcome, Status};
 use stackcheck::engine::{Engine, Leftovers};
-use stackcheck::report::Quiet;
-use stackcheck::run::SuiteReport;
+use stackcheck::report::{Outcome, Quiet, Status, SuiteReport};
 
 /// The repository's root.
 pub fn root() -> PathBuf {
@@ -262,4 +260,57 @@ pub fn assert_no_secret_in(secrets: &[String], texts: &[(String, String)]) -> Re
             found.join("; ")
         ))
     }
+}
+
+/// Resources on the engine carrying `label`, by kind (via the docker CLI, independent of the harness).
+pub fn docker_labelled(label: &str) -> Vec<String> {
+    let filter = format!("label={label}");
+    let mut found = Vec::new();
+    for kind in [
+        &["ps", "-aq"][..],
+        &["network", "ls", "-q"][..],
+        &["volume", "ls", "-q"][..],
+    ] {
+        let o = std::process::Command::new("docker")
+            .args(kind)
+            .args(["--filter", &filter])
+            .output()
+            .unwrap();
+        found.extend(
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| format!("{}:{l}", kind[0])),
+        );
+    }
+    found
+}
+
+/// The JSON report at `path` must satisfy `docs/report.schema.json`; returns it parsed.
+pub fn valid_report(path: &Path) -> serde_json::Value {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report does not match its schema: {errors:#?}"
+    );
+    report
+}
+
+pub fn test_status<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap())
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in the report"))
 }

@@ -1,108 +1,71 @@
-//! Smoke checks (`checks:`): http, tcp, exec and files, each with `expect` and optional `retry`.
+//! Smoke checks: http, tcp, exec, from_host and files, each judged against its `expect`.
 //!
 //! Traffic only goes to loopback (a published port) or to the address of a container this run
 //! created — never anywhere else.
 
 use std::time::Duration;
 
-use super::{net, scenario, snippet, tail_snippet, text_matches, with_retry, Ctx, Verdict};
+use super::{snippet, tail_snippet, Ctx, Verdict};
 use crate::engine::HelperSpec;
-use crate::suite::{Check, CheckKind, Expect, FromHostProbe, HttpProbe, Retry};
+use crate::suite::{text_matches, ExecCheck, Expect, FromHostCheck, HttpCheck, TcpCheck};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_EVERY: Duration = Duration::from_millis(500);
 const FROM_HOST_LIMIT: Duration = Duration::from_secs(60);
 
-pub async fn check_smoke(ctx: &Ctx<'_>, check: &Check) -> Verdict {
-    run_kind(ctx, &check.kind, &check.expect, check.retry.as_ref()).await
-}
-
-/// Runs one check kind with its expectations and retry budget; a failure carries the diagnostics
-/// (health-check log, last log lines) of the service it is about.
-pub async fn run_kind(
-    ctx: &Ctx<'_>,
-    kind: &CheckKind,
-    expect: &Expect,
-    retry: Option<&Retry>,
-) -> Verdict {
-    let budget = retry.map(|r| (r.for_.0, r.every.map(|e| e.0).unwrap_or(DEFAULT_EVERY)));
-    let verdict = with_retry(budget, || attempt(ctx, kind, expect)).await;
-    if verdict.passed || !verdict.detail.is_empty() {
-        return verdict;
-    }
-    match kind.service() {
-        Some(s) => {
-            let d = ctx.diagnostics(s).await;
-            verdict.with_detail(d)
-        }
-        None => verdict,
+/// A TCP connection to a service's port is accepted.
+pub(super) async fn tcp(ctx: &Ctx<'_>, p: &TcpCheck) -> Verdict {
+    let addr = match target(ctx, &p.service, p.port).await {
+        Ok(addr) => addr,
+        Err(v) => return v,
+    };
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await {
+        Ok(Ok(_)) => Verdict::pass(format!("{}:{} accepts TCP (via {addr})", p.service, p.port)),
+        Ok(Err(e)) => Verdict::fail(format!(
+            "{}:{} refused a TCP connection via {addr}: {e}",
+            p.service, p.port
+        )),
+        Err(_) => Verdict::fail(format!(
+            "{}:{} did not accept a TCP connection within {ATTEMPT_TIMEOUT:?}",
+            p.service, p.port
+        )),
     }
 }
 
-async fn attempt(ctx: &Ctx<'_>, kind: &CheckKind, expect: &Expect) -> Verdict {
-    match kind {
-        CheckKind::Http(p) => http(ctx, p, expect).await,
-        CheckKind::Tcp(p) => match target(ctx, &p.service, p.port).await {
-            Ok(addr) => {
-                match tokio::time::timeout(ATTEMPT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
-                    .await
-                {
-                    Ok(Ok(_)) => {
-                        Verdict::pass(format!("{}:{} accepts TCP (via {addr})", p.service, p.port))
-                    }
-                    Ok(Err(e)) => Verdict::fail(format!(
-                        "{}:{} refused a TCP connection via {addr}: {e}",
-                        p.service, p.port
-                    )),
-                    Err(_) => Verdict::fail(format!(
-                        "{}:{} did not accept a TCP connection within {ATTEMPT_TIMEOUT:?}",
-                        p.service, p.port
-                    )),
-                }
-            }
-            Err(v) => v,
-        },
-        CheckKind::Exec(p) => {
-            let id = match ctx.running(&p.service).await {
-                Ok(id) => id,
-                Err(v) => return v,
-            };
-            match ctx
-                .engine
-                .exec(&id, &p.cmd, p.user.as_deref(), Duration::from_secs(60))
-                .await
-            {
-                Ok(out) => expect_exec(expect, out.exit, &out.stdout, &out.stderr),
-                Err(e) => Verdict::fail(e.to_string()),
-            }
-        }
-        CheckKind::FromHost(p) => from_host(ctx, p, expect).await,
-        CheckKind::Files(paths) => {
-            let missing: Vec<&String> = paths
-                .iter()
-                .filter(|p| !ctx.host_path(p).exists())
-                .collect();
-            if missing.is_empty() {
-                Verdict::pass(format!("{} files exist", paths.len()))
-            } else {
-                Verdict::fail(format!(
-                    "missing: {missing:?} (relative to {})",
-                    ctx.loaded.dir.display()
-                ))
-            }
-        }
-        CheckKind::Reach(p) => net::check_reach(ctx, p).await,
-        CheckKind::Isolated(p) => net::check_isolated(ctx, &p.service).await,
-        CheckKind::Logs(p) => scenario::check_logs(ctx, p).await,
-        CheckKind::Run(p) => scenario::check_run(ctx, p, expect).await,
-        CheckKind::State(p) => scenario::check_state(ctx, p).await,
-        CheckKind::Steps(steps) => scenario::check_steps(ctx, steps).await,
+/// A command run inside a service's running container.
+pub(super) async fn exec(ctx: &Ctx<'_>, p: &ExecCheck, expect: &Expect) -> Verdict {
+    let id = match ctx.running(&p.service).await {
+        Ok(id) => id,
+        Err(v) => return v,
+    };
+    match ctx
+        .engine
+        .exec(&id, &p.cmd, p.user.as_deref(), Duration::from_secs(60))
+        .await
+    {
+        Ok(out) => expect_exec(expect, out.exit, &out.stdout, &out.stderr),
+        Err(e) => Verdict::fail(e.to_string()),
+    }
+}
+
+/// Files the stack must have written on the host exist.
+pub(super) fn files(ctx: &Ctx<'_>, paths: &[String]) -> Verdict {
+    let missing: Vec<&String> = paths
+        .iter()
+        .filter(|p| !ctx.host_path(p).exists())
+        .collect();
+    if missing.is_empty() {
+        Verdict::pass(format!("{} files exist", paths.len()))
+    } else {
+        Verdict::fail(format!(
+            "missing: {missing:?} (relative to {})",
+            ctx.loaded.dir.display()
+        ))
     }
 }
 
 /// Runs the command in a throwaway, labelled container on the host's network with the image the
 /// service's container runs (the image ID, so a rebuilt tag cannot change what is tested).
-async fn from_host(ctx: &Ctx<'_>, p: &FromHostProbe, expect: &Expect) -> Verdict {
+pub(super) async fn from_host(ctx: &Ctx<'_>, p: &FromHostCheck, expect: &Expect) -> Verdict {
     let (_, info) = match ctx.inspect(&p.image_of).await {
         Ok(x) => x,
         Err(v) => return v,
@@ -161,7 +124,7 @@ async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<String, Verdi
     Ok(addr)
 }
 
-async fn http(ctx: &Ctx<'_>, p: &HttpProbe, expect: &Expect) -> Verdict {
+pub(super) async fn http(ctx: &Ctx<'_>, p: &HttpCheck, expect: &Expect) -> Verdict {
     let addr = match target(ctx, &p.service, p.port).await {
         Ok(a) => a,
         Err(v) => return v,

@@ -1,0 +1,148 @@
+//! What a check may look at once the stack is up: the engine, the compose model, the containers
+//! of the run, and the guard that keeps probes home.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use bollard::models::ContainerInspectResponse;
+
+use super::home::{classify, ProbeTarget};
+use super::net::Canary;
+use super::{state, Verdict};
+use crate::engine::{Compose, ComposeModel, Engine};
+use crate::suite::LoadedSuite;
+
+/// Everything a check may look at once the stack is up.
+pub struct Ctx<'a> {
+    pub engine: &'a Engine,
+    pub model: &'a ComposeModel,
+    pub loaded: &'a LoadedSuite,
+    /// The compose project (absent for a stack of `containers`).
+    pub compose: Option<&'a Compose>,
+    pub run_id: &'a str,
+    /// Labels every helper container of this run carries.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Container id per service (absent: never created); refreshed after `down_up`.
+    pub containers: Mutex<BTreeMap<String, String>>,
+    /// When the run started: files a check expects must be newer.
+    pub started: SystemTime,
+    /// The per-run temp dir (`{tmp}`).
+    pub tmp: &'a Path,
+    pub(crate) canary: tokio::sync::OnceCell<Result<Canary, String>>,
+    /// Every address a probe of this run connected to (see `home`).
+    pub probed: Mutex<Vec<ProbeTarget>>,
+    /// Published ports are free host ports, not the documented ones (`stack.ports: ephemeral`).
+    pub ephemeral_ports: bool,
+}
+
+impl Ctx<'_> {
+    pub fn container(&self, service: &str) -> Result<String, Verdict> {
+        if !self.model.services.contains_key(service) {
+            return Err(Verdict::fail(format!(
+                "service `{service}` is not defined in the stack"
+            )));
+        }
+        let map = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(service).cloned().ok_or_else(|| {
+            Verdict::fail(format!(
+                "service `{service}` has no container (it was not started)"
+            ))
+        })
+    }
+
+    /// A service's container id and its inspect; either failure is the check's verdict.
+    pub async fn inspect(
+        &self,
+        service: &str,
+    ) -> Result<(String, ContainerInspectResponse), Verdict> {
+        let id = self.container(service)?;
+        let info = self
+            .engine
+            .inspect(&id)
+            .await
+            .map_err(|e| Verdict::fail(e.to_string()))?;
+        Ok((id, info))
+    }
+
+    /// The container of a service that must be running for a probe to make sense.
+    pub async fn running(&self, service: &str) -> Result<String, Verdict> {
+        let (id, info) = self.inspect(service).await?;
+        let state = info.state.unwrap_or_default();
+        if state.running == Some(true) {
+            return Ok(id);
+        }
+        let status = state
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Err(Verdict::fail(format!(
+            "`{service}` is not running (status {status}, exit code {})",
+            state.exit_code.unwrap_or(0)
+        )))
+    }
+
+    /// Health-check output and the last log lines of a service's container, for failure details.
+    pub async fn diagnostics(&self, service: &str) -> String {
+        let Ok(id) = self.container(service) else {
+            return String::new();
+        };
+        state::diagnostics(self.engine, &id).await
+    }
+
+    /// Allows a probe to connect to `target` only if it is home (loopback, a service of this
+    /// stack, an address this run created); records it.
+    pub async fn home(&self, target: &str) -> Result<(), Verdict> {
+        let services = self.model.services.keys().cloned().collect();
+        let run = self
+            .engine
+            .run_addresses(&format!("{}={}", crate::engine::LABEL_RUN, self.run_id))
+            .await
+            .map_err(|e| Verdict::fail(format!("cannot list this run's addresses: {e}")))?;
+        let home = classify(target, &services, &run).map_err(Verdict::fail)?;
+        self.probed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ProbeTarget {
+                target: target.to_string(),
+                home,
+            });
+        Ok(())
+    }
+
+    /// The canaries of this run, started on first use.
+    pub async fn canary(&self) -> Result<&Canary, String> {
+        let networks: Vec<String> = self
+            .model
+            .networks
+            .keys()
+            .map(|n| self.model.network_name(n))
+            .collect();
+        let c = self
+            .canary
+            .get_or_init(|| async {
+                Canary::start(self.engine, self.run_id, &networks, self.labels).await
+            })
+            .await;
+        c.as_ref().map_err(Clone::clone)
+    }
+
+    /// A path of the suite with `{suite_dir}` and `{tmp}` replaced; relative paths are relative to the suite.
+    pub fn host_path(&self, p: &str) -> PathBuf {
+        let dir = self
+            .loaded
+            .dir
+            .canonicalize()
+            .unwrap_or_else(|_| self.loaded.dir.clone());
+        let replaced = p
+            .replace("{suite_dir}", &dir.to_string_lossy())
+            .replace("{tmp}", &self.tmp.to_string_lossy());
+        let path = PathBuf::from(replaced);
+        if path.is_absolute() {
+            path
+        } else {
+            dir.join(path)
+        }
+    }
+}

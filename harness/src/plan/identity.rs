@@ -1,0 +1,252 @@
+//! Who one run is: its id, its compose project, and the labels and generated compose override
+//! that put the run's name on everything it creates.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::engine::{Compose, ComposeModel, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
+use crate::suite::LoadedSuite;
+
+/// Who one run is: its id, compose project name and the labels on everything it creates.
+#[derive(Clone, Debug)]
+pub struct RunIdentity {
+    pub run_id: String,
+    pub project: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl RunIdentity {
+    pub fn new(loaded: &LoadedSuite) -> RunIdentity {
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        let suite = loaded
+            .suite
+            .id
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let project = format!("sc-{suite}-{run_id}");
+        let labels = BTreeMap::from([
+            (LABEL_RUN.to_string(), run_id.clone()),
+            (LABEL_SUITE.to_string(), loaded.suite.id.clone()),
+            (LABEL_OWNER_PID.to_string(), std::process::id().to_string()),
+            (LABEL_OWNER.to_string(), crate::engine::owner()),
+        ]);
+        RunIdentity {
+            run_id,
+            project,
+            labels,
+        }
+    }
+
+    /// The run's compose project: the suite's files (absolute), env file and env, and the
+    /// generated `override_file` after them.
+    pub fn compose(&self, loaded: &LoadedSuite, override_file: Option<PathBuf>) -> Compose {
+        let abs = |p: &String| -> PathBuf {
+            let joined = loaded.dir.join(p);
+            std::fs::canonicalize(&joined).unwrap_or(joined)
+        };
+        let stack = &loaded.suite.stack;
+        Compose {
+            project: self.project.clone(),
+            files: stack.compose.iter().map(abs).collect(),
+            env_file: stack.env_file.as_ref().map(abs),
+            env: stack.env.clone(),
+            override_file,
+        }
+    }
+
+    /// `key=value` filter that finds this run's resources.
+    pub fn run_label(&self) -> String {
+        format!("{LABEL_RUN}={}", self.run_id)
+    }
+
+    /// A compose override that puts the run's labels on every service, network, volume and built
+    /// image the project creates (external ones belong to someone else and are left alone). With
+    /// `ephemeral`, it also frees what only one run can hold: published ports get a free host port,
+    /// `container_name`s and fixed names get `-<run id>` (the old container name stays a network
+    /// alias, so the stack still finds its parts). YAML, since `!override` replaces a list.
+    pub fn label_override(&self, model: &ComposeModel, ephemeral: bool) -> String {
+        let mut services = serde_json::Map::new();
+        for (s, m) in &model.services {
+            let mut o = json!({ "labels": self.labels });
+            if m.build.is_some() {
+                o["build"] = json!({ "labels": self.labels });
+            }
+            if ephemeral {
+                if m.ports.iter().any(|p| p.published.is_some()) {
+                    let ports: Vec<serde_json::Value> = m
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let mut port = json!({ "target": p.target });
+                            if let Some(proto) = &p.protocol {
+                                port["protocol"] = json!(proto);
+                            }
+                            if let Some(ip) = p.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
+                                port["host_ip"] = json!(ip);
+                            }
+                            port
+                        })
+                        .collect();
+                    o[OVERRIDE_PORTS] = json!(ports);
+                }
+                if let Some(name) = &m.container_name {
+                    o["container_name"] = json!(format!("{name}-{}", self.run_id));
+                    if m.network_mode.is_none() {
+                        let nets: serde_json::Map<_, _> = m
+                            .networks
+                            .iter()
+                            .flat_map(|n| n.keys())
+                            .map(|n| (n.clone(), json!({ "aliases": [name] })))
+                            .collect();
+                        if !nets.is_empty() {
+                            o["networks"] = serde_json::Value::Object(nets);
+                        }
+                    }
+                }
+            }
+            services.insert(s.clone(), o);
+        }
+        let renamed = |name: &Option<String>| -> Option<serde_json::Value> {
+            ephemeral
+                .then(|| self.unique_name(name.as_deref()?))
+                .flatten()
+                .map(|n| json!(n))
+        };
+        let networks: serde_json::Map<_, _> = model
+            .networks
+            .iter()
+            .filter(|(_, n)| !n.external)
+            .map(|(k, n)| {
+                let mut o = json!({ "labels": self.labels });
+                if let Some(name) = renamed(&n.name) {
+                    o["name"] = name;
+                }
+                (k.clone(), o)
+            })
+            .collect();
+        let volumes: serde_json::Map<_, _> = model
+            .volumes
+            .iter()
+            .filter(|(_, v)| !v.external)
+            .map(|(k, v)| {
+                let mut o = json!({ "labels": self.labels });
+                if let Some(name) = renamed(&v.name) {
+                    o["name"] = name;
+                }
+                (k.clone(), o)
+            })
+            .collect();
+        let doc = json!({ "services": services, "networks": networks, "volumes": volumes });
+        // JSON is YAML; the one YAML-only part is the `!override` tag that replaces (instead of
+        // extends) a service's port list. A JSON string can never contain the unescaped key.
+        doc.to_string()
+            .replace(&format!("\"{OVERRIDE_PORTS}\":"), "\"ports\":!override ")
+    }
+}
+
+/// A suite's compose project as written, for reading its model before any run (no override,
+/// a throwaway project name).
+pub fn static_compose(loaded: &LoadedSuite) -> Compose {
+    RunIdentity::new(loaded).compose(loaded, None)
+}
+
+impl RunIdentity {
+    /// A fixed network/volume name made unique to this run; None when compose already derives it
+    /// from the (per-run) project.
+    fn unique_name(&self, name: &str) -> Option<String> {
+        (!name.starts_with(&self.project)).then(|| format!("{name}-{}", self.run_id))
+    }
+
+    /// The model as the engine will name things under the ephemeral override (fixed network,
+    /// volume and container names with the run id), for runtime checks. Ports stay as documented:
+    /// the `ports` promise compares against them.
+    pub fn ephemeral_names(&self, model: &ComposeModel) -> ComposeModel {
+        let mut m = model.clone();
+        for n in m.networks.values_mut().filter(|n| !n.external) {
+            if let Some(u) = n.name.as_deref().and_then(|x| self.unique_name(x)) {
+                n.name = Some(u);
+            }
+        }
+        for v in m.volumes.values_mut().filter(|v| !v.external) {
+            if let Some(u) = v.name.as_deref().and_then(|x| self.unique_name(x)) {
+                v.name = Some(u);
+            }
+        }
+        for s in m.services.values_mut() {
+            if let Some(c) = &s.container_name {
+                s.container_name = Some(format!("{c}-{}", self.run_id));
+            }
+        }
+        m
+    }
+}
+
+/// Placeholder key for a port list that replaces the compose file's (see `label_override`).
+const OVERRIDE_PORTS: &str = "x-stackcheck-ports-override";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    #[test]
+    fn the_ephemeral_override_frees_ports_and_fixed_names() {
+        let model: ComposeModel = serde_json::from_value(json!({
+            "name": "sc-p-1",
+            "services": {
+                "web": { "container_name": "parallel-web", "networks": { "default": null },
+                         "ports": [{ "target": 80, "published": "18090", "host_ip": "127.0.0.1", "protocol": "tcp" }] },
+                "client": {}
+            },
+            "networks": { "default": { "name": "sc-p-1_default" } },
+            "volumes": { "pages": { "name": "parallel_pages" } }
+        }))
+        .unwrap();
+        let loaded = crate::suite::load_str(
+            Path::new("s.yaml"),
+            "suite: p\nstack: { compose: [c.yml] }\n",
+        )
+        .unwrap();
+        let mut id = RunIdentity::new(&loaded);
+        id.project = "sc-p-1".into();
+        id.run_id = "r1".into();
+        let text = id.label_override(&model, true);
+        assert!(
+            text.contains(
+                r#""ports":!override [{"host_ip":"127.0.0.1","protocol":"tcp","target":80}]"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""container_name":"parallel-web-r1""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""aliases":["parallel-web"]"#), "{text}");
+        assert!(text.contains(r#""name":"parallel_pages-r1""#), "{text}");
+        assert!(!text.contains("sc-p-1_default-r1"), "{text}");
+        let documented = id.label_override(&model, false);
+        assert!(
+            !documented.contains("!override") && !documented.contains("-r1\""),
+            "{documented}"
+        );
+        let live = id.ephemeral_names(&model);
+        assert_eq!(live.volume_name("pages"), "parallel_pages-r1");
+        assert_eq!(live.network_name("default"), "sc-p-1_default");
+    }
+
+    #[test]
+    fn run_identity_is_unique_and_labelled() {
+        let loaded = crate::suite::load_str(
+            Path::new("s.yaml"),
+            "suite: My_Suite\nstack: { compose: [c.yml] }\n",
+        )
+        .unwrap();
+        let (a, b) = (RunIdentity::new(&loaded), RunIdentity::new(&loaded));
+        assert_ne!(a.project, b.project);
+        assert!(a.project.starts_with("sc-mysuite-"));
+        assert_eq!(a.labels[LABEL_SUITE], "My_Suite");
+    }
+}

@@ -1,0 +1,316 @@
+//! The compose path of a run, in its four steps: the model as compose resolves it (`config`), the
+//! images (`build`), bring-up with each service's state judged as it is reached (`up`), then the
+//! runtime checks against the live stack.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use super::images::{build_own_images, built_verdict, image_tests, require_images};
+use super::runner::{Runner, Stop};
+use super::runtime::{new_ctx, runtime_tests};
+use crate::checks::{self, state, Verdict};
+use crate::engine::{Compose, ComposeModel, CONFIG_TIMEOUT};
+use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, TestKind};
+use crate::suite::LoadedSuite;
+
+/// A compose stack through config, build, up and checks.
+pub(super) async fn compose_phase(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    id: &RunIdentity,
+    workdir: &Path,
+    deadline: Instant,
+) -> Result<(), Stop> {
+    let model = config(r, compose).await?;
+    let override_file = compose.override_file.clone().unwrap_or_default();
+    std::fs::write(&override_file, id.label_override(&model, r.ephemeral))
+        .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
+    // `--filter` may select only tests that need nothing running.
+    let live = r.needs.as_ref().is_none_or(|n| n.live);
+    let selected = if live {
+        services_to_start(r, &model)
+    } else {
+        Vec::new()
+    };
+    build(r, compose, id, &model, &selected, deadline).await?;
+    if !live {
+        return Ok(());
+    }
+    let containers = up(r, compose, id, &model, &selected, deadline).await?;
+    let live_model = if r.ephemeral {
+        id.ephemeral_names(&model)
+    } else {
+        model
+    };
+    let ctx = new_ctx(r, &live_model, Some(compose), id, workdir, containers);
+    runtime_tests(r, &ctx).await
+}
+
+/// Step 1: the compose model, as compose itself resolves it; the `stack::config` and policy tests.
+async fn config(r: &mut Runner<'_>, compose: &Compose) -> Result<ComposeModel, Stop> {
+    let t0 = Instant::now();
+    let model = match compose.config(CONFIG_TIMEOUT).await {
+        Ok(m) => m,
+        Err(e) => {
+            r.record(
+                &TestKind::StackConfig,
+                Verdict::fail("docker compose config failed").with_detail(e.to_string()),
+                t0,
+            );
+            return Err(Stop::NotRun("the compose files do not resolve".into()));
+        }
+    };
+    r.masker.add_model(&model, &r.loaded.suite.stack.secrets);
+    let v = config_verdict(r.loaded, &model, "compose");
+    r.record(&TestKind::StackConfig, v, t0);
+    policy_tests(r, compose, &model).await;
+    r.halt()?;
+    Ok(model)
+}
+
+/// The services `up` starts: the suite's `stack.services` (else every service outside a profile),
+/// narrowed by `--filter` to the services the selected tests name, with what they depend on.
+fn services_to_start(r: &Runner<'_>, model: &ComposeModel) -> Vec<String> {
+    let suite = &r.loaded.suite;
+    let selected: Vec<String> = if suite.stack.services.is_empty() {
+        model
+            .services
+            .iter()
+            .filter(|(_, m)| m.profiles.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
+    } else {
+        suite.stack.services.clone()
+    };
+    let selected: Vec<String> = selected
+        .into_iter()
+        .filter(|s| model.services.contains_key(s))
+        .collect();
+    match r.needs.as_ref().map(|n| &n.services) {
+        Some(Some(named)) => with_dependencies(model, named.iter().cloned()),
+        _ => selected,
+    }
+}
+
+/// Step 2: images that cannot be built must already exist; then build what compose builds, the
+/// way compose builds it, and the suite's own images.
+async fn build(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    id: &RunIdentity,
+    model: &ComposeModel,
+    selected: &[String],
+    deadline: Instant,
+) -> Result<(), Stop> {
+    let suite = &r.loaded.suite;
+    let needed: Vec<(String, String)> = selected
+        .iter()
+        .filter(|s| model.services[*s].build.is_none())
+        .map(|s| {
+            (
+                model.services[s].image.clone().unwrap_or_default(),
+                format!("service {s}"),
+            )
+        })
+        .collect();
+    require_images(r.engine, &needed).await?;
+
+    let mut to_build: Vec<String> = selected
+        .iter()
+        .filter(|s| model.services[*s].build.is_some())
+        .cloned()
+        .collect();
+    for (tag, spec) in &suite.images {
+        if !Needs::wants_image(r.needs.as_ref(), tag) {
+            continue;
+        }
+        if let Some(s) = &spec.service {
+            if model.services.get(s).is_some_and(|m| m.build.is_some()) && !to_build.contains(s) {
+                to_build.push(s.clone());
+            }
+        }
+    }
+    if !to_build.is_empty() {
+        let t0 = Instant::now();
+        r.progress
+            .phase(&format!("building {}", to_build.join(", ")));
+        let progress = r.progress;
+        let built = compose
+            .build(
+                &to_build,
+                deadline.saturating_duration_since(Instant::now()),
+                |l| progress.detail(l),
+            )
+            .await;
+        let compose_built: Vec<PlannedTest> = r.tests_where(|k| match k {
+            TestKind::Build { image } => {
+                suite.images.get(image).is_some_and(|i| i.service.is_some())
+            }
+            _ => false,
+        });
+        for t in compose_built {
+            let TestKind::Build { image } = &t.kind else {
+                continue;
+            };
+            let v = match &built {
+                Ok(()) => built_verdict(r.engine, image, t0).await,
+                Err(e) => {
+                    Verdict::fail("docker compose build failed").with_detail(e.tail().to_string())
+                }
+            };
+            r.record(&t.kind, v, t0);
+        }
+        if built.is_err() {
+            return Err(Stop::NotRun("the build failed".into()));
+        }
+    }
+    r.halt()?;
+    build_own_images(r, id, deadline).await;
+    image_tests(r, id).await;
+    r.halt()
+}
+
+/// Step 3: up, judging each service's state ourselves (`up --wait` cannot judge one-shots);
+/// returns the container of each service.
+async fn up(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    id: &RunIdentity,
+    model: &ComposeModel,
+    selected: &[String],
+    deadline: Instant,
+) -> Result<BTreeMap<String, String>, Stop> {
+    let loaded = r.loaded;
+    let (wants, undefined): (Vec<_>, Vec<_>) = loaded
+        .suite
+        .services
+        .iter()
+        .map(|(name, spec)| (name.clone(), spec.state))
+        .filter(|(name, _)| r.needs.is_none() || selected.contains(name))
+        .partition(|(name, _)| model.services.contains_key(name));
+    for (service, _) in undefined {
+        let known: Vec<&String> = model.services.keys().collect();
+        let v = Verdict::fail(format!(
+            "service `{service}` is not defined in the compose files (services: {known:?})"
+        ));
+        r.record(&state_test(&service), v, Instant::now());
+    }
+    r.progress
+        .phase(&format!("starting {} services", selected.len()));
+    let progress = r.progress;
+    let up = compose.up(
+        selected,
+        deadline.saturating_duration_since(Instant::now()),
+        |l| progress.detail(l),
+    );
+    let wait = state::WaitFor {
+        project: &id.project,
+        wants: &wants,
+        deadline,
+        stop_at_first_failure: r.fail_fast,
+    };
+    let t0 = Instant::now();
+    let report = state::bring_up_and_wait(
+        r.engine,
+        &wait,
+        up,
+        |l| progress.detail(l),
+        |service, verdict, info| {
+            let mut verdict = verdict.clone();
+            if let Some(info) = info {
+                let built = model
+                    .services
+                    .get(service)
+                    .is_some_and(|m| m.build.is_some());
+                verdict.message.push_str(&standin_note(info, built));
+            }
+            r.record(&state_test(service), verdict, t0);
+        },
+    )
+    .await;
+    if let Some(e) = &report.up_error {
+        r.progress.phase(&format!(
+            "docker compose up failed: {}",
+            checks::snippet(e, 300)
+        ));
+    }
+    r.halt()?;
+    Ok(report.containers)
+}
+
+fn state_test(service: &str) -> TestKind {
+    TestKind::Service {
+        service: service.to_string(),
+        promise: ServicePromise::State,
+    }
+}
+
+/// `services` and, transitively, every service they `depends_on` (what `compose up` starts).
+fn with_dependencies(
+    model: &ComposeModel,
+    services: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut todo: Vec<String> = services.into_iter().collect();
+    while let Some(s) = todo.pop() {
+        if out.contains(&s) || !model.services.contains_key(&s) {
+            continue;
+        }
+        todo.extend(model.services[&s].depends_on.keys().cloned());
+        out.push(s);
+    }
+    out.sort();
+    out
+}
+
+/// ` [stand-in: …]` when the service runs one of our offline stand-ins, so nobody mistakes it
+/// for the upstream image. Images built from a stand-in inherit its label: for them, the note
+/// names the base.
+fn standin_note(info: &bollard::models::ContainerInspectResponse, built: bool) -> String {
+    let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
+    match labels.and_then(|l| l.get(crate::engine::LABEL_STANDIN)) {
+        Some(what) if !what.is_empty() && built => format!(" [built on a stand-in base: {what}]"),
+        Some(what) if !what.is_empty() => format!(" [stand-in: {what}]"),
+        _ => String::new(),
+    }
+}
+
+/// Every service the suite names is defined by the stack.
+pub(super) fn config_verdict(loaded: &LoadedSuite, model: &ComposeModel, source: &str) -> Verdict {
+    let named = loaded.suite.named_services();
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|s| !model.services.contains_key(*s))
+        .collect();
+    if missing.is_empty() {
+        Verdict::pass(format!(
+            "{} services, {} networks, {} volumes",
+            model.services.len(),
+            model.networks.len(),
+            model.volumes.len()
+        ))
+    } else {
+        let known: Vec<&String> = model.services.keys().collect();
+        Verdict::fail(format!("services named by the suite but not defined by {source}: {missing:?} (defined: {known:?})"))
+    }
+}
+
+/// The static rules, on the interpolated model and on the files as written.
+async fn policy_tests(r: &mut Runner<'_>, compose: &Compose, model: &ComposeModel) {
+    let active = r.loaded.suite.policy.active();
+    if active.is_empty() {
+        return;
+    }
+    let t0 = Instant::now();
+    let raw = compose.config_raw(CONFIG_TIMEOUT).await;
+    for (rule, level) in active {
+        let v = match &raw {
+            Ok(raw) => {
+                checks::policy::evaluate(rule, level, &r.loaded.suite, model, raw, &r.loaded.dir)
+            }
+            Err(e) => Verdict::fail(format!("cannot read the compose files as written: {e}")),
+        };
+        r.record(&TestKind::Policy { rule }, v, t0);
+    }
+}

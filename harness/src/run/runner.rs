@@ -1,0 +1,140 @@
+//! The bookkeeping every suite run shares, whatever its stack: each planned test's verdict is
+//! recorded once (flaky policy, quarantine, masking, progress), the first failure is remembered for
+//! `--fail-fast`, and tests that never ran are filled in with why.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::checks::{ProbeTarget, Verdict};
+use crate::engine::Engine;
+use crate::plan::{Needs, PlannedTest, TestKind};
+use crate::report::{Masker, Outcome, Progress, ServiceImage, Status};
+use crate::suite::LoadedSuite;
+
+/// Why a run's main phase stopped early; the tests it did not reach are reported with this.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Stop {
+    /// The run could not be carried out (engine, images, files): exit 3.
+    #[error("{0}")]
+    Infra(String),
+    /// An earlier failure (or Ctrl-C, or `--fail-fast`) makes the remaining tests pointless.
+    #[error("{0}")]
+    NotRun(String),
+}
+
+/// One suite's run in progress: what it may touch and what it has concluded so far.
+pub(crate) struct Runner<'a> {
+    pub loaded: &'a LoadedSuite,
+    pub engine: &'a Engine,
+    pub progress: &'a dyn Progress,
+    pub masker: Masker,
+    /// The planned tests of this run (after `--filter`), in report order.
+    pub tests: Vec<PlannedTest>,
+    results: BTreeMap<String, Outcome>,
+    /// Every address a network probe connected to, and why it was home.
+    pub probes: Vec<ProbeTarget>,
+    /// The image each service ran (after bring-up).
+    pub images: Vec<ServiceImage>,
+    pub fail_fast: bool,
+    first_failure: Option<String>,
+    /// Published ports and fixed names are made unique to this run.
+    pub ephemeral: bool,
+    no_flaky: bool,
+    /// Set by `--filter`: what the selected tests need (else everything is built and started).
+    pub needs: Option<Needs>,
+}
+
+/// What a [`Runner`] is given beyond the suite and the engine.
+pub(crate) struct RunnerSettings {
+    pub masker: Masker,
+    pub tests: Vec<PlannedTest>,
+    pub needs: Option<Needs>,
+    pub fail_fast: bool,
+    pub ephemeral: bool,
+    pub no_flaky: bool,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        loaded: &'a LoadedSuite,
+        engine: &'a Engine,
+        progress: &'a dyn Progress,
+        settings: RunnerSettings,
+    ) -> Runner<'a> {
+        Runner {
+            loaded,
+            engine,
+            progress,
+            masker: settings.masker,
+            tests: settings.tests,
+            results: BTreeMap::new(),
+            probes: Vec::new(),
+            images: Vec::new(),
+            fail_fast: settings.fail_fast,
+            first_failure: None,
+            ephemeral: settings.ephemeral,
+            no_flaky: settings.no_flaky,
+            needs: settings.needs,
+        }
+    }
+
+    /// Records the verdict of the planned test of this kind. A kind with no planned test was
+    /// done only because a selected test needed it (`--filter`) and is not reported.
+    pub fn record(&mut self, kind: &TestKind, mut verdict: Verdict, started: Instant) {
+        let Some(name) = self
+            .tests
+            .iter()
+            .find(|t| t.kind == *kind)
+            .map(|t| t.name.clone())
+        else {
+            return;
+        };
+        if self.no_flaky && verdict.passed && !verdict.flaky.is_empty() {
+            verdict.passed = false;
+            verdict.message = format!(
+                "flaky (--no-flaky): passed on attempt {} after {}",
+                verdict.flaky.len() + 1,
+                verdict.flaky.join("; ")
+            );
+        }
+        let mut outcome = Outcome::from_verdict(&name, verdict, started);
+        if outcome.status == Status::Failed && self.loaded.suite.is_quarantined(&name) {
+            outcome.status = Status::Passed;
+            outcome.warning = true;
+            outcome.quarantined = true;
+            outcome.message = format!("quarantined: {}", outcome.message);
+        }
+        outcome.message = self.masker.mask(&outcome.message);
+        outcome.detail = self.masker.mask(&outcome.detail);
+        self.progress.outcome(&outcome);
+        if outcome.status == Status::Failed && self.first_failure.is_none() {
+            self.first_failure = Some(name.clone());
+        }
+        self.results.insert(name, outcome);
+    }
+
+    /// With `--fail-fast`, ends the main phase once a test has failed.
+    pub fn halt(&self) -> Result<(), Stop> {
+        match (&self.first_failure, self.fail_fast) {
+            (Some(name), true) => Err(Stop::NotRun(format!("--fail-fast: `{name}` failed"))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn tests_where(&self, f: impl Fn(&TestKind) -> bool) -> Vec<PlannedTest> {
+        self.tests.iter().filter(|t| f(&t.kind)).cloned().collect()
+    }
+
+    /// Every planned test's outcome, in plan order; those never recorded did not run, for `reason`.
+    pub fn outcomes(&self, reason: &str) -> Vec<Outcome> {
+        self.tests
+            .iter()
+            .map(|t| {
+                self.results
+                    .get(&t.name)
+                    .cloned()
+                    .unwrap_or_else(|| Outcome::not_run(&t.name, reason))
+            })
+            .collect()
+    }
+}

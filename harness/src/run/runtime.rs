@@ -1,0 +1,199 @@
+//! The runtime tests against the live stack: service promises, networks, volumes and checks.
+//! Those that only look run concurrently; scenarios, which act on the stack, run afterwards in the
+//! suite's order. A check with `retries:` runs again after a failure; an engine that stops
+//! answering ends the checks with that as their cause.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use super::images::service_images;
+use super::runner::{Runner, Stop};
+use crate::checks::{self, Ctx, Verdict};
+use crate::engine::{Compose, ComposeModel, Engine, EngineError};
+use crate::plan::{PlannedTest, RunIdentity, ServicePromise, TestKind};
+use crate::report::Progress;
+use crate::suite::{Action, CheckKind, Suite};
+
+/// Checks of one suite that run at the same time (each may start a helper container).
+const CHECK_JOBS: usize = 4;
+
+/// What the checks may look at, for a stack that is up.
+pub(super) fn new_ctx<'a>(
+    r: &Runner<'a>,
+    model: &'a ComposeModel,
+    compose: Option<&'a Compose>,
+    id: &'a RunIdentity,
+    workdir: &'a Path,
+    containers: BTreeMap<String, String>,
+) -> Ctx<'a> {
+    Ctx {
+        engine: r.engine,
+        model,
+        loaded: r.loaded,
+        compose,
+        run_id: &id.run_id,
+        labels: &id.labels,
+        containers: std::sync::Mutex::new(containers),
+        started: std::time::SystemTime::now(),
+        tmp: workdir,
+        canary: Default::default(),
+        probed: Default::default(),
+        ephemeral_ports: r.ephemeral,
+    }
+}
+
+/// A check whose steps act on the stack (restart, stop, start, kill, down/up): it runs after every
+/// other runtime test, one at a time, in the suite's order.
+fn is_scenario(suite: &Suite, kind: &TestKind) -> bool {
+    let TestKind::Check { index } = kind else {
+        return false;
+    };
+    matches!(&suite.checks[*index].kind, CheckKind::Steps(steps)
+        if steps.iter().any(|s| !matches!(s.action, Action::Check { .. })))
+}
+
+/// The verdict of one runtime test (service promise, network, volume, check); None for others.
+async fn runtime_verdict(
+    ctx: &Ctx<'_>,
+    suite: &Suite,
+    progress: &dyn Progress,
+    kind: &TestKind,
+) -> Option<Verdict> {
+    Some(match kind {
+        TestKind::Service { service, promise } if *promise != ServicePromise::State => {
+            let v = checks::check_service(ctx, service, promise, &suite.services[service]).await;
+            if v.passed || !v.detail.is_empty() {
+                v
+            } else {
+                v.with_detail(ctx.diagnostics(service).await)
+            }
+        }
+        TestKind::Network { name } => checks::check_network(ctx, name, &suite.networks[name]).await,
+        TestKind::Volume { name } => checks::check_volume(ctx, name).await,
+        TestKind::Check { index } => {
+            let check = &suite.checks[*index];
+            progress.phase(&format!("check: {}", check.name));
+            let mut failed: Vec<String> = Vec::new();
+            loop {
+                let v = checks::check(ctx, check).await;
+                if v.passed {
+                    break Verdict { flaky: failed, ..v };
+                }
+                if failed.len() as u32 >= check.retries {
+                    break match failed.len() {
+                        0 => v,
+                        n => Verdict {
+                            message: format!(
+                                "failed on all {} attempts; last: {}",
+                                n + 1,
+                                v.message
+                            ),
+                            ..v
+                        },
+                    };
+                }
+                failed.push(format!("attempt {}: {}", failed.len() + 1, v.message));
+                progress.phase(&format!(
+                    "check: {} failed, re-running ({} of {} re-runs)",
+                    check.name,
+                    failed.len(),
+                    check.retries
+                ));
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Says so when a failure coincides with the engine going away, and returns why it is gone.
+async fn blame_engine(engine: &Engine, mut v: Verdict) -> (Verdict, Option<EngineError>) {
+    if v.passed {
+        return (v, None);
+    }
+    match engine.ping().await {
+        Ok(()) => (v, None),
+        Err(e) => {
+            v.message
+                .push_str(&format!(" (the Docker engine stopped answering: {e})"));
+            (v, Some(e))
+        }
+    }
+}
+
+fn engine_gone(e: EngineError) -> Stop {
+    Stop::Infra(format!(
+        "the Docker engine stopped answering during the checks ({e})"
+    ))
+}
+
+/// Runtime tests against the live stack. Those that only look (service promises, networks,
+/// volumes, single checks) run concurrently, [`CHECK_JOBS`] at a time; scenarios, which change
+/// the stack, run afterwards in order. An engine that stops answering (restarted, crashed) ends
+/// the checks with that as the cause, instead of every later check failing on its own.
+pub(super) async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
+    let containers = ctx
+        .containers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    r.images = service_images(r.engine, &containers, ctx.model).await;
+    let result = runtime_tests_in_order(r, ctx).await;
+    let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
+    r.probes.append(&mut probed);
+    result
+}
+
+async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
+    let (loaded, engine, progress) = (r.loaded, r.engine, r.progress);
+    let suite = &loaded.suite;
+    let runtime: Vec<PlannedTest> = r.tests_where(|k| {
+        matches!(
+            k,
+            TestKind::Service { .. }
+                | TestKind::Network { .. }
+                | TestKind::Volume { .. }
+                | TestKind::Check { .. }
+        )
+    });
+    let (scenarios, looks): (Vec<_>, Vec<_>) = runtime
+        .into_iter()
+        .partition(|t| is_scenario(suite, &t.kind));
+    r.halt()?;
+    engine.ping().await.map_err(engine_gone)?;
+    let mut verdicts = futures_util::stream::iter(looks)
+        .map(|t| async move {
+            let t0 = Instant::now();
+            let v = runtime_verdict(ctx, suite, progress, &t.kind).await;
+            (t, v, t0)
+        })
+        .buffer_unordered(CHECK_JOBS);
+    while let Some((t, v, t0)) = verdicts.next().await {
+        if let Some(v) = v {
+            let (v, gone) = blame_engine(engine, v).await;
+            r.record(&t.kind, v, t0);
+            if let Some(e) = gone {
+                return Err(engine_gone(e));
+            }
+        }
+        if r.halt().is_err() {
+            break; // --fail-fast: the checks still in flight are dropped
+        }
+    }
+    drop(verdicts);
+    for t in scenarios {
+        r.halt()?;
+        engine.ping().await.map_err(engine_gone)?;
+        let t0 = Instant::now();
+        if let Some(v) = runtime_verdict(ctx, suite, progress, &t.kind).await {
+            let (v, gone) = blame_engine(engine, v).await;
+            r.record(&t.kind, v, t0);
+            if let Some(e) = gone {
+                return Err(engine_gone(e));
+            }
+        }
+    }
+    Ok(())
+}

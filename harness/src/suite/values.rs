@@ -1,0 +1,144 @@
+//! Values written inside a suite that need more than a type to read: mounts, sizes, signal names
+//! and text patterns. The loader checks them (so bad ones are exit 2) and the checks use them.
+
+use std::path::{Path, PathBuf};
+
+/// A `host:container[:ro|:rw]` mount with placeholders replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: String,
+    pub read_only: bool,
+}
+
+/// Parses a mount; `{suite_dir}` and `{tmp}` become `suite_dir` and `tmp`.
+pub fn parse_mount(text: &str, suite_dir: &Path, tmp: &Path) -> Result<Mount, String> {
+    let bad = || format!("invalid mount `{text}`: expected `host:container[:ro|:rw]`");
+    let replaced = text
+        .replace("{suite_dir}", &suite_dir.to_string_lossy())
+        .replace("{tmp}", &tmp.to_string_lossy());
+    let parts: Vec<&str> = replaced.split(':').collect();
+    let (host, container, read_only) = match parts.as_slice() {
+        [h, c] => (*h, *c, false),
+        [h, c, "ro"] => (*h, *c, true),
+        [h, c, "rw"] => (*h, *c, false),
+        _ => return Err(bad()),
+    };
+    if host.is_empty() || !container.starts_with('/') {
+        return Err(bad());
+    }
+    let host = PathBuf::from(host);
+    let host = if host.is_absolute() {
+        host
+    } else {
+        suite_dir.join(host)
+    };
+    Ok(Mount {
+        host,
+        container: container.to_string(),
+        read_only,
+    })
+}
+
+/// `KILL`, `SIGKILL`, `9` → the signal number.
+pub fn signal_number(name: &str) -> Result<i32, String> {
+    use std::str::FromStr;
+    if let Ok(n) = name.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|s| s as i32)
+            .map_err(|_| format!("unknown signal {n}"));
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&full)
+        .map(|s| s as i32)
+        .map_err(|_| format!("unknown signal `{name}` (e.g. KILL, TERM, INT)"))
+}
+
+/// `/regex/` or a substring.
+pub fn text_matches(pattern: &str, text: &str) -> Result<bool, String> {
+    if pattern.len() >= 2 && pattern.starts_with('/') && pattern.ends_with('/') {
+        let re = regex::RegexBuilder::new(&pattern[1..pattern.len() - 1])
+            .multi_line(true)
+            .build()
+            .map_err(|e| format!("invalid regex {pattern}: {e}"))?;
+        Ok(re.is_match(text))
+    } else {
+        Ok(text.contains(pattern))
+    }
+}
+
+/// Parses sizes such as `900MiB`, `1GB`, `512k`, in bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * mult) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount(
+            "{suite_dir}/repo:/work:ro",
+            Path::new("/s"),
+            Path::new("/t"),
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            Mount {
+                host: "/s/repo".into(),
+                container: "/work".into(),
+                read_only: true
+            }
+        );
+        let m = parse_mount("{tmp}/out:/out:rw", Path::new("/s"), Path::new("/t")).unwrap();
+        assert!(!m.read_only && m.host == Path::new("/t/out"));
+        assert!(parse_mount("/a:/b:rx", Path::new("/s"), Path::new("/t")).is_err());
+        assert!(parse_mount("/a", Path::new("/s"), Path::new("/t")).is_err());
+    }
+
+    #[test]
+    fn text_patterns() {
+        assert!(text_matches("/^PONG$/", "PONG\n").unwrap());
+        assert!(!text_matches("/^PONG$/", "NOPONG").unwrap());
+        assert!(text_matches("ok", "status ok").unwrap());
+        assert!(text_matches("/(/", "x").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("900MiB"), Some(900 * 1024 * 1024));
+        assert_eq!(parse_size("1GB"), Some(1_000_000_000));
+        assert_eq!(parse_size("12 parsecs"), None);
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(signal_number("KILL").unwrap(), 9);
+        assert_eq!(signal_number("sigterm").unwrap(), 15);
+        assert_eq!(signal_number("2").unwrap(), 2);
+        assert!(signal_number("NOPE").is_err());
+    }
+}
