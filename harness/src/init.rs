@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Component, Path, PathBuf};
 
-use crate::engine::{Compose, ComposeModel, Dockerfile, CONFIG_TIMEOUT};
+use crate::engine::{Compose, ComposeError, ComposeModel, Dockerfile, CONFIG_TIMEOUT};
 
 /// What `init` was asked for.
 pub struct InitRequest {
+    /// The compose files, in `-f` order.
     pub compose: Vec<PathBuf>,
+    /// An env file for interpolation, as `--env-file`.
     pub env_file: Option<PathBuf>,
     /// Where the suite will be written (paths in it are relative to its folder).
     pub output: PathBuf,
@@ -22,7 +24,7 @@ pub struct InitRequest {
 }
 
 /// The suite's text, or why the compose files could not be read.
-pub async fn scaffold(req: &InitRequest) -> Result<String, String> {
+pub async fn scaffold(req: &InitRequest) -> Result<String, ComposeError> {
     let compose = Compose {
         project: "stackcheck-init".into(),
         files: req.compose.clone(),
@@ -30,10 +32,7 @@ pub async fn scaffold(req: &InitRequest) -> Result<String, String> {
         env: BTreeMap::new(),
         override_file: None,
     };
-    let model = compose
-        .config(CONFIG_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+    let model = compose.config(CONFIG_TIMEOUT).await?;
     let suite_dir = absolute(req.output.parent().unwrap_or(Path::new(".")));
     let id = req.name.clone().unwrap_or_else(|| default_id(&req.compose));
     Ok(render(&model, req, &suite_dir, &id))

@@ -2,11 +2,14 @@
 //!
 //! The data flows through one module per stage:
 //! [`suite`] (what is promised) → [`plan`] (which tests, which project, which labels) →
-//! [`engine`] (Docker and Compose) → [`checks`] (proving each promise) → [`report`] (console, JUnit).
+//! [`engine`] (Docker and Compose) → `checks` (proving each promise) → [`report`] (the result
+//! model; console, JUnit, JSON, summary).
 //! [`run`] drives one suite through all stages and always tears down; [`init`] writes a first
-//! suite from an existing compose project.
+//! suite from an existing compose project; [`validate`] is what can be known without an engine.
 
-pub mod checks;
+#![warn(missing_docs)]
+
+pub(crate) mod checks;
 pub mod engine;
 pub mod error;
 pub mod init;

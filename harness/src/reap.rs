@@ -19,16 +19,22 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// One run's resources on the engine.
 #[derive(Clone, Debug)]
 pub struct RunResources {
+    /// The run id.
     pub run: String,
+    /// The suite it ran.
     pub suite: String,
     /// The machine the owner ran on, when the run says (`io.stackcheck.owner`).
     pub owner_host: Option<String>,
+    /// The harness process that owns it, when labelled.
     pub owner_pid: Option<i32>,
+    /// Whether that process still runs on this machine.
     pub owner_alive: bool,
+    /// What the run left, by kind.
     pub left: Leftovers,
 }
 
 impl RunResources {
+    /// One line for `stackcheck reap`.
     pub fn describe(&self) -> String {
         let here = self.owner_host.as_deref().is_none_or(|h| h == this_host());
         let owner = match self.owner_pid {

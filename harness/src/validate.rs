@@ -97,7 +97,7 @@ pub async fn static_policy(loaded: &LoadedSuite) -> Result<Vec<Outcome>, Compose
             let t0 = Instant::now();
             let level = suite.policy.level(rule);
             let v = checks::policy::evaluate(rule, level, suite, &model, &raw, &loaded.dir);
-            let mut o = Outcome::from_verdict(&t.name, v, t0);
+            let mut o = v.into_outcome(&t.name, t0);
             o.message = masker.mask(&o.message);
             Some(o)
         })

@@ -1,6 +1,6 @@
-//! The docs stay true (issue 7 item 6): `docs/suite-format.md` names every key of the suite
-//! schema, its examples are still in the suites they quote, and every command and `run` flag of
-//! the CLI is documented.
+//! The docs stay true (issue 7 item 6, issue 20): `docs/suite-format.md` names every key of the suite
+//! schema, its examples are still in the suites they quote, every command and `run` flag of
+//! the CLI is documented, and the README's layout table is the source tree.
 
 use std::collections::BTreeSet;
 
@@ -119,4 +119,73 @@ fn every_command_and_run_flag_is_documented() {
             );
         }
     }
+}
+
+/// The README's layout table is the source tree (issue 20): every module of `harness/src` has a
+/// row, every file of a module folder is named in its folder's row, and no row names a file that
+/// is gone. Also: no source file is over 600 lines.
+#[test]
+fn the_layout_table_matches_the_source_tree() {
+    let readme = read("README.md");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `harness/src/"))
+        .collect();
+    let src = root().join("harness/src");
+    let named = regex::Regex::new(r"`([a-z_]+\.rs)`").unwrap();
+    let mut entries: Vec<_> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            let row = rows
+                .iter()
+                .find(|r| r.starts_with(&format!("| `harness/src/{name}/`")))
+                .unwrap_or_else(|| panic!("README layout: no row for harness/src/{name}/"));
+            for file in std::fs::read_dir(&path).unwrap() {
+                let file = file.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(
+                    row.contains(&format!("`{file}`")),
+                    "README layout: the row of harness/src/{name}/ does not name `{file}`"
+                );
+            }
+            for file in named.captures_iter(row).map(|c| c[1].to_string()) {
+                assert!(
+                    path.join(&file).exists(),
+                    "README layout names harness/src/{name}/{file}, which does not exist"
+                );
+            }
+        } else {
+            assert!(
+                rows.iter()
+                    .any(|r| r.contains(&format!("`harness/src/{name}`"))
+                        || (r.starts_with("| `harness/src/lib.rs`")
+                            && r.contains(&format!("`{name}`")))),
+                "README layout: no row names harness/src/{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let mut todo = vec![root().join("harness/src"), root().join("harness/tests")];
+    let mut long = Vec::new();
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                if lines > 600 {
+                    long.push(format!("{} ({lines} lines)", path.display()));
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these by concept: {long:?}");
 }

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use bollard::models::ContainerInspectResponse;
 
-use super::home::{classify, ProbeTarget};
+use super::home::classify;
 use super::net::Canary;
 use super::{state, Verdict};
 use crate::engine::{Compose, ComposeModel, Engine};
+use crate::report::ProbeTarget;
 use crate::suite::LoadedSuite;
 
 /// Everything a check may look at once the stack is up.
@@ -26,8 +26,6 @@ pub struct Ctx<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// Container id per service (absent: never created); refreshed after `down_up`.
     pub containers: Mutex<BTreeMap<String, String>>,
-    /// When the run started: files a check expects must be newer.
-    pub started: SystemTime,
     /// The per-run temp dir (`{tmp}`).
     pub tmp: &'a Path,
     pub(crate) canary: tokio::sync::OnceCell<Result<Canary, String>>,

@@ -7,16 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::engine::RunAddresses;
-
-/// One address a probe of this run connected to, and why it was allowed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeTarget {
-    pub target: String,
-    pub home: String,
-}
 
 /// Why `target` (`host:port`) may be probed, or why not.
 pub fn classify(

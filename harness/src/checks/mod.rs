@@ -17,18 +17,15 @@ mod smoke;
 mod stack;
 pub mod state;
 
-pub use home::{classify, ProbeTarget};
-pub use net::Canary;
-
 pub use image::check_image;
 pub use service::check_service;
-pub use stack::{check_network, check_volume};
+pub use stack::{check_config, check_network, check_volume};
 
 mod ctx;
 mod verdict;
 
 pub use ctx::Ctx;
-pub use verdict::{snippet, tail_snippet, with_retry, Verdict};
+pub use verdict::{with_retry, Verdict};
 
 use std::time::Duration;
 

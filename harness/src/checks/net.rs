@@ -286,7 +286,7 @@ async fn run_probe(
         return Err(Verdict::fail(format!(
             "the probe failed (exit {}): {}",
             out.exit,
-            super::snippet(&out.stderr, 300)
+            crate::report::snippet(&out.stderr, 300)
         )));
     }
     Ok(out.stdout)
@@ -331,7 +331,7 @@ pub async fn check_isolated(ctx: &Ctx<'_>, service: &str) -> Verdict {
         Err(e) => {
             return Verdict::fail(format!(
                 "unreadable probe report ({e}): {}",
-                super::snippet(&out, 300)
+                crate::report::snippet(&out, 300)
             ))
         }
     };
@@ -409,7 +409,12 @@ pub async fn check_reach(ctx: &Ctx<'_>, probe: &ReachCheck) -> Verdict {
     let result = serde_json::from_str::<NetReport>(out.trim())
         .ok()
         .and_then(|r| r.reached.get(&target).cloned())
-        .unwrap_or_else(|| format!("unreadable probe report: {}", super::snippet(&out, 200)));
+        .unwrap_or_else(|| {
+            format!(
+                "unreadable probe report: {}",
+                crate::report::snippet(&out, 200)
+            )
+        });
     let reached = result == "open";
     match (probe.expect, reached) {
         (Reachability::Reachable, true) => {
@@ -496,7 +501,7 @@ pub async fn check_mount_writes(
         Err(e) => {
             return Verdict::fail(format!(
                 "unreadable probe report ({e}): {}",
-                super::snippet(&out, 300)
+                crate::report::snippet(&out, 300)
             ))
         }
     };

@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{snippet, state, Ctx, Verdict};
+use super::{state, Ctx, Verdict};
+use crate::report::snippet;
 use crate::suite::{
     signal_number, text_matches, Action, DesiredState, Expect, KillAction, LogsCheck, RunCheck,
-    StateCheck, Step,
+    StateCheck, Step, ValueError,
 };
 
 const DEFAULT_WITHIN: Duration = Duration::from_secs(30);
@@ -195,9 +196,9 @@ async fn kill(ctx: &Ctx<'_>, k: &KillAction) -> Verdict {
         Ok(info) => info.state.and_then(|s| s.pid).unwrap_or(0),
         Err(e) => return Verdict::fail(e.to_string()),
     };
-    let sig = match signal_number(&k.signal)
-        .and_then(|n| nix::sys::signal::Signal::try_from(n).map_err(|e| e.to_string()))
-    {
+    let sig = match signal_number(&k.signal).and_then(|n| {
+        nix::sys::signal::Signal::try_from(n).map_err(|_| ValueError::SignalNumber(n))
+    }) {
         Ok(s) => s,
         Err(e) => return Verdict::fail(e),
     };

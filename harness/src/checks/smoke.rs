@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use super::{snippet, tail_snippet, Ctx, Verdict};
+use super::{Ctx, Verdict};
 use crate::engine::HelperSpec;
+use crate::report::{snippet, tail_snippet};
 use crate::suite::{text_matches, ExecCheck, Expect, FromHostCheck, HttpCheck, TcpCheck};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);

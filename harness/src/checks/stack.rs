@@ -1,7 +1,8 @@
-//! Stack-wide promises: networks and named volumes.
+//! Stack-wide promises: the compose model defines what the suite names, networks, named volumes.
 
 use super::{Ctx, Verdict};
-use crate::suite::NetworkSpec;
+use crate::engine::ComposeModel;
+use crate::suite::{NetworkSpec, Suite};
 
 pub async fn check_network(ctx: &Ctx<'_>, name: &str, spec: &NetworkSpec) -> Verdict {
     let Some(model) = ctx.model.networks.get(name) else {
@@ -85,5 +86,25 @@ pub async fn check_volume(ctx: &Ctx<'_>, name: &str) -> Verdict {
         Ok(true) => Verdict::pass(format!("`{engine_name}` exists")),
         Ok(false) => Verdict::fail(format!("volume `{engine_name}` was not created")),
         Err(e) => Verdict::fail(e.to_string()),
+    }
+}
+
+/// `stack::config`: every service the suite names is defined by the stack (`source` says by what).
+pub fn check_config(suite: &Suite, model: &ComposeModel, source: &str) -> Verdict {
+    let named = suite.named_services();
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|s| !model.services.contains_key(*s))
+        .collect();
+    if missing.is_empty() {
+        Verdict::pass(format!(
+            "{} services, {} networks, {} volumes",
+            model.services.len(),
+            model.networks.len(),
+            model.volumes.len()
+        ))
+    } else {
+        let known: Vec<&String> = model.services.keys().collect();
+        Verdict::fail(format!("services named by the suite but not defined by {source}: {missing:?} (defined: {known:?})"))
     }
 }

@@ -338,7 +338,7 @@ fn last_health_output(info: &ContainerInspectResponse) -> Option<String> {
     Some(format!(
         "exit {}: {}",
         last.exit_code.unwrap_or(-1),
-        super::snippet(last.output.as_deref().unwrap_or(""), 300)
+        crate::report::snippet(last.output.as_deref().unwrap_or(""), 300)
     ))
 }
 

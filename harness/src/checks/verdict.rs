@@ -1,7 +1,9 @@
-//! What a check concludes ([`Verdict`]), how it polls until a condition holds, and how captured
-//! output is cut down to one line for its message.
+//! What a check concludes ([`Verdict`]), how it becomes a named, timed [`Outcome`], and how a
+//! check polls until a condition holds.
 
 use std::time::{Duration, Instant};
+
+use crate::report::{Outcome, Status};
 
 /// What a single check concluded, before it is named and timed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +17,24 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Names and times the verdict: the outcome of the test `name` started at `started`.
+    pub fn into_outcome(self, name: &str, started: Instant) -> Outcome {
+        Outcome {
+            name: name.to_string(),
+            status: if self.passed {
+                Status::Passed
+            } else {
+                Status::Failed
+            },
+            warning: self.warning,
+            message: self.message,
+            detail: self.detail,
+            duration_ms: started.elapsed().as_millis() as u64,
+            flaky: self.flaky,
+            quarantined: false,
+        }
+    }
+
     pub fn pass(message: impl Into<String>) -> Verdict {
         Verdict {
             passed: true,
@@ -24,11 +44,12 @@ impl Verdict {
             flaky: Vec::new(),
         }
     }
-    pub fn fail(message: impl Into<String>) -> Verdict {
+    /// Failed; `message` says what was expected and what was seen (any error reads as one).
+    pub fn fail(message: impl std::fmt::Display) -> Verdict {
         Verdict {
             passed: false,
             warning: false,
-            message: message.into(),
+            message: message.to_string(),
             detail: String::new(),
             flaky: Vec::new(),
         }
@@ -46,32 +67,6 @@ impl Verdict {
     pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {
         self.detail = detail.into();
         self
-    }
-}
-
-/// Shortens captured output for one-line messages.
-pub fn snippet(text: &str, max: usize) -> String {
-    clip(text, max, false)
-}
-
-/// The end of `text` on one line: where a failing command says why (the last line of a traceback).
-pub fn tail_snippet(text: &str, max: usize) -> String {
-    clip(text, max, true)
-}
-
-fn clip(text: &str, max: usize, keep_end: bool) -> String {
-    let t = text.trim();
-    let n = t.chars().count();
-    let one_line = |s: &str| s.replace('\n', "\\n");
-    if n <= max {
-        one_line(t)
-    } else if keep_end {
-        format!(
-            "…{}",
-            one_line(&t.chars().skip(n - max).collect::<String>())
-        )
-    } else {
-        format!("{}…", one_line(&t.chars().take(max).collect::<String>()))
     }
 }
 

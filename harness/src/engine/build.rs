@@ -8,34 +8,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::cli::{stream, CliError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("`docker` could not be started ({0})")]
-    Missing(String),
-    #[error("`docker build` of {tag} failed (exit {code})")]
-    Failed {
-        tag: String,
-        code: i32,
-        tail: String,
-    },
-    #[error("`docker build` of {tag} did not finish within {secs} s")]
-    Timeout {
-        tag: String,
-        secs: u64,
-        tail: String,
-    },
-}
-
-impl BuildError {
-    /// The last lines of the build log.
-    pub fn tail(&self) -> &str {
-        match self {
-            BuildError::Missing(m) => m,
-            BuildError::Failed { tail, .. } | BuildError::Timeout { tail, .. } => tail,
-        }
-    }
-}
+use super::BuildError;
 
 /// Builds `context` (with `dockerfile` relative to it) as `tag`, putting `labels` on the image.
 /// `--force-rm`: the classic builder otherwise leaves the containers of failed steps behind.

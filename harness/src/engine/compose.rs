@@ -9,35 +9,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::cli::CliError;
-use super::ComposeModel;
-
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ComposeError {
-    #[error("`docker compose` could not be started ({0}); install it with `bash ci/engine.sh`")]
-    Missing(String),
-    #[error("`docker compose {what}` failed (exit {code}):\n{tail}")]
-    Failed {
-        what: String,
-        code: i32,
-        tail: String,
-    },
-    #[error("`docker compose {what}` did not finish within {secs} s:\n{tail}")]
-    Timeout {
-        what: String,
-        secs: u64,
-        tail: String,
-    },
-}
-
-impl ComposeError {
-    /// The last lines compose printed, for failure reports.
-    pub fn tail(&self) -> &str {
-        match self {
-            ComposeError::Missing(m) => m,
-            ComposeError::Failed { tail, .. } | ComposeError::Timeout { tail, .. } => tail,
-        }
-    }
-}
+use super::{ComposeError, ComposeModel};
 
 /// How long `docker compose config` may take (it reads files; no engine involved).
 pub const CONFIG_TIMEOUT: Duration = Duration::from_secs(60);
@@ -45,9 +17,13 @@ pub const CONFIG_TIMEOUT: Duration = Duration::from_secs(60);
 /// One compose project: its files, env and the project name unique to this run.
 #[derive(Clone, Debug)]
 pub struct Compose {
+    /// The project name (unique per run).
     pub project: String,
+    /// The compose files, in `-f` order.
     pub files: Vec<PathBuf>,
+    /// `--env-file`, if any.
     pub env_file: Option<PathBuf>,
+    /// Extra environment for interpolation.
     pub env: BTreeMap<String, String>,
     /// Generated override (labels); applied after the user's files.
     pub override_file: Option<PathBuf>,
@@ -208,6 +184,7 @@ impl Compose {
         })
     }
 
+    /// `docker compose build` of `services`, each line of output to `on_line`.
     pub async fn build(
         &self,
         services: &[String],

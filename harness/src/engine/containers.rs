@@ -7,25 +7,28 @@ use testcontainers::core::{AccessMode, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
+use super::EngineError;
+
 /// One `docker run`, resolved: image, network, mounts with placeholders replaced, command, env.
 #[derive(Clone, Debug)]
 pub struct RunSpec {
-    pub image: String,
-    pub network: Option<String>,
+    pub(crate) image: String,
+    pub(crate) network: Option<String>,
     /// `(host, container, read_only)`.
-    pub mounts: Vec<(String, String, bool)>,
-    pub command: Option<Vec<String>>,
-    pub env: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
+    pub(crate) mounts: Vec<(String, String, bool)>,
+    pub(crate) command: Option<Vec<String>>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 /// A started container; removed by [`Started::remove`] (and by the teardown sweep if that is missed).
 pub struct Started {
-    pub id: String,
+    pub(crate) id: String,
     container: ContainerAsync<GenericImage>,
 }
 
 impl Started {
+    /// Stops and removes the container and its anonymous volumes.
     pub async fn remove(self) {
         let _ = self.container.rm().await;
     }
@@ -39,7 +42,8 @@ fn split_ref(image: &str) -> (String, String) {
     }
 }
 
-pub async fn start(spec: &RunSpec) -> Result<Started, String> {
+/// Starts `spec` as `docker run` would.
+pub async fn start(spec: &RunSpec) -> Result<Started, EngineError> {
     let (name, tag) = split_ref(&spec.image);
     let mut request = GenericImage::new(name, tag).with_labels(spec.labels.clone());
     if let Some(net) = &spec.network {
@@ -60,10 +64,10 @@ pub async fn start(spec: &RunSpec) -> Result<Started, String> {
     for (k, v) in &spec.env {
         request = request.with_env_var(k.clone(), v.clone());
     }
-    let container = request
-        .start()
-        .await
-        .map_err(|e| format!("starting {}: {e}", spec.image))?;
+    let container = request.start().await.map_err(|e| EngineError::Call {
+        what: format!("start a container of {}", spec.image),
+        cause: e.to_string(),
+    })?;
     Ok(Started {
         id: container.id().to_string(),
         container,

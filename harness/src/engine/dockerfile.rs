@@ -7,12 +7,12 @@ use std::path::Path;
 /// What a Dockerfile's final stage declares, as far as it can be read without building.
 #[derive(Clone, Default, Debug, PartialEq)]
 pub struct Dockerfile {
-    pub labels: BTreeMap<String, String>,
-    pub healthcheck: Option<bool>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub exposes: Vec<String>,
-    pub base: Option<String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) healthcheck: Option<bool>,
+    pub(crate) entrypoint: Option<Vec<String>>,
+    pub(crate) cmd: Option<Vec<String>>,
+    pub(crate) exposes: Vec<String>,
+    pub(crate) base: Option<String>,
 }
 
 impl Dockerfile {
@@ -23,6 +23,7 @@ impl Dockerfile {
             .map(|t| Dockerfile::parse(&t))
     }
 
+    /// Reads Dockerfile text; what it cannot read statically (shell forms, `$` values) is left out.
     pub fn parse(text: &str) -> Dockerfile {
         let mut d = Dockerfile::default();
         // Earlier stages by alias: `FROM <alias>` starts from what that stage declared.

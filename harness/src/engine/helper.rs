@@ -22,17 +22,17 @@ pub const PROBE_IMAGE: &str = "stackcheck/probe:1";
 /// A helper container to create.
 #[derive(Clone, Debug, Default)]
 pub struct HelperSpec {
-    pub image: String,
-    pub cmd: Vec<String>,
+    pub(crate) image: String,
+    pub(crate) cmd: Vec<String>,
     /// `none`, `container:<id>`, a network name; default: the engine's default bridge.
-    pub network_mode: Option<String>,
+    pub(crate) network_mode: Option<String>,
     /// Further networks to connect before start.
-    pub networks: Vec<String>,
+    pub(crate) networks: Vec<String>,
     /// Containers whose mounts (with their ro/rw modes) the helper gets.
-    pub volumes_from: Vec<String>,
-    pub labels: BTreeMap<String, String>,
+    pub(crate) volumes_from: Vec<String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Publish this container port on the host at this address (random host port).
-    pub publish: Option<(String, u16)>,
+    pub(crate) publish: Option<(String, u16)>,
 }
 
 impl Engine {
@@ -178,6 +178,7 @@ impl Engine {
             })
     }
 
+    /// Removes a network the run created.
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         optional(
             bounded(

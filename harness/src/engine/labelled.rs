@@ -15,17 +15,20 @@ use super::{bounded, label_filter, remote_engine_host, Engine, EngineError, CALL
 /// Addresses of what this run created: container address → container, gateway → network.
 #[derive(Clone, Debug, Default)]
 pub struct RunAddresses {
-    pub containers: BTreeMap<IpAddr, String>,
-    pub gateways: BTreeMap<IpAddr, String>,
+    pub(crate) containers: BTreeMap<IpAddr, String>,
+    pub(crate) gateways: BTreeMap<IpAddr, String>,
     /// A remote engine's host (`DOCKER_HOST`): its published ports are the stack's.
-    pub engine_host: Option<String>,
+    pub(crate) engine_host: Option<String>,
 }
 
 /// Resources carrying a label, by kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Leftovers {
+    /// Container names (or ids).
     pub containers: Vec<String>,
+    /// Network names.
     pub networks: Vec<String>,
+    /// Volume names; anonymous ones are marked `(anonymous)`.
     pub volumes: Vec<String>,
     /// Images a run built (tag, or id when untagged).
     #[serde(default)]
@@ -35,20 +38,26 @@ pub struct Leftovers {
 /// A resource the engine holds for a stackcheck run, with its labels.
 #[derive(Clone, Debug)]
 pub struct Tagged {
-    pub kind: ResourceKind,
-    pub name: String,
-    pub labels: HashMap<String, String>,
+    pub(crate) kind: ResourceKind,
+    pub(crate) name: String,
+    pub(crate) labels: HashMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kinds of resource a run creates.
 pub enum ResourceKind {
+    /// A container.
     Container,
+    /// A network.
     Network,
+    /// A volume.
     Volume,
+    /// An image the run built.
     Image,
 }
 
 impl Leftovers {
+    /// Groups listed resources by kind.
     pub fn from_tagged(tagged: impl IntoIterator<Item = Tagged>) -> Leftovers {
         let mut out = Leftovers::default();
         for t in tagged {
@@ -62,6 +71,7 @@ impl Leftovers {
         out
     }
 
+    /// Nothing is left.
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty()
             && self.networks.is_empty()

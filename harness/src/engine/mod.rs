@@ -21,8 +21,9 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-pub use build::{docker_build, BuildError};
-pub use compose::{compose_version, Compose, ComposeError, CONFIG_TIMEOUT};
+pub use crate::error::{BuildError, ComposeError, EngineError};
+pub use build::docker_build;
+pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
 pub use helper::{HelperSpec, PROBE_IMAGE};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
@@ -33,7 +34,9 @@ pub use model::{
 
 /// Labels every resource of a run carries.
 pub const LABEL_RUN: &str = "io.stackcheck.run";
+/// The suite id of a run's resources.
 pub const LABEL_SUITE: &str = "io.stackcheck.suite";
+/// The pid of the harness process that owns a run (with [`LABEL_OWNER`] for the host).
 pub const LABEL_OWNER_PID: &str = "io.stackcheck.owner-pid";
 /// `<hostname>/<pid>` of the harness: pids are only meaningful on the machine that owns them
 /// (several machines may share one engine through `DOCKER_HOST`).
@@ -54,34 +57,29 @@ pub fn owner_of(pid: i32) -> String {
 }
 /// Compose's own label naming the project of a container, network or volume.
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+/// Compose's own label naming the service of a container.
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
 /// Put by `ci/images.sh` on offline stand-ins: what the image really is.
 pub const LABEL_STANDIN: &str = "io.stackcheck.standin";
 
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("no Docker engine answers at {endpoint} ({cause}); start one with `bash ci/engine.sh` (or set DOCKER_HOST)")]
-    Unavailable { endpoint: String, cause: String },
-    #[error("engine call `{what}` failed: {cause}")]
-    Call { what: String, cause: String },
-    #[error("engine call `{what}` did not answer within {secs} s")]
-    Timeout { what: String, secs: u64 },
-}
-
 /// A connected Docker engine.
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    /// The engine's version (`docker version`), for reports.
     pub version: String,
 }
 
 /// Output of a command run inside a container.
 #[derive(Clone, Debug, Default)]
 pub struct ExecOutput {
+    /// The command's exit code.
     pub exit: i64,
+    /// What it wrote to stdout.
     pub stdout: String,
+    /// What it wrote to stderr.
     pub stderr: String,
 }
 
@@ -213,6 +211,7 @@ impl Engine {
         .await
     }
 
+    /// The container's inspect (state, config, networks, mounts).
     pub async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, EngineError> {
         bounded(
             format!("inspect container {id}"),
@@ -326,6 +325,7 @@ impl Engine {
         }
     }
 
+    /// Restarts a container (`docker restart`).
     pub async fn restart(&self, id: &str) -> Result<(), EngineError> {
         let opts = bollard::query_parameters::RestartContainerOptionsBuilder::default()
             .t(10)
@@ -338,6 +338,7 @@ impl Engine {
         .await
     }
 
+    /// Stops a container (`docker stop`).
     pub async fn stop(&self, id: &str) -> Result<(), EngineError> {
         let opts = bollard::query_parameters::StopContainerOptionsBuilder::default()
             .t(10)
@@ -350,6 +351,7 @@ impl Engine {
         .await
     }
 
+    /// Starts a stopped container (`docker start`).
     pub async fn start(&self, id: &str) -> Result<(), EngineError> {
         bounded(
             format!("start {id}"),
@@ -375,6 +377,7 @@ impl Engine {
             .collect()
     }
 
+    /// Removes a volume (forced).
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
             .force(true)
@@ -407,6 +410,7 @@ impl Engine {
         .map(drop)
     }
 
+    /// The image with this tag or id; None when the engine has none.
     pub async fn image(&self, tag: &str) -> Result<Option<ImageInspect>, EngineError> {
         optional(
             bounded(
@@ -418,6 +422,7 @@ impl Engine {
         )
     }
 
+    /// The network with this name; None when there is none.
     pub async fn network(&self, name: &str) -> Result<Option<NetworkInspect>, EngineError> {
         optional(
             bounded(
@@ -429,6 +434,7 @@ impl Engine {
         )
     }
 
+    /// Whether a volume of this name exists.
     pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
         optional(
             bounded(

@@ -8,61 +8,64 @@ use serde::Deserialize;
 use super::Dockerfile;
 
 #[derive(Clone, Debug, Default, Deserialize)]
+/// The compose model as compose resolves it (`docker compose config --format json`).
 pub struct ComposeModel {
     #[serde(default)]
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default)]
+    /// Services by name.
     pub services: BTreeMap<String, ModelService>,
     #[serde(default)]
-    pub networks: BTreeMap<String, ModelNetwork>,
+    pub(crate) networks: BTreeMap<String, ModelNetwork>,
     #[serde(default)]
-    pub volumes: BTreeMap<String, ModelVolume>,
+    pub(crate) volumes: BTreeMap<String, ModelVolume>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
+/// One service of the compose model.
 pub struct ModelService {
     #[serde(default)]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     #[serde(default)]
-    pub build: Option<ModelBuild>,
+    pub(crate) build: Option<ModelBuild>,
     #[serde(default)]
-    pub container_name: Option<String>,
+    pub(crate) container_name: Option<String>,
     /// Long form once interpolated; `--no-interpolate` may keep short strings, which are skipped.
     #[serde(default, deserialize_with = "long_ports")]
-    pub ports: Vec<ModelPort>,
+    pub(crate) ports: Vec<ModelPort>,
     #[serde(default)]
-    pub networks: Option<BTreeMap<String, Option<serde_json::Value>>>,
+    pub(crate) networks: Option<BTreeMap<String, Option<serde_json::Value>>>,
     #[serde(default)]
-    pub volumes: Vec<ModelVolumeMount>,
+    pub(crate) volumes: Vec<ModelVolumeMount>,
     #[serde(default)]
-    pub restart: Option<String>,
+    pub(crate) restart: Option<String>,
     #[serde(default)]
-    pub depends_on: BTreeMap<String, ModelDependency>,
+    pub(crate) depends_on: BTreeMap<String, ModelDependency>,
     #[serde(default)]
-    pub healthcheck: Option<ModelHealthcheck>,
+    pub(crate) healthcheck: Option<ModelHealthcheck>,
     /// A map once interpolated; `--no-interpolate` keeps the list form `KEY=value`.
     #[serde(default, deserialize_with = "map_or_list")]
     pub environment: BTreeMap<String, Option<String>>,
     #[serde(default)]
-    pub deploy: Option<serde_json::Value>,
+    pub(crate) deploy: Option<serde_json::Value>,
     #[serde(default)]
-    pub mem_limit: Option<serde_json::Value>,
+    pub(crate) mem_limit: Option<serde_json::Value>,
     #[serde(default)]
-    pub cpus: Option<serde_json::Value>,
+    pub(crate) cpus: Option<serde_json::Value>,
     #[serde(default)]
-    pub network_mode: Option<String>,
+    pub(crate) network_mode: Option<String>,
     /// Services behind a profile are started only when the suite names them.
     #[serde(default)]
-    pub profiles: Vec<String>,
+    pub(crate) profiles: Vec<String>,
 }
 
 /// A service's `build:` as compose resolves it (the context absolute, the Dockerfile relative to it).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ModelBuild {
     #[serde(default)]
-    pub context: Option<String>,
+    pub(crate) context: Option<String>,
     #[serde(default)]
-    pub dockerfile: Option<String>,
+    pub(crate) dockerfile: Option<String>,
 }
 
 impl ModelBuild {
@@ -78,9 +81,9 @@ impl ModelBuild {
 pub struct ModelHealthcheck {
     /// `["CMD", …]`, `["CMD-SHELL", "…"]`, `["NONE"]`; a plain string is a shell command.
     #[serde(default, deserialize_with = "string_or_list")]
-    pub test: Vec<String>,
+    pub(crate) test: Vec<String>,
     #[serde(default)]
-    pub disable: bool,
+    pub(crate) disable: bool,
 }
 
 impl ModelService {
@@ -105,15 +108,16 @@ impl ModelService {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
+/// One published or exposed port, in compose's long form.
 pub struct ModelPort {
     #[serde(default)]
-    pub target: u16,
+    pub(crate) target: u16,
     #[serde(default)]
-    pub published: Option<String>,
+    pub(crate) published: Option<String>,
     #[serde(default)]
-    pub protocol: Option<String>,
+    pub(crate) protocol: Option<String>,
     #[serde(default)]
-    pub host_ip: Option<String>,
+    pub(crate) host_ip: Option<String>,
 }
 
 impl ModelPort {
@@ -139,55 +143,55 @@ impl ModelPort {
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
+/// One volume or bind mount of a service, in compose's long form.
 pub struct ModelVolumeMount {
-    #[serde(default, rename = "type")]
-    pub kind: String,
     #[serde(default)]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     #[serde(default)]
-    pub target: String,
+    pub(crate) target: String,
     #[serde(default)]
-    pub read_only: bool,
+    pub(crate) read_only: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ModelDependency {
     #[serde(default)]
-    pub condition: String,
+    pub(crate) condition: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
+/// One network of the compose model.
 pub struct ModelNetwork {
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub driver: Option<String>,
+    pub(crate) driver: Option<String>,
     #[serde(default)]
-    pub internal: bool,
+    pub(crate) internal: bool,
     #[serde(default)]
-    pub external: bool,
+    pub(crate) external: bool,
     #[serde(default)]
-    pub ipam: Option<ModelIpam>,
+    pub(crate) ipam: Option<ModelIpam>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ModelIpam {
     #[serde(default)]
-    pub config: Vec<ModelIpamConfig>,
+    pub(crate) config: Vec<ModelIpamConfig>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ModelIpamConfig {
     #[serde(default)]
-    pub subnet: Option<String>,
+    pub(crate) subnet: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ModelVolume {
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub external: bool,
+    pub(crate) external: bool,
 }
 
 fn long_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ModelPort>, D::Error> {
@@ -287,6 +291,7 @@ impl ComposeModel {
         Some(model)
     }
 
+    /// Reads `docker compose config --format json` output.
     pub fn parse(json: &str) -> Result<ComposeModel, String> {
         serde_json::from_str(json)
             .map_err(|e| format!("unexpected `docker compose config` output: {e}"))
@@ -300,6 +305,7 @@ impl ComposeModel {
             .unwrap_or_else(|| format!("{}_{key}", self.name))
     }
 
+    /// The engine-side name of a compose volume (`<project>_<name>` unless named explicitly).
     pub fn volume_name(&self, key: &str) -> String {
         self.volumes
             .get(key)

@@ -12,12 +12,16 @@ use crate::suite::LoadedSuite;
 /// Who one run is: its id, compose project name and the labels on everything it creates.
 #[derive(Clone, Debug)]
 pub struct RunIdentity {
+    /// Eight hex digits, unique per run.
     pub run_id: String,
+    /// `sc-<suite>-<run id>`.
     pub project: String,
+    /// The labels on everything the run creates.
     pub labels: BTreeMap<String, String>,
 }
 
 impl RunIdentity {
+    /// A new identity for a run of this suite.
     pub fn new(loaded: &LoadedSuite) -> RunIdentity {
         let run_id = format!("{:08x}", rand::random::<u32>());
         let suite = loaded

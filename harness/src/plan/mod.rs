@@ -1,6 +1,6 @@
 //! The stack plan: which tests a suite yields (stable names, no engine needed), which of them a
-//! `--filter` selects and what those need ([`select`]), and the identity of one run (project name,
-//! labels, compose override) that every resource it creates carries ([`identity`]).
+//! `--filter` selects and what those need (`select`), and the identity of one run (project name,
+//! labels, compose override) that every resource it creates carries (`identity`).
 
 mod identity;
 mod select;
@@ -10,66 +10,108 @@ pub use select::{filter_matches, needs, select, select_for_run, Needs};
 
 use crate::suite::{Rule, Suite};
 
+/// A promise about an image, one per key of `images.<tag>` (the test is named after the key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImagePromise {
+    /// The image carries these labels.
     Labels,
+    /// The image has (or has no) HEALTHCHECK.
     Healthcheck,
+    /// The image's ENTRYPOINT.
     Entrypoint,
+    /// The image's CMD.
     Cmd,
+    /// The user the image runs as.
     User,
+    /// The ports the image EXPOSEs.
     Exposes,
+    /// The image is no larger than a size.
     MaxSize,
+    /// Files exist in the image's filesystem.
     Files,
+    /// The image is built on a base image.
     Base,
 }
 
+/// A promise about a running service, one per key of `services.<name>` (`state` always).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServicePromise {
+    /// Healthy, running or exited with a code, and staying so.
     State,
+    /// The image the service runs.
     Image,
+    /// Published ports, as documented and accepting connections.
     Ports,
+    /// The networks the service is on.
     Networks,
+    /// The volumes and bind mounts the service has.
     Volumes,
+    /// The restart policy.
     Restart,
+    /// `depends_on` with its conditions.
     DependsOn,
+    /// Variables of the container's environment.
     Env,
+    /// Container paths where a write fails.
     ReadOnlyMounts,
+    /// Container paths where a write succeeds.
     WritableMounts,
 }
 
+/// What one planned test proves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TestKind {
     /// The compose files resolve and define every service the suite names.
     StackConfig,
+    /// An image (key of `images:` or a container's build tag) builds.
     Build {
+        /// The image's tag.
         image: String,
     },
+    /// A promise about a built or present image.
     Image {
+        /// The key of `images:`.
         image: String,
+        /// Which promise.
         promise: ImagePromise,
     },
+    /// A promise about a service of the running stack.
     Service {
+        /// The compose service (or `stack.containers` name).
         service: String,
+        /// Which promise.
         promise: ServicePromise,
     },
+    /// A network exists as promised.
     Network {
+        /// The compose network key.
         name: String,
     },
+    /// A named volume exists.
     Volume {
+        /// The compose volume key.
         name: String,
     },
+    /// One entry of `checks:`.
     Check {
+        /// Its position in the suite's `checks`.
         index: usize,
     },
+    /// A static `policy:` rule.
     Policy {
+        /// Which rule.
         rule: Rule,
     },
+    /// Nothing the run created is left after teardown.
     NoLeaks,
 }
 
+/// One test of a suite, as every report names it.
 #[derive(Clone, Debug)]
 pub struct PlannedTest {
+    /// `<suite>::<section>::<…>`: the same in the CLI, JUnit, JSON and `cargo nextest list`.
     pub name: String,
+    /// What the test proves.
     pub kind: TestKind,
 }
 

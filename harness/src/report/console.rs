@@ -7,9 +7,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
-use super::{Ending, Outcome, Status, SuiteReport};
-use crate::checks::snippet;
+use super::{snippet, Ending, Outcome, Status, SuiteReport};
 
+/// Progress and results on the terminal: phases and outcomes as lines, ongoing work on a spinner.
 pub struct Console {
     bar: ProgressBar,
     tty: bool,
@@ -17,6 +17,7 @@ pub struct Console {
 }
 
 impl Console {
+    /// With `verbose`, every build and bring-up line is printed instead of shown transiently.
     pub fn new(verbose: bool) -> Console {
         let tty = std::io::stderr().is_terminal();
         let bar = if tty {
@@ -37,6 +38,7 @@ impl Console {
         Console { bar, tty, verbose }
     }
 
+    /// The closing summary: counts per suite, then every failure with its message.
     pub fn summary(&self, reports: &[SuiteReport]) {
         self.bar.finish_and_clear();
         let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();

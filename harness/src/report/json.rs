@@ -23,8 +23,11 @@ pub struct JsonReport {
     pub stackcheck: String,
     /// `passed` when no test failed and nothing stopped a suite, else `failed`.
     pub status: RunStatus,
+    /// Wall time of the whole run.
     pub duration_ms: u64,
+    /// Tests by how they ended, over every suite.
     pub counts: Counts,
+    /// One entry per suite.
     pub suites: Vec<JsonSuite>,
 }
 
@@ -176,6 +179,7 @@ pub(super) fn suite_status(r: &SuiteReport) -> RunStatus {
     }
 }
 
+/// Writes the JSON report of `reports` (schema `stackcheck-report/1`).
 pub fn write_json(path: &Path, reports: &[SuiteReport], wall_ms: u64) -> std::io::Result<()> {
     let report = JsonReport::new(reports, wall_ms);
     let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;

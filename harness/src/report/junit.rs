@@ -10,6 +10,7 @@ use quick_junit::{
 
 use super::{Ending, Outcome, Status, SuiteReport};
 
+/// Writes JUnit XML: one `<testsuite>` per suite, with its properties.
 pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> {
     let mut report = Report::new("stackcheck");
     let mut total = Duration::ZERO;

@@ -32,6 +32,7 @@ pub fn words(name: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Masker {
+    /// A masker for these secret values.
     pub fn new(values: impl IntoIterator<Item = String>) -> Masker {
         let m = Masker::default();
         m.add(values);
@@ -61,6 +62,7 @@ impl Masker {
         all.retain(|v| !vocabulary.contains(v));
     }
 
+    /// The secrets of a suite: its env file's values, `stack.secrets` and secret-looking variables.
     pub fn for_suite(loaded: &LoadedSuite) -> Masker {
         let masker = Masker::default();
         masker.exempt(
@@ -111,6 +113,7 @@ impl Masker {
         );
     }
 
+    /// `text` with every secret value replaced by `****`.
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
         for v in self.values.read().unwrap_or_else(|e| e.into_inner()).iter() {
@@ -125,7 +128,9 @@ impl Masker {
 /// Progress that masks every phase and work line before it reaches the real one, and names the
 /// suite in each phase (suites may run at the same time).
 pub struct Masked<'a> {
+    /// Where the masked progress goes.
     pub inner: &'a dyn Progress,
+    /// What it masks.
     pub masker: Masker,
     /// `suite: `
     pub prefix: String,

@@ -3,26 +3,32 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::checks::{ProbeTarget, Verdict};
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Whether a test passed the gate.
 pub enum Status {
+    /// Passed (possibly with a warning, flaky or quarantined).
     Passed,
+    /// Failed.
     Failed,
 }
 
 /// The result of one test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// The test's full name.
     pub name: String,
+    /// Whether it passed the gate.
     pub status: Status,
     /// Passed, but a `warn`-level policy rule found something.
     #[serde(default)]
     pub warning: bool,
+    /// One line: what was expected, what was seen.
     pub message: String,
     #[serde(default)]
+    /// On failure, what helps find the cause: health-check output, log lines, command output.
     pub detail: String,
+    /// How long the test took.
     pub duration_ms: u64,
     /// What the failed attempts said before a retry passed (`retries:`); non-empty: flaky.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -38,6 +44,7 @@ pub struct Outcome {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Ending {
+    /// Passed.
     Passed,
     /// Passed; a `warn`-level policy rule found something.
     Warned,
@@ -45,10 +52,12 @@ pub enum Ending {
     Flaky,
     /// Failed, but listed under `quarantine:`: a warning, not a failure.
     Quarantined,
+    /// Failed.
     Failed,
 }
 
 impl Ending {
+    /// The JSON `status` value.
     pub fn as_str(self) -> &'static str {
         match self {
             Ending::Passed => "passed",
@@ -71,24 +80,7 @@ impl Ending {
 }
 
 impl Outcome {
-    /// A check's verdict, named and timed.
-    pub fn from_verdict(name: &str, v: Verdict, started: std::time::Instant) -> Outcome {
-        Outcome {
-            name: name.to_string(),
-            status: if v.passed {
-                Status::Passed
-            } else {
-                Status::Failed
-            },
-            warning: v.warning,
-            message: v.message,
-            detail: v.detail,
-            duration_ms: started.elapsed().as_millis() as u64,
-            flaky: v.flaky,
-            quarantined: false,
-        }
-    }
-
+    /// How the test ended, as reports name it.
     pub fn ending(&self) -> Ending {
         match self.status {
             Status::Failed => Ending::Failed,
@@ -126,18 +118,35 @@ impl Outcome {
     }
 }
 
+/// One address a probe of this run connected to, and why it was allowed (see `checks::home`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeTarget {
+    /// `host:port` as connected to.
+    pub target: String,
+    /// Why it is home: loopback, a service of the stack, an address the run created.
+    pub home: String,
+}
+
 /// Everything one suite run produced.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SuiteReport {
+    /// The suite id.
     pub suite: String,
+    /// The suite's `about`.
     pub about: Option<String>,
+    /// The compose project of the run.
     pub project: String,
+    /// The run id (its label value).
     pub run_id: String,
+    /// The engine's version.
     pub engine: String,
+    /// Every planned test's outcome, in plan order.
     pub outcomes: Vec<Outcome>,
     /// Set when the run could not be carried out (exit 3), as opposed to a promise failing.
     pub infra_error: Option<String>,
+    /// Stopped by Ctrl-C or SIGTERM (after tearing down).
     pub interrupted: bool,
+    /// How long the suite took.
     pub duration_ms: u64,
     /// Every address a network probe of this run connected to, and why it was home.
     #[serde(default)]
@@ -154,6 +163,7 @@ pub struct SuiteReport {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceImage {
+    /// The service (or `stack.containers` name).
     pub service: String,
     /// As named in the compose file or suite (`postgres:14-alpine`).
     pub image: String,
@@ -172,6 +182,7 @@ pub struct ServiceImage {
 }
 
 impl SuiteReport {
+    /// How many tests failed.
     pub fn failed(&self) -> usize {
         self.outcomes
             .iter()

@@ -5,9 +5,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::json::{suite_status, RunStatus};
-use super::{Ending, SuiteReport};
-use crate::checks::snippet;
+use super::{snippet, Ending, SuiteReport};
 
+/// The Markdown summary of `reports`: a table per suite, then failed, flaky and quarantined tests.
 pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     let mut md = String::new();
     let failed = reports.iter().any(|r| suite_status(r) == RunStatus::Failed);
@@ -107,6 +107,7 @@ fn cell(text: &str) -> String {
     snippet(text, 300).replace('|', "\\|")
 }
 
+/// Writes [`summary_markdown`] to `path`.
 pub fn write_summary(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> {
     std::fs::write(path, summary_markdown(reports))
 }

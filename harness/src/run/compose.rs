@@ -12,7 +12,6 @@ use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
 use crate::engine::{Compose, ComposeModel, CONFIG_TIMEOUT};
 use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, TestKind};
-use crate::suite::LoadedSuite;
 
 /// A compose stack through config, build, up and checks.
 pub(super) async fn compose_phase(
@@ -62,7 +61,7 @@ async fn config(r: &mut Runner<'_>, compose: &Compose) -> Result<ComposeModel, S
         }
     };
     r.masker.add_model(&model, &r.loaded.suite.stack.secrets);
-    let v = config_verdict(r.loaded, &model, "compose");
+    let v = checks::check_config(&r.loaded.suite, &model, "compose");
     r.record(&TestKind::StackConfig, v, t0);
     policy_tests(r, compose, &model).await;
     r.halt()?;
@@ -232,7 +231,7 @@ async fn up(
     if let Some(e) = &report.up_error {
         r.progress.phase(&format!(
             "docker compose up failed: {}",
-            checks::snippet(e, 300)
+            crate::report::snippet(e, 300)
         ));
     }
     r.halt()?;
@@ -273,26 +272,6 @@ fn standin_note(info: &bollard::models::ContainerInspectResponse, built: bool) -
         Some(what) if !what.is_empty() && built => format!(" [built on a stand-in base: {what}]"),
         Some(what) if !what.is_empty() => format!(" [stand-in: {what}]"),
         _ => String::new(),
-    }
-}
-
-/// Every service the suite names is defined by the stack.
-pub(super) fn config_verdict(loaded: &LoadedSuite, model: &ComposeModel, source: &str) -> Verdict {
-    let named = loaded.suite.named_services();
-    let missing: Vec<&String> = named
-        .iter()
-        .filter(|s| !model.services.contains_key(*s))
-        .collect();
-    if missing.is_empty() {
-        Verdict::pass(format!(
-            "{} services, {} networks, {} volumes",
-            model.services.len(),
-            model.networks.len(),
-            model.volumes.len()
-        ))
-    } else {
-        let known: Vec<&String> = model.services.keys().collect();
-        Verdict::fail(format!("services named by the suite but not defined by {source}: {missing:?} (defined: {known:?})"))
     }
 }
 

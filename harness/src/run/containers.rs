@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::compose::config_verdict;
 use super::images::{build_own_images, image_tests, require_images};
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
-use crate::checks::{state, Verdict};
+use crate::checks::{self, state, Verdict};
 use crate::engine::containers::{self, RunSpec, Started};
 use crate::engine::{ComposeModel, ModelService};
 use crate::plan::{RunIdentity, ServicePromise, TestKind};
@@ -43,7 +42,7 @@ pub(super) async fn containers_phase(
         ..Default::default()
     };
     let t0 = Instant::now();
-    let v = config_verdict(r.loaded, &model, "stack.containers");
+    let v = checks::check_config(&r.loaded.suite, &model, "stack.containers");
     r.record(&TestKind::StackConfig, v, t0);
 
     let needed: Vec<(String, String)> = specs
@@ -98,7 +97,7 @@ pub(super) async fn containers_phase(
                     r.record(&state_test, v, t0);
                     started.push(s);
                 }
-                Err(e) => r.record(&state_test, Verdict::fail(e), t0),
+                Err(e) => r.record(&state_test, Verdict::fail(e.to_string()), t0),
             }
         }
         let ctx = new_ctx(r, &model, None, id, workdir, ids.clone());
@@ -127,7 +126,7 @@ fn run_spec(
 ) -> Result<RunSpec, String> {
     let mut mounts = Vec::new();
     for m in &c.mounts {
-        let m = parse_mount(m, suite_dir, tmp)?;
+        let m = parse_mount(m, suite_dir, tmp).map_err(|e| e.to_string())?;
         // `{tmp}` folders are the run's own: create them, as `docker run -v` would create a missing host path.
         if m.host.starts_with(tmp) {
             std::fs::create_dir_all(&m.host)

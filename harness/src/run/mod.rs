@@ -1,9 +1,9 @@
 //! Drives one suite through every stage: plan → compose config → build → up and wait → checks,
 //! then always tears down (`down -v`, then a sweep by the run's label) and proves nothing is left.
 //!
-//! [`runner`] records verdicts for both kinds of stack: compose projects ([`compose`]) and
-//! `docker run` containers ([`containers`]); [`images`] requires and builds images, [`runtime`]
-//! runs the checks against the live stack, [`teardown`] ends every run, and [`schedule`] runs
+//! `runner` records verdicts for both kinds of stack: compose projects (`compose`) and
+//! `docker run` containers (`containers`); `images` requires and builds images, `runtime`
+//! runs the checks against the live stack, `teardown` ends every run, and `schedule` runs
 //! several suites at once by their claims.
 
 mod compose;
@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use schedule::{claims, default_jobs, run_all};
-pub use teardown::{teardown, TeardownError};
+pub use teardown::teardown;
 
 use crate::checks::Verdict;
 use crate::engine::Engine;

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::checks::{ProbeTarget, Verdict};
+use crate::checks::Verdict;
 use crate::engine::Engine;
 use crate::plan::{Needs, PlannedTest, TestKind};
-use crate::report::{Masker, Outcome, Progress, ServiceImage, Status};
+use crate::report::{Masker, Outcome, ProbeTarget, Progress, ServiceImage, Status};
 use crate::suite::LoadedSuite;
 
 /// Why a run's main phase stopped early; the tests it did not reach are reported with this.
@@ -97,7 +97,7 @@ impl<'a> Runner<'a> {
                 verdict.flaky.join("; ")
             );
         }
-        let mut outcome = Outcome::from_verdict(&name, verdict, started);
+        let mut outcome = verdict.into_outcome(&name, started);
         if outcome.status == Status::Failed && self.loaded.suite.is_quarantined(&name) {
             outcome.status = Status::Passed;
             outcome.warning = true;

@@ -37,7 +37,6 @@ pub(super) fn new_ctx<'a>(
         run_id: &id.run_id,
         labels: &id.labels,
         containers: std::sync::Mutex::new(containers),
-        started: std::time::SystemTime::now(),
         tmp: workdir,
         canary: Default::default(),
         probed: Default::default(),

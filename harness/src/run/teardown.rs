@@ -3,23 +3,13 @@
 
 use std::time::Duration;
 
-use crate::engine::{Compose, Engine, EngineError, Leftovers};
+use crate::engine::{Compose, Engine, Leftovers};
+pub use crate::error::TeardownError;
 use crate::plan::RunIdentity;
 
 const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long teardown waits for an engine that stopped answering (a restart) to come back.
 const ENGINE_RETURN: Duration = Duration::from_secs(60);
-
-/// Why teardown could not prove what is left.
-#[derive(Debug, thiserror::Error)]
-pub enum TeardownError {
-    /// The engine stopped answering and did not come back in time.
-    #[error("cannot tear down: {0}")]
-    EngineGone(EngineError),
-    /// The run's resources could not be listed after removing them.
-    #[error("{0}")]
-    Listing(EngineError),
-}
 
 /// Ctrl-C (SIGINT) or SIGTERM (what `cargo nextest` and CI runners send first): either way the
 /// run stops and tears down.

@@ -12,29 +12,40 @@ use super::{DesiredState, Dur};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(try_from = "RawCheck")]
 pub struct Check {
-    pub name: String,
+    pub(crate) name: String,
     /// Line and column of the check's name in the suite file.
-    pub at: (u64, u64),
-    pub kind: CheckKind,
-    pub expect: Expect,
-    pub retry: Option<Retry>,
+    pub(crate) at: (u64, u64),
+    pub(crate) kind: CheckKind,
+    pub(crate) expect: Expect,
+    pub(crate) retry: Option<Retry>,
     /// Re-runs after a failure; a pass on a re-run is recorded as flaky.
-    pub retries: u32,
+    pub(crate) retries: u32,
 }
 
 #[derive(Clone, Debug)]
+/// What a check (or a step) proves.
 pub enum CheckKind {
+    /// An HTTP request to a service answers as expected.
     Http(HttpCheck),
+    /// A service's port accepts TCP connections.
     Tcp(TcpCheck),
+    /// A command inside a service's container.
     Exec(ExecCheck),
+    /// A command run from the host's side.
     FromHost(FromHostCheck),
     /// Files (relative to the suite) that must exist.
     Files(Vec<String>),
+    /// One service reaches (or cannot reach) another.
     Reach(ReachCheck),
+    /// A service has no network.
     Isolated(ServiceRef),
+    /// A service's log shows a line.
     Logs(LogsCheck),
+    /// A one-off `docker compose run`.
     Run(RunCheck),
+    /// A service reaches a state.
     State(StateCheck),
+    /// Ordered checks and actions.
     Steps(Vec<Step>),
 }
 
@@ -81,25 +92,35 @@ impl CheckKind {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(try_from = "RawStep")]
 pub struct Step {
-    pub action: Action,
+    pub(crate) action: Action,
 }
 
 #[derive(Clone, Debug)]
+/// One step of a scenario.
 pub enum Action {
+    /// A check, with its own expectations and retry budget.
     Check {
+        /// What it proves.
         kind: CheckKind,
+        /// What must hold.
         expect: Box<Expect>,
+        /// How long to poll.
         retry: Option<Retry>,
     },
+    /// Restart a service's container.
     Restart(String),
+    /// Stop a service's container.
     Stop(String),
+    /// Start a service's container again.
     Start(String),
+    /// Send a signal to a service's main process.
     Kill(KillAction),
     /// `compose down` (volumes kept) then `up` again, waiting for every service's state.
     DownUp,
 }
 
 impl Action {
+    /// The step in words, for messages.
     pub fn describe(&self) -> String {
         match self {
             Action::Check { kind, .. } => format!("{} check", kind_name(kind)),
@@ -112,6 +133,7 @@ impl Action {
     }
 }
 
+/// The key that names `kind` in a suite (`http`, `tcp`, …).
 pub fn kind_name(kind: &CheckKind) -> &'static str {
     match kind {
         CheckKind::Http(_) => "http",
@@ -135,37 +157,37 @@ macro_rules! kind_fields {
         pub struct $name {
             $($extra)*
             #[serde(default)]
-            pub http: Option<HttpCheck>,
+            pub(crate) http: Option<HttpCheck>,
             #[serde(default)]
-            pub tcp: Option<TcpCheck>,
+            pub(crate) tcp: Option<TcpCheck>,
             #[serde(default)]
-            pub exec: Option<ExecCheck>,
+            pub(crate) exec: Option<ExecCheck>,
             /// A command run in the host's network namespace (clients of published ports).
             #[serde(default)]
-            pub from_host: Option<FromHostCheck>,
+            pub(crate) from_host: Option<FromHostCheck>,
             /// Files (relative to the suite) that must exist.
             #[serde(default)]
-            pub files: Option<Vec<String>>,
+            pub(crate) files: Option<Vec<String>>,
             /// A TCP connection from one service to another (`service:port`), tried from inside the
             /// first one's network namespace.
             #[serde(default)]
-            pub reach: Option<ReachCheck>,
+            pub(crate) reach: Option<ReachCheck>,
             /// The service has no network: only loopback, no route, the harness's canaries unreachable.
             #[serde(default)]
-            pub isolated: Option<ServiceRef>,
+            pub(crate) isolated: Option<ServiceRef>,
             /// The service's log shows a line (substring or `/regex/`) within a time.
             #[serde(default)]
-            pub logs: Option<LogsCheck>,
+            pub(crate) logs: Option<LogsCheck>,
             /// A one-off `docker compose run --rm <service> <args>`.
             #[serde(default)]
-            pub run: Option<RunCheck>,
+            pub(crate) run: Option<RunCheck>,
             /// The service reaches a state within a time.
             #[serde(default)]
-            pub state: Option<StateCheck>,
+            pub(crate) state: Option<StateCheck>,
             #[serde(default)]
-            pub expect: Option<Expect>,
+            pub(crate) expect: Option<Expect>,
             #[serde(default)]
-            pub retry: Option<Retry>,
+            pub(crate) retry: Option<Retry>,
         }
 
         impl $name {
@@ -194,16 +216,16 @@ kind_fields! {
     #[serde(deny_unknown_fields)]
     pub struct RawCheck {
         #[schemars(with = "String")]
-        pub name: serde_saphyr::Spanned<String>,
+        pub(crate) name: serde_saphyr::Spanned<String>,
         /// Ordered checks and actions; the check passes when every step does.
         #[serde(default)]
-        pub steps: Option<Vec<Step>>,
+        pub(crate) steps: Option<Vec<Step>>,
         /// Run the whole check again up to N times after a failure (at most 10). A check that
         /// passes on a re-run is flaky: it passes the gate, marked as such, unless
         /// `run --no-flaky`. Unlike `retry` (polling for a condition that takes time), a re-run
         /// means the check failed once.
         #[serde(default)]
-        pub retries: Option<u32>,
+        pub(crate) retries: Option<u32>,
     }
 }
 
@@ -213,16 +235,16 @@ kind_fields! {
     #[serde(deny_unknown_fields)]
     pub struct RawStep {
         #[serde(default)]
-        pub restart: Option<String>,
+        pub(crate) restart: Option<String>,
         #[serde(default)]
-        pub stop: Option<String>,
+        pub(crate) stop: Option<String>,
         #[serde(default)]
-        pub start: Option<String>,
+        pub(crate) start: Option<String>,
         #[serde(default)]
-        pub kill: Option<KillAction>,
+        pub(crate) kill: Option<KillAction>,
         /// `true`: `compose down` keeping volumes, then `up` again.
         #[serde(default)]
-        pub down_up: Option<bool>,
+        pub(crate) down_up: Option<bool>,
     }
 }
 
@@ -338,13 +360,14 @@ schema_as!(Step, RawStep, "Step");
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// An HTTP request to a service's port.
 pub struct HttpCheck {
-    pub service: String,
-    pub port: u16,
+    pub(crate) service: String,
+    pub(crate) port: u16,
     #[serde(default = "default_path")]
-    pub path: String,
+    pub(crate) path: String,
     #[serde(default = "default_method")]
-    pub method: String,
+    pub(crate) method: String,
 }
 
 fn default_path() -> String {
@@ -356,18 +379,20 @@ fn default_method() -> String {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A TCP connection to a service's port.
 pub struct TcpCheck {
-    pub service: String,
-    pub port: u16,
+    pub(crate) service: String,
+    pub(crate) port: u16,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A command run in a service's running container.
 pub struct ExecCheck {
-    pub service: String,
-    pub cmd: Vec<String>,
+    pub(crate) service: String,
+    pub(crate) cmd: Vec<String>,
     #[serde(default)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
 }
 
 /// A command run from the host's side, as a tool on the developer's machine would: a throwaway
@@ -378,32 +403,37 @@ pub struct ExecCheck {
 #[serde(deny_unknown_fields)]
 pub struct FromHostCheck {
     /// The service whose image provides the command.
-    pub image_of: String,
-    pub cmd: Vec<String>,
+    pub(crate) image_of: String,
+    pub(crate) cmd: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A service, by name.
 pub struct ServiceRef {
-    pub service: String,
+    pub(crate) service: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+/// Whether a connection must succeed.
 pub enum Reachability {
     #[default]
+    /// The connection succeeds.
     Reachable,
+    /// The connection is refused or times out.
     Unreachable,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A TCP connection from one service to another, from inside the first.
 pub struct ReachCheck {
-    pub from: String,
+    pub(crate) from: String,
     /// `service:port`.
-    pub to: String,
+    pub(crate) to: String,
     #[serde(default)]
-    pub expect: Reachability,
+    pub(crate) expect: Reachability,
 }
 
 impl ReachCheck {
@@ -416,44 +446,48 @@ impl ReachCheck {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A line a service's log must show.
 pub struct LogsCheck {
-    pub service: String,
+    pub(crate) service: String,
     /// Substring or `/regex/`.
-    pub contains: String,
+    pub(crate) contains: String,
     /// How long to watch the log (default 30s).
     #[serde(default)]
-    pub within: Option<Dur>,
+    pub(crate) within: Option<Dur>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A one-off container of a service (`docker compose run --rm`).
 pub struct RunCheck {
-    pub service: String,
+    pub(crate) service: String,
     #[serde(default)]
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// Budget for the one-off container (default 2m).
     #[serde(default)]
-    pub timeout: Option<Dur>,
+    pub(crate) timeout: Option<Dur>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A state a service must reach.
 pub struct StateCheck {
-    pub service: String,
-    pub is: DesiredState,
+    pub(crate) service: String,
+    pub(crate) is: DesiredState,
     /// How long to wait for it (default 30s).
     #[serde(default)]
-    pub within: Option<Dur>,
+    pub(crate) within: Option<Dur>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A signal sent to a service's main process.
 pub struct KillAction {
-    pub service: String,
+    pub(crate) service: String,
     /// Signal name such as `KILL`, `TERM`, `SIGINT` (default KILL). Delivered to the container's
     /// main process as a crash would be, so restart policies apply.
     #[serde(default = "default_signal")]
-    pub signal: String,
+    pub(crate) signal: String,
 }
 
 fn default_signal() -> String {
@@ -462,36 +496,38 @@ fn default_signal() -> String {
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// What the answer of a check must be.
 pub struct Expect {
     /// HTTP status (default: any 2xx).
     #[serde(default)]
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Body substring, or `/regex/`.
     #[serde(default)]
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     /// The JSON body contains these keys with these values.
     #[serde(default)]
-    pub json: Option<serde_json::Value>,
+    pub(crate) json: Option<serde_json::Value>,
     /// Exit code of an exec or run (default 0).
     #[serde(default)]
-    pub exit: Option<i64>,
+    pub(crate) exit: Option<i64>,
     /// Substring or `/regex/` that stdout must match.
     #[serde(default)]
-    pub stdout: Option<String>,
+    pub(crate) stdout: Option<String>,
     #[serde(default)]
-    pub stderr: Option<String>,
+    pub(crate) stderr: Option<String>,
     /// Host globs (relative to the suite; `{suite_dir}` allowed) that must match a file written
     /// during the run.
     #[serde(default)]
-    pub files: Option<Vec<String>>,
+    pub(crate) files: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// Polling: keep trying a check until it holds or the budget ends.
 pub struct Retry {
     /// Keep polling until the check holds or this budget ends.
     #[serde(rename = "for")]
-    pub for_: Dur,
+    pub(crate) for_: Dur,
     #[serde(default)]
-    pub every: Option<Dur>,
+    pub(crate) every: Option<Dur>,
 }

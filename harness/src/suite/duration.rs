@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct Dur(pub Duration);
 
 impl Dur {
+    /// Reads `500ms`, `30s`, `5m`, `1h`.
     pub fn parse(s: &str) -> Result<Dur, String> {
         let s = s.trim();
         let split = s

@@ -1,52 +1,16 @@
 //! Reading a suite file: strict YAML with positions, then semantic validation.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_saphyr::Error as YamlError;
 
 use super::{validate, LoadedSuite, Suite};
+pub use crate::error::SuiteError;
 
 /// Suites are small; anything larger is refused before parsing.
 const MAX_SUITE_BYTES: u64 = 1024 * 1024;
 
-/// Why a suite cannot be used. Displayed as `file:line:column: message`.
-#[derive(Debug, thiserror::Error)]
-pub enum SuiteError {
-    #[error("{path}: cannot read suite: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{}", fmt_at(path, *line, *column, message))]
-    Invalid {
-        path: String,
-        line: u64,
-        column: u64,
-        message: String,
-    },
-}
-
-fn fmt_at(path: &str, line: u64, column: u64, message: &str) -> String {
-    if line == 0 {
-        format!("{path}: {message}")
-    } else {
-        format!("{path}:{line}:{column}: {message}")
-    }
-}
-
-impl SuiteError {
-    pub fn invalid(path: &Path, at: Option<(u64, u64)>, message: impl fmt::Display) -> SuiteError {
-        let (line, column) = at.unwrap_or((0, 0));
-        SuiteError::Invalid {
-            path: path.display().to_string(),
-            line,
-            column,
-            message: message.to_string(),
-        }
-    }
-}
-
+/// Reads and validates a suite file: exit 2 material on any error, with its position.
 pub fn load_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
     let io = |source| SuiteError::Io {
         path: path.display().to_string(),
@@ -146,6 +110,7 @@ pub(crate) fn unknown(got: &str, what: &str, expected: &[&str]) -> String {
     msg
 }
 
+/// The candidate closest to `got`, if close enough for a "did you mean".
 pub fn nearest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|c| (strsim::levenshtein(got, c), c))

@@ -1,8 +1,8 @@
 //! Suite model: what one documented stack promises (the v1 contract in `suite-format.md`).
 //!
 //! Parsing is strict: unknown keys, wrong types and missing required keys are errors with
-//! file:line:column (see [`load`]). Semantic checks that need the whole document live in
-//! [`validate`].
+//! file:line:column (see `load`). Semantic checks that need the whole document live in
+//! `validate`.
 
 mod check;
 mod duration;
@@ -23,18 +23,22 @@ pub use duration::Dur;
 pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
 pub use secrets::looks_secret;
-pub use values::{parse_mount, parse_size, signal_number, text_matches, Mount};
+pub use values::{parse_mount, parse_size, signal_number, text_matches, Mount, ValueError};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).
 #[derive(Clone, Debug)]
 pub struct LoadedSuite {
+    /// The suite file as given.
     pub path: PathBuf,
+    /// Its folder: relative paths in the suite are relative to it.
     pub dir: PathBuf,
+    /// What it promises.
     pub suite: Suite,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A suite: what a stack's documentation promises.
 pub struct Suite {
     /// Id used in test names: `<suite>::<section>::<check>`.
     #[serde(rename = "suite")]
@@ -49,27 +53,27 @@ pub struct Suite {
     pub stack: Stack,
     /// Build and image-metadata promises, keyed by image tag.
     #[serde(default)]
-    pub images: BTreeMap<String, ImageSpec>,
+    pub(crate) images: BTreeMap<String, ImageSpec>,
     /// Per-service runtime promises.
     #[serde(default)]
-    pub services: BTreeMap<String, ServiceSpec>,
+    pub(crate) services: BTreeMap<String, ServiceSpec>,
     /// Network promises, keyed by the compose network name.
     #[serde(default)]
-    pub networks: BTreeMap<String, NetworkSpec>,
+    pub(crate) networks: BTreeMap<String, NetworkSpec>,
     /// Named volumes that must exist.
     #[serde(default)]
-    pub volumes: Vec<String>,
+    pub(crate) volumes: Vec<String>,
     /// Smoke behaviour; each is one test `<suite>::checks::<name>`.
     #[serde(default)]
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
     /// Release-gate rules over the compose model, each `error`, `warn` or `off`.
     #[serde(default)]
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     /// Tests whose failures are reported as warnings (known problems being worked on): test
     /// names without the `<suite>::` prefix (`checks::<name>`, `service::db::ports`), `*` globs.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
-    pub quarantine: Vec<serde_saphyr::Spanned<String>>,
+    pub(crate) quarantine: Vec<serde_saphyr::Spanned<String>>,
 }
 
 impl Suite {
@@ -119,6 +123,7 @@ pub fn name_glob(pattern: &str, name: &str) -> bool {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// How the stack is brought up: compose files, or containers started one by one.
 pub struct Stack {
     /// One or more compose files (`-f` order), relative to the suite file.
     #[serde(default)]
@@ -137,13 +142,13 @@ pub struct Stack {
     pub secrets: Vec<String>,
     /// Subset of services to start; default all.
     #[serde(default)]
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// `documented` (default) or `ephemeral` (see [`PortsMode`]); `run --ports` overrides it.
     #[serde(default)]
-    pub ports: PortsMode,
+    pub(crate) ports: PortsMode,
     /// Budget for build + up (default 5m).
     #[serde(default)]
-    pub timeout: Option<Dur>,
+    pub(crate) timeout: Option<Dur>,
 }
 
 /// A container started the way `docker run` starts it.
@@ -152,41 +157,43 @@ pub struct Stack {
 pub struct ContainerSpec {
     /// Build the image first (`tag` names it); otherwise `image` must exist.
     #[serde(default)]
-    pub build: Option<BuildSpec>,
+    pub(crate) build: Option<BuildSpec>,
     #[serde(default)]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// `none`, `bridge` or a network name (default bridge).
     #[serde(default)]
-    pub network: Option<String>,
+    pub(crate) network: Option<String>,
     /// `host:container[:ro|:rw]`; `{suite_dir}` and `{tmp}` (a per-run temp dir) are replaced.
     #[serde(default)]
-    pub mounts: Vec<String>,
+    pub(crate) mounts: Vec<String>,
     #[serde(default)]
-    pub command: Option<Vec<String>>,
+    pub(crate) command: Option<Vec<String>>,
     #[serde(default)]
+    /// Environment of the container.
     pub env: BTreeMap<String, String>,
     /// One-shot container: wait for it to exit and assert the code.
     #[serde(default)]
-    pub expect_exit: Option<i64>,
+    pub(crate) expect_exit: Option<i64>,
 }
 
 /// A `docker build`: context and Dockerfile relative to the suite file.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSpec {
-    pub context: String,
+    pub(crate) context: String,
     /// Relative to the context (default `Dockerfile`).
     #[serde(default)]
-    pub dockerfile: Option<String>,
+    pub(crate) dockerfile: Option<String>,
     /// Tag of the built image (containers only; under `images:` the key is the tag).
     #[serde(default)]
-    pub tag: Option<String>,
+    pub(crate) tag: Option<String>,
     #[serde(default)]
-    pub args: BTreeMap<String, String>,
+    pub(crate) args: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+/// Whether published ports and fixed names are the documented ones or made unique per run.
 pub enum PortsMode {
     /// Host ports, `container_name`s and fixed volume/network names exactly as the compose files
     /// say (one run of the stack per engine at a time).
@@ -201,116 +208,129 @@ pub enum PortsMode {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// Promises about one image (key of `images:`: its tag).
 pub struct ImageSpec {
     /// Build the image the way this compose service builds it.
     #[serde(default)]
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// Or build it with `docker build` from this context.
     #[serde(default)]
-    pub build: Option<BuildSpec>,
+    pub(crate) build: Option<BuildSpec>,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// `present`, `absent`, or the exact `{test, interval, timeout, retries, start_period}`.
     #[serde(default)]
-    pub healthcheck: Option<HealthcheckSpec>,
+    pub(crate) healthcheck: Option<HealthcheckSpec>,
     #[serde(default)]
-    pub entrypoint: Option<Vec<String>>,
+    pub(crate) entrypoint: Option<Vec<String>>,
     #[serde(default)]
-    pub cmd: Option<Vec<String>>,
+    pub(crate) cmd: Option<Vec<String>>,
     /// A user name, or `non-root`.
     #[serde(default)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Exposed ports such as `8000/tcp`.
     #[serde(default)]
-    pub exposes: Option<Vec<String>>,
+    pub(crate) exposes: Option<Vec<String>>,
     /// Largest allowed size, such as `900MiB`.
     #[serde(default)]
-    pub max_size: Option<String>,
+    pub(crate) max_size: Option<String>,
     /// Paths read from the image filesystem (no shell needed): `present` or `absent`.
     #[serde(default)]
-    pub files: BTreeMap<String, Presence>,
+    pub(crate) files: BTreeMap<String, Presence>,
     /// The final stage's `FROM`: the image's layers start with this image's layers.
     #[serde(default)]
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
+/// A healthcheck promise: present/absent, or an exact test and timings.
 pub enum HealthcheckSpec {
+    /// `present` or `absent`.
     Presence(Presence),
+    /// The exact healthcheck.
     Exact(ExactHealthcheck),
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A healthcheck as the image must declare it.
 pub struct ExactHealthcheck {
     /// As in a Dockerfile's exec form, e.g. `[CMD, curl, -f, http://localhost:8000/health]`.
-    pub test: Vec<String>,
+    pub(crate) test: Vec<String>,
     #[serde(default)]
-    pub interval: Option<Dur>,
+    pub(crate) interval: Option<Dur>,
     #[serde(default)]
-    pub timeout: Option<Dur>,
+    pub(crate) timeout: Option<Dur>,
     #[serde(default)]
-    pub retries: Option<i64>,
+    pub(crate) retries: Option<i64>,
     #[serde(default)]
-    pub start_period: Option<Dur>,
+    pub(crate) start_period: Option<Dur>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+/// Whether something is there.
 pub enum Presence {
+    /// It is there.
     Present,
+    /// It is not.
     Absent,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// Promises about one service of the running stack.
 pub struct ServiceSpec {
     /// `healthy`, `running` or `exited:<code>`; default: healthy if a healthcheck exists, else running.
     #[serde(default)]
-    pub state: Option<DesiredState>,
+    pub(crate) state: Option<DesiredState>,
     #[serde(default)]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// Documented `host:container[/proto]` mappings, asserted published and accepting connections.
     #[serde(default)]
-    pub ports: Option<Vec<PortMapping>>,
+    pub(crate) ports: Option<Vec<PortMapping>>,
     #[serde(default)]
-    pub networks: Option<Vec<String>>,
+    pub(crate) networks: Option<Vec<String>>,
     /// `name:/path` or `./host:/path[:ro]`.
     #[serde(default)]
-    pub volumes: Option<Vec<String>>,
+    pub(crate) volumes: Option<Vec<String>>,
     #[serde(default)]
-    pub restart: Option<String>,
+    pub(crate) restart: Option<String>,
     /// `service: condition` (service_started, service_healthy, service_completed_successfully).
     #[serde(default)]
-    pub depends_on: Option<BTreeMap<String, String>>,
+    pub(crate) depends_on: Option<BTreeMap<String, String>>,
     /// The effective container environment contains these.
     #[serde(default)]
-    pub env: Option<BTreeMap<String, String>>,
+    pub(crate) env: Option<BTreeMap<String, String>>,
     /// Container paths where a write must fail at runtime.
     #[serde(default)]
-    pub read_only_mounts: Option<Vec<String>>,
+    pub(crate) read_only_mounts: Option<Vec<String>>,
     /// Container paths where a write must succeed at runtime.
     #[serde(default)]
-    pub writable_mounts: Option<Vec<String>>,
+    pub(crate) writable_mounts: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// Promises about one compose network.
 pub struct NetworkSpec {
     #[serde(default)]
-    pub driver: Option<String>,
+    pub(crate) driver: Option<String>,
     #[serde(default)]
-    pub subnet: Option<String>,
+    pub(crate) subnet: Option<String>,
     #[serde(default)]
-    pub internal: Option<bool>,
+    pub(crate) internal: Option<bool>,
 }
 
 /// `healthy`, `running` or `exited:<code>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum DesiredState {
+    /// Its healthcheck passes.
     Healthy,
+    /// It runs (no healthcheck to judge).
     Running,
+    /// It exited with this code (one-shots).
     Exited(i64),
 }
 
@@ -344,10 +364,10 @@ impl std::str::FromStr for DesiredState {
 /// A documented port mapping `[ip:]host:container[/proto]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PortMapping {
-    pub host_ip: Option<String>,
-    pub host: u16,
-    pub container: u16,
-    pub protocol: String,
+    pub(crate) host_ip: Option<String>,
+    pub(crate) host: u16,
+    pub(crate) container: u16,
+    pub(crate) protocol: String,
 }
 
 impl std::fmt::Display for PortMapping {

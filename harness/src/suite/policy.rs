@@ -6,10 +6,14 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+/// How a rule's findings count.
 pub enum Level {
+    /// A finding fails the test.
     Error,
+    /// A finding passes with a warning.
     Warn,
     #[default]
+    /// The rule yields no test.
     Off,
 }
 
@@ -19,31 +23,38 @@ pub enum Level {
 pub struct Policy {
     /// No service image is `:latest` or untagged.
     #[serde(default)]
-    pub no_latest_tags: Level,
+    pub(crate) no_latest_tags: Level,
     /// Every long-running service (not a one-shot `restart: "no"` job) has a healthcheck.
     #[serde(default)]
-    pub healthcheck_on_long_running: Level,
+    pub(crate) healthcheck_on_long_running: Level,
     /// No default or literal credentials in the compose files (passwords must come from variables).
     #[serde(default)]
-    pub no_default_credentials: Level,
+    pub(crate) no_default_credentials: Level,
     /// Database ports are not published on all interfaces.
     #[serde(default)]
-    pub databases_not_on_all_interfaces: Level,
+    pub(crate) databases_not_on_all_interfaces: Level,
     /// Every service has memory and CPU limits.
     #[serde(default)]
-    pub resource_limits: Level,
+    pub(crate) resource_limits: Level,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A static rule over the compose files.
 pub enum Rule {
+    /// `no_latest_tags`.
     NoLatestTags,
+    /// `healthcheck_on_long_running`.
     HealthcheckOnLongRunning,
+    /// `no_default_credentials`.
     NoDefaultCredentials,
+    /// `databases_not_on_all_interfaces`.
     DatabasesNotOnAllInterfaces,
+    /// `resource_limits`.
     ResourceLimits,
 }
 
 impl Rule {
+    /// Every rule, in the order reports list them.
     pub const ALL: [Rule; 5] = [
         Rule::NoLatestTags,
         Rule::HealthcheckOnLongRunning,
@@ -52,6 +63,7 @@ impl Rule {
         Rule::ResourceLimits,
     ];
 
+    /// The rule's key (and test name).
     pub fn name(self) -> &'static str {
         match self {
             Rule::NoLatestTags => "no_latest_tags",
@@ -64,6 +76,7 @@ impl Rule {
 }
 
 impl Policy {
+    /// The level the suite sets for `rule`.
     pub fn level(&self, rule: Rule) -> Level {
         match rule {
             Rule::NoLatestTags => self.no_latest_tags,

@@ -4,7 +4,7 @@
 /// Name parts that mark a secret wherever they appear (`DB_PASSWORD`, `GITHUB_TOKEN`).
 const SECRET_PARTS: [&str; 5] = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL"];
 
-/// Whether a variable name says its value is a secret: it contains one of [`SECRET_PARTS`], or
+/// Whether a variable name says its value is a secret: it contains one of `SECRET_PARTS`, or
 /// it names a key (`API_KEY`, `SIGNING_KEY`, `APIKEY`). A name that only mentions a key on the way
 /// to something else (`CONNECT_KEY_CONVERTER`, `KEY_FILE`) holds no secret itself.
 pub fn looks_secret(name: &str) -> bool {

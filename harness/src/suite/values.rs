@@ -3,17 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::error::ValueError;
+
 /// A `host:container[:ro|:rw]` mount with placeholders replaced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
+    /// The host path (placeholders replaced, relative paths from the suite).
     pub host: PathBuf,
+    /// The path in the container.
     pub container: String,
+    /// Mounted `:ro`.
     pub read_only: bool,
 }
 
 /// Parses a mount; `{suite_dir}` and `{tmp}` become `suite_dir` and `tmp`.
-pub fn parse_mount(text: &str, suite_dir: &Path, tmp: &Path) -> Result<Mount, String> {
-    let bad = || format!("invalid mount `{text}`: expected `host:container[:ro|:rw]`");
+pub fn parse_mount(text: &str, suite_dir: &Path, tmp: &Path) -> Result<Mount, ValueError> {
+    let bad = || ValueError::Mount(text.to_string());
     let replaced = text
         .replace("{suite_dir}", &suite_dir.to_string_lossy())
         .replace("{tmp}", &tmp.to_string_lossy());
@@ -41,12 +46,12 @@ pub fn parse_mount(text: &str, suite_dir: &Path, tmp: &Path) -> Result<Mount, St
 }
 
 /// `KILL`, `SIGKILL`, `9` → the signal number.
-pub fn signal_number(name: &str) -> Result<i32, String> {
+pub fn signal_number(name: &str) -> Result<i32, ValueError> {
     use std::str::FromStr;
     if let Ok(n) = name.parse::<i32>() {
         return nix::sys::signal::Signal::try_from(n)
             .map(|s| s as i32)
-            .map_err(|_| format!("unknown signal {n}"));
+            .map_err(|_| ValueError::SignalNumber(n));
     }
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("SIG") {
@@ -56,16 +61,19 @@ pub fn signal_number(name: &str) -> Result<i32, String> {
     };
     nix::sys::signal::Signal::from_str(&full)
         .map(|s| s as i32)
-        .map_err(|_| format!("unknown signal `{name}` (e.g. KILL, TERM, INT)"))
+        .map_err(|_| ValueError::SignalName(name.to_string()))
 }
 
 /// `/regex/` or a substring.
-pub fn text_matches(pattern: &str, text: &str) -> Result<bool, String> {
+pub fn text_matches(pattern: &str, text: &str) -> Result<bool, ValueError> {
     if pattern.len() >= 2 && pattern.starts_with('/') && pattern.ends_with('/') {
         let re = regex::RegexBuilder::new(&pattern[1..pattern.len() - 1])
             .multi_line(true)
             .build()
-            .map_err(|e| format!("invalid regex {pattern}: {e}"))?;
+            .map_err(|e| ValueError::Regex {
+                pattern: pattern.to_string(),
+                cause: e.to_string(),
+            })?;
         Ok(re.is_match(text))
     } else {
         Ok(text.contains(pattern))

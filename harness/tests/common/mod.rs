@@ -157,9 +157,12 @@ pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
     let stack = &loaded.suite.stack;
     let secret_name = |k: &str| {
         let k = k.to_ascii_uppercase();
-        ["PASSWORD", "TOKEN", "SECRET", "KEY", "PASSWD"]
+        ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL"]
             .iter()
             .any(|p| k.contains(p))
+            || k == "KEY"
+            || k.ends_with("_KEY")
+            || k.ends_with("APIKEY")
             || stack.secrets.iter().any(|s| s.eq_ignore_ascii_case(&k))
     };
     let mut values = Vec::new();
