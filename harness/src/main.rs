@@ -139,7 +139,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
     let mut loaded = Vec::new();
     let mut bad = 0;
     for f in files {
-        match suite::load_file(&f) {
+        match stackcheck::validate::load_file(&f) {
             Ok(s) => loaded.push(s),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -387,7 +387,7 @@ async fn init(req: stackcheck::init::InitRequest, force: bool) -> i32 {
         return EXIT_INFRA;
     }
     // What it wrote must load: a suite `init` writes and `validate` rejects is a bug of ours.
-    if let Err(e) = suite::load_file(&req.output) {
+    if let Err(e) = stackcheck::validate::load_file(&req.output) {
         eprintln!("error: the written suite does not validate (please report): {e}");
         return EXIT_INFRA;
     }

@@ -1,6 +1,7 @@
-//! What `stackcheck validate` (and `run`, before it starts anything) can tell with only the compose
-//! CLI: references to services that no compose file defines, and the static `policy` rules. The
-//! compose model they share is resolved once per process.
+//! What `stackcheck validate` (and `run`, before it starts anything) can tell beyond the suite's
+//! own types: `quarantine:` entries naming no test, and, with only the compose CLI, references to
+//! services that no compose file defines and the static `policy` rules. The compose model they
+//! share is resolved once per process.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
@@ -11,6 +12,14 @@ use crate::engine::{ComposeError, ComposeModel, CONFIG_TIMEOUT};
 use crate::plan::{self, TestKind};
 use crate::report::{Masker, Outcome};
 use crate::suite::{nearest, LoadedSuite, SuiteError};
+
+/// Reads a suite file and checks what needs its test names too (`quarantine:` entries must name
+/// tests). Every command loads suites through this.
+pub fn load_file(path: &std::path::Path) -> Result<LoadedSuite, SuiteError> {
+    let loaded = crate::suite::load_file(path)?;
+    plan::check_quarantine(&loaded)?;
+    Ok(loaded)
+}
 
 /// The compose model of a suite for the checks made before anything starts, resolved once per
 /// process: `validate` and `run` both need it for both. The project name in it is arbitrary; a

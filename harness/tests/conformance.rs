@@ -202,7 +202,7 @@ fn main() {
     // whole suites to each runner (per-test trials would bring every suite up on every shard).
     let per_suite = std::env::var("STACKCHECK_TRIALS").is_ok_and(|v| v == "suite");
     for file in files {
-        match suite::load_file(&file) {
+        match stackcheck::validate::load_file(&file) {
             Ok(loaded) if per_suite => {
                 let name = format!("{}::all", loaded.suite.id);
                 trials.push(Trial::test(name, move || whole_suite(&loaded)));

@@ -6,7 +6,7 @@ mod identity;
 mod select;
 
 pub use identity::{static_compose, RunIdentity};
-pub use select::{filter_matches, needs, select, select_for_run, Needs};
+pub use select::{check_quarantine, filter_matches, needs, select, select_for_run, Needs};
 
 use crate::suite::{Rule, Suite};
 

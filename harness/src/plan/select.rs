@@ -1,8 +1,8 @@
-//! `--filter`: which planned tests a run keeps, and what of the stack they need, so a filtered run
-//! builds and starts no more than that.
+//! Test-name globs: `--filter` (which planned tests a run keeps, and what of the stack they need,
+//! so a filtered run builds and starts no more than that) and `quarantine:` (which must name tests).
 
 use super::{tests, PlannedTest, TestKind};
-use crate::suite::{Action, CheckKind, Suite};
+use crate::suite::{nearest, Action, CheckKind, LoadedSuite, Suite, SuiteError};
 
 /// Whether a test's name matches a `--filter` glob: the full name (`mt5::service::db::ports`) or
 /// the name without the suite (`service::db::*`); `*` also matches across `::`.
@@ -95,4 +95,32 @@ pub fn needs(suite: &Suite, tests: &[PlannedTest]) -> Needs {
         n.services = None;
     }
     n
+}
+
+/// Every `quarantine:` entry names at least one test of the suite (a typo would quarantine
+/// nothing, silently).
+pub fn check_quarantine(loaded: &LoadedSuite) -> Result<(), SuiteError> {
+    let s = &loaded.suite;
+    let names: Vec<String> = tests(s).into_iter().map(|t| t.name).collect();
+    for q in &s.quarantine {
+        let hits = names.iter().any(|n| s.short_name_matches(&q.value, n));
+        if !hits {
+            let at = Some((q.referenced.line(), q.referenced.column()));
+            let shorts = names
+                .iter()
+                .map(|n| n.split_once("::").map_or(n.as_str(), |(_, r)| r));
+            let hint = nearest(&q.value, shorts)
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(SuiteError::invalid(
+                &loaded.path,
+                at,
+                format!(
+                    "quarantine: `{}` names no test of this suite (names as `stackcheck list` prints them, without `{}::`){hint}",
+                    q.value, s.id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -8,36 +8,7 @@ use super::{Action, CheckKind, Expect, LoadedSuite, SuiteError};
 
 const MAX_RETRIES: u32 = 10;
 
-/// Every `quarantine:` entry names at least one test of the suite (a typo would quarantine
-/// nothing, silently).
-fn quarantine_names_tests(loaded: &LoadedSuite) -> Result<(), SuiteError> {
-    let s = &loaded.suite;
-    let names: Vec<String> = crate::plan::tests(s).into_iter().map(|t| t.name).collect();
-    for q in &s.quarantine {
-        let hits = names.iter().any(|n| s.short_name_matches(&q.value, n));
-        if !hits {
-            let at = Some((q.referenced.line(), q.referenced.column()));
-            let shorts = names
-                .iter()
-                .map(|n| n.split_once("::").map_or(n.as_str(), |(_, r)| r));
-            let hint = super::nearest(&q.value, shorts)
-                .map(|n| format!("; did you mean `{n}`?"))
-                .unwrap_or_default();
-            return Err(SuiteError::invalid(
-                &loaded.path,
-                at,
-                format!(
-                    "quarantine: `{}` names no test of this suite (names as `stackcheck list` prints them, without `{}::`){hint}",
-                    q.value, s.id
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteError> {
-    quarantine_names_tests(loaded)?;
     let s = &loaded.suite;
     let err = |at: Option<(u64, u64)>, msg: String| Err(SuiteError::invalid(&loaded.path, at, msg));
 

@@ -42,7 +42,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 pub fn run_file(path: &Path) -> SuiteReport {
-    let loaded = stackcheck::suite::load_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = stackcheck::validate::load_file(path).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let engine = Engine::connect(Duration::from_secs(5))
