@@ -288,6 +288,8 @@ fn secrets_in_output_and_logs_never_reach_the_console_or_junit() {
             "--junit",
         ])
         .arg(&junit)
+        // As CI passes a connection string: in the process environment, read by compose.
+        .env("DATABASE_URL", "postgres://app:url-pass-4321@db:5432/app")
         .current_dir(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()
@@ -308,6 +310,8 @@ fn secrets_in_output_and_logs_never_reach_the_console_or_junit() {
             "tok-4b1d-leak-me-please",
             "pw-leak-me-9876",
             "literal-signing-key-5150",
+            "url-pass-4321",
+            "cache-pass-7788",
         ] {
             assert!(!text.contains(secret), "{name} shows {secret}:\n{text}");
         }
@@ -323,6 +327,13 @@ fn secrets_in_output_and_logs_never_reach_the_console_or_junit() {
         assert!(
             text.contains("signing with ****"),
             "{name}: no masked compose-file secret:\n{text}"
+        );
+        // Only the password of a URL is hidden; the rest still says where it connects.
+        assert!(
+            text.contains(
+                "connecting to postgres://app:****@db:5432/app and redis://:****@cache:6379/0"
+            ),
+            "{name}: no masked URL credentials:\n{text}"
         );
     }
 }

@@ -9,6 +9,7 @@
 
 mod home;
 mod image;
+mod listen;
 mod net;
 pub mod policy;
 mod scenario;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::Verdict;
 use crate::engine::ComposeModel;
-use crate::suite::{looks_secret, DesiredState, Level, Rule, Suite};
+use crate::suite::{looks_secret, url_passwords, DesiredState, Level, Rule, Suite};
 
 /// Images whose published port must not listen on every interface.
 const DATABASES: [&str; 9] = [
@@ -101,20 +101,13 @@ fn missing_healthchecks(suite: &Suite, model: &ComposeModel, dir: &Path) -> Vec<
         .collect()
 }
 
-/// The password part of `scheme://user:password@host`.
-fn url_password(value: &str) -> Option<&str> {
-    let rest = value.split_once("://")?.1;
-    let userinfo = rest.split_once('@')?.0;
-    Some(userinfo.split_once(':')?.1)
-}
-
 /// The credential in an environment entry: the value of a secret-named key, or a URL's password.
 fn credential<'a>(key: &str, value: Option<&'a str>) -> Option<&'a str> {
     let value = value?;
     let secret = if looks_secret(key) {
         Some(value)
     } else {
-        url_password(value)
+        url_passwords(value).into_iter().next()
     };
     secret.filter(|s| !s.is_empty())
 }

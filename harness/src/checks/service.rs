@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use super::listen::{listen, not_listening};
 use super::{Ctx, Verdict};
 use crate::plan::ServicePromise;
 use crate::suite::ServiceSpec;
@@ -240,19 +241,11 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
                 || {
                     let addr = addr.clone();
                     async move {
-                        match tokio::time::timeout(
-                            Duration::from_secs(2),
-                            tokio::net::TcpStream::connect(&addr),
-                        )
-                        .await
-                        {
-                            Ok(Ok(_)) => Verdict::pass("accepted"),
-                            Ok(Err(e)) => Verdict::fail(format!(
-                                "{p}: host port {addr} refused a TCP connection: {e}"
-                            )),
-                            Err(_) => Verdict::fail(format!(
-                                "{p}: host port {addr} did not accept a TCP connection within 2 s"
-                            )),
+                        let within = Duration::from_secs(2);
+                        let seen = listen(&addr, within).await;
+                        match not_listening(&seen, p.container, &addr, within) {
+                            None => Verdict::pass("accepted"),
+                            Some(why) => Verdict::fail(format!("{p}: {why}")),
                         }
                     }
                 },

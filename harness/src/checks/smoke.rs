@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::listen::{listen, not_listening};
 use super::{Ctx, Verdict};
 use crate::engine::HelperSpec;
 use crate::report::{snippet, tail_snippet};
@@ -19,16 +20,10 @@ pub(super) async fn tcp(ctx: &Ctx<'_>, p: &TcpCheck) -> Verdict {
         Ok(addr) => addr,
         Err(v) => return v,
     };
-    match tokio::time::timeout(ATTEMPT_TIMEOUT, tokio::net::TcpStream::connect(&addr)).await {
-        Ok(Ok(_)) => Verdict::pass(format!("{}:{} accepts TCP (via {addr})", p.service, p.port)),
-        Ok(Err(e)) => Verdict::fail(format!(
-            "{}:{} refused a TCP connection via {addr}: {e}",
-            p.service, p.port
-        )),
-        Err(_) => Verdict::fail(format!(
-            "{}:{} did not accept a TCP connection within {ATTEMPT_TIMEOUT:?}",
-            p.service, p.port
-        )),
+    let seen = listen(&addr, ATTEMPT_TIMEOUT).await;
+    match not_listening(&seen, p.port, &addr, ATTEMPT_TIMEOUT) {
+        None => Verdict::pass(format!("{}:{} accepts TCP (via {addr})", p.service, p.port)),
+        Some(why) => Verdict::fail(format!("`{}`: {why}", p.service)),
     }
 }
 

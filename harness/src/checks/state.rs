@@ -12,6 +12,10 @@ use crate::engine::{ComposeError, Engine, LABEL_SERVICE};
 use crate::suite::DesiredState;
 
 const POLL: Duration = Duration::from_millis(500);
+/// How long a container must have been up (this instance: a restart starts it over) before its
+/// `running` or `healthy` promise passes: a service that crashes seconds after starting must not
+/// pass in the moment before. Measured from the first poll that saw it running.
+pub const SETTLE: Duration = Duration::from_secs(3);
 /// Restarts by the restart policy after which a service counts as crash-looping rather than
 /// recovering (Docker's back-off makes 8 restarts take about 25 s plus the runs themselves).
 const CRASH_LOOP: i64 = 8;
@@ -70,7 +74,7 @@ where
     let mut up_result: Option<Result<(), ComposeError>> = None;
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     let mut containers: BTreeMap<String, String> = BTreeMap::new();
-    let mut running_seen: BTreeMap<String, u32> = BTreeMap::new();
+    let mut running_since: BTreeMap<String, Uptime> = BTreeMap::new();
     let mut last_line = String::new();
     loop {
         tokio::select! {
@@ -160,7 +164,7 @@ where
                 *want,
                 &info,
                 elapsed,
-                running_seen.entry(service.clone()).or_default(),
+                running_since.entry(service.clone()).or_default(),
             ) {
                 Judgement::Decided(v) if v.passed => {
                     verdicts.insert(service.clone(), v);
@@ -252,12 +256,47 @@ enum Judgement {
     Waiting(String),
 }
 
+/// Since when one container instance has been seen running (a restart starts a new instance).
+#[derive(Default)]
+struct Uptime(Option<(String, Instant)>);
+
+impl Uptime {
+    /// How long the instance `info` describes has been seen running; zero when it is not running.
+    fn observe(&mut self, info: &ContainerInspectResponse, running: bool) -> Duration {
+        let instance = instance_of(info);
+        match &self.0 {
+            Some((seen, since)) if running && *seen == instance => since.elapsed(),
+            _ if running => {
+                self.0 = Some((instance, Instant::now()));
+                Duration::ZERO
+            }
+            _ => {
+                self.0 = None;
+                Duration::ZERO
+            }
+        }
+    }
+}
+
+/// One run of a container: its id, when it started, how often it was restarted.
+fn instance_of(info: &ContainerInspectResponse) -> String {
+    format!(
+        "{}@{}#{}",
+        info.id.as_deref().unwrap_or_default(),
+        info.state
+            .as_ref()
+            .and_then(|s| s.started_at.as_deref())
+            .unwrap_or_default(),
+        info.restart_count.unwrap_or(0)
+    )
+}
+
 fn judge(
     service: &str,
     want: Option<DesiredState>,
     info: &ContainerInspectResponse,
     elapsed: f32,
-    running_polls: &mut u32,
+    uptime: &mut Uptime,
 ) -> Judgement {
     let state = info.state.clone().unwrap_or_default();
     let status = state
@@ -265,21 +304,12 @@ fn judge(
         .map(|s| s.to_string())
         .unwrap_or_else(|| "unknown".into());
     let health = state.health.as_ref().and_then(|h| h.status);
-    // The configured healthcheck, not the health state: a container that has not started yet has none.
-    let test = info
-        .config
-        .as_ref()
-        .and_then(|c| c.healthcheck.as_ref())
-        .and_then(|h| h.test.clone())
-        .unwrap_or_default();
-    let has_health = !test.is_empty() && test.first().map(String::as_str) != Some("NONE");
-    let want = want.unwrap_or(if has_health {
-        DesiredState::Healthy
-    } else {
-        DesiredState::Running
-    });
+    let has_health = has_healthcheck(info);
+    let want = desired(want, info);
     let code = state.exit_code.unwrap_or(0);
     let exited = matches!(status.as_str(), "exited" | "dead");
+    let up_for = uptime.observe(info, status == "running");
+    let settling = format!("{status}, up {:.0?} of {SETTLE:?}", up_for);
     match want {
         DesiredState::Exited(expected) if exited => {
             if code == expected {
@@ -312,23 +342,132 @@ fn judge(
         DesiredState::Healthy if !has_health => Judgement::Decided(Verdict::fail(format!(
             "`{service}` has no healthcheck, so it can never be healthy (expected healthy; it is {status})"
         ))),
-        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) => {
+        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) && up_for >= SETTLE => {
             Judgement::Decided(Verdict::pass(format!("`{service}` healthy after {elapsed:.1}s{}", restarts(info))))
         }
+        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) => Judgement::Waiting(format!("healthy, {settling}")),
         DesiredState::Healthy => Judgement::Waiting(format!("{status}, health {}", health.map(|h| h.to_string()).unwrap_or_default())),
-        DesiredState::Running if status == "running" => {
-            // Two polls in a row, so a container that crashes right after start is not passed.
-            *running_polls += 1;
-            if *running_polls >= 2 {
-                Judgement::Decided(Verdict::pass(format!("`{service}` running after {elapsed:.1}s{}", restarts(info))))
-            } else {
-                Judgement::Waiting(status)
+        // Up for the settle window, so a container that crashes right after start is not passed.
+        DesiredState::Running if status == "running" && up_for >= SETTLE => {
+            Judgement::Decided(Verdict::pass(format!("`{service}` running after {elapsed:.1}s{}", restarts(info))))
+        }
+        DesiredState::Running if status == "running" => Judgement::Waiting(settling),
+        DesiredState::Running => Judgement::Waiting(status),
+    }
+}
+
+/// Whether the container is configured with a healthcheck (the configuration, not the health
+/// state: a container that has not started yet has none).
+fn has_healthcheck(info: &ContainerInspectResponse) -> bool {
+    let test = info
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.clone())
+        .unwrap_or_default();
+    !test.is_empty() && test.first().map(String::as_str) != Some("NONE")
+}
+
+/// The promised state, or the default: healthy with a healthcheck, else running.
+fn desired(want: Option<DesiredState>, info: &ContainerInspectResponse) -> DesiredState {
+    want.unwrap_or(if has_healthcheck(info) {
+        DesiredState::Healthy
+    } else {
+        DesiredState::Running
+    })
+}
+
+/// A `running` or `healthy` promise that passed, and the container instance it passed on: the
+/// promise is that it holds for the run, so it is looked at again when the checks end.
+#[derive(Clone, Debug)]
+pub struct Held {
+    service: String,
+    want: DesiredState,
+    id: String,
+    instance: String,
+    restarts: i64,
+    since: Instant,
+}
+
+impl Held {
+    /// From the inspect a passing state verdict was reached on; None for one-shots (`exited`).
+    pub fn new(
+        service: &str,
+        want: Option<DesiredState>,
+        info: &ContainerInspectResponse,
+    ) -> Option<Held> {
+        let want = desired(want, info);
+        if matches!(want, DesiredState::Exited(_)) {
+            return None;
+        }
+        Some(Held {
+            service: service.to_string(),
+            want,
+            id: info.id.clone()?,
+            instance: instance_of(info),
+            restarts: info.restart_count.unwrap_or(0),
+            since: Instant::now(),
+        })
+    }
+
+    /// The service this is about.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// None while the same container instance is still in the promised state; else the failure:
+    /// what it is now, when it exited and with which code, how often it was restarted since, and
+    /// its health checks and last log lines.
+    pub async fn still_holds(&self, engine: &Engine) -> Option<Verdict> {
+        let (service, want) = (&self.service, self.want);
+        let held_for = self.since.elapsed().as_secs_f32();
+        let info = match engine.inspect(&self.id).await {
+            Ok(info) => info,
+            Err(e) => {
+                return Some(Verdict::fail(format!(
+                    "`{service}` did not stay {want}: its container is gone {held_for:.1}s after it passed ({e})"
+                )))
             }
+        };
+        let seen = observe(&info);
+        if instance_of(&info) == self.instance && satisfies(&seen, want) {
+            return None;
         }
-        DesiredState::Running => {
-            *running_polls = 0;
-            Judgement::Waiting(status)
+        let state = info.state.clone().unwrap_or_default();
+        let restarted = info.restart_count.unwrap_or(0) - self.restarts;
+        let mut what = format!("it is {seen} now");
+        // The engine's zero time means it never exited.
+        if let Some(at) = state.finished_at.filter(|t| !t.starts_with("0001-")) {
+            let code = state.exit_code.unwrap_or(0);
+            what.push_str(&format!("; last exit code {code} at {at}"));
         }
+        Some(
+            Verdict::fail(format!(
+                "`{service}` did not stay {want}: {what}, restarted {restarted}× since it was {want} {held_for:.1}s earlier"
+            ))
+            .with_detail(diagnostics(engine, &self.id).await),
+        )
+    }
+}
+
+/// Why a service is not up, in a few words, when it is not (restarting, exited, unhealthy): the
+/// cause to name when a check that touches it fails.
+pub async fn trouble(engine: &Engine, service: &str, id: &str) -> Option<String> {
+    let info = engine.inspect(id).await.ok()?;
+    let state = info.state.clone().unwrap_or_default();
+    let code = state.exit_code.unwrap_or(0);
+    let restarts = info.restart_count.unwrap_or(0);
+    let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+    match status.as_str() {
+        "restarting" => Some(format!(
+            "`{service}` is restarting after exit code {code} (restarted {restarts}×)"
+        )),
+        "exited" | "dead" => Some(format!("`{service}` exited with code {code}")),
+        "running" if state.health.and_then(|h| h.status) == Some(HealthStatusEnum::UNHEALTHY) => {
+            Some(format!("`{service}` is unhealthy"))
+        }
+        "running" | "" => None,
+        other => Some(format!("`{service}` is {other}")),
     }
 }
 

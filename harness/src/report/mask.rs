@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use super::Outcome;
 use super::Progress;
 use crate::engine::ComposeModel;
-use crate::suite::{looks_secret, LoadedSuite};
+use crate::suite::{looks_secret, url_passwords, LoadedSuite};
 
 /// Shorter values would mask ordinary words; they are not treated as secrets.
 const MIN_SECRET_LEN: usize = 5;
@@ -83,6 +83,7 @@ impl Masker {
                 if stack.secrets.contains(k) || looks_secret(k) {
                     values.push(v.clone());
                 }
+                values.extend(url_passwords(v).into_iter().map(str::to_string));
             }
         }
         for k in &stack.secrets {
@@ -94,15 +95,22 @@ impl Masker {
         masker
     }
 
-    /// Secret-looking variables of every service, as compose resolved them; the names of its
-    /// services, networks and volumes join the vocabulary.
+    /// Secret-looking variables of every service, as compose resolved them (so values it took from
+    /// the process environment too), and the password of every URL in any variable; the names of
+    /// its services, networks and volumes join the vocabulary.
     pub fn add_model(&self, model: &ComposeModel, secrets: &[String]) {
-        self.add(model.services.values().flat_map(|s| {
-            s.environment
-                .iter()
+        let environment = || model.services.values().flat_map(|s| &s.environment);
+        self.add(
+            environment()
                 .filter(|(k, _)| looks_secret(k) || secrets.contains(k))
-                .filter_map(|(_, v)| v.clone())
-        }));
+                .filter_map(|(_, v)| v.clone()),
+        );
+        self.add(
+            environment()
+                .filter_map(|(_, v)| v.as_deref())
+                .flat_map(url_passwords)
+                .map(str::to_string),
+        );
         self.exempt(
             model
                 .services

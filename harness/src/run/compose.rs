@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::images::{build_own_images, built_verdict, image_tests, require_images};
+use super::images::{build_own_images, built_verdict, image_tests, require_images, Needed};
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
@@ -103,23 +103,38 @@ async fn build(
     deadline: Instant,
 ) -> Result<(), Stop> {
     let suite = &r.loaded.suite;
-    let needed: Vec<(String, String)> = selected
-        .iter()
-        .filter(|s| model.services[*s].build.is_none())
-        .map(|s| {
-            (
-                model.services[s].image.clone().unwrap_or_default(),
-                format!("service {s}"),
-            )
-        })
-        .collect();
-    require_images(r.engine, &needed).await?;
-
     let mut to_build: Vec<String> = selected
         .iter()
         .filter(|s| model.services[*s].build.is_some())
         .cloned()
         .collect();
+    // A service that runs the image another service builds (`image: app` beside `build:` +
+    // `image: app`) needs that build, not an image from elsewhere: compose builds it once for both.
+    let mut needed = Vec::new();
+    let mut to_pull = Vec::new();
+    for s in selected
+        .iter()
+        .filter(|s| model.services[*s].build.is_none())
+    {
+        let image = model.services[s].image.clone().unwrap_or_default();
+        match builder_of(model, &image) {
+            Some(b) if !to_build.contains(&b) => to_build.push(b),
+            Some(_) => {}
+            None => {
+                to_pull.push(s.as_str());
+                needed.push(Needed {
+                    image,
+                    by: format!("service `{s}`"),
+                });
+            }
+        }
+    }
+    let how = format!(
+        "pull them first (`docker compose pull {}`)",
+        to_pull.join(" ")
+    );
+    require_images(r.engine, &needed, &how).await?;
+
     for (tag, spec) in &suite.images {
         if !Needs::wants_image(r.needs.as_ref(), tag) {
             continue;
@@ -223,6 +238,13 @@ async fn up(
                     .get(service)
                     .is_some_and(|m| m.build.is_some());
                 verdict.message.push_str(&standin_note(info, built));
+                let want = wants
+                    .iter()
+                    .find(|(s, _)| s == service)
+                    .and_then(|(_, w)| *w);
+                if verdict.passed {
+                    r.held.extend(state::Held::new(service, want, info));
+                }
             }
             r.record(&state_test(service), verdict, t0);
         },
@@ -243,6 +265,15 @@ fn state_test(service: &str) -> TestKind {
         service: service.to_string(),
         promise: ServicePromise::State,
     }
+}
+
+/// The service of the model that builds `image` (has `build:` and names that `image:`).
+fn builder_of(model: &ComposeModel, image: &str) -> Option<String> {
+    model
+        .services
+        .iter()
+        .find(|(_, m)| m.build.is_some() && !image.is_empty() && m.image.as_deref() == Some(image))
+        .map(|(name, _)| name.clone())
 }
 
 /// `services` and, transitively, every service they `depends_on` (what `compose up` starts).

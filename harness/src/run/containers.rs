@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::images::{build_own_images, image_tests, require_images};
+use super::images::{build_own_images, image_tests, require_images, Needed};
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
@@ -45,12 +45,17 @@ pub(super) async fn containers_phase(
     let v = checks::check_config(&r.loaded.suite, &model, "stack.containers");
     r.record(&TestKind::StackConfig, v, t0);
 
-    let needed: Vec<(String, String)> = specs
+    let needed: Vec<Needed> = specs
         .iter()
         .filter(|(_, c)| c.build.is_none())
-        .map(|(n, c)| (image_of(c), format!("container {n}")))
+        .map(|(n, c)| Needed {
+            image: image_of(c),
+            by: format!("container `{n}`"),
+        })
         .collect();
-    require_images(r.engine, &needed).await?;
+    let images: Vec<&str> = needed.iter().map(|n| n.image.as_str()).collect();
+    let how = format!("pull them first (`docker pull {}`)", images.join(" "));
+    require_images(r.engine, &needed, &how).await?;
     build_own_images(r, id, deadline).await;
     image_tests(r, id).await;
 
@@ -94,6 +99,11 @@ pub(super) async fn containers_phase(
                         .and_then(|s| s.state)
                         .or(c.expect_exit.map(DesiredState::Exited));
                     let v = wait_state(r, name, &s.id, want, deadline).await;
+                    if v.passed {
+                        if let Ok(info) = r.engine.inspect(&s.id).await {
+                            r.held.extend(state::Held::new(name, want, &info));
+                        }
+                    }
                     r.record(&state_test, v, t0);
                     started.push(s);
                 }

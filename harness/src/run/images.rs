@@ -12,16 +12,33 @@ use crate::plan::{Needs, RunIdentity, TestKind};
 use crate::report::ServiceImage;
 use crate::suite::BuildSpec;
 
-/// Every `(image, who needs it)` must be present; else the run cannot start (exit 3).
+/// An image the stack runs but nothing in it builds.
+pub(super) struct Needed {
+    /// The image reference as written.
+    pub image: String,
+    /// Who runs it, in words (``service `worker` ``).
+    pub by: String,
+}
+
+/// Every needed image must be on the engine; else the run cannot start (exit 3), and the message
+/// says which image, who runs it, that nothing in the stack builds it, and `how_to_get` it.
 pub(super) async fn require_images(
     engine: &Engine,
-    needed: &[(String, String)],
+    needed: &[Needed],
+    how_to_get: &str,
 ) -> Result<(), Stop> {
     let mut absent = Vec::new();
-    for (tag, why) in needed {
-        match engine.image(tag).await {
+    for n in needed {
+        if n.image.is_empty() {
+            absent.push(format!("{} names no image and builds none", n.by));
+            continue;
+        }
+        match engine.image(&n.image).await {
             Ok(Some(_)) => {}
-            Ok(None) => absent.push(format!("{tag} ({why})")),
+            Ok(None) => absent.push(format!(
+                "`{}` (run by {}; nothing in the stack builds it)",
+                n.image, n.by
+            )),
             Err(e) => return Err(Stop::Infra(e.to_string())),
         }
     }
@@ -29,7 +46,7 @@ pub(super) async fn require_images(
         return Ok(());
     }
     Err(Stop::Infra(format!(
-        "images not present on the engine and not pullable offline: {}; build them with `bash ci/images.sh`",
+        "images not on the engine: {}. stackcheck does not pull images: {how_to_get}, then run again",
         absent.join(", ")
     )))
 }

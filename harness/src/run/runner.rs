@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::checks::state::Held;
 use crate::checks::Verdict;
 use crate::engine::Engine;
 use crate::plan::{Needs, PlannedTest, TestKind};
@@ -35,6 +36,8 @@ pub(crate) struct Runner<'a> {
     pub probes: Vec<ProbeTarget>,
     /// The image each service ran (after bring-up).
     pub images: Vec<ServiceImage>,
+    /// State promises that passed, looked at again when the checks end.
+    pub held: Vec<Held>,
     pub fail_fast: bool,
     first_failure: Option<String>,
     /// Published ports and fixed names are made unique to this run.
@@ -70,6 +73,7 @@ impl<'a> Runner<'a> {
             results: BTreeMap::new(),
             probes: Vec::new(),
             images: Vec::new(),
+            held: Vec::new(),
             fail_fast: settings.fail_fast,
             first_failure: None,
             ephemeral: settings.ephemeral,

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 use super::images::service_images;
 use super::runner::{Runner, Stop};
-use crate::checks::{self, Ctx, Verdict};
+use crate::checks::{self, state, Ctx, Verdict};
 use crate::engine::{Compose, ComposeModel, Engine, EngineError};
 use crate::plan::{PlannedTest, RunIdentity, ServicePromise, TestKind};
 use crate::report::Progress;
@@ -107,6 +107,49 @@ async fn runtime_verdict(
     })
 }
 
+/// A `running`/`healthy` promise holds for the run: each one that passed is looked at again once
+/// the checks that only look are done (and before scenarios act on the stack on purpose); a
+/// service that exited, restarted or turned unhealthy since fails its state test after all.
+async fn states_held(r: &mut Runner<'_>) {
+    for held in std::mem::take(&mut r.held) {
+        if let Some(v) = held.still_holds(r.engine).await {
+            let kind = TestKind::Service {
+                service: held.service().to_string(),
+                promise: ServicePromise::State,
+            };
+            r.record(&kind, v, Instant::now());
+        }
+    }
+}
+
+/// The services a runtime test touches.
+fn touched(suite: &Suite, kind: &TestKind) -> Vec<String> {
+    match kind {
+        TestKind::Service { service, .. } => vec![service.clone()],
+        TestKind::Check { index } => suite.checks[*index].kind.services(),
+        _ => Vec::new(),
+    }
+}
+
+/// A failed check names the trouble of the services it touches (restarting, exited, unhealthy)
+/// as its cause, instead of leaving a reader with its symptom alone.
+async fn with_cause(ctx: &Ctx<'_>, suite: &Suite, kind: &TestKind, mut v: Verdict) -> Verdict {
+    if v.passed {
+        return v;
+    }
+    for service in touched(suite, kind) {
+        let Ok(id) = ctx.container(&service) else {
+            continue;
+        };
+        if let Some(why) = state::trouble(ctx.engine, &service, &id).await {
+            if !v.message.contains(&why) {
+                v.message.push_str(&format!(" (cause: {why})"));
+            }
+        }
+    }
+    v
+}
+
 /// Says so when a failure coincides with the engine going away, and returns why it is gone.
 async fn blame_engine(engine: &Engine, mut v: Verdict) -> (Verdict, Option<EngineError>) {
     if v.passed {
@@ -165,7 +208,10 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
     let mut verdicts = futures_util::stream::iter(looks)
         .map(|t| async move {
             let t0 = Instant::now();
-            let v = runtime_verdict(ctx, suite, progress, &t.kind).await;
+            let v = match runtime_verdict(ctx, suite, progress, &t.kind).await {
+                Some(v) => Some(with_cause(ctx, suite, &t.kind, v).await),
+                None => None,
+            };
             (t, v, t0)
         })
         .buffer_unordered(CHECK_JOBS);
@@ -182,6 +228,9 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
         }
     }
     drop(verdicts);
+    if r.halt().is_ok() {
+        states_held(r).await;
+    }
     for t in scenarios {
         r.halt()?;
         engine.ping().await.map_err(engine_gone)?;

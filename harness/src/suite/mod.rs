@@ -22,7 +22,7 @@ pub use check::*;
 pub use duration::Dur;
 pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
-pub use secrets::looks_secret;
+pub use secrets::{looks_secret, url_passwords};
 pub use values::{parse_mount, parse_size, signal_number, text_matches, Mount, ValueError};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).

@@ -1,5 +1,6 @@
-//! Which variable names say their value is a secret. One rule for every reader: masking hides such
-//! values, and the `no_default_credentials` policy flags them when written as literals.
+//! Which variable names say their value is a secret, and where a value carries one (the password
+//! of a URL or DSN). One rule for every reader: masking hides such values, and the
+//! `no_default_credentials` policy flags them when written as literals.
 
 /// Name parts that mark a secret wherever they appear (`DB_PASSWORD`, `GITHUB_TOKEN`).
 const SECRET_PARTS: [&str; 5] = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL"];
@@ -15,9 +16,50 @@ pub fn looks_secret(name: &str) -> bool {
         || name.ends_with("APIKEY")
 }
 
+/// The passwords inside `value`: the `pass` of every `scheme://user:pass@host` (and
+/// `redis://:pass@host`) in it. Only the authority part counts, so a `@` in a path is no password.
+pub fn url_passwords(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some((_, after)) = rest.split_once("://") {
+        let authority_end = after
+            .find(['/', '?', '#', ' ', '"', '\'', ','])
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        if let Some((userinfo, _host)) = authority.rsplit_once('@') {
+            if let Some((_user, pass)) = userinfo.split_once(':') {
+                if !pass.is_empty() {
+                    out.push(pass);
+                }
+            }
+        }
+        rest = &after[authority_end..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::looks_secret;
+    use super::{looks_secret, url_passwords};
+
+    #[test]
+    fn url_credentials() {
+        assert_eq!(
+            url_passwords("postgres://app:s3cret@db:5432/app"),
+            ["s3cret"]
+        );
+        assert_eq!(
+            url_passwords("redis://:cachepass@cache:6379/0"),
+            ["cachepass"]
+        );
+        assert_eq!(
+            url_passwords("primary=mysql://u:one@a/x replica=mysql://u:two@b/x"),
+            ["one", "two"]
+        );
+        assert!(url_passwords("http://host:8080/a@b").is_empty());
+        assert!(url_passwords("https://user@host/").is_empty());
+        assert!(url_passwords("no url here").is_empty());
+    }
 
     #[test]
     fn secret_names() {

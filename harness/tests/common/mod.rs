@@ -150,7 +150,8 @@ pub fn jitter(max_ms: u64) -> Duration {
 /// Every secret value of a suite, gathered the way a reviewer would, not through the harness's
 /// masker: all values of the stack's env file, suite `env`/`stack.containers` values under
 /// secret-looking names or listed in `stack.secrets`, and secret-looking `environment` entries of
-/// every service as `docker compose config` resolves them. Values shorter than 5 characters or
+/// every service as `docker compose config` resolves them, with the password of every URL in any
+/// `environment` value. Values shorter than 5 characters or
 /// purely numeric, names of the stack's services, networks and volumes and words of its test
 /// names are not secrets by the format's rule.
 pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
@@ -214,6 +215,7 @@ pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
                     .flat_map(|m| m.keys().cloned()),
             );
         }
+        let url = regex::Regex::new(r"://[^:/@\s]*:([^@/\s]+)@").unwrap();
         for service in model["services"]
             .as_object()
             .into_iter()
@@ -222,6 +224,10 @@ pub fn secret_values(loaded: &stackcheck::suite::LoadedSuite) -> Vec<String> {
             for (k, v) in service["environment"].as_object().into_iter().flatten() {
                 if let (true, Some(v)) = (secret_name(k), v.as_str()) {
                     values.push(v.to_string());
+                }
+                // The password of any URL (`scheme://user:pass@host`), whatever the name.
+                for c in url.captures_iter(v.as_str().unwrap_or("")) {
+                    values.push(c[1].to_string());
                 }
             }
         }
