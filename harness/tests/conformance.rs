@@ -173,7 +173,7 @@ fn whole_suite(loaded: &LoadedSuite) -> Result<(), Failed> {
     let failed: Vec<String> = report
         .outcomes
         .iter()
-        .filter(|o| o.status == Status::Failed)
+        .filter(|o| o.status != Status::Passed)
         .map(|o| format!("{}: {}", o.name, o.message))
         .collect();
     if !failed.is_empty() {
@@ -226,6 +226,8 @@ fn main() {
                             Status::Failed => {
                                 Err(format!("{}\n{}", outcome.message, outcome.detail).into())
                             }
+                            // A nextest test has no runtime skip; one that did not run did not pass.
+                            Status::Skipped => Err(format!("skipped: {}", outcome.message).into()),
                         }
                     }));
                 }

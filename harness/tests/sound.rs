@@ -98,3 +98,91 @@ fn a_state_that_does_not_hold_fails_with_when_and_why() {
     assert_message(&r, api, "`api` is crash-looping: restarted");
     assert_message(&r, answers, "(cause: `worker` exited with code 3)");
 }
+
+fn skipped(r: &stackcheck::report::SuiteReport) -> Vec<&str> {
+    r.outcomes
+        .iter()
+        .filter(|o| o.status == stackcheck::report::Status::Skipped)
+        .map(|o| o.name.as_str())
+        .collect()
+}
+
+/// Item 4: a dependency that never becomes healthy is the one failure. The API compose never
+/// started, and the check of it, are not run, at once (the TCP check's 60 s retry budget is not
+/// spent), saying which failure they wait on; the database did start, so its own check runs.
+#[test]
+fn a_dependency_that_never_becomes_healthy_is_the_one_failure() {
+    let r = run_file(&fixture("broken/dependency-never-healthy/suite.yaml"));
+    let db = "broken-dependency-never-healthy::service::db::state";
+    assert_failed_exactly(&r, &[db]);
+    assert_eq!(
+        skipped(&r),
+        [
+            "broken-dependency-never-healthy::service::api::state",
+            "broken-dependency-never-healthy::checks::api accepts TCP on 8000",
+        ]
+    );
+    for o in r
+        .outcomes
+        .iter()
+        .filter(|o| o.status == stackcheck::report::Status::Skipped)
+    {
+        assert_eq!(o.duration_ms, 0, "{}: {}", o.name, o.message);
+        assert!(
+            o.message.starts_with("not run: `db` is not up"),
+            "{}",
+            o.message
+        );
+        assert!(o.message.contains(db), "{}", o.message);
+    }
+}
+
+/// Item 4: a failed `compose build` in a suite without `images:` is a FAIL line with the build
+/// log (exit 1), and what needed it is skipped with the cause printed once on the console; JUnit
+/// marks them `<skipped>` and JSON `skipped`.
+#[test]
+fn a_failed_build_is_one_visible_failure_and_the_rest_is_skipped() {
+    let dir = std::env::temp_dir().join(format!("stackcheck-build-fails-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (junit, json) = (dir.join("r.xml"), dir.join("r.json"));
+    let out = common::stackcheck(&[
+        "run",
+        "fixtures/broken/build-fails/suite.yaml",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let console = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{console}");
+    let fail: Vec<&str> = console.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(fail.len(), 1, "{console}");
+    assert!(
+        fail[0].contains("broken-build-fails::service::app::state")
+            && fail[0].contains("`app` cannot start: its image did not build"),
+        "{console}"
+    );
+    assert!(
+        console.contains("requirements.txt: no such file"),
+        "the build log's tail: {console}"
+    );
+    let skips: Vec<&str> = console.lines().filter(|l| l.starts_with("SKIP")).collect();
+    assert_eq!(skips.len(), 3, "{console}");
+    assert_eq!(
+        console.matches("not run: the build failed").count(),
+        1,
+        "the cause once: {console}"
+    );
+    assert!(console.contains("1 failed, 3 not run"), "{console}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<skipped").count(), 3, "{xml}");
+    assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    let report = common::valid_report(&json);
+    assert_eq!(report["counts"]["skipped"], 3);
+    assert_eq!(report["counts"]["failed"], 1);
+    assert_eq!(
+        common::test_status(&report, "broken-build-fails::checks::cache answers")["status"],
+        "skipped"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

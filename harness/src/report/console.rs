@@ -14,6 +14,8 @@ pub struct Console {
     bar: ProgressBar,
     tty: bool,
     verbose: bool,
+    /// Why tests were skipped, as already printed.
+    skip_reasons: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Console {
@@ -35,7 +37,12 @@ impl Console {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
-        Console { bar, tty, verbose }
+        Console {
+            bar,
+            tty,
+            verbose,
+            skip_reasons: Default::default(),
+        }
     }
 
     /// The closing summary: counts per suite, then every failure with its message.
@@ -43,6 +50,7 @@ impl Console {
         self.bar.finish_and_clear();
         let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
         let failed: usize = reports.iter().map(SuiteReport::failed).sum();
+        let not_run: usize = reports.iter().map(SuiteReport::skipped).sum();
         let count = |e: Ending| {
             reports
                 .iter()
@@ -71,10 +79,11 @@ impl Console {
             println!();
             for r in reports {
                 println!(
-                    "  {:<24} {:>4} passed, {} failed in {:.1}s",
+                    "  {:<24} {:>4} passed, {} failed, {} not run in {:.1}s",
                     r.suite,
-                    r.outcomes.len() - r.failed(),
+                    r.outcomes.len() - r.failed() - r.skipped(),
                     r.failed(),
+                    r.skipped(),
                     r.duration_ms as f64 / 1000.0
                 );
             }
@@ -94,9 +103,14 @@ impl Console {
         } else {
             format!(" ({})", notes.join(", "))
         };
+        let skipped = if not_run > 0 {
+            format!(", {not_run} not run")
+        } else {
+            String::new()
+        };
         println!(
-            "\n{} passed{warned}, {} failed ({} suites, {secs:.1}s)",
-            total - failed,
+            "\n{} passed{warned}, {} failed{skipped} ({} suites, {secs:.1}s)",
+            total - failed - not_run,
             failed,
             reports.len()
         );
@@ -130,11 +144,22 @@ impl Progress for Console {
     fn outcome(&self, o: &Outcome) {
         let mark = o.ending().mark();
         let secs = o.duration_ms as f64 / 1000.0;
+        // A root cause is printed once: tests skipped for the same reason only name themselves.
+        let message = if o.status == Status::Skipped
+            && !self
+                .skip_reasons
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(o.message.clone())
+        {
+            "(same cause)"
+        } else {
+            o.message.as_str()
+        };
         self.bar.suspend(|| {
             println!(
-                "{mark:<5} [{secs:>6.1}s] {}  {}{}",
+                "{mark:<5} [{secs:>6.1}s] {}  {message}{}",
                 o.name,
-                o.message,
                 o.flaky_note()
             )
         });

@@ -48,6 +48,8 @@ pub struct Counts {
     pub flaky: usize,
     pub quarantined: usize,
     pub failed: usize,
+    /// Not run because what they need failed first (that failure is counted once, in `failed`).
+    pub skipped: usize,
 }
 
 impl Counts {
@@ -59,6 +61,7 @@ impl Counts {
             Ending::Flaky => &mut self.flaky,
             Ending::Quarantined => &mut self.quarantined,
             Ending::Failed => &mut self.failed,
+            Ending::Skipped => &mut self.skipped,
         } += 1;
     }
 }

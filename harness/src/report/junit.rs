@@ -36,7 +36,7 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
             case.set_classname(r.suite.as_str());
             case.set_time(Duration::from_millis(o.duration_ms));
             let note = match o.ending() {
-                Ending::Failed => None,
+                Ending::Failed | Ending::Skipped => None,
                 // Passed with a note: the test still counts as passed.
                 Ending::Warned => Some(format!("WARNING (passed with warning): {}", o.message)),
                 Ending::Quarantined => Some(format!(
@@ -61,6 +61,12 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
 }
 
 fn status(o: &Outcome) -> TestCaseStatus {
+    if o.status == Status::Skipped {
+        let mut s = TestCaseStatus::skipped();
+        s.set_message(o.message.as_str());
+        s.set_type("stackcheck.skipped");
+        return s;
+    }
     if o.status == Status::Failed {
         let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
         s.set_message(o.message.as_str());

@@ -11,6 +11,9 @@ pub enum Status {
     Passed,
     /// Failed.
     Failed,
+    /// Not run: what it needs failed first (a service that never started, a build, `--fail-fast`).
+    /// That root cause is a failure of its own; this is not another one.
+    Skipped,
 }
 
 /// The result of one test.
@@ -54,6 +57,8 @@ pub enum Ending {
     Quarantined,
     /// Failed.
     Failed,
+    /// Not run, because what it needs failed first.
+    Skipped,
 }
 
 impl Ending {
@@ -65,6 +70,7 @@ impl Ending {
             Ending::Flaky => "flaky",
             Ending::Quarantined => "quarantined",
             Ending::Failed => "failed",
+            Ending::Skipped => "skipped",
         }
     }
     /// The console's column mark.
@@ -75,6 +81,7 @@ impl Ending {
             Ending::Flaky => "FLAKY",
             Ending::Quarantined => "QUAR",
             Ending::Failed => "FAIL",
+            Ending::Skipped => "SKIP",
         }
     }
 }
@@ -84,6 +91,7 @@ impl Outcome {
     pub fn ending(&self) -> Ending {
         match self.status {
             Status::Failed => Ending::Failed,
+            Status::Skipped => Ending::Skipped,
             Status::Passed if self.quarantined => Ending::Quarantined,
             Status::Passed if !self.flaky.is_empty() => Ending::Flaky,
             Status::Passed if self.warning => Ending::Warned,
@@ -103,11 +111,11 @@ impl Outcome {
         )
     }
 
-    /// A test that never ran, failed with why.
+    /// A test that never ran, skipped with why.
     pub fn not_run(name: &str, reason: &str) -> Outcome {
         Outcome {
             name: name.to_string(),
-            status: Status::Failed,
+            status: Status::Skipped,
             warning: false,
             message: format!("not run: {reason}"),
             detail: String::new(),
@@ -184,9 +192,15 @@ pub struct ServiceImage {
 impl SuiteReport {
     /// How many tests failed.
     pub fn failed(&self) -> usize {
-        self.outcomes
-            .iter()
-            .filter(|o| o.status == Status::Failed)
-            .count()
+        self.count(Status::Failed)
+    }
+
+    /// How many tests did not run (what they need failed first).
+    pub fn skipped(&self) -> usize {
+        self.count(Status::Skipped)
+    }
+
+    fn count(&self, status: Status) -> usize {
+        self.outcomes.iter().filter(|o| o.status == status).count()
     }
 }

@@ -15,9 +15,9 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     let _ = writeln!(md, "## stackcheck: {verdict}\n");
     let _ = writeln!(
         md,
-        "| suite | result | passed | failed | warned | flaky | quarantined | time |"
+        "| suite | result | passed | failed | skipped | warned | flaky | quarantined | time |"
     );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in reports {
         let n = |e: Ending| r.outcomes.iter().filter(|o| o.ending() == e).count();
         let result = match (suite_status(r), r.interrupted, &r.infra_error) {
@@ -28,10 +28,11 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
         };
         let _ = writeln!(
             md,
-            "| `{}` | {result} | {} | {} | {} | {} | {} | {:.1}s |",
+            "| `{}` | {result} | {} | {} | {} | {} | {} | {} | {:.1}s |",
             r.suite,
             n(Ending::Passed),
             n(Ending::Failed),
+            n(Ending::Skipped),
             n(Ending::Warned),
             n(Ending::Flaky),
             n(Ending::Quarantined),

@@ -163,6 +163,7 @@ async fn build(
             }
             _ => false,
         });
+        let reported = !compose_built.is_empty();
         for t in compose_built {
             let TestKind::Build { image } = &t.kind else {
                 continue;
@@ -175,7 +176,18 @@ async fn build(
             };
             r.record(&t.kind, v, t0);
         }
-        if built.is_err() {
+        if let Err(e) = &built {
+            // The root cause must be a failure a reader sees: with no `images:` test for what did
+            // not build, the services that needed the build fail their state with its log.
+            if !reported {
+                for s in &to_build {
+                    let v = Verdict::fail(format!(
+                        "`{s}` cannot start: its image did not build (`docker compose build` failed)"
+                    ))
+                    .with_detail(e.tail().to_string());
+                    r.record(&state_test(s), v, t0);
+                }
+            }
             return Err(Stop::NotRun("the build failed".into()));
         }
     }
@@ -225,6 +237,7 @@ async fn up(
         stop_at_first_failure: r.fail_fast,
     };
     let t0 = Instant::now();
+    let mut unstarted = Vec::new();
     let report = state::bring_up_and_wait(
         r.engine,
         &wait,
@@ -246,10 +259,31 @@ async fn up(
                     r.held.extend(state::Held::new(service, want, info));
                 }
             }
+            // Never started: decided once every service is, since a dependency that failed
+            // first is the one root cause.
+            let never_started = info.is_none_or(|i| state::observe(i) == "created");
+            if !verdict.passed && never_started {
+                unstarted.push((service.to_string(), verdict));
+                return;
+            }
             r.record(&state_test(service), verdict, t0);
         },
     )
     .await;
+    for (service, verdict) in unstarted {
+        let failed_dependency = model.services.get(&service).and_then(|m| {
+            m.depends_on
+                .keys()
+                .find_map(|d| r.failed_state(d).map(|t| (d.clone(), t.to_string())))
+        });
+        match failed_dependency {
+            Some((dep, failed)) => r.skip(
+                &state_test(&service),
+                &format!("`{dep}` is not up (`{failed}` failed)"),
+            ),
+            None => r.record(&state_test(&service), verdict, t0),
+        }
+    }
     if let Some(e) = &report.up_error {
         r.progress.phase(&format!(
             "docker compose up failed: {}",

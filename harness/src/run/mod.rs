@@ -23,7 +23,7 @@ pub use teardown::teardown;
 use crate::checks::Verdict;
 use crate::engine::Engine;
 use crate::plan::{self, RunIdentity, TestKind};
-use crate::report::{Masked, Masker, Progress, SuiteReport};
+use crate::report::{Masked, Masker, Progress, Status, SuiteReport};
 use crate::suite::{LoadedSuite, PortsMode};
 use runner::{Runner, RunnerSettings, Stop};
 
@@ -122,16 +122,25 @@ pub async fn run_suite_with(
         _ => None,
     };
     let reason = match &stop {
-        Some(s) => runner.masker.mask(&s.to_string()),
+        Some(s) => s.to_string(),
         None => "not run".to_string(),
     };
+    let mut outcomes = runner.finish(&reason);
+    // A gate must never pass on tests that did not run: every skip has a failed root cause (or an
+    // infrastructure error, or Ctrl-C). Should one ever lack it, the skips count as failures.
+    let root_cause = outcomes.iter().any(|o| o.status == Status::Failed);
+    if !root_cause && infra_error.is_none() && !interrupted {
+        for o in outcomes.iter_mut().filter(|o| o.status == Status::Skipped) {
+            o.status = Status::Failed;
+        }
+    }
     SuiteReport {
         suite: suite_id.clone(),
         about: loaded.suite.about.clone(),
         project: id.project,
         run_id: id.run_id,
         engine: engine.version.clone(),
-        outcomes: runner.outcomes(&reason),
+        outcomes,
         infra_error,
         interrupted,
         duration_ms: started.elapsed().as_millis() as u64,

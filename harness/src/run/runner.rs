@@ -129,16 +129,56 @@ impl<'a> Runner<'a> {
         self.tests.iter().filter(|t| f(&t.kind)).cloned().collect()
     }
 
-    /// Every planned test's outcome, in plan order; those never recorded did not run, for `reason`.
-    pub fn outcomes(&self, reason: &str) -> Vec<Outcome> {
+    /// Records the planned test of this kind as not run, because what it needs failed first
+    /// (`reason` names that root cause, which is a failure of its own). A test already decided
+    /// keeps its verdict.
+    pub fn skip(&mut self, kind: &TestKind, reason: &str) {
+        let Some(name) = self
+            .tests
+            .iter()
+            .find(|t| t.kind == *kind && !self.results.contains_key(&t.name))
+            .map(|t| t.name.clone())
+        else {
+            return;
+        };
+        let outcome = Outcome::not_run(&name, &self.masker.mask(reason));
+        self.progress.outcome(&outcome);
+        self.results.insert(name, outcome);
+    }
+
+    /// The name of `service`'s state test, if it failed: what every test that needs the service
+    /// running depends on.
+    pub fn failed_state(&self, service: &str) -> Option<&str> {
+        self.state_outcome(service)
+            .filter(|o| o.status == Status::Failed)
+            .map(|o| o.name.as_str())
+    }
+
+    /// The outcome of `service`'s state test, once decided.
+    pub fn state_outcome(&self, service: &str) -> Option<&Outcome> {
+        let state = TestKind::Service {
+            service: service.to_string(),
+            promise: crate::plan::ServicePromise::State,
+        };
+        let test = self.tests.iter().find(|t| t.kind == state)?;
+        self.results.get(&test.name)
+    }
+
+    /// Every planned test's outcome, in plan order. Those never recorded did not run, for
+    /// `reason`: they are reported (once per reason on the console) and skipped.
+    pub fn finish(&mut self, reason: &str) -> Vec<Outcome> {
+        let unrecorded: Vec<TestKind> = self
+            .tests
+            .iter()
+            .filter(|t| !self.results.contains_key(&t.name))
+            .map(|t| t.kind.clone())
+            .collect();
+        for kind in unrecorded {
+            self.skip(&kind, reason);
+        }
         self.tests
             .iter()
-            .map(|t| {
-                self.results
-                    .get(&t.name)
-                    .cloned()
-                    .unwrap_or_else(|| Outcome::not_run(&t.name, reason))
-            })
+            .filter_map(|t| self.results.get(&t.name).cloned())
             .collect()
     }
 }

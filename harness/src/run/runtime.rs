@@ -14,7 +14,7 @@ use super::runner::{Runner, Stop};
 use crate::checks::{self, state, Ctx, Verdict};
 use crate::engine::{Compose, ComposeModel, Engine, EngineError};
 use crate::plan::{PlannedTest, RunIdentity, ServicePromise, TestKind};
-use crate::report::Progress;
+use crate::report::{Progress, Status};
 use crate::suite::{Action, CheckKind, Suite};
 
 /// Checks of one suite that run at the same time (each may start a helper container).
@@ -122,12 +122,77 @@ async fn states_held(r: &mut Runner<'_>) {
     }
 }
 
-/// The services a runtime test touches.
+/// Skips the tests that touch a service that never started (no container, or one created and
+/// never started): its failed state test, or what kept it from starting, is their one root cause,
+/// reported once, instead of each test failing on its own after its retry budget. A service that
+/// started and then failed is still looked at: those checks say what they see, with the cause.
+async fn without_blocked(
+    r: &mut Runner<'_>,
+    ctx: &Ctx<'_>,
+    suite: &Suite,
+    tests: Vec<PlannedTest>,
+) -> Vec<PlannedTest> {
+    let mut runnable = Vec::new();
+    for t in tests {
+        let mut blocked = None;
+        for service in touched(suite, &t.kind) {
+            if !ctx.model.services.contains_key(&service) || started(ctx, &service).await {
+                continue;
+            }
+            // The same root cause as the service's own state, when that was skipped too.
+            blocked = Some(match r.state_outcome(&service) {
+                Some(o) if o.status == Status::Failed => {
+                    format!("`{service}` never started (`{}` failed)", o.name)
+                }
+                Some(o) if o.status == Status::Skipped => {
+                    o.message.trim_start_matches("not run: ").to_string()
+                }
+                _ => format!("`{service}` never started"),
+            });
+            break;
+        }
+        match blocked {
+            Some(reason) => r.skip(&t.kind, &reason),
+            None => runnable.push(t),
+        }
+    }
+    runnable
+}
+
+/// Whether a service's container exists and was started (whatever it is now).
+async fn started(ctx: &Ctx<'_>, service: &str) -> bool {
+    let Ok(id) = ctx.container(service) else {
+        return false;
+    };
+    match ctx.engine.inspect(&id).await {
+        Ok(info) => state::observe(&info) != "created",
+        Err(_) => true, // cannot tell: let the check say what it sees
+    }
+}
+
+/// The services whose running container a runtime test looks at.
 fn touched(suite: &Suite, kind: &TestKind) -> Vec<String> {
     match kind {
         TestKind::Service { service, .. } => vec![service.clone()],
-        TestKind::Check { index } => suite.checks[*index].kind.services(),
+        TestKind::Check { index } => containers_of(&suite.checks[*index].kind),
         _ => Vec::new(),
+    }
+}
+
+/// The services whose container a check kind uses; a one-off `run` starts its own.
+fn containers_of(kind: &CheckKind) -> Vec<String> {
+    match kind {
+        CheckKind::Run(_) | CheckKind::Files(_) => Vec::new(),
+        CheckKind::Steps(steps) => steps
+            .iter()
+            .flat_map(|s| match &s.action {
+                Action::Check { kind, .. } => containers_of(kind),
+                Action::Restart(s) | Action::Stop(s) | Action::Start(s) => vec![s.clone()],
+                Action::Kill(k) => vec![k.service.clone()],
+                Action::DownUp => Vec::new(),
+            })
+            .collect(),
+        other => other.services(),
     }
 }
 
@@ -191,20 +256,20 @@ pub(super) async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(
 async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
     let (loaded, engine, progress) = (r.loaded, r.engine, r.progress);
     let suite = &loaded.suite;
-    let runtime: Vec<PlannedTest> = r.tests_where(|k| {
-        matches!(
+    // State tests were decided during bring-up.
+    let runtime: Vec<PlannedTest> = r.tests_where(|k| match k {
+        TestKind::Service { promise, .. } => *promise != ServicePromise::State,
+        k => matches!(
             k,
-            TestKind::Service { .. }
-                | TestKind::Network { .. }
-                | TestKind::Volume { .. }
-                | TestKind::Check { .. }
-        )
+            TestKind::Network { .. } | TestKind::Volume { .. } | TestKind::Check { .. }
+        ),
     });
     let (scenarios, looks): (Vec<_>, Vec<_>) = runtime
         .into_iter()
         .partition(|t| is_scenario(suite, &t.kind));
     r.halt()?;
     engine.ping().await.map_err(engine_gone)?;
+    let looks = without_blocked(r, ctx, suite, looks).await;
     let mut verdicts = futures_util::stream::iter(looks)
         .map(|t| async move {
             let t0 = Instant::now();
@@ -233,6 +298,9 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
     }
     for t in scenarios {
         r.halt()?;
+        if without_blocked(r, ctx, suite, vec![t.clone()]).await.is_empty() {
+            continue;
+        }
         engine.ping().await.map_err(engine_gone)?;
         let t0 = Instant::now();
         if let Some(v) = runtime_verdict(ctx, suite, progress, &t.kind).await {
