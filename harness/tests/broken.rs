@@ -390,7 +390,9 @@ fn fail_fast_stops_at_the_first_failure_and_still_tears_down() {
         "a check ran after the first failure:\n{stdout}"
     );
     assert!(
-        stdout.lines().any(|l| l.starts_with("SKIP") && l.contains(steady)),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("SKIP") && l.contains(steady)),
         "the check not run is reported as skipped:\n{stdout}"
     );
     assert!(

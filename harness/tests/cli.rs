@@ -444,7 +444,10 @@ fn flaky_checks_pass_marked_quarantined_failures_warn_and_no_flaky_fails() {
     );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.starts_with("## stackcheck: ✅ passed"), "{md}");
-    assert!(md.contains("| `flaky` | ✅ | 3 | 0 | 0 | 0 | 1 | 1 |"), "{md}");
+    assert!(
+        md.contains("| `flaky` | ✅ | 3 | 0 | 0 | 0 | 1 | 1 |"),
+        "{md}"
+    );
     assert!(
         md.contains("### Flaky") && md.contains("### Quarantined"),
         "{md}"

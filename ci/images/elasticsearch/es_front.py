@@ -3,7 +3,8 @@
 Identity (`GET /`) and `_nodes/jvm` answer as Elasticsearch does; everything else is forwarded to
 osmem. Settings come from the environment as in the upstream image: with
 `xpack.security.enabled` not `false`, requests without credentials get 401 like a secured node;
-`ES_JAVA_OPTS` -Xmx is reported as the heap. 9300 accepts connections (transport port).
+`ES_JAVA_OPTS` -Xmx is reported as the heap. 9300 accepts connections and holds them open, as
+upstream's transport port does while it waits for a handshake.
 """
 import http.client
 import json
@@ -88,7 +89,15 @@ def transport():
     srv = socket.create_server(("0.0.0.0", 9300))
     while True:
         conn, _ = srv.accept()
-        conn.close()
+        threading.Thread(target=hold, args=(conn,), daemon=True).start()
+
+
+def hold(conn):
+    # Like upstream's transport port waiting for a node's handshake: the connection stays open
+    # until the peer closes it (closing at once is what a port with nothing behind it does).
+    with conn:
+        while conn.recv(4096):
+            pass
 
 
 def main():

@@ -298,7 +298,10 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
     }
     for t in scenarios {
         r.halt()?;
-        if without_blocked(r, ctx, suite, vec![t.clone()]).await.is_empty() {
+        if without_blocked(r, ctx, suite, vec![t.clone()])
+            .await
+            .is_empty()
+        {
             continue;
         }
         engine.ping().await.map_err(engine_gone)?;
