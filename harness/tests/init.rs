@@ -7,9 +7,21 @@ mod common;
 use common::{stackcheck, text};
 
 /// Every compose project among the fixtures (the broken variants excepted), with the env file
-/// its suite uses.
+/// its suite uses. `fixtures/shared-image` is left out: its one built tag would be built and
+/// removed by two runs at once (this one and `sound.rs`'s).
 const PROJECTS: &[(&str, &[&str], Option<&str>)] = &[
     ("features", &["fixtures/features/docker-compose.yml"], None),
+    ("holds", &["fixtures/holds/docker-compose.yml"], None),
+    (
+        "listeners",
+        &["fixtures/listeners/docker-compose.yml"],
+        None,
+    ),
+    (
+        "upstream-defaults",
+        &["fixtures/upstream-defaults/docker-compose.yml"],
+        None,
+    ),
     ("flaky", &["fixtures/flaky/docker-compose.yml"], None),
     ("parallel", &["fixtures/parallel/docker-compose.yml"], None),
     (

@@ -186,3 +186,13 @@ fn a_failed_build_is_one_visible_failure_and_the_rest_is_skipped() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Item 8: stand-ins behave like upstream on upstream's documented minimal invocations:
+/// Prometheus with only `--config.file` (upstream stores in `data/` under `/prometheus`; Debian's
+/// build would write to `/var/lib/prometheus/metrics2` and exit), Postgres with only
+/// `POSTGRES_PASSWORD`, Redis with `redis-server --appendonly yes`.
+#[test]
+fn stand_ins_work_on_upstreams_minimal_invocations() {
+    let r = run_file(&fixture("upstream-defaults/suite.yaml"));
+    assert_failed_exactly(&r, &[]);
+}
