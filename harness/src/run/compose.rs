@@ -271,16 +271,12 @@ async fn up(
     )
     .await;
     for (service, verdict) in unstarted {
-        let failed_dependency = model.services.get(&service).and_then(|m| {
-            m.depends_on
-                .keys()
-                .find_map(|d| r.failed_state(d).map(|t| (d.clone(), t.to_string())))
-        });
-        match failed_dependency {
-            Some((dep, failed)) => r.skip(
-                &state_test(&service),
-                &format!("`{dep}` is not up (`{failed}` failed)"),
-            ),
+        let dependency_down = model
+            .services
+            .get(&service)
+            .and_then(|m| m.depends_on.keys().find_map(|d| r.not_up(d)));
+        match dependency_down {
+            Some(why) => r.skip(&state_test(&service), &why),
             None => r.record(&state_test(&service), verdict, t0),
         }
     }

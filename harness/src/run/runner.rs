@@ -146,16 +146,19 @@ impl<'a> Runner<'a> {
         self.results.insert(name, outcome);
     }
 
-    /// The name of `service`'s state test, if it failed: what every test that needs the service
-    /// running depends on.
-    pub fn failed_state(&self, service: &str) -> Option<&str> {
-        self.state_outcome(service)
-            .filter(|o| o.status == Status::Failed)
-            .map(|o| o.name.as_str())
+    /// Why `service` is not up, when its state test failed or was skipped: the root cause that
+    /// every test needing the service is skipped for (one wording, so it is printed once).
+    pub fn not_up(&self, service: &str) -> Option<String> {
+        let state = self.state_outcome(service)?;
+        match state.status {
+            Status::Failed => Some(format!("`{service}` is not up (`{}` failed)", state.name)),
+            Status::Skipped => Some(state.message.trim_start_matches("not run: ").to_string()),
+            Status::Passed => None,
+        }
     }
 
     /// The outcome of `service`'s state test, once decided.
-    pub fn state_outcome(&self, service: &str) -> Option<&Outcome> {
+    fn state_outcome(&self, service: &str) -> Option<&Outcome> {
         let state = TestKind::Service {
             service: service.to_string(),
             promise: crate::plan::ServicePromise::State,

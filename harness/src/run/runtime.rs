@@ -14,7 +14,7 @@ use super::runner::{Runner, Stop};
 use crate::checks::{self, state, Ctx, Verdict};
 use crate::engine::{Compose, ComposeModel, Engine, EngineError};
 use crate::plan::{PlannedTest, RunIdentity, ServicePromise, TestKind};
-use crate::report::{Progress, Status};
+use crate::report::Progress;
 use crate::suite::{Action, CheckKind, Suite};
 
 /// Checks of one suite that run at the same time (each may start a helper container).
@@ -139,16 +139,10 @@ async fn without_blocked(
             if !ctx.model.services.contains_key(&service) || started(ctx, &service).await {
                 continue;
             }
-            // The same root cause as the service's own state, when that was skipped too.
-            blocked = Some(match r.state_outcome(&service) {
-                Some(o) if o.status == Status::Failed => {
-                    format!("`{service}` never started (`{}` failed)", o.name)
-                }
-                Some(o) if o.status == Status::Skipped => {
-                    o.message.trim_start_matches("not run: ").to_string()
-                }
-                _ => format!("`{service}` never started"),
-            });
+            blocked = Some(
+                r.not_up(&service)
+                    .unwrap_or_else(|| format!("`{service}` never started")),
+            );
             break;
         }
         match blocked {

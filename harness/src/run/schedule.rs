@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::{run_suite_with, RunOptions};
-use crate::engine::{ComposeModel, Engine, CONFIG_TIMEOUT};
-use crate::plan::RunIdentity;
+use crate::engine::{ComposeModel, Engine};
 use crate::report::{Progress, SuiteReport};
 use crate::suite::LoadedSuite;
 
@@ -61,14 +60,14 @@ pub fn claims_of(model: &ComposeModel, project: &str, ephemeral: bool) -> BTreeS
     out
 }
 
-/// The claims of one suite (none when compose cannot resolve its files: its run will say why).
+/// The claims of one suite (none when compose cannot resolve its files: its run will say why),
+/// from the static model the pre-flight checks already resolved (its project is a throwaway).
 pub async fn claims(loaded: &LoadedSuite, ephemeral: bool) -> BTreeSet<String> {
     if loaded.suite.stack.compose.is_empty() {
         return BTreeSet::new();
     }
-    let id = RunIdentity::new(loaded);
-    match id.compose(loaded, None).config(CONFIG_TIMEOUT).await {
-        Ok(model) => claims_of(&model, &id.project, ephemeral),
+    match crate::validate::static_model(loaded).await {
+        Ok(model) => claims_of(&model, &model.name, ephemeral),
         Err(_) => BTreeSet::new(),
     }
 }
