@@ -31,6 +31,7 @@ pub async fn scaffold(req: &InitRequest) -> Result<String, ComposeError> {
         env_file: req.env_file.clone(),
         env: BTreeMap::new(),
         override_file: None,
+        profiles: Vec::new(),
     };
     let model = compose.config(CONFIG_TIMEOUT).await?;
     let suite_dir = absolute(req.output.parent().unwrap_or(Path::new(".")));

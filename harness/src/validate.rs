@@ -111,6 +111,29 @@ pub async fn check_references(loaded: &LoadedSuite) -> Result<(), SuiteError> {
             &services,
         ));
     }
+    let mut profiles: Vec<&str> = model
+        .services
+        .values()
+        .flat_map(|m| &m.profiles)
+        .map(String::as_str)
+        .collect();
+    profiles.sort();
+    profiles.dedup();
+    if let Some(name) = s
+        .stack
+        .profiles
+        .iter()
+        .find(|p| !profiles.contains(&p.as_str()))
+    {
+        return Err(undefined(
+            "stack.profiles",
+            "stack",
+            "profiles",
+            name,
+            "profile",
+            &profiles,
+        ));
+    }
     let image_services = s
         .images
         .iter()

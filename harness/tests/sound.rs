@@ -196,3 +196,94 @@ fn stand_ins_work_on_upstreams_minimal_invocations() {
     let r = run_file(&fixture("upstream-defaults/suite.yaml"));
     assert_failed_exactly(&r, &[]);
 }
+
+/// Item 6: two processes run a stack with fixed subnets on one engine at once. Under
+/// `ports: ephemeral` each moves `backend` (and `db`'s fixed address in it) to a free range it
+/// claims; `legacy`, which `app` reaches by address, cannot move, so one run waits for the other's
+/// claim, saying so. Both pass, the documented subnets still proven from the compose files.
+#[test]
+fn two_runs_of_a_stack_with_fixed_subnets_share_one_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = fixture("fixed-subnet/suite.yaml");
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let json = dir.path().join(format!("{n}.json"));
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+                .args([
+                    "run",
+                    suite.to_str().unwrap(),
+                    "--json",
+                    json.to_str().unwrap(),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, json)
+        })
+        .collect();
+    let mut moved = Vec::new();
+    let mut waited = 0;
+    for (child, json) in runs {
+        let out = child.wait_with_output().unwrap();
+        let text = common::text(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        waited += text.contains("waiting for subnet 172.29.1.0/24: stackcheck run") as usize;
+        let report = common::valid_report(&json);
+        let backend = common::test_status(&report, "fixed-subnet::network::backend");
+        let message = backend["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("(documented 172.29.0.0/24 as "),
+            "{message}"
+        );
+        moved.push(message);
+        let legacy = common::test_status(&report, "fixed-subnet::network::legacy");
+        assert!(
+            legacy["message"]
+                .as_str()
+                .unwrap()
+                .contains("[\"172.29.1.0/24\"]"),
+            "{legacy}"
+        );
+        let run_id = report["suites"][0]["run"].as_str().unwrap();
+        assert!(labelled(&format!("io.stackcheck.run={run_id}")).is_empty());
+    }
+    assert_eq!(waited, 1, "one run waits for the other's claim on `legacy`");
+    assert_ne!(
+        moved[0], moved[1],
+        "each run moved `backend` to its own range"
+    );
+}
+
+/// Item 6, broken twin: a network that is no stackcheck run's holds the documented subnet. Compose
+/// could never create the stack's network; the run stops at once, before anything starts, naming
+/// the subnet and the network, instead of waiting or failing inside `up`.
+#[test]
+fn a_subnet_held_by_a_network_outside_any_run_stops_the_run_naming_it() {
+    let name = format!("sc-test-foreign-{}", std::process::id());
+    let made = std::process::Command::new("docker")
+        .args([
+            "network",
+            "create",
+            "--subnet",
+            "172.29.2.0/24",
+            "--label",
+            "io.stackcheck.test=foreign",
+            &name,
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", common::text(&made));
+    let r = run_file(&fixture("broken/subnet-taken/suite.yaml"));
+    let _ = std::process::Command::new("docker")
+        .args(["network", "rm", &name])
+        .output();
+    let why = r.infra_error.as_deref().expect("an infrastructure error");
+    assert!(
+        why.contains(&format!("subnet 172.29.2.0/24 overlaps 172.29.2.0/24 of network `{name}`, which is not a stackcheck run's")),
+        "{why}"
+    );
+    assert!(r.images.is_empty(), "nothing was started: {:?}", r.images);
+    assert!(labelled(&format!("io.stackcheck.run={}", r.run_id)).is_empty());
+}

@@ -12,12 +12,20 @@ pub async fn check_network(ctx: &Ctx<'_>, name: &str, spec: &NetworkSpec) -> Ver
             known.join(", ")
         ));
     };
-    let declared_subnets: Vec<String> = model
-        .ipam
+    let configs: Vec<_> = model.ipam.iter().flat_map(|i| &i.config).collect();
+    // Under ephemeral ports the run may have moved the subnet (`plan::subnets`): the documented
+    // one is proven from the compose files, the moved one on the engine.
+    let declared_subnets: Vec<String> = configs
         .iter()
-        .flat_map(|i| &i.config)
-        .filter_map(|c| c.subnet.clone())
+        .filter_map(|c| c.documented.clone().or(c.subnet.clone()))
         .collect();
+    let on_engine = |want: &String| -> String {
+        configs
+            .iter()
+            .find(|c| c.documented.as_ref() == Some(want))
+            .and_then(|c| c.subnet.clone())
+            .unwrap_or_else(|| want.clone())
+    };
     if let Some(want) = &spec.subnet {
         if !declared_subnets.contains(want) {
             return Verdict::fail(format!(
@@ -51,12 +59,36 @@ pub async fn check_network(ctx: &Ctx<'_>, name: &str, spec: &NetworkSpec) -> Ver
         .filter_map(|c| c.subnet)
         .collect();
     if let Some(want) = &spec.subnet {
-        if !subnets.contains(want) {
+        let live_want = on_engine(want);
+        if !subnets.contains(&live_want) {
+            let moved = if &live_want == want {
+                String::new()
+            } else {
+                format!(" (this run moved it to {live_want}: ports: ephemeral)")
+            };
             return Verdict::fail(format!(
-                "expected subnet {want}, `{engine_name}` has {subnets:?}"
+                "expected subnet {want}{moved}, `{engine_name}` has {subnets:?}"
             ));
         }
     }
+    let moved: Vec<String> = configs
+        .iter()
+        .filter_map(|c| {
+            Some(format!(
+                "{} as {}",
+                c.documented.as_ref()?,
+                c.subnet.as_ref()?
+            ))
+        })
+        .collect();
+    let subnets = if moved.is_empty() {
+        format!("{subnets:?}")
+    } else {
+        format!(
+            "{subnets:?} (documented {}, moved for this run)",
+            moved.join(", ")
+        )
+    };
     if let Some(want) = spec.internal {
         // Proven at runtime: a container on the network tries to leave it.
         let egress = super::net::check_egress(ctx, &engine_name, want).await;
@@ -64,12 +96,12 @@ pub async fn check_network(ctx: &Ctx<'_>, name: &str, spec: &NetworkSpec) -> Ver
             return egress;
         }
         return Verdict::pass(format!(
-            "`{engine_name}`: driver {driver}, subnets {subnets:?}; {}",
+            "`{engine_name}`: driver {driver}, subnets {subnets}; {}",
             egress.message
         ));
     }
     Verdict::pass(format!(
-        "`{engine_name}`: driver {driver}, subnets {subnets:?}"
+        "`{engine_name}`: driver {driver}, subnets {subnets}"
     ))
 }
 

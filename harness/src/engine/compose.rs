@@ -27,6 +27,8 @@ pub struct Compose {
     pub env: BTreeMap<String, String>,
     /// Generated override (labels); applied after the user's files.
     pub override_file: Option<PathBuf>,
+    /// Profiles to enable (`--profile`).
+    pub profiles: Vec<String>,
 }
 
 /// `docker compose version --short`, asked once per process; empty if compose does not answer.
@@ -111,6 +113,9 @@ impl Compose {
         }
         if let Some(e) = &self.env_file {
             cmd.arg("--env-file").arg(e);
+        }
+        for p in &self.profiles {
+            cmd.arg("--profile").arg(p);
         }
         cmd.envs(&self.env)
             .stdin(Stdio::null())

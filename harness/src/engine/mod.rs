@@ -10,6 +10,7 @@ mod dockerfile;
 mod helper;
 mod labelled;
 mod model;
+mod networks;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use model::{
     ComposeModel, ModelBuild, ModelHealthcheck, ModelNetwork, ModelPort, ModelService,
     ModelVolumeMount,
 };
+pub use networks::UsedRange;
 
 /// Labels every resource of a run carries.
 pub const LABEL_RUN: &str = "io.stackcheck.run";

@@ -57,6 +57,13 @@ pub struct ModelService {
     /// Services behind a profile are started only when the suite names them.
     #[serde(default)]
     pub(crate) profiles: Vec<String>,
+    /// Read only to see which addresses a service names (see `plan::subnets`).
+    #[serde(default)]
+    pub(crate) command: Option<serde_json::Value>,
+    #[serde(default)]
+    pub(crate) entrypoint: Option<serde_json::Value>,
+    #[serde(default)]
+    pub(crate) extra_hosts: Option<serde_json::Value>,
 }
 
 /// A service's `build:` as compose resolves it (the context absolute, the Dockerfile relative to it).
@@ -184,6 +191,15 @@ pub struct ModelIpam {
 pub struct ModelIpamConfig {
     #[serde(default)]
     pub(crate) subnet: Option<String>,
+    #[serde(default)]
+    pub(crate) ip_range: Option<String>,
+    #[serde(default)]
+    pub(crate) gateway: Option<String>,
+    #[serde(default)]
+    pub(crate) aux_addresses: BTreeMap<String, String>,
+    /// The subnet the compose files document, where this run moved it (`plan::subnets`).
+    #[serde(skip)]
+    pub(crate) documented: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use super::SubnetMoves;
 use crate::engine::{Compose, ComposeModel, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE};
 use crate::suite::LoadedSuite;
 
@@ -57,6 +58,7 @@ impl RunIdentity {
             env_file: stack.env_file.as_ref().map(abs),
             env: stack.env.clone(),
             override_file,
+            profiles: stack.profiles.clone(),
         }
     }
 
@@ -69,8 +71,15 @@ impl RunIdentity {
     /// image the project creates (external ones belong to someone else and are left alone). With
     /// `ephemeral`, it also frees what only one run can hold: published ports get a free host port,
     /// `container_name`s and fixed names get `-<run id>` (the old container name stays a network
-    /// alias, so the stack still finds its parts). YAML, since `!override` replaces a list.
-    pub fn label_override(&self, model: &ComposeModel, ephemeral: bool) -> String {
+    /// alias, so the stack still finds its parts), and the fixed subnets in `moves` go to their
+    /// new ranges with every fixed address in them. YAML, since `!override` replaces a list.
+    pub fn label_override(
+        &self,
+        model: &ComposeModel,
+        ephemeral: bool,
+        moves: &SubnetMoves,
+    ) -> String {
+        let moved = model.with_moved_subnets(moves);
         let mut services = serde_json::Map::new();
         for (s, m) in &model.services {
             let mut o = json!({ "labels": self.labels });
@@ -93,7 +102,7 @@ impl RunIdentity {
                             port
                         })
                         .collect();
-                    o[OVERRIDE_PORTS] = json!(ports);
+                    o[&override_key("ports")] = json!(ports);
                 }
                 if let Some(name) = &m.container_name {
                     o["container_name"] = json!(format!("{name}-{}", self.run_id));
@@ -108,6 +117,12 @@ impl RunIdentity {
                             o["networks"] = serde_json::Value::Object(nets);
                         }
                     }
+                }
+            }
+            let attached = moved.services[s].networks.iter().flatten();
+            for (net, attach) in attached.filter(|(n, _)| moves_in(model, &moved, n)) {
+                if let Some(addr) = attach.as_ref().and_then(|a| a.get("ipv4_address")) {
+                    o["networks"][net]["ipv4_address"] = addr.clone();
                 }
             }
             services.insert(s.clone(), o);
@@ -127,6 +142,29 @@ impl RunIdentity {
                 if let Some(name) = renamed(&n.name) {
                     o["name"] = name;
                 }
+                if moves_in(model, &moved, k) {
+                    let configs = moved.networks[k].ipam.iter().flat_map(|i| &i.config);
+                    let configs: Vec<_> = configs
+                        .map(|c| {
+                            let mut v = serde_json::Map::new();
+                            let keys = [
+                                ("subnet", &c.subnet),
+                                ("ip_range", &c.ip_range),
+                                ("gateway", &c.gateway),
+                            ];
+                            for (key, val) in keys {
+                                if let Some(val) = val {
+                                    v.insert(key.into(), json!(val));
+                                }
+                            }
+                            if !c.aux_addresses.is_empty() {
+                                v.insert("aux_addresses".into(), json!(c.aux_addresses));
+                            }
+                            v
+                        })
+                        .collect();
+                    o["ipam"] = json!({ override_key("config"): configs });
+                }
                 (k.clone(), o)
             })
             .collect();
@@ -144,10 +182,30 @@ impl RunIdentity {
             .collect();
         let doc = json!({ "services": services, "networks": networks, "volumes": volumes });
         // JSON is YAML; the one YAML-only part is the `!override` tag that replaces (instead of
-        // extends) a service's port list. A JSON string can never contain the unescaped key.
-        doc.to_string()
-            .replace(&format!("\"{OVERRIDE_PORTS}\":"), "\"ports\":!override ")
+        // extends) a list. A JSON string can never contain the unescaped key.
+        let re =
+            regex::Regex::new(&format!(r#""{OVERRIDE_PREFIX}(\w+)":"#)).expect("a valid pattern");
+        re.replace_all(&doc.to_string(), r#""$1":!override "#)
+            .into_owned()
     }
+}
+
+/// Whether network `key` has a subnet this run moved.
+fn moves_in(model: &ComposeModel, moved: &ComposeModel, key: &str) -> bool {
+    let documented = |m: &ComposeModel| -> Vec<Option<String>> {
+        m.networks
+            .get(key)
+            .iter()
+            .flat_map(|n| n.ipam.iter().flat_map(|i| &i.config))
+            .map(|c| c.subnet.clone())
+            .collect()
+    };
+    documented(model) != documented(moved)
+}
+
+/// Placeholder for a key whose list replaces the compose files' (see `label_override`).
+fn override_key(key: &str) -> String {
+    format!("{OVERRIDE_PREFIX}{key}")
 }
 
 /// A suite's compose project as written, for reading its model before any run (no override,
@@ -166,8 +224,9 @@ impl RunIdentity {
     /// The model as the engine will name things under the ephemeral override (fixed network,
     /// volume and container names with the run id), for runtime checks. Ports stay as documented:
     /// the `ports` promise compares against them.
-    pub fn ephemeral_names(&self, model: &ComposeModel) -> ComposeModel {
-        let mut m = model.clone();
+    /// Subnets in `moves` are where this run put them (each remembering the documented one).
+    pub fn ephemeral_names(&self, model: &ComposeModel, moves: &SubnetMoves) -> ComposeModel {
+        let mut m = model.with_moved_subnets(moves);
         for n in m.networks.values_mut().filter(|n| !n.external) {
             if let Some(u) = n.name.as_deref().and_then(|x| self.unique_name(x)) {
                 n.name = Some(u);
@@ -187,8 +246,7 @@ impl RunIdentity {
     }
 }
 
-/// Placeholder key for a port list that replaces the compose file's (see `label_override`).
-const OVERRIDE_PORTS: &str = "x-stackcheck-ports-override";
+const OVERRIDE_PREFIX: &str = "x-stackcheck-override-";
 
 #[cfg(test)]
 mod tests {
@@ -217,7 +275,7 @@ mod tests {
         let mut id = RunIdentity::new(&loaded);
         id.project = "sc-p-1".into();
         id.run_id = "r1".into();
-        let text = id.label_override(&model, true);
+        let text = id.label_override(&model, true, &SubnetMoves::default());
         assert!(
             text.contains(
                 r#""ports":!override [{"host_ip":"127.0.0.1","protocol":"tcp","target":80}]"#
@@ -231,12 +289,12 @@ mod tests {
         assert!(text.contains(r#""aliases":["parallel-web"]"#), "{text}");
         assert!(text.contains(r#""name":"parallel_pages-r1""#), "{text}");
         assert!(!text.contains("sc-p-1_default-r1"), "{text}");
-        let documented = id.label_override(&model, false);
+        let documented = id.label_override(&model, false, &SubnetMoves::default());
         assert!(
             !documented.contains("!override") && !documented.contains("-r1\""),
             "{documented}"
         );
-        let live = id.ephemeral_names(&model);
+        let live = id.ephemeral_names(&model, &SubnetMoves::default());
         assert_eq!(live.volume_name("pages"), "parallel_pages-r1");
         assert_eq!(live.network_name("default"), "sc-p-1_default");
     }

@@ -4,9 +4,11 @@
 
 mod identity;
 mod select;
+pub mod subnets;
 
 pub use identity::{static_compose, RunIdentity};
 pub use select::{check_quarantine, filter_matches, needs, select, select_for_run, Needs};
+pub use subnets::SubnetMoves;
 
 use crate::suite::{Rule, Suite};
 

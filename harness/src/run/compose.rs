@@ -11,7 +11,7 @@ use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
 use crate::engine::{Compose, ComposeModel, CONFIG_TIMEOUT};
-use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, TestKind};
+use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, SubnetMoves, TestKind};
 
 /// A compose stack through config, build, up and checks.
 pub(super) async fn compose_phase(
@@ -23,8 +23,11 @@ pub(super) async fn compose_phase(
 ) -> Result<(), Stop> {
     let model = config(r, compose).await?;
     let override_file = compose.override_file.clone().unwrap_or_default();
-    std::fs::write(&override_file, id.label_override(&model, r.ephemeral))
-        .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
+    std::fs::write(
+        &override_file,
+        id.label_override(&model, r.ephemeral, &SubnetMoves::default()),
+    )
+    .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
     // `--filter` may select only tests that need nothing running.
     let live = r.needs.as_ref().is_none_or(|n| n.live);
     let selected = if live {
@@ -36,9 +39,17 @@ pub(super) async fn compose_phase(
     if !live {
         return Ok(());
     }
+    let moves = super::subnets::settle(r, &model, &id.labels, deadline).await?;
+    if !moves.is_empty() {
+        std::fs::write(
+            &override_file,
+            id.label_override(&model, r.ephemeral, &moves),
+        )
+        .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
+    }
     let containers = up(r, compose, id, &model, &selected, deadline).await?;
     let live_model = if r.ephemeral {
-        id.ephemeral_names(&model)
+        id.ephemeral_names(&model, &moves)
     } else {
         model
     };
@@ -68,7 +79,8 @@ async fn config(r: &mut Runner<'_>, compose: &Compose) -> Result<ComposeModel, S
     Ok(model)
 }
 
-/// The services `up` starts: the suite's `stack.services` (else every service outside a profile),
+/// The services `up` starts: the suite's `stack.services` (else every service outside a profile
+/// or in one of `stack.profiles`),
 /// narrowed by `--filter` to the services the selected tests name, with what they depend on.
 fn services_to_start(r: &Runner<'_>, model: &ComposeModel) -> Vec<String> {
     let suite = &r.loaded.suite;
@@ -76,7 +88,9 @@ fn services_to_start(r: &Runner<'_>, model: &ComposeModel) -> Vec<String> {
         model
             .services
             .iter()
-            .filter(|(_, m)| m.profiles.is_empty())
+            .filter(|(_, m)| {
+                m.profiles.is_empty() || m.profiles.iter().any(|p| suite.stack.profiles.contains(p))
+            })
             .map(|(k, _)| k.clone())
             .collect()
     } else {

@@ -12,6 +12,7 @@ mod images;
 mod runner;
 mod runtime;
 mod schedule;
+mod subnets;
 mod teardown;
 
 use std::path::Path;

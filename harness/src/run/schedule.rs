@@ -23,8 +23,14 @@ pub fn default_jobs() -> usize {
 
 /// What of the engine a stack holds exclusively, from its compose model under a throwaway
 /// project name (names compose derives from the project are per run and never clash). With
-/// ephemeral ports, only fixed subnets remain: ports and names are made unique per run.
-pub fn claims_of(model: &ComposeModel, project: &str, ephemeral: bool) -> BTreeSet<String> {
+/// ephemeral ports, only the fixed subnets a run cannot move remain: ports, names and the other
+/// subnets are made unique per run.
+pub fn claims_of(
+    model: &ComposeModel,
+    suite_text: &str,
+    project: &str,
+    ephemeral: bool,
+) -> BTreeSet<String> {
     let own = |name: &str| ephemeral || name.starts_with(project);
     let mut out = BTreeSet::new();
     for s in model.services.values().filter(|_| !ephemeral) {
@@ -42,9 +48,19 @@ pub fn claims_of(model: &ComposeModel, project: &str, ephemeral: bool) -> BTreeS
             out.insert(format!("container name {c}"));
         }
     }
+    // With ephemeral ports, a run moves the subnets it can to free ranges of its own.
+    let moving: Vec<String> = if ephemeral {
+        crate::plan::subnets::movable(model, suite_text)
+            .0
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     for n in model.networks.values().filter(|n| !n.external) {
         for c in n.ipam.iter().flat_map(|i| &i.config) {
-            if let Some(subnet) = &c.subnet {
+            if let Some(subnet) = c.subnet.as_ref().filter(|s| !moving.contains(s)) {
                 out.insert(format!("subnet {subnet}"));
             }
         }
@@ -67,7 +83,10 @@ pub async fn claims(loaded: &LoadedSuite, ephemeral: bool) -> BTreeSet<String> {
         return BTreeSet::new();
     }
     match crate::validate::static_model(loaded).await {
-        Ok(model) => claims_of(&model, &model.name, ephemeral),
+        Ok(model) => {
+            let text = std::fs::read_to_string(&loaded.path).unwrap_or_default();
+            claims_of(&model, &text, &model.name, ephemeral)
+        }
         Err(_) => BTreeSet::new(),
     }
 }
@@ -141,7 +160,7 @@ mod tests {
                 "fixed": { "name": "peak_trade_mlflow" }
             }
         }));
-        let got: Vec<String> = claims_of(&m, "sc-x-1", false).into_iter().collect();
+        let got: Vec<String> = claims_of(&m, "", "sc-x-1", false).into_iter().collect();
         assert_eq!(
             got,
             [
@@ -151,7 +170,11 @@ mod tests {
                 "volume peak_trade_mlflow"
             ]
         );
-        let ephemeral: Vec<String> = claims_of(&m, "sc-x-1", true).into_iter().collect();
+        // With ephemeral ports a subnet moves unless something names an address in it.
+        let ephemeral: Vec<String> = claims_of(&m, "", "sc-x-1", true).into_iter().collect();
+        assert_eq!(ephemeral, Vec::<String>::new());
+        let pinned = "checks: [{ tcp: { host: 172.28.0.5 } }]";
+        let ephemeral: Vec<String> = claims_of(&m, pinned, "sc-x-1", true).into_iter().collect();
         assert_eq!(ephemeral, ["subnet 172.28.0.0/16"]);
     }
 }

@@ -143,6 +143,9 @@ pub struct Stack {
     /// Subset of services to start; default all.
     #[serde(default)]
     pub(crate) services: Vec<String>,
+    /// Compose profiles to enable (as `--profile`): their services start with the others.
+    #[serde(default)]
+    pub(crate) profiles: Vec<String>,
     /// `documented` (default) or `ephemeral` (see [`PortsMode`]); `run --ports` overrides it.
     #[serde(default)]
     pub(crate) ports: PortsMode,

@@ -1,0 +1,178 @@
+//! The address space already in use where a run's networks will live: the engine's networks
+//! (whoever made them) and, for a local engine, this host's routes.
+
+use std::net::Ipv4Addr;
+
+use std::collections::BTreeMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListImagesOptions, ListNetworksOptions,
+};
+use ipnet::Ipv4Net;
+
+use super::{bounded, optional, remote_engine_host, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN};
+
+/// One IPv4 range in use.
+#[derive(Clone, Debug)]
+pub struct UsedRange {
+    /// The range.
+    pub net: Ipv4Net,
+    /// Who holds it: an engine network's name, or `host route via <iface>`.
+    pub holder: String,
+    /// The stackcheck run whose network it is (such a holder goes away when that run ends).
+    pub run: Option<String>,
+    /// A host route, not an engine network (the engine does not refuse a subnet over one).
+    pub route: bool,
+}
+
+impl Engine {
+    /// Every IPv4 range the engine's networks hold, and (for a local engine) the host's routes,
+    /// which a bridge must not shadow.
+    pub async fn used_ranges(&self) -> Result<Vec<UsedRange>, EngineError> {
+        let networks = bounded(
+            "list networks",
+            CALL_TIMEOUT,
+            self.docker.list_networks(None::<ListNetworksOptions>),
+        )
+        .await?;
+        let mut out = Vec::new();
+        for n in networks {
+            let run = n.labels.as_ref().and_then(|l| l.get(LABEL_RUN)).cloned();
+            let configs = n.ipam.and_then(|i| i.config).unwrap_or_default();
+            for net in configs.into_iter().filter_map(|c| c.subnet?.parse().ok()) {
+                out.push(UsedRange {
+                    net,
+                    holder: n.name.clone().unwrap_or_default(),
+                    run: run.clone(),
+                    route: false,
+                });
+            }
+        }
+        if remote_engine_host().is_none() {
+            let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+            out.extend(host_routes(&table));
+        }
+        Ok(out)
+    }
+}
+
+impl Engine {
+    /// Claims `subnet` for the run with these labels, across processes and hosts sharing the
+    /// engine: a container named after the subnet, created and never started (the engine lets
+    /// only one container have a name). Teardown removes it with the run's other resources.
+    /// `Ok(None)`: claimed; `Ok(Some(run))`: that stackcheck run holds it.
+    pub async fn claim_subnet(
+        &self,
+        subnet: &Ipv4Net,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, EngineError> {
+        let name = claim_name(subnet);
+        // Any image will do: the container never starts. The stack's own are present by now.
+        let images = bounded(
+            "list images",
+            CALL_TIMEOUT,
+            self.docker.list_images(None::<ListImagesOptions>),
+        )
+        .await?;
+        let Some(image) = images.first().map(|i| i.id.clone()) else {
+            return Err(EngineError::Call {
+                what: format!("claim subnet {subnet}"),
+                cause: "the engine has no image to create a claim from".into(),
+            });
+        };
+        for _ in 0..3 {
+            let body = ContainerCreateBody {
+                image: Some(image.clone()),
+                cmd: Some(vec!["claim".into()]),
+                labels: Some(labels.clone().into_iter().collect()),
+                host_config: Some(HostConfig {
+                    network_mode: Some("none".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+            let created = bounded(
+                format!("claim subnet {subnet}"),
+                CALL_TIMEOUT,
+                self.docker.create_container(Some(opts), body),
+            )
+            .await;
+            match created {
+                Ok(_) => return Ok(None),
+                Err(EngineError::Call { cause, .. })
+                    if cause.contains("409") || cause.contains("already in use") =>
+                {
+                    let holder = optional(self.inspect(&name).await)?;
+                    if let Some(info) = holder {
+                        let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
+                        return Ok(Some(
+                            labels
+                                .get(LABEL_RUN)
+                                .cloned()
+                                .unwrap_or_else(|| "(unlabelled)".into()),
+                        ));
+                    }
+                    // Released between our create and our look: try again.
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some("(claims churn)".into()))
+    }
+}
+
+/// The container name that claims `subnet` (`/` is not allowed in names).
+pub fn claim_name(subnet: &Ipv4Net) -> String {
+    format!("stackcheck-subnet-{}", subnet.to_string().replace('/', "_"))
+}
+
+/// The non-default routes of `/proc/net/route` (little-endian hex destination and mask).
+fn host_routes(table: &str) -> Vec<UsedRange> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // The kernel prints the network-order word as a native integer.
+            let addr = |s: &str| {
+                u32::from_str_radix(s, 16)
+                    .ok()
+                    .map(|v| Ipv4Addr::from(v.to_ne_bytes()))
+            };
+            let net = Ipv4Net::with_netmask(addr(f.get(1)?)?, addr(f.get(7)?)?).ok()?;
+            (net.prefix_len() > 0).then(|| UsedRange {
+                net,
+                holder: format!("host route via {}", f[0]),
+                run: None,
+                route: true,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_routes_are_read_from_the_kernel_table_without_the_default_route() {
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                     eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                     docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+                     eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes: Vec<String> = host_routes(table)
+            .iter()
+            .map(|r| format!("{} {}", r.net, r.holder))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "172.17.0.0/16 host route via docker0",
+                "192.0.2.0/24 host route via eth0"
+            ]
+        );
+    }
+}
