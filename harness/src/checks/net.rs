@@ -6,7 +6,7 @@
 //! Probes only ever connect to addresses this run created: the canary container on the stack's
 //! networks, and listeners the harness opens on loopback and on the gateway of its own canary network.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -20,7 +20,8 @@ const PROBE_LIMIT: Duration = Duration::from_secs(60);
 const CANARY_PORT: u16 = 7777;
 
 /// The probe program (python3 in the probe image): `net TARGET...` reports interfaces, routes and
-/// which `host:port` targets accept TCP; `write PATH...` tries one write per path; `listen PORT` is a canary.
+/// which `host:port` targets accept TCP; `write PATH...` tries one write per path; `udp` lists the
+/// UDP ports bound in its network namespace; `listen PORT` is a canary.
 const PROBE_PY: &str = r#"
 import json, os, socket, sys
 def net(targets):
@@ -59,12 +60,21 @@ def write(paths):
         except OSError as e:
             out[p] = e.strerror or str(e)
     print(json.dumps(out))
+def udp(_):
+    ports = set()
+    for f in ('/proc/net/udp', '/proc/net/udp6'):
+        try:
+            for l in open(f).read().splitlines()[1:]:
+                ports.add(int(l.split()[1].rsplit(':', 1)[1], 16))
+        except OSError:
+            pass
+    print(json.dumps(sorted(ports)))
 def listen(port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(('0.0.0.0', port)); s.listen(64)
     while True:
         c, _ = s.accept(); c.close()
-{'net': net, 'write': write, 'listen': lambda a: listen(int(a[0]))}[sys.argv[1]](sys.argv[2:])
+{'net': net, 'write': write, 'udp': udp, 'listen': lambda a: listen(int(a[0]))}[sys.argv[1]](sys.argv[2:])
 "#;
 
 fn probe_cmd(mode: &str, args: &[String]) -> Vec<String> {
@@ -290,6 +300,20 @@ async fn run_probe(
         )));
     }
     Ok(out.stdout)
+}
+
+/// The UDP ports something is bound to in a running service's network namespace. A published
+/// UDP port proves nothing by itself (no handshake: the engine's proxy takes every datagram), so
+/// the namespace's socket table is the proof that a listener is there.
+pub async fn udp_bound(ctx: &Ctx<'_>, service: &str) -> Result<BTreeSet<u16>, Verdict> {
+    let id = ctx.running(service).await?;
+    let out = run_probe(ctx, format!("container:{id}"), Vec::new(), "udp", &[]).await?;
+    serde_json::from_str(out.trim()).map_err(|e| {
+        Verdict::fail(format!(
+            "unreadable probe report ({e}): {}",
+            crate::report::snippet(&out, 300)
+        ))
+    })
 }
 
 /// The namespace to probe: the running container's own, or (for a one-shot that has exited) a twin

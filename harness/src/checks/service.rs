@@ -256,12 +256,35 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
             }
         }
     }
+    let udp: Vec<_> = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| p.protocol == "udp")
+        .collect();
+    if !udp.is_empty() {
+        let bound = match super::net::udp_bound(ctx, service).await {
+            Ok(b) => b,
+            Err(v) => return v,
+        };
+        if let Some(p) = udp.iter().find(|p| !bound.contains(&p.container)) {
+            return Verdict::fail(format!(
+                "{p}: nothing is bound to UDP port {} in `{service}`'s network namespace (the port is published; UDP has no handshake to prove more)",
+                p.container
+            ));
+        }
+    }
+    let how = if udp.is_empty() {
+        "each accepting connections"
+    } else {
+        "each TCP port accepting connections, each UDP port bound in the container"
+    };
     if ctx.ephemeral_ports {
         return Verdict::pass(format!(
-            "compose publishes {want:?}; live on ephemeral host ports {live:?}, each accepting connections"
+            "compose publishes {want:?}; live on ephemeral host ports {live:?}, {how}"
         ));
     }
-    Verdict::pass(format!("publishes {want:?}, each accepting connections"))
+    Verdict::pass(format!("publishes {want:?}, {how}"))
 }
 
 async fn check_volumes(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdict {

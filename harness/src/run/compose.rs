@@ -236,6 +236,17 @@ async fn up(
         ));
         r.record(&state_test(&service), v, Instant::now());
     }
+    // A promised service behind a profile the suite does not enable never starts: say why.
+    let (wants, off): (Vec<_>, Vec<_>) = wants
+        .into_iter()
+        .partition(|(name, _)| selected.contains(name) || model.services[name].profiles.is_empty());
+    for (service, _) in off {
+        let v = Verdict::fail(format!(
+            "`{service}` was not started: it is behind profile {:?}, which `stack.profiles` {:?} does not enable",
+            model.services[&service].profiles, loaded.suite.stack.profiles
+        ));
+        r.record(&state_test(&service), v, Instant::now());
+    }
     r.progress
         .phase(&format!("starting {} services", selected.len()));
     let progress = r.progress;

@@ -1,0 +1,149 @@
+//! Compose features real projects use (issue 14 item 7): `fixtures/compose-spec/` holds one small
+//! stack per feature. Each goes through `init` → `validate` → `run` green, its own suite (the
+//! feature's promises) passes, and where a promise can break, a twin in `fixtures/broken/` breaks
+//! exactly it. Drives the real engine.
+
+use std::path::PathBuf;
+
+use rstest::rstest;
+
+mod common;
+use common::{assert_failed_exactly, assert_message, fixture, run_file, stackcheck, text};
+
+/// Every feature folder, with the compose files its suite names (in `-f` order).
+fn features() -> Vec<(String, Vec<PathBuf>)> {
+    let root = fixture("compose-spec");
+    let mut out: Vec<(String, Vec<PathBuf>)> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("suite.yaml").is_file())
+        .map(|dir| {
+            let loaded = stackcheck::validate::load_file(&dir.join("suite.yaml")).unwrap();
+            let files = loaded
+                .suite
+                .stack
+                .compose
+                .iter()
+                .map(|f| dir.join(f))
+                .collect();
+            (
+                dir.file_name().unwrap().to_string_lossy().into_owned(),
+                files,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `init` on each feature's compose files writes a suite that validates, and a run of all of them
+/// (ephemeral ports: the committed suites may run at the same time) passes every test.
+#[test]
+fn every_feature_goes_through_init_validate_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = features();
+    assert!(features.len() >= 18, "{features:?}");
+    for (name, files) in &features {
+        let suite = dir.path().join(format!("{name}.yaml"));
+        let mut args = vec!["init".to_string()];
+        args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
+        args.extend([
+            "--output".into(),
+            suite.to_string_lossy().into_owned(),
+            "--name".into(),
+            format!("init-{name}"),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = stackcheck(&args);
+        assert_eq!(o.status.code(), Some(0), "init {name}: {}", text(&o));
+    }
+    let o = stackcheck(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let json = dir.path().join("report.json");
+    let o = stackcheck(&[
+        "run",
+        dir.path().to_str().unwrap(),
+        "--ports",
+        "ephemeral",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report = common::valid_report(&json);
+    assert_eq!(report["suites"].as_array().unwrap().len(), features.len());
+    assert_eq!(report["counts"]["failed"], 0);
+}
+
+/// Each feature's own suite: the promises that feature makes, all kept.
+#[test]
+fn every_feature_keeps_its_promises() {
+    let suites: Vec<String> = features()
+        .iter()
+        .map(|(name, _)| {
+            fixture(&format!("compose-spec/{name}/suite.yaml"))
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut args: Vec<&str> = vec!["validate"];
+    args.extend(suites.iter().map(String::as_str));
+    let o = stackcheck(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    args[0] = "run";
+    args.extend(["--json", json.to_str().unwrap()]);
+    let o = stackcheck(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report = common::valid_report(&json);
+    assert_eq!(report["suites"].as_array().unwrap().len(), suites.len());
+    assert_eq!(report["counts"]["failed"], 0);
+}
+
+/// The twins: each breaks one feature's promise, and exactly that test fails, saying why.
+#[rstest]
+#[case::udp_port_with_nothing_bound(
+    "spec-udp-unbound",
+    "broken-spec-udp-unbound::service::server::ports",
+    "nothing is bound to UDP port 5353 in `server`'s network namespace"
+)]
+#[case::read_only_made_writable(
+    "spec-read-only-writable",
+    "broken-spec-read-only-writable::checks::the root filesystem refuses writes",
+    "exit code 0, expected 1"
+)]
+#[case::profile_not_enabled(
+    "spec-profile-not-enabled",
+    "broken-spec-profile-not-enabled::service::admin::state",
+    "`admin` was not started: it is behind profile [\"admin\"], which `stack.profiles` [\"debug\"] does not enable"
+)]
+fn a_broken_feature_fails_exactly_its_promise(
+    #[case] twin: &str,
+    #[case] test: &str,
+    #[case] why: &str,
+) {
+    let r = run_file(&fixture(&format!("broken/{twin}/suite.yaml")));
+    assert_failed_exactly(&r, &[test]);
+    assert_message(&r, test, why);
+}
+
+/// A profile no service uses is a typo: bad input, exit 2, with where and a did-you-mean.
+#[test]
+fn a_profile_no_service_uses_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.yaml");
+    let compose = fixture("compose-spec/profiles/docker-compose.yml");
+    std::fs::write(
+        &suite,
+        format!(
+            "suite: typo\nstack:\n  compose: [{}]\n  profiles: [debgu]\n",
+            compose.display()
+        ),
+    )
+    .unwrap();
+    let o = stackcheck(&["validate", suite.to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains(":4:"), "{out}");
+    assert!(out.contains("stack.profiles: `debgu` is not a profile of the compose files (profiles: admin, debug); did you mean `debug`?"), "{out}");
+}
