@@ -42,7 +42,7 @@ fn features() -> Vec<(String, Vec<PathBuf>)> {
 fn every_feature_goes_through_init_validate_and_run() {
     let dir = tempfile::tempdir().unwrap();
     let features = features();
-    assert!(features.len() >= 18, "{features:?}");
+    assert!(features.len() >= 19, "{features:?}");
     for (name, files) in &features {
         let suite = dir.path().join(format!("{name}.yaml"));
         let mut args = vec!["init".to_string()];
@@ -111,6 +111,11 @@ fn every_feature_keeps_its_promises() {
     "spec-read-only-writable",
     "broken-spec-read-only-writable::checks::the root filesystem refuses writes",
     "exit code 0, expected 1"
+)]
+#[case::one_of_two_replicas_exits(
+    "spec-replica-exits",
+    "broken-spec-replica-exits::service::worker::state",
+    "of 2: `worker` exited with code 3"
 )]
 #[case::profile_not_enabled(
     "spec-profile-not-enabled",

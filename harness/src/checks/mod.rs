@@ -12,6 +12,7 @@ mod image;
 mod listen;
 mod net;
 pub mod policy;
+mod replicas;
 mod scenario;
 mod service;
 mod smoke;

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
 
+use super::replicas::{fold_replicas, replicas_of};
 use super::Verdict;
-use crate::engine::{ComposeError, Engine, LABEL_SERVICE};
+use crate::engine::{ComposeError, Engine};
+
 use crate::suite::DesiredState;
 
 const POLL: Duration = Duration::from_millis(500);
@@ -96,17 +98,44 @@ where
             }
             Err(_) => Vec::new(),
         };
-        for c in &listed {
-            if let (Some(svc), Some(id)) = (
-                c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE)),
-                c.id.as_ref(),
-            ) {
-                containers.insert(svc.clone(), id.clone());
-            }
+        let replicas = replicas_of(&listed);
+        for (svc, ids) in &replicas {
+            containers.insert(svc.clone(), ids[0].clone());
         }
         let mut summary = Vec::new();
         for (service, want) in wants {
             if verdicts.contains_key(service) {
+                continue;
+            }
+            // `deploy.replicas`: every replica must reach the state; checks use the first.
+            if let Some(ids) = replicas.get(service).filter(|ids| ids.len() > 1) {
+                let mut all = Vec::new();
+                for (n, id) in ids.iter().enumerate() {
+                    let Ok(info) = engine.inspect(id).await else {
+                        all.push((n + 1, id, Judgement::Waiting("not inspected".into())));
+                        continue;
+                    };
+                    let uptime = running_since
+                        .entry(format!("{service}#{}", n + 1))
+                        .or_default();
+                    let elapsed = started.elapsed().as_secs_f32();
+                    all.push((n + 1, id, judge(service, *want, &info, elapsed, uptime)));
+                    if n == 0 {
+                        inspected.insert(service.clone(), info);
+                    }
+                }
+                match fold_replicas(service, all) {
+                    (Some(v), _) if v.passed => {
+                        verdicts.insert(service.clone(), v);
+                    }
+                    (Some(v), id) => {
+                        let detail = diagnostics(engine, id.unwrap_or(&ids[0])).await;
+                        verdicts.insert(service.clone(), v.with_detail(detail));
+                    }
+                    (None, _) => {
+                        summary.push(format!("{service}: {} replicas starting", ids.len()))
+                    }
+                }
                 continue;
             }
             let Some(id) = containers.get(service) else {
@@ -232,13 +261,9 @@ where
     }
     announce(&verdicts, &inspected);
     // `up` may have created containers after the last look (services the suite does not name).
-    for c in engine.project_containers(project).await.unwrap_or_default() {
-        if let (Some(svc), Some(id)) = (
-            c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE)),
-            c.id.as_ref(),
-        ) {
-            containers.insert(svc.clone(), id.clone());
-        }
+    let listed = engine.project_containers(project).await.unwrap_or_default();
+    for (svc, ids) in replicas_of(&listed) {
+        containers.insert(svc, ids[0].clone());
     }
     let up_error = match up_result {
         Some(Err(e)) => Some(e.to_string()),
@@ -251,7 +276,7 @@ where
     }
 }
 
-enum Judgement {
+pub(super) enum Judgement {
     Decided(Verdict),
     Waiting(String),
 }

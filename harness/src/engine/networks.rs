@@ -68,17 +68,21 @@ impl Engine {
         labels: &BTreeMap<String, String>,
     ) -> Result<Option<String>, EngineError> {
         let name = claim_name(subnet);
-        // Any image will do: the container never starts. The stack's own are present by now.
+        // Any image will do, the container never starts, but not one a run built: that run removes
+        // it at teardown, which a container made from it would block. The stack's images, or the
+        // bases of its builds, are present by now.
         let images = bounded(
             "list images",
             CALL_TIMEOUT,
             self.docker.list_images(None::<ListImagesOptions>),
         )
         .await?;
-        let Some(image) = images.first().map(|i| i.id.clone()) else {
+        let unowned = images.iter().find(|i| !i.labels.contains_key(LABEL_RUN));
+        let Some(image) = unowned.map(|i| i.id.clone()) else {
             return Err(EngineError::Call {
                 what: format!("claim subnet {subnet}"),
-                cause: "the engine has no image to create a claim from".into(),
+                cause: "the engine has no image (other than runs' builds) to create a claim from"
+                    .into(),
             });
         };
         for _ in 0..3 {
