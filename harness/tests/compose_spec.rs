@@ -44,34 +44,15 @@ fn every_feature_goes_through_init_validate_and_run() {
     let features = features();
     assert!(features.len() >= 19, "{features:?}");
     for (name, files) in &features {
-        let suite = dir.path().join(format!("{name}.yaml"));
-        let mut args = vec!["init".to_string()];
-        args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
-        args.extend([
-            "--output".into(),
-            suite.to_string_lossy().into_owned(),
-            "--name".into(),
-            format!("init-{name}"),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = stackcheck(&args);
-        assert_eq!(o.status.code(), Some(0), "init {name}: {}", text(&o));
+        common::init_suite(
+            files,
+            &dir.path().join(format!("{name}.yaml")),
+            &format!("init-{name}"),
+        );
     }
     let o = stackcheck(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let json = dir.path().join("report.json");
-    let o = stackcheck(&[
-        "run",
-        dir.path().to_str().unwrap(),
-        "--ports",
-        "ephemeral",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let report = common::valid_report(&json);
-    assert_eq!(report["suites"].as_array().unwrap().len(), features.len());
-    assert_eq!(report["counts"]["failed"], 0);
+    common::run_dir_green(dir.path(), features.len());
 }
 
 /// Each feature's own suite: the promises that feature makes, all kept.

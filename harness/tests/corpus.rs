@@ -64,16 +64,11 @@ fn every_corpus_shape_goes_through_init_and_validate_and_the_offline_ones_run_gr
             all.path()
         };
         let suite = dir.join(format!("{name}.yaml"));
-        let compose = p.join("docker-compose.yml");
-        let o = stackcheck(&[
-            "init",
-            compose.to_str().unwrap(),
-            "--output",
-            suite.to_str().unwrap(),
-            "--name",
+        common::init_suite(
+            &[p.join("docker-compose.yml")],
+            &suite,
             &format!("corpus-{name}"),
-        ]);
-        assert_eq!(o.status.code(), Some(0), "init {name}: {}", text(&o));
+        );
     }
     let o = stackcheck(&[
         "validate",
@@ -86,17 +81,5 @@ fn every_corpus_shape_goes_through_init_and_validate_and_the_offline_ones_run_gr
         "only {offline} of {} projects run offline",
         projects.len()
     );
-    let json = runnable.path().join("report.json");
-    let o = stackcheck(&[
-        "run",
-        runnable.path().to_str().unwrap(),
-        "--ports",
-        "ephemeral",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let report = common::valid_report(&json);
-    assert_eq!(report["suites"].as_array().unwrap().len(), offline);
-    assert_eq!(report["counts"]["failed"], 0);
+    common::run_dir_green(runnable.path(), offline);
 }

@@ -6,9 +6,7 @@ use std::net::Ipv4Addr;
 use std::collections::BTreeMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListImagesOptions, ListNetworksOptions,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptions};
 use ipnet::Ipv4Net;
 
 use super::{bounded, optional, remote_engine_host, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN};
@@ -66,28 +64,18 @@ impl Engine {
         &self,
         subnet: &Ipv4Net,
         labels: &BTreeMap<String, String>,
+        images: &[String],
     ) -> Result<Option<String>, EngineError> {
         let name = claim_name(subnet);
-        // Any image will do, the container never starts, but not one a run built: that run removes
-        // it at teardown, which a container made from it would block. The stack's images, or the
-        // bases of its builds, are present by now.
-        let images = bounded(
-            "list images",
-            CALL_TIMEOUT,
-            self.docker.list_images(None::<ListImagesOptions>),
-        )
-        .await?;
-        let unowned = images.iter().find(|i| !i.labels.contains_key(LABEL_RUN));
-        let Some(image) = unowned.map(|i| i.id.clone()) else {
-            return Err(EngineError::Call {
-                what: format!("claim subnet {subnet}"),
-                cause: "the engine has no image (other than runs' builds) to create a claim from"
-                    .into(),
-            });
-        };
-        for _ in 0..3 {
+        // Any image will do, the container never starts: the stack's own (present by now, and
+        // kept until this run's teardown, which removes the claim first). Not another run's
+        // build: that run's teardown could not remove it.
+        let mut images = images.iter();
+        let mut image = images.next();
+        let mut conflicts = 0;
+        while let Some(img) = image {
             let body = ContainerCreateBody {
-                image: Some(image.clone()),
+                image: Some(img.clone()),
                 cmd: Some(vec!["claim".into()]),
                 labels: Some(labels.clone().into_iter().collect()),
                 host_config: Some(HostConfig {
@@ -105,25 +93,30 @@ impl Engine {
             .await;
             match created {
                 Ok(_) => return Ok(None),
+                Err(EngineError::Call { cause, .. }) if cause.contains("No such image") => {
+                    image = images.next();
+                }
                 Err(EngineError::Call { cause, .. })
                     if cause.contains("409") || cause.contains("already in use") =>
                 {
-                    let holder = optional(self.inspect(&name).await)?;
-                    if let Some(info) = holder {
+                    if let Some(info) = optional(self.inspect(&name).await)? {
                         let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
-                        return Ok(Some(
-                            labels
-                                .get(LABEL_RUN)
-                                .cloned()
-                                .unwrap_or_else(|| "(unlabelled)".into()),
-                        ));
+                        let run = labels.get(LABEL_RUN).cloned();
+                        return Ok(Some(run.unwrap_or_else(|| "(unlabelled)".into())));
                     }
                     // Released between our create and our look: try again.
+                    conflicts += 1;
+                    if conflicts == 3 {
+                        return Ok(Some("(claims churn)".into()));
+                    }
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(Some("(claims churn)".into()))
+        Err(EngineError::Call {
+            what: format!("claim subnet {subnet}"),
+            cause: "none of the stack's images is on the engine to create a claim from".into(),
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 
 use super::runner::{Runner, Stop};
-use crate::engine::ComposeModel;
+use crate::engine::{ComposeModel, LABEL_RUN};
 use crate::plan::subnets::{choose, movable, overlaps};
 use crate::plan::SubnetMoves;
 
@@ -37,27 +37,38 @@ pub(super) async fn settle(
     let kept: Vec<Ipv4Net> = kept.iter().filter_map(|s| s.parse().ok()).collect();
     let t0 = Instant::now();
     let mut said = String::new();
+    let own = labels.get(LABEL_RUN);
+    let images = claim_images(model);
     for subnet in &kept {
+        let mut claimed = false;
         loop {
-            let holder = match r.engine.claim_subnet(subnet, labels).await.map_err(infra)? {
-                Some(run) => format!("stackcheck run {run} holds it"),
-                None => match foreign_or_running(r, subnet).await? {
-                    None => break,
-                    Some(network) => network,
-                },
-            };
-            let waiting = format!("waiting for subnet {subnet}: {holder}");
-            if Instant::now() >= deadline {
-                return Err(Stop::Infra(format!(
-                    "{waiting}, still after {} s, when the suite's budget ran out",
-                    t0.elapsed().as_secs()
-                )));
+            // Once claimed, only the networks of a run that is ending may still be in the way.
+            if !claimed {
+                match r
+                    .engine
+                    .claim_subnet(subnet, labels, &images)
+                    .await
+                    .map_err(infra)?
+                {
+                    Some(run) if Some(&run) != own => {
+                        wait_or_stop(
+                            r,
+                            &mut said,
+                            subnet,
+                            format!("stackcheck run {run} holds it"),
+                            t0,
+                            deadline,
+                        )
+                        .await?;
+                        continue;
+                    }
+                    _ => claimed = true,
+                }
             }
-            if said != waiting {
-                r.progress.phase(&waiting);
-                said = waiting;
+            match foreign_or_running(r, subnet).await? {
+                None => break,
+                Some(network) => wait_or_stop(r, &mut said, subnet, network, t0, deadline).await?,
             }
-            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
     let mut moves = SubnetMoves::default();
@@ -74,7 +85,12 @@ pub(super) async fn settle(
             let Some(to) = choose(&[from], &taken).and_then(|m| m.0.get(&from).copied()) else {
                 break;
             };
-            match r.engine.claim_subnet(&to, labels).await.map_err(infra)? {
+            match r
+                .engine
+                .claim_subnet(&to, labels, &images)
+                .await
+                .map_err(infra)?
+            {
                 None => {
                     claimed = Some(to);
                     break;
@@ -92,6 +108,31 @@ pub(super) async fn settle(
         moves.0.insert(from, to);
     }
     Ok(moves)
+}
+
+/// One poll of a wait for `subnet` held by `holder`: says so (once per holder) and sleeps, or
+/// stops the run when the budget is spent.
+async fn wait_or_stop(
+    r: &Runner<'_>,
+    said: &mut String,
+    subnet: &Ipv4Net,
+    holder: String,
+    t0: Instant,
+    deadline: Instant,
+) -> Result<(), Stop> {
+    let waiting = format!("waiting for subnet {subnet}: {holder}");
+    if Instant::now() >= deadline {
+        return Err(Stop::Infra(format!(
+            "{waiting}, still after {} s, when the suite's budget ran out",
+            t0.elapsed().as_secs()
+        )));
+    }
+    if *said != waiting {
+        r.progress.phase(&waiting);
+        *said = waiting;
+    }
+    tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    Ok(())
 }
 
 /// With the claim held, what still overlaps `subnet` on the engine: a network of another run
@@ -116,6 +157,19 @@ async fn foreign_or_running(r: &Runner<'_>, subnet: &Ipv4Net) -> Result<Option<S
             u.net, u.holder
         ))),
     }
+}
+
+/// Images to make a claim from: the stack's own, those it does not build first (compose names a
+/// build without `image:` `<project>-<service>`).
+fn claim_images(model: &ComposeModel) -> Vec<String> {
+    let named = |(name, s): (&String, &crate::engine::ModelService)| {
+        s.image
+            .clone()
+            .unwrap_or_else(|| format!("{}-{name}", model.name))
+    };
+    let (built, pulled): (Vec<_>, Vec<_>) =
+        model.services.iter().partition(|(_, s)| s.build.is_some());
+    pulled.into_iter().chain(built).map(named).collect()
 }
 
 /// Every fixed subnet of the model's own networks.

@@ -323,3 +323,36 @@ pub fn test_status<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_j
         .find(|t| t["name"] == name)
         .unwrap_or_else(|| panic!("{name} not in the report"))
 }
+
+/// `stackcheck init` on `compose` files, writing suite `name` to `out`; it must succeed.
+pub fn init_suite(compose: &[PathBuf], out: &Path, name: &str) {
+    let mut args: Vec<String> = vec!["init".into()];
+    args.extend(compose.iter().map(|f| f.to_string_lossy().into_owned()));
+    args.extend([
+        "--output".into(),
+        out.to_string_lossy().into_owned(),
+        "--name".into(),
+        name.into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = stackcheck(&args);
+    assert_eq!(o.status.code(), Some(0), "init {name}: {}", text(&o));
+}
+
+/// Runs every suite in `dir` at once with ephemeral ports (others may run the same stacks) and
+/// asserts all `suites` of them ran and nothing failed.
+pub fn run_dir_green(dir: &Path, suites: usize) {
+    let json = dir.join("report.json");
+    let o = stackcheck(&[
+        "run",
+        dir.to_str().unwrap(),
+        "--ports",
+        "ephemeral",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report = valid_report(&json);
+    assert_eq!(report["suites"].as_array().unwrap().len(), suites);
+    assert_eq!(report["counts"]["failed"], 0);
+}
