@@ -120,7 +120,7 @@ impl RunIdentity {
                 }
             }
             let attached = moved.services[s].networks.iter().flatten();
-            for (net, attach) in attached.filter(|(n, _)| moves_in(model, &moved, n)) {
+            for (net, attach) in attached.filter(|(n, _)| has_moved(&moved, n)) {
                 if let Some(addr) = attach.as_ref().and_then(|a| a.get("ipv4_address")) {
                     o["networks"][net]["ipv4_address"] = addr.clone();
                 }
@@ -142,7 +142,7 @@ impl RunIdentity {
                 if let Some(name) = renamed(&n.name) {
                     o["name"] = name;
                 }
-                if moves_in(model, &moved, k) {
+                if has_moved(&moved, k) {
                     let configs = moved.networks[k].ipam.iter().flat_map(|i| &i.config);
                     let configs: Vec<_> = configs
                         .map(|c| {
@@ -190,17 +190,15 @@ impl RunIdentity {
     }
 }
 
-/// Whether network `key` has a subnet this run moved.
-fn moves_in(model: &ComposeModel, moved: &ComposeModel, key: &str) -> bool {
-    let documented = |m: &ComposeModel| -> Vec<Option<String>> {
-        m.networks
-            .get(key)
-            .iter()
-            .flat_map(|n| n.ipam.iter().flat_map(|i| &i.config))
-            .map(|c| c.subnet.clone())
-            .collect()
-    };
-    documented(model) != documented(moved)
+/// Whether network `key` of a model with moved subnets has one (a moved config remembers the
+/// documented subnet).
+fn has_moved(moved: &ComposeModel, key: &str) -> bool {
+    let configs = moved
+        .networks
+        .get(key)
+        .into_iter()
+        .flat_map(|n| n.ipam.iter().flat_map(|i| &i.config));
+    configs.into_iter().any(|c| c.documented.is_some())
 }
 
 /// Placeholder for a key whose list replaces the compose files' (see `label_override`).

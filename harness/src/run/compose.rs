@@ -23,11 +23,12 @@ pub(super) async fn compose_phase(
 ) -> Result<(), Stop> {
     let model = config(r, compose).await?;
     let override_file = compose.override_file.clone().unwrap_or_default();
-    std::fs::write(
-        &override_file,
-        id.label_override(&model, r.ephemeral, &SubnetMoves::default()),
-    )
-    .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
+    let ephemeral = r.ephemeral;
+    let write_override = |moves: &SubnetMoves| {
+        std::fs::write(&override_file, id.label_override(&model, ephemeral, moves))
+            .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))
+    };
+    write_override(&SubnetMoves::default())?;
     // `--filter` may select only tests that need nothing running.
     let live = r.needs.as_ref().is_none_or(|n| n.live);
     let selected = if live {
@@ -41,11 +42,7 @@ pub(super) async fn compose_phase(
     }
     let moves = super::subnets::settle(r, &model, &id.labels, deadline).await?;
     if !moves.is_empty() {
-        std::fs::write(
-            &override_file,
-            id.label_override(&model, r.ephemeral, &moves),
-        )
-        .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))?;
+        write_override(&moves)?;
     }
     let containers = up(r, compose, id, &model, &selected, deadline).await?;
     let live_model = if r.ephemeral {
