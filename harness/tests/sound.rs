@@ -229,12 +229,12 @@ fn two_runs_of_a_stack_with_fixed_subnets_share_one_engine() {
         let out = child.wait_with_output().unwrap();
         let text = common::text(&out);
         assert_eq!(out.status.code(), Some(0), "{text}");
-        waited += text.contains("waiting for subnet 172.29.1.0/24: stackcheck run") as usize;
+        waited += text.contains("waiting for subnet 10.29.1.0/24: stackcheck run") as usize;
         let report = common::valid_report(&json);
         let backend = common::test_status(&report, "fixed-subnet::network::backend");
         let message = backend["message"].as_str().unwrap().to_string();
         assert!(
-            message.contains("(documented 172.29.0.0/24 as "),
+            message.contains("(documented 10.29.0.0/24 as "),
             "{message}"
         );
         moved.push(message);
@@ -243,7 +243,7 @@ fn two_runs_of_a_stack_with_fixed_subnets_share_one_engine() {
             legacy["message"]
                 .as_str()
                 .unwrap()
-                .contains("[\"172.29.1.0/24\"]"),
+                .contains("[\"10.29.1.0/24\"]"),
             "{legacy}"
         );
         let run_id = report["suites"][0]["run"].as_str().unwrap();
@@ -267,7 +267,7 @@ fn a_subnet_held_by_a_network_outside_any_run_stops_the_run_naming_it() {
             "network",
             "create",
             "--subnet",
-            "172.29.2.0/24",
+            "10.29.2.0/24",
             "--label",
             "io.stackcheck.test=foreign",
             &name,
@@ -281,9 +281,121 @@ fn a_subnet_held_by_a_network_outside_any_run_stops_the_run_naming_it() {
         .output();
     let why = r.infra_error.as_deref().expect("an infrastructure error");
     assert!(
-        why.contains(&format!("subnet 172.29.2.0/24 overlaps 172.29.2.0/24 of network `{name}`, which is not a stackcheck run's")),
+        why.contains(&format!("subnet 10.29.2.0/24 overlaps 10.29.2.0/24 of network `{name}`, which is not a stackcheck run's")),
         "{why}"
     );
     assert!(r.images.is_empty(), "nothing was started: {:?}", r.images);
     assert!(labelled(&format!("io.stackcheck.run={}", r.run_id)).is_empty());
+}
+
+/// Item 6, the engine's side: a network made in the instant between the run releasing the
+/// subnets it held and compose creating the stack's own (the engine's default pools rotate
+/// through 172.17–31/16, so on a busy engine any project's network can land there) makes `up`
+/// fail with "Pool overlaps". Here another "run" makes one over `legacy`'s subnet the moment the
+/// run's hold on it goes; the run waits for that network, starts again, and is green.
+#[test]
+fn a_network_taking_a_subnet_as_the_stack_starts_is_waited_for() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let intruder = format!("sc-test-intruder-{}", std::process::id());
+    let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
+    let mut events = Command::new("docker")
+        .args(["events", "--filter", "type=network", "--filter", "event=destroy"])
+        .args(["--format", "{{.Actor.Attributes.name}}"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(events.stdout.take().unwrap()).lines();
+    let name = intruder.clone();
+    let made = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line == "stackcheck-hold-10.29.1.0_24" {
+                let out = Command::new("docker")
+                    .args(["network", "create", "--subnet", "10.29.1.0/24", "--label"])
+                    .args(["io.stackcheck.run=intruder", &name])
+                    .output()
+                    .unwrap();
+                return common::text(&out);
+            }
+        }
+        "the hold on 10.29.1.0/24 was never released".to_string()
+    });
+    let mut run = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(["run", fixture("fixed-subnet/suite.yaml").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(run.stderr.take().unwrap());
+    let mut said = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        // The run has met the intruder: it goes, as a run ending would.
+        if line.contains("a network took a subnet of the stack as it started") {
+            docker(&["network", "rm", &intruder]);
+        }
+        said.push(line);
+    }
+    let status = run.wait().unwrap();
+    let _ = events.kill();
+    let created = made.join().unwrap();
+    docker(&["network", "rm", &intruder]);
+    let said = said.join("\n");
+    assert!(created.trim().len() == 64, "the intruder was not made: {created}\n{said}");
+    assert!(
+        said.contains("waiting for subnet 10.29.1.0/24: network `sc-test-intruder-"),
+        "{said}"
+    );
+    assert_eq!(status.code(), Some(0), "{said}");
+}
+
+/// Item 6, why a run holds its subnets until `up`: the engine hands its default pools out in
+/// rotation, and a held range is skipped. A network made after one that took 172.A.0.0/16 would
+/// take the next range; with a /24 of that range held, it takes another.
+#[test]
+fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
+    let run = format!("hold{}", std::process::id());
+    let labels = std::collections::BTreeMap::from([(
+        stackcheck::engine::LABEL_RUN.to_string(),
+        run.clone(),
+    )]);
+    let subnet_of = |name: &str| -> ipnet::Ipv4Net {
+        let out = std::process::Command::new("docker")
+            .args(["network", "inspect", name, "-f", "{{(index .IPAM.Config 0).Subnet}}"])
+            .output()
+            .unwrap();
+        common::text(&out).trim().parse().unwrap()
+    };
+    let make = |name: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["network", "create", "--label", "io.stackcheck.test=pools", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::text(&out));
+        let net = subnet_of(name);
+        std::process::Command::new("docker")
+            .args(["network", "rm", name])
+            .output()
+            .unwrap();
+        net
+    };
+    let pid = std::process::id();
+    let first = make(&format!("sc-test-pool-a-{pid}"));
+    let after = u32::from(first.broadcast()) + 1;
+    let next = ipnet::Ipv4Net::new(after.into(), first.prefix_len()).unwrap();
+    let held = ipnet::Ipv4Net::new(next.network(), 24).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = rt
+        .block_on(stackcheck::engine::Engine::connect(std::time::Duration::from_secs(5)))
+        .unwrap();
+    assert!(rt.block_on(engine.reserve_subnet(&held, &labels)).unwrap());
+    let second = make(&format!("sc-test-pool-b-{pid}"));
+    // A second hold over the same range is refused: the hold is also a claim on the range.
+    let again = rt.block_on(engine.reserve_subnet(&held, &labels)).unwrap();
+    rt.block_on(engine.release_subnets(&run)).unwrap();
+    assert!(!again, "a second hold of {held} was granted");
+    assert!(
+        !second.contains(&held.network()) && !held.contains(&second.network()),
+        "{second} was handed out over the held {held} (the one before was {first})"
+    );
+    assert!(labelled(&format!("io.stackcheck.run={run}")).is_empty());
 }

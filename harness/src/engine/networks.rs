@@ -1,15 +1,16 @@
 //! The address space already in use where a run's networks will live: the engine's networks
 //! (whoever made them) and, for a local engine, this host's routes.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use std::collections::BTreeMap;
-
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptions};
+use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListNetworksOptions, ListNetworksOptionsBuilder,
+};
 use ipnet::Ipv4Net;
 
-use super::{bounded, optional, remote_engine_host, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN};
+use super::{bounded, label_filter, optional, remote_engine_host, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN};
 
 /// One IPv4 range in use.
 #[derive(Clone, Debug)]
@@ -119,6 +120,67 @@ impl Engine {
         })
     }
 }
+
+impl Engine {
+    /// Holds `subnet` in the engine's address space until `release_subnets`: a labelled network
+    /// with that subnet. A claim only keeps other runs off; the engine's default pools (which
+    /// rotate through 172.17–31/16 and 192.168/20 as networks come and go) would still hand the
+    /// range, or one over it, to any project creating a network between this run's look and its
+    /// `up`. `Ok(false)`: a network already overlaps it.
+    pub async fn reserve_subnet(
+        &self,
+        subnet: &Ipv4Net,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, EngineError> {
+        let req = NetworkCreateRequest {
+            name: format!("{HOLD_PREFIX}{}", subnet.to_string().replace('/', "_")),
+            internal: Some(true),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        let made = bounded(
+            format!("reserve subnet {subnet}"),
+            CALL_TIMEOUT,
+            self.docker.create_network(req),
+        )
+        .await;
+        match made {
+            Ok(_) => Ok(true),
+            Err(EngineError::Call { cause, .. }) if cause.contains("overlaps") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Frees the subnets run `run` reserved, for compose to create the stack's networks in them.
+    pub async fn release_subnets(&self, run: &str) -> Result<(), EngineError> {
+        let opts = ListNetworksOptionsBuilder::default()
+            .filters(&label_filter(&format!("{LABEL_RUN}={run}")))
+            .build();
+        let networks = bounded(
+            "list networks",
+            CALL_TIMEOUT,
+            self.docker.list_networks(Some(opts)),
+        )
+        .await?;
+        for n in networks {
+            let name = n.name.unwrap_or_default();
+            if name.starts_with(HOLD_PREFIX) {
+                self.remove_network(&name).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Names of the networks that reserve a run's subnets until its `up`.
+const HOLD_PREFIX: &str = "stackcheck-hold-";
 
 /// The container name that claims `subnet` (`/` is not allowed in names).
 pub fn claim_name(subnet: &Ipv4Net) -> String {

@@ -10,7 +10,7 @@ use super::images::{build_own_images, built_verdict, image_tests, require_images
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
-use crate::engine::{Compose, ComposeModel, CONFIG_TIMEOUT};
+use crate::engine::{Compose, ComposeError, ComposeModel, CONFIG_TIMEOUT, LABEL_RUN};
 use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, SubnetMoves, TestKind};
 
 /// A compose stack through config, build, up and checks.
@@ -44,7 +44,8 @@ pub(super) async fn compose_phase(
     if !moves.is_empty() {
         write_override(&moves)?;
     }
-    let containers = up(r, compose, id, &model, &selected, deadline).await?;
+    let ours = super::subnets::run_subnets(&model, &moves);
+    let containers = up(r, compose, id, &model, (&selected, &ours), deadline).await?;
     let live_model = if r.ephemeral {
         id.ephemeral_names(&model, &moves)
     } else {
@@ -215,7 +216,7 @@ async fn up(
     compose: &Compose,
     id: &RunIdentity,
     model: &ComposeModel,
-    selected: &[String],
+    (selected, subnets): (&[String], &[ipnet::Ipv4Net]),
     deadline: Instant,
 ) -> Result<BTreeMap<String, String>, Stop> {
     let loaded = r.loaded;
@@ -246,12 +247,34 @@ async fn up(
     }
     r.progress
         .phase(&format!("starting {} services", selected.len()));
-    let progress = r.progress;
-    let up = compose.up(
-        selected,
-        deadline.saturating_duration_since(Instant::now()),
-        |l| progress.detail(l),
-    );
+    let (progress, engine) = (r.progress, r.engine);
+    let own = id.labels.get(LABEL_RUN);
+    // The subnets were held until now; released, one may still be taken before compose creates
+    // its network (the engine then creates no container): wait for it and start again.
+    let up = async {
+        if let Err(e) = engine.release_subnets(&id.run_id).await {
+            progress.detail(&format!("could not release held subnets: {e}"));
+        }
+        let mut tries = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match compose.up(selected, remaining, |l| progress.detail(l)).await {
+                Err(ComposeError::Failed { what, code, tail })
+                    if tries < 3 && tail.contains("Pool overlaps with other one") =>
+                {
+                    tries += 1;
+                    progress.phase("a network took a subnet of the stack as it started");
+                    if let Err(why) =
+                        super::subnets::wait_clear(engine, progress, subnets, own, deadline).await
+                    {
+                        let tail = format!("{tail}\n{why}");
+                        return Err(ComposeError::Failed { what, code, tail });
+                    }
+                }
+                other => return other,
+            }
+        }
+    };
     let wait = state::WaitFor {
         project: &id.project,
         wants: &wants,

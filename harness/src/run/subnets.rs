@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 
 use super::runner::{Runner, Stop};
-use crate::engine::{ComposeModel, LABEL_RUN};
+use crate::engine::{ComposeModel, Engine, UsedRange, LABEL_RUN};
 use crate::plan::subnets::{choose, movable, overlaps};
 use crate::plan::SubnetMoves;
 
@@ -65,8 +65,13 @@ pub(super) async fn settle(
                     _ => claimed = true,
                 }
             }
-            match foreign_or_running(r, subnet).await? {
-                None => break,
+            match foreign_or_running(r.engine, subnet, own).await? {
+                None if r.engine.reserve_subnet(subnet, labels).await.map_err(infra)? => break,
+                // Taken between the look and the hold: look again.
+                None => {
+                    let holder = "a network created as this run claimed it".to_string();
+                    wait_or_stop(r, &mut said, subnet, holder, t0, deadline).await?
+                }
                 Some(network) => wait_or_stop(r, &mut said, subnet, network, t0, deadline).await?,
             }
         }
@@ -91,11 +96,12 @@ pub(super) async fn settle(
                 .await
                 .map_err(infra)?
             {
-                None => {
+                // A range over it (another size) may hold it without a claim of that name.
+                None if r.engine.reserve_subnet(&to, labels).await.map_err(infra)? => {
                     claimed = Some(to);
                     break;
                 }
-                Some(_) => taken.push(to),
+                _ => taken.push(to),
             }
         }
         let to = claimed.ok_or_else(|| {
@@ -136,14 +142,19 @@ async fn wait_or_stop(
 }
 
 /// With the claim held, what still overlaps `subnet` on the engine: a network of another run
-/// (that run predates claims or is ending: wait) or one that is no run's (refused: stop).
-async fn foreign_or_running(r: &Runner<'_>, subnet: &Ipv4Net) -> Result<Option<String>, Stop> {
-    let used = r
-        .engine
+/// (that run predates claims, is ending, or took a default pool over it: wait) or one that is no
+/// run's (refused: stop).
+async fn foreign_or_running(
+    engine: &Engine,
+    subnet: &Ipv4Net,
+    own: Option<&String>,
+) -> Result<Option<String>, Stop> {
+    let used = engine
         .used_ranges()
         .await
         .map_err(|e| Stop::Infra(e.to_string()))?;
-    let Some(u) = used.iter().find(|u| !u.route && overlaps(subnet, &u.net)) else {
+    let other = |u: &&UsedRange| !u.route && u.run.as_ref() != own && overlaps(subnet, &u.net);
+    let Some(u) = used.iter().find(other) else {
         return Ok(None);
     };
     match &u.run {
@@ -157,6 +168,45 @@ async fn foreign_or_running(r: &Runner<'_>, subnet: &Ipv4Net) -> Result<Option<S
             u.net, u.holder
         ))),
     }
+}
+
+/// The fixed subnets the stack's networks have in this run: as written, or where they moved.
+pub(super) fn run_subnets(model: &ComposeModel, moves: &SubnetMoves) -> Vec<Ipv4Net> {
+    let nets = fixed_subnets(model).into_iter().filter_map(|s| s.parse().ok());
+    nets.map(|n: Ipv4Net| moves.0.get(&n).copied().unwrap_or(n))
+        .collect()
+}
+
+/// After `up` failed because a network took one of `ours` once the run released it (the engine
+/// rotates its default pools through 172.17–31/16): waits, within the budget, until no other
+/// run's network overlaps them. `Err` says what still holds one.
+pub(super) async fn wait_clear(
+    engine: &Engine,
+    progress: &dyn crate::report::Progress,
+    ours: &[Ipv4Net],
+    own: Option<&String>,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut said = String::new();
+    for subnet in ours {
+        loop {
+            let holder = match foreign_or_running(engine, subnet, own).await {
+                Ok(None) => break,
+                Ok(Some(holder)) => holder,
+                Err(stop) => return Err(stop.to_string()),
+            };
+            let waiting = format!("waiting for subnet {subnet}: {holder}");
+            if Instant::now() >= deadline {
+                return Err(format!("{waiting}, when the suite's budget ran out"));
+            }
+            if said != waiting {
+                progress.phase(&waiting);
+                said = waiting;
+            }
+            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+    Ok(())
 }
 
 /// Images to make a claim from: the stack's own, those it does not build first (compose names a
