@@ -44,7 +44,8 @@ else
     log "writing /etc/docker/daemon.json (published ports bind to 127.0.0.1)"
     printf '%s\n' "$want" > /etc/docker/daemon.json
   fi
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  # The main daemon by its pidfile: `ci/remote-engine.sh` may run a second dockerd.
+  if ! { [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; }; then
     pgrep -x containerd >/dev/null 2>&1 || true
     log "starting dockerd in the background (log: /var/log/dockerd.log)"
     nohup dockerd >/var/log/dockerd.log 2>&1 &

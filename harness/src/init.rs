@@ -196,11 +196,7 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
         let ports: Vec<String> = s
             .ports
             .iter()
-            .filter(|p| {
-                p.published
-                    .as_deref()
-                    .is_some_and(|h| !h.is_empty() && !h.contains('-'))
-            })
+            .filter(|p| p.published.as_deref().is_some_and(|h| !h.is_empty()))
             .map(|p| {
                 let mut m = format!("{}:{}", p.published.clone().unwrap_or_default(), p.target);
                 if let Some(ip) = p

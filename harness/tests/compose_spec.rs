@@ -98,6 +98,16 @@ fn every_feature_keeps_its_promises() {
     "broken-spec-replica-exits::service::worker::state",
     "of 2: `worker` exited with code 3"
 )]
+#[case::second_replica_not_listening(
+    "spec-replica-not-listening",
+    "broken-spec-replica-not-listening::service::worker::ports",
+    "replica 2 of 2: 127.0.0.1:18322-18323:8000: nothing listens on container port 8000"
+)]
+#[case::second_replica_does_not_hold(
+    "spec-replica-does-not-hold",
+    "broken-spec-replica-does-not-hold::service::worker::state",
+    "replica 2 of 2: `worker` did not stay running: it is exited:3 now"
+)]
 #[case::profile_not_enabled(
     "spec-profile-not-enabled",
     "broken-spec-profile-not-enabled::service::admin::state",

@@ -409,17 +409,18 @@ fn reap_lists_then_removes_runs_whose_owner_is_gone() {
 /// Stops dockerd (SIGTERM, as a service manager would) and starts it again the way CI does.
 fn restart_engine() {
     use std::os::unix::process::CommandExt;
-    let pkill = Command::new("pkill")
-        .args(["-TERM", "-x", "dockerd"])
-        .status();
+    // The main daemon, by its pidfile: `ci/remote-engine.sh` may run a second one.
+    let pid = std::fs::read_to_string("/var/run/docker.pid").unwrap_or_default();
+    let pid = pid.trim();
+    let kill = Command::new("kill").args(["-TERM", pid]).status();
     assert!(
-        pkill.is_ok_and(|s| s.success()),
+        !pid.is_empty() && kill.is_ok_and(|s| s.success()),
         "no local dockerd to restart (this test needs the engine `ci/engine.sh` starts)"
     );
     let t0 = Instant::now();
-    while Command::new("pgrep")
-        .args(["-x", "dockerd"])
-        .stdout(Stdio::null())
+    while Command::new("kill")
+        .args(["-0", pid])
+        .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
     {

@@ -300,7 +300,13 @@ fn a_network_taking_a_subnet_as_the_stack_starts_is_waited_for() {
     let intruder = format!("sc-test-intruder-{}", std::process::id());
     let docker = |args: &[&str]| Command::new("docker").args(args).output().unwrap();
     let mut events = Command::new("docker")
-        .args(["events", "--filter", "type=network", "--filter", "event=destroy"])
+        .args([
+            "events",
+            "--filter",
+            "type=network",
+            "--filter",
+            "event=destroy",
+        ])
         .args(["--format", "{{.Actor.Attributes.name}}"])
         .stdout(Stdio::piped())
         .spawn()
@@ -337,10 +343,14 @@ fn a_network_taking_a_subnet_as_the_stack_starts_is_waited_for() {
     }
     let status = run.wait().unwrap();
     let _ = events.kill();
+    let _ = events.wait();
     let created = made.join().unwrap();
     docker(&["network", "rm", &intruder]);
     let said = said.join("\n");
-    assert!(created.trim().len() == 64, "the intruder was not made: {created}\n{said}");
+    assert!(
+        created.trim().len() == 64,
+        "the intruder was not made: {created}\n{said}"
+    );
     assert!(
         said.contains("waiting for subnet 10.29.1.0/24: network `sc-test-intruder-"),
         "{said}"
@@ -360,14 +370,26 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
     )]);
     let subnet_of = |name: &str| -> ipnet::Ipv4Net {
         let out = std::process::Command::new("docker")
-            .args(["network", "inspect", name, "-f", "{{(index .IPAM.Config 0).Subnet}}"])
+            .args([
+                "network",
+                "inspect",
+                name,
+                "-f",
+                "{{(index .IPAM.Config 0).Subnet}}",
+            ])
             .output()
             .unwrap();
         common::text(&out).trim().parse().unwrap()
     };
     let make = |name: &str| {
         let out = std::process::Command::new("docker")
-            .args(["network", "create", "--label", "io.stackcheck.test=pools", name])
+            .args([
+                "network",
+                "create",
+                "--label",
+                "io.stackcheck.test=pools",
+                name,
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", common::text(&out));
@@ -385,7 +407,9 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
     let held = ipnet::Ipv4Net::new(next.network(), 24).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let engine = rt
-        .block_on(stackcheck::engine::Engine::connect(std::time::Duration::from_secs(5)))
+        .block_on(stackcheck::engine::Engine::connect(
+            std::time::Duration::from_secs(5),
+        ))
         .unwrap();
     assert!(rt.block_on(engine.reserve_subnet(&held, &labels)).unwrap());
     let second = make(&format!("sc-test-pool-b-{pid}"));

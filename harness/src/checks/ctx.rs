@@ -50,6 +50,22 @@ impl Ctx<'_> {
         })
     }
 
+    /// A service's containers, one per replica (`deploy.replicas`) in replica order; the one
+    /// container of a service without replicas or of a `containers` stack.
+    pub async fn replicas(&self, service: &str) -> Result<Vec<String>, Verdict> {
+        let first = self.container(service)?;
+        let Some(compose) = self.compose else {
+            return Ok(vec![first]);
+        };
+        let listed = self
+            .engine
+            .project_containers(&compose.project)
+            .await
+            .map_err(|e| Verdict::fail(e.to_string()))?;
+        let mut all = super::replicas::replicas_of(&listed);
+        Ok(all.remove(service).unwrap_or_else(|| vec![first]))
+    }
+
     /// A service's container id and its inspect; either failure is the check's verdict.
     pub async fn inspect(
         &self,

@@ -302,11 +302,10 @@ async fn run_probe(
     Ok(out.stdout)
 }
 
-/// The UDP ports something is bound to in a running service's network namespace. A published
+/// The UDP ports something is bound to in a running container's network namespace. A published
 /// UDP port proves nothing by itself (no handshake: the engine's proxy takes every datagram), so
 /// the namespace's socket table is the proof that a listener is there.
-pub async fn udp_bound(ctx: &Ctx<'_>, service: &str) -> Result<BTreeSet<u16>, Verdict> {
-    let id = ctx.running(service).await?;
+pub async fn udp_bound(ctx: &Ctx<'_>, id: &str) -> Result<BTreeSet<u16>, Verdict> {
     let out = run_probe(ctx, format!("container:{id}"), Vec::new(), "udp", &[]).await?;
     serde_json::from_str(out.trim()).map_err(|e| {
         Verdict::fail(format!(

@@ -44,33 +44,74 @@ pub(super) fn replicas_of(listed: &[ContainerSummary]) -> BTreeMap<String, Vec<S
         .collect()
 }
 
-/// One verdict for a service from its replicas' judgements: the first failing replica fails it
-/// (with the container to diagnose), all passing pass it, anything else is still undecided.
+/// One judgement for a service from its replicas' (a single container's as it is): the first
+/// failing replica fails it (with the container to diagnose), one still on its way keeps it
+/// waiting, all passing pass it.
 pub(super) fn fold_replicas<'a>(
     service: &str,
     all: Vec<(usize, &'a String, Judgement)>,
-) -> (Option<Verdict>, Option<&'a String>) {
+) -> (Judgement, Option<&'a String>) {
     let count = all.len();
     let mut passed = Vec::new();
+    let mut waiting = None;
     for (n, id, j) in all {
         match j {
-            Judgement::Decided(v) if !v.passed => {
-                let mut v = v;
-                v.message = format!("replica {n} of {count}: {}", v.message);
-                return (Some(v), Some(id));
+            Judgement::Decided(mut v) if !v.passed => {
+                if count > 1 {
+                    v.message = format!("replica {n} of {count}: {}", v.message);
+                }
+                return (Judgement::Decided(v), Some(id));
             }
             Judgement::Decided(v) => passed.push(v),
-            Judgement::Waiting(_) => return (None, None),
+            Judgement::Waiting(now) if count > 1 => {
+                waiting.get_or_insert(format!("replica {n} of {count}: {now}"));
+            }
+            Judgement::Waiting(now) => waiting = Some(now),
         }
     }
-    match passed.first() {
-        Some(first) => (
-            Some(Verdict::pass(format!(
+    match (waiting, passed.into_iter().next()) {
+        (Some(now), _) => (Judgement::Waiting(now), None),
+        (None, Some(first)) if count > 1 => (
+            Judgement::Decided(Verdict::pass(format!(
                 "{} (all {count} replicas of `{service}`)",
                 first.message
             ))),
             None,
         ),
-        None => (None, None),
+        (None, Some(only)) => (Judgement::Decided(only), None),
+        (None, None) => (Judgement::Waiting("no container".into()), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> Vec<String> {
+        vec!["c1".into(), "c2".into()]
+    }
+
+    #[test]
+    fn one_container_is_judged_as_it_is_and_replicas_together() {
+        let ids = ids();
+        let pass = || Judgement::Decided(Verdict::pass("`w` running after 3.5s"));
+        let (j, _) = fold_replicas("w", vec![(1, &ids[0], pass())]);
+        assert!(matches!(j, Judgement::Decided(v) if v.message == "`w` running after 3.5s"));
+        let (j, _) = fold_replicas("w", vec![(1, &ids[0], pass()), (2, &ids[1], pass())]);
+        assert!(
+            matches!(&j, Judgement::Decided(v) if v.message.ends_with("(all 2 replicas of `w`)"))
+        );
+        // One still starting keeps the service waiting, naming which.
+        let waiting = Judgement::Waiting("created".into());
+        let (j, _) = fold_replicas("w", vec![(1, &ids[0], pass()), (2, &ids[1], waiting)]);
+        assert!(matches!(j, Judgement::Waiting(w) if w == "replica 2 of 2: created"));
+        // A failing one fails it at once, named, with its container to diagnose.
+        let exited = Judgement::Decided(Verdict::fail("`w` exited with code 3"));
+        let waiting = Judgement::Waiting("created".into());
+        let (j, id) = fold_replicas("w", vec![(1, &ids[0], waiting), (2, &ids[1], exited)]);
+        assert!(
+            matches!(j, Judgement::Decided(v) if v.message == "replica 2 of 2: `w` exited with code 3")
+        );
+        assert_eq!(id, Some(&ids[1]));
     }
 }

@@ -191,19 +191,62 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
             want, got
         ));
     }
-    let id = match ctx.running(service).await {
-        Ok(id) => id,
+    // Every replica publishes and listens (`deploy.replicas`); one container otherwise.
+    let ids = match ctx.replicas(service).await {
+        Ok(ids) => ids,
         Err(v) => return v,
     };
-    let info = match ctx.engine.inspect(&id).await {
-        Ok(i) => i,
-        Err(e) => return Verdict::fail(e.to_string()),
+    let mut live = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        if let Err(mut v) = replica_ports(ctx, service, spec, id, &mut live).await {
+            if ids.len() > 1 {
+                v.message = format!("replica {} of {}: {}", n + 1, ids.len(), v.message);
+            }
+            return v;
+        }
+    }
+    let udp = spec.ports.iter().flatten().any(|p| p.protocol == "udp");
+    let mut how = if udp {
+        "each TCP port accepting connections, each UDP port bound in the container".to_string()
+    } else {
+        "each accepting connections".to_string()
     };
+    if ids.len() > 1 {
+        how.push_str(&format!(" on all {} replicas", ids.len()));
+    }
+    if ctx.ephemeral_ports {
+        return Verdict::pass(format!(
+            "compose publishes {want:?}; live on ephemeral host ports {live:?}, {how}"
+        ));
+    }
+    Verdict::pass(format!("publishes {want:?}, {how}"))
+}
+
+/// The promised ports on one container: published (on the documented host port or, for a range,
+/// one port of it; any free one with ephemeral ports), a TCP listener behind each, a socket bound
+/// to each UDP one. Adds `host→container` to `live`.
+async fn replica_ports(
+    ctx: &Ctx<'_>,
+    service: &str,
+    spec: &ServiceSpec,
+    id: &str,
+    live: &mut Vec<String>,
+) -> Result<(), Verdict> {
+    let info = ctx
+        .engine
+        .inspect(id)
+        .await
+        .map_err(|e| Verdict::fail(e.to_string()))?;
+    if info.state.as_ref().and_then(|s| s.running) != Some(true) {
+        return Err(Verdict::fail(format!(
+            "`{service}` is not running ({})",
+            super::state::observe(&info)
+        )));
+    }
     let bindings = info
         .network_settings
         .and_then(|n| n.ports)
         .unwrap_or_default();
-    let mut live = Vec::new();
     for p in spec.ports.iter().flatten() {
         let key = format!("{}/{}", p.container, p.protocol);
         let host_ports: Vec<String> = bindings
@@ -214,23 +257,27 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
             .into_iter()
             .filter_map(|b| b.host_port)
             .collect();
+        let documented = |h: &String| {
+            h.parse::<u16>()
+                .is_ok_and(|h| (p.host..=p.host_last.unwrap_or(p.host)).contains(&h))
+        };
         // Ephemeral: the run chose the host port; the documented one was proven from the model.
-        let host_port = if ctx.ephemeral_ports {
-            match host_ports.first() {
-                Some(h) => h.clone(),
-                None => {
-                    return Verdict::fail(format!(
-                        "{p}: container port {key} is not published at all"
-                    ))
-                }
+        let host_port = match host_ports
+            .iter()
+            .find(|h| ctx.ephemeral_ports || documented(h))
+        {
+            Some(h) => h.clone(),
+            None if host_ports.is_empty() => {
+                return Err(Verdict::fail(format!(
+                    "{p}: container port {key} is not published at all"
+                )))
             }
-        } else if host_ports.contains(&p.host.to_string()) {
-            p.host.to_string()
-        } else {
-            return Verdict::fail(format!(
-                "{p}: container port {key} is bound to host ports {host_ports:?}, not {}",
-                p.host
-            ));
+            None => {
+                return Err(Verdict::fail(format!(
+                    "{p}: container port {key} is bound to host ports {host_ports:?}, not {}",
+                    p.hosts()
+                )))
+            }
         };
         live.push(format!("{host_port}→{key}"));
         if p.protocol == "tcp" {
@@ -252,7 +299,7 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
             )
             .await;
             if !verdict.passed {
-                return verdict;
+                return Err(verdict);
             }
         }
     }
@@ -263,28 +310,15 @@ async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdic
         .filter(|p| p.protocol == "udp")
         .collect();
     if !udp.is_empty() {
-        let bound = match super::net::udp_bound(ctx, service).await {
-            Ok(b) => b,
-            Err(v) => return v,
-        };
+        let bound = super::net::udp_bound(ctx, id).await?;
         if let Some(p) = udp.iter().find(|p| !bound.contains(&p.container)) {
-            return Verdict::fail(format!(
+            return Err(Verdict::fail(format!(
                 "{p}: nothing is bound to UDP port {} in `{service}`'s network namespace (the port is published; UDP has no handshake to prove more)",
                 p.container
-            ));
+            )));
         }
     }
-    let how = if udp.is_empty() {
-        "each accepting connections"
-    } else {
-        "each TCP port accepting connections, each UDP port bound in the container"
-    };
-    if ctx.ephemeral_ports {
-        return Verdict::pass(format!(
-            "compose publishes {want:?}; live on ephemeral host ports {live:?}, {how}"
-        ));
-    }
-    Verdict::pass(format!("publishes {want:?}, {how}"))
+    Ok(())
 }
 
 async fn check_volumes(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdict {

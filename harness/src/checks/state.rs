@@ -49,7 +49,7 @@ pub async fn bring_up_and_wait<U>(
     wait: &WaitFor<'_>,
     up: U,
     mut progress: impl FnMut(&str),
-    mut on_decided: impl FnMut(&str, &Verdict, Option<&ContainerInspectResponse>),
+    mut on_decided: impl FnMut(&str, &Verdict, &[ContainerInspectResponse]),
 ) -> StateReport
 where
     U: Future<Output = Result<(), ComposeError>>,
@@ -61,14 +61,18 @@ where
         stop_at_first_failure,
     } = *wait;
     let started = Instant::now();
-    let mut inspected: BTreeMap<String, ContainerInspectResponse> = BTreeMap::new();
+    let mut inspected: BTreeMap<String, Vec<ContainerInspectResponse>> = BTreeMap::new();
     let mut announced: std::collections::BTreeSet<String> = Default::default();
     let mut announce =
         |verdicts: &BTreeMap<String, Verdict>,
-         inspected: &BTreeMap<String, ContainerInspectResponse>| {
+         inspected: &BTreeMap<String, Vec<ContainerInspectResponse>>| {
             for (service, v) in verdicts {
                 if announced.insert(service.clone()) {
-                    on_decided(service, v, inspected.get(service));
+                    let infos = inspected
+                        .get(service)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    on_decided(service, v, infos);
                 }
             }
         };
@@ -107,38 +111,7 @@ where
             if verdicts.contains_key(service) {
                 continue;
             }
-            // `deploy.replicas`: every replica must reach the state; checks use the first.
-            if let Some(ids) = replicas.get(service).filter(|ids| ids.len() > 1) {
-                let mut all = Vec::new();
-                for (n, id) in ids.iter().enumerate() {
-                    let Ok(info) = engine.inspect(id).await else {
-                        all.push((n + 1, id, Judgement::Waiting("not inspected".into())));
-                        continue;
-                    };
-                    let uptime = running_since
-                        .entry(format!("{service}#{}", n + 1))
-                        .or_default();
-                    let elapsed = started.elapsed().as_secs_f32();
-                    all.push((n + 1, id, judge(service, *want, &info, elapsed, uptime)));
-                    if n == 0 {
-                        inspected.insert(service.clone(), info);
-                    }
-                }
-                match fold_replicas(service, all) {
-                    (Some(v), _) if v.passed => {
-                        verdicts.insert(service.clone(), v);
-                    }
-                    (Some(v), id) => {
-                        let detail = diagnostics(engine, id.unwrap_or(&ids[0])).await;
-                        verdicts.insert(service.clone(), v.with_detail(detail));
-                    }
-                    (None, _) => {
-                        summary.push(format!("{service}: {} replicas starting", ids.len()))
-                    }
-                }
-                continue;
-            }
-            let Some(id) = containers.get(service) else {
+            let Some(ids) = replicas.get(service) else {
                 match &up_result {
                     Some(Err(e)) => {
                         verdicts.insert(
@@ -159,50 +132,49 @@ where
                 }
                 continue;
             };
-            let Ok(info) = engine.inspect(id).await else {
-                continue;
-            };
-            inspected.insert(service.clone(), info.clone());
+            // Every replica (`deploy.replicas`) must reach the state; checks use the first.
             let elapsed = started.elapsed().as_secs_f32();
-            let created_only = info
-                .state
-                .as_ref()
-                .and_then(|s| s.status)
-                .map(|s| s.to_string())
-                .as_deref()
-                == Some("created");
-            if created_only {
-                if let Some(r) = &up_result {
-                    let why = match r {
-                        Err(e) => Verdict::fail(format!(
+            let mut all = Vec::new();
+            let mut infos = Vec::new();
+            for (n, id) in ids.iter().enumerate() {
+                let Ok(info) = engine.inspect(id).await else {
+                    all.push((n + 1, id, Judgement::Waiting("not inspected".into())));
+                    continue;
+                };
+                let uptime = running_since
+                    .entry(format!("{service}#{}", n + 1))
+                    .or_default();
+                let judged = match &up_result {
+                    _ if observe(&info) != "created" => {
+                        judge(service, *want, &info, elapsed, uptime)
+                    }
+                    None => Judgement::Waiting("created".into()),
+                    Some(Err(e)) => Judgement::Decided(
+                        Verdict::fail(format!(
                             "`{service}` was created but never started: docker compose up failed"
                         ))
                         .with_detail(e.tail().to_string()),
-                        Ok(()) => {
-                            Verdict::fail(format!("`{service}` was created but never started"))
-                        }
-                    };
-                    verdicts.insert(service.clone(), why);
-                } else {
-                    summary.push(format!("{service}: created"));
-                }
-                continue;
+                    ),
+                    Some(Ok(())) => Judgement::Decided(Verdict::fail(format!(
+                        "`{service}` was created but never started"
+                    ))),
+                };
+                all.push((n + 1, id, judged));
+                infos.push(info);
             }
-            match judge(
-                service,
-                *want,
-                &info,
-                elapsed,
-                running_since.entry(service.clone()).or_default(),
-            ) {
-                Judgement::Decided(v) if v.passed => {
+            inspected.insert(service.clone(), infos);
+            match fold_replicas(service, all) {
+                (Judgement::Decided(v), _) if v.passed => {
                     verdicts.insert(service.clone(), v);
                 }
-                Judgement::Decided(v) => {
-                    let detail = diagnostics(engine, id).await;
+                (Judgement::Decided(v), id) if v.detail.is_empty() => {
+                    let detail = diagnostics(engine, id.unwrap_or(&ids[0])).await;
                     verdicts.insert(service.clone(), v.with_detail(detail));
                 }
-                Judgement::Waiting(now) => summary.push(format!("{service}: {now}")),
+                (Judgement::Decided(v), _) => {
+                    verdicts.insert(service.clone(), v);
+                }
+                (Judgement::Waiting(now), _) => summary.push(format!("{service}: {now}")),
             }
         }
         let line = format!(
@@ -402,35 +374,51 @@ fn desired(want: Option<DesiredState>, info: &ContainerInspectResponse) -> Desir
     })
 }
 
-/// A `running` or `healthy` promise that passed, and the container instance it passed on: the
-/// promise is that it holds for the run, so it is looked at again when the checks end.
+/// A `running` or `healthy` promise that passed, and the container instances (one per replica)
+/// it passed on: the promise is that it holds for the run, so it is looked at again when the
+/// checks end.
 #[derive(Clone, Debug)]
 pub struct Held {
     service: String,
     want: DesiredState,
-    id: String,
-    instance: String,
-    restarts: i64,
+    replicas: Vec<Instance>,
     since: Instant,
 }
 
+/// One container as a passing verdict saw it.
+#[derive(Clone, Debug)]
+struct Instance {
+    id: String,
+    instance: String,
+    restarts: i64,
+}
+
 impl Held {
-    /// From the inspect a passing state verdict was reached on; None for one-shots (`exited`).
+    /// From the inspects (one per replica) a passing state verdict was reached on; None for
+    /// one-shots (`exited`).
     pub fn new(
         service: &str,
         want: Option<DesiredState>,
-        info: &ContainerInspectResponse,
+        infos: &[ContainerInspectResponse],
     ) -> Option<Held> {
-        let want = desired(want, info);
+        let want = desired(want, infos.first()?);
         if matches!(want, DesiredState::Exited(_)) {
             return None;
         }
+        let replicas = infos
+            .iter()
+            .map(|info| {
+                Some(Instance {
+                    id: info.id.clone()?,
+                    instance: instance_of(info),
+                    restarts: info.restart_count.unwrap_or(0),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
         Some(Held {
             service: service.to_string(),
             want,
-            id: info.id.clone()?,
-            instance: instance_of(info),
-            restarts: info.restart_count.unwrap_or(0),
+            replicas,
             since: Instant::now(),
         })
     }
@@ -440,13 +428,26 @@ impl Held {
         &self.service
     }
 
-    /// None while the same container instance is still in the promised state; else the failure:
-    /// what it is now, when it exited and with which code, how often it was restarted since, and
-    /// its health checks and last log lines.
+    /// None while every replica's container instance is still in the promised state; else the
+    /// first failure: what it is now, when it exited and with which code, how often it was
+    /// restarted since, and its health checks and last log lines.
     pub async fn still_holds(&self, engine: &Engine) -> Option<Verdict> {
+        let count = self.replicas.len();
+        for (n, held) in self.replicas.iter().enumerate() {
+            if let Some(mut v) = self.replica_holds(engine, held).await {
+                if count > 1 {
+                    v.message = format!("replica {} of {count}: {}", n + 1, v.message);
+                }
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    async fn replica_holds(&self, engine: &Engine, held: &Instance) -> Option<Verdict> {
         let (service, want) = (&self.service, self.want);
         let held_for = self.since.elapsed().as_secs_f32();
-        let info = match engine.inspect(&self.id).await {
+        let info = match engine.inspect(&held.id).await {
             Ok(info) => info,
             Err(e) => {
                 return Some(Verdict::fail(format!(
@@ -455,11 +456,11 @@ impl Held {
             }
         };
         let seen = observe(&info);
-        if instance_of(&info) == self.instance && satisfies(&seen, want) {
+        if instance_of(&info) == held.instance && satisfies(&seen, want) {
             return None;
         }
         let state = info.state.clone().unwrap_or_default();
-        let restarted = info.restart_count.unwrap_or(0) - self.restarts;
+        let restarted = info.restart_count.unwrap_or(0) - held.restarts;
         let mut what = format!("it is {seen} now");
         // The engine's zero time means it never exited.
         if let Some(at) = state.finished_at.filter(|t| !t.starts_with("0001-")) {
@@ -470,7 +471,7 @@ impl Held {
             Verdict::fail(format!(
                 "`{service}` did not stay {want}: {what}, restarted {restarted}× since it was {want} {held_for:.1}s earlier"
             ))
-            .with_detail(diagnostics(engine, &self.id).await),
+            .with_detail(diagnostics(engine, &held.id).await),
         )
     }
 }

@@ -167,8 +167,10 @@ impl Engine {
             endpoint: endpoint.clone(),
             cause,
         };
-        let docker =
-            Docker::connect_with_local_defaults().map_err(|e| unavailable(e.to_string()))?;
+        // `DOCKER_HOST` as the docker CLI and compose read it (a unix socket or tcp://): the
+        // local-only constructor would talk to this machine's socket while compose talked to the
+        // remote engine.
+        let docker = Docker::connect_with_defaults().map_err(|e| unavailable(e.to_string()))?;
         let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => return Err(unavailable(e.to_string())),

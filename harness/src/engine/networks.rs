@@ -10,7 +10,10 @@ use bollard::query_parameters::{
 };
 use ipnet::Ipv4Net;
 
-use super::{bounded, label_filter, optional, remote_engine_host, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN};
+use super::{
+    bounded, label_filter, optional, remote_engine_host, Engine, EngineError, CALL_TIMEOUT,
+    LABEL_RUN,
+};
 
 /// One IPv4 range in use.
 #[derive(Clone, Debug)]

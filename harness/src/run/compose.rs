@@ -258,7 +258,10 @@ async fn up(
         let mut tries = 0;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match compose.up(selected, remaining, |l| progress.detail(l)).await {
+            match compose
+                .up(selected, remaining, |l| progress.detail(l))
+                .await
+            {
                 Err(ComposeError::Failed { what, code, tail })
                     if tries < 3 && tail.contains("Pool overlaps with other one") =>
                 {
@@ -288,9 +291,9 @@ async fn up(
         &wait,
         up,
         |l| progress.detail(l),
-        |service, verdict, info| {
+        |service, verdict, infos| {
             let mut verdict = verdict.clone();
-            if let Some(info) = info {
+            if let Some(info) = infos.first() {
                 let built = model
                     .services
                     .get(service)
@@ -301,12 +304,12 @@ async fn up(
                     .find(|(s, _)| s == service)
                     .and_then(|(_, w)| *w);
                 if verdict.passed {
-                    r.held.extend(state::Held::new(service, want, info));
+                    r.held.extend(state::Held::new(service, want, infos));
                 }
             }
             // Never started: decided once every service is, since a dependency that failed
             // first is the one root cause.
-            let never_started = info.is_none_or(|i| state::observe(i) == "created");
+            let never_started = infos.first().is_none_or(|i| state::observe(i) == "created");
             if !verdict.passed && never_started {
                 unstarted.push((service.to_string(), verdict));
                 return;

@@ -101,7 +101,7 @@ pub(super) async fn containers_phase(
                     let v = wait_state(r, name, &s.id, want, deadline).await;
                     if v.passed {
                         if let Ok(info) = r.engine.inspect(&s.id).await {
-                            r.held.extend(state::Held::new(name, want, &info));
+                            r.held.extend(state::Held::new(name, want, &[info]));
                         }
                     }
                     r.record(&state_test, v, t0);

@@ -66,7 +66,14 @@ pub(super) async fn settle(
                 }
             }
             match foreign_or_running(r.engine, subnet, own).await? {
-                None if r.engine.reserve_subnet(subnet, labels).await.map_err(infra)? => break,
+                None if r
+                    .engine
+                    .reserve_subnet(subnet, labels)
+                    .await
+                    .map_err(infra)? =>
+                {
+                    break
+                }
                 // Taken between the look and the hold: look again.
                 None => {
                     let holder = "a network created as this run claimed it".to_string();
@@ -172,7 +179,9 @@ async fn foreign_or_running(
 
 /// The fixed subnets the stack's networks have in this run: as written, or where they moved.
 pub(super) fn run_subnets(model: &ComposeModel, moves: &SubnetMoves) -> Vec<Ipv4Net> {
-    let nets = fixed_subnets(model).into_iter().filter_map(|s| s.parse().ok());
+    let nets = fixed_subnets(model)
+        .into_iter()
+        .filter_map(|s| s.parse().ok());
     nets.map(|n: Ipv4Net| moves.0.get(&n).copied().unwrap_or(n))
         .collect()
 }

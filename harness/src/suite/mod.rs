@@ -369,8 +369,21 @@ impl std::str::FromStr for DesiredState {
 pub struct PortMapping {
     pub(crate) host_ip: Option<String>,
     pub(crate) host: u16,
+    /// The last host port of a range published for one container port (`8080-8081:80`): the
+    /// shape `deploy.replicas` uses, each replica taking one port of it.
+    pub(crate) host_last: Option<u16>,
     pub(crate) container: u16,
     pub(crate) protocol: String,
+}
+
+impl PortMapping {
+    /// The host port, or range, as written: `8080`, `8080-8081`.
+    pub(crate) fn hosts(&self) -> String {
+        match self.host_last {
+            Some(last) => format!("{}-{last}", self.host),
+            None => self.host.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for PortMapping {
@@ -378,7 +391,7 @@ impl std::fmt::Display for PortMapping {
         if let Some(ip) = &self.host_ip {
             write!(f, "{ip}:")?;
         }
-        write!(f, "{}:{}", self.host, self.container)?;
+        write!(f, "{}:{}", self.hosts(), self.container)?;
         if self.protocol != "tcp" {
             write!(f, "/{}", self.protocol)?;
         }
@@ -390,7 +403,7 @@ impl std::str::FromStr for PortMapping {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("invalid port mapping `{s}`: expected `host:container[/tcp|udp]`, e.g. \"5432:5432\"")
+            format!("invalid port mapping `{s}`: expected `[ip:]host[-last]:container[/tcp|udp]`, e.g. \"5432:5432\" or \"8080-8081:80\"")
         };
         let (ports, protocol) = match s.split_once('/') {
             Some((p, proto @ ("tcp" | "udp" | "sctp"))) => (p, proto.to_string()),
@@ -399,21 +412,30 @@ impl std::str::FromStr for PortMapping {
         };
         let parts: Vec<&str> = ports.split(':').collect();
         let port = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
-        match parts.as_slice() {
-            [h, c] => Ok(PortMapping {
-                host_ip: None,
-                host: port(h)?,
-                container: port(c)?,
-                protocol,
-            }),
-            [ip, h, c] if ip.parse::<std::net::IpAddr>().is_ok() => Ok(PortMapping {
-                host_ip: Some(ip.to_string()),
-                host: port(h)?,
-                container: port(c)?,
-                protocol,
-            }),
-            _ => Err(bad()),
-        }
+        // `8080-8081`: a host range for one container port.
+        let hosts = |h: &str| match h.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (port(first)?, port(last)?);
+                if last <= first {
+                    return Err(bad());
+                }
+                Ok((first, Some(last)))
+            }
+            None => Ok((port(h)?, None)),
+        };
+        let (host_ip, h, c) = match parts.as_slice() {
+            [h, c] => (None, h, c),
+            [ip, h, c] if ip.parse::<std::net::IpAddr>().is_ok() => (Some(ip.to_string()), h, c),
+            _ => return Err(bad()),
+        };
+        let (host, host_last) = hosts(h)?;
+        Ok(PortMapping {
+            host_ip,
+            host,
+            host_last,
+            container: port(c)?,
+            protocol,
+        })
     }
 }
 
@@ -443,6 +465,6 @@ from_str_serde!(
 );
 from_str_serde!(
     PortMapping,
-    "[ip:]host:container[/tcp|udp]",
-    "^([0-9.]+:)?[0-9]+:[0-9]+(/(tcp|udp|sctp))?$"
+    "[ip:]host[-last]:container[/tcp|udp] (a host range for one container port is how `deploy.replicas` publish it)",
+    "^([0-9.]+:)?[0-9]+(-[0-9]+)?:[0-9]+(/(tcp|udp|sctp))?$"
 );
