@@ -108,6 +108,11 @@ fn every_feature_keeps_its_promises() {
     "broken-spec-replica-does-not-hold::service::worker::state",
     "replica 2 of 2: `worker` did not stay running: it is exited:3 now"
 )]
+#[case::grace_period_left_at_the_default(
+    "spec-grace-period-default",
+    "broken-spec-grace-period-default::checks::stop_grace_period cuts a 4 s shutdown at 2 s",
+    "exited:0"
+)]
 #[case::profile_not_enabled(
     "spec-profile-not-enabled",
     "broken-spec-profile-not-enabled::service::admin::state",

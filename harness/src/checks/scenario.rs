@@ -250,10 +250,13 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         .cloned()
         .collect();
     let mut anonymous = Vec::new();
+    // Services stop within their own grace periods, the longest bounding the whole `down`.
+    let mut limit = Duration::from_secs(120);
     for id in &ids {
         anonymous.extend(ctx.engine.anonymous_volumes(id).await);
+        limit = limit.max(ctx.engine.stop_bound(id).await + Duration::from_secs(60));
     }
-    if let Err(e) = compose.down_keep_volumes(Duration::from_secs(120)).await {
+    if let Err(e) = compose.down_keep_volumes(limit).await {
         return Verdict::fail(format!("down: {e}"));
     }
     for v in &anonymous {

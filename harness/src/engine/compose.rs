@@ -255,9 +255,10 @@ impl Compose {
         }
     }
 
-    /// `down` keeping volumes (a scenario's `down_up`).
+    /// `down` keeping volumes (a scenario's `down_up`), each service stopped within its own
+    /// `stop_grace_period`, as the stack's users stop it: what survives must survive that.
     pub async fn down_keep_volumes(&self, limit: Duration) -> Result<(), ComposeError> {
-        let args: Vec<String> = ["down", "--timeout", "10"].map(String::from).to_vec();
+        let args: Vec<String> = ["down"].map(String::from).to_vec();
         self.run("down", &args, true, limit, |_| {}).await.map(drop)
     }
 

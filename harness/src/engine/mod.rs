@@ -329,30 +329,41 @@ impl Engine {
         }
     }
 
-    /// Restarts a container (`docker restart`).
+    /// Restarts a container (`docker restart`) within its own grace period (`stop_grace_period`):
+    /// the engine then stops it as `docker compose restart` would.
     pub async fn restart(&self, id: &str) -> Result<(), EngineError> {
-        let opts = bollard::query_parameters::RestartContainerOptionsBuilder::default()
-            .t(10)
-            .build();
+        let bound = self.stop_bound(id).await;
+        let opts = bollard::query_parameters::RestartContainerOptions::default();
         bounded(
             format!("restart {id}"),
-            Duration::from_secs(60),
+            bound,
             self.docker.restart_container(id, Some(opts)),
         )
         .await
     }
 
-    /// Stops a container (`docker stop`).
+    /// Stops a container (`docker stop`) within its own grace period (`stop_grace_period`).
     pub async fn stop(&self, id: &str) -> Result<(), EngineError> {
-        let opts = bollard::query_parameters::StopContainerOptionsBuilder::default()
-            .t(10)
-            .build();
+        let bound = self.stop_bound(id).await;
+        let opts = bollard::query_parameters::StopContainerOptions::default();
         bounded(
             format!("stop {id}"),
-            Duration::from_secs(60),
+            bound,
             self.docker.stop_container(id, Some(opts)),
         )
         .await
+    }
+
+    /// How long a stop may take: the container's grace period (the engine's default 10 s when
+    /// unset) and a margin for the kill and the engine.
+    pub async fn stop_bound(&self, id: &str) -> Duration {
+        let grace = self
+            .inspect(id)
+            .await
+            .ok()
+            .and_then(|i| i.config?.stop_timeout)
+            .unwrap_or(10);
+        Duration::from_secs(u64::try_from(grace).unwrap_or(10) + 50)
     }
 
     /// Starts a stopped container (`docker start`).
