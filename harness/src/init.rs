@@ -339,7 +339,7 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
     let _ = writeln!(
         y,
         "\n# Release-gate rules over the compose files: `warn` reports, `error` fails, `off` skips.\n\
-         policy:\n  no_latest_tags: warn\n  healthcheck_on_long_running: warn\n  no_default_credentials: warn\n  databases_not_on_all_interfaces: warn\n  resource_limits: warn"
+         policy:\n  no_latest_tags: warn\n  healthcheck_on_long_running: warn\n  no_default_credentials: warn\n  databases_not_on_all_interfaces: warn\n  resource_limits: warn\n  pinned_images: warn"
     );
     y
 }

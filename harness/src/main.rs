@@ -56,6 +56,10 @@ enum Command {
         /// names) so runs of the same stack can share an engine. Overrides `stack.ports`.
         #[arg(long, value_enum)]
         ports: Option<Ports>,
+        /// When to pull the images the stacks run: missing (default), always or never. Overrides
+        /// `stack.pull`; a service's own `pull_policy` still wins.
+        #[arg(long, value_enum, value_name = "MODE")]
+        pull: Option<Pull>,
         /// Fail checks that passed only on a re-run (`retries:`) instead of passing them as flaky.
         #[arg(long)]
         no_flaky: bool,
@@ -119,6 +123,13 @@ enum Command {
     /// (internal) Watch the harness with this pid; once it is gone, remove what it owned.
     #[command(name = "__watch", hide = true)]
     Watch { pid: i32 },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Pull {
+    Missing,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -278,6 +289,7 @@ fn main() -> ExitCode {
             fail_fast,
             jobs,
             ports,
+            pull,
             no_flaky,
             filter,
         } => {
@@ -300,6 +312,11 @@ fn main() -> ExitCode {
                 ports: ports.map(|p| match p {
                     Ports::Documented => stackcheck::suite::PortsMode::Documented,
                     Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
+                }),
+                pull: pull.map(|p| match p {
+                    Pull::Missing => stackcheck::suite::PullPolicy::Missing,
+                    Pull::Always => stackcheck::suite::PullPolicy::Always,
+                    Pull::Never => stackcheck::suite::PullPolicy::Never,
                 }),
             };
             let jobs = jobs

@@ -26,7 +26,7 @@ fn an_image_nothing_builds_stops_the_run_naming_it_and_how_to_get_it() {
     let r = run_file(&fixture("broken/shared-image-missing/suite.yaml"));
     let why = r.infra_error.as_deref().expect("an infrastructure error");
     for part in [
-        "`stackcheck-shared-app:nobody-builds-this` (run by service `worker`; nothing in the stack builds it)",
+        "`stackcheck-shared-app:nobody-builds-this` (run by service `worker`; nothing in the stack builds it; pull policy `never`)",
         "`docker compose pull worker`",
     ] {
         assert!(why.contains(part), "{why}");

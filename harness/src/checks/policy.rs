@@ -49,6 +49,7 @@ pub fn evaluate(
         Rule::NoDefaultCredentials => default_credentials(model, raw),
         Rule::DatabasesNotOnAllInterfaces => exposed_databases(model),
         Rule::ResourceLimits => missing_limits(model),
+        Rule::PinnedImages => unpinned_images(model),
     };
     if findings.is_empty() {
         return Verdict::pass(format!(
@@ -79,6 +80,36 @@ fn latest_tags(model: &ComposeModel) -> Vec<String> {
                 None => Some(format!("`{name}` uses `{image}` (no tag means latest)")),
                 Some("latest") => Some(format!("`{name}` uses `{image}`")),
                 _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Images the stack pulls (it builds none of them) that a registry may move under the same name.
+fn unpinned_images(model: &ComposeModel) -> Vec<String> {
+    let full_version = regex::Regex::new(r"^v?\d+\.\d+\.\d+").expect("a valid pattern");
+    let built: Vec<&str> = model
+        .services
+        .values()
+        .filter(|s| s.build.is_some())
+        .filter_map(|s| s.image.as_deref())
+        .collect();
+    model
+        .services
+        .iter()
+        .filter(|(_, s)| s.build.is_none())
+        .filter_map(|(name, s)| {
+            let image = s.image.as_deref()?;
+            if built.contains(&image) || image.contains("@sha256:") {
+                return None;
+            }
+            let last = image.rsplit('/').next().unwrap_or(image);
+            match last.split_once(':') {
+                Some((_, tag)) if full_version.is_match(tag) => None,
+                Some((_, tag)) => Some(format!(
+                    "`{name}` uses `{image}`: tag `{tag}` can move (pin a digest or a full version)"
+                )),
+                None => Some(format!("`{name}` uses `{image}`: no tag, no digest")),
             }
         })
         .collect()
@@ -222,6 +253,20 @@ mod tests {
         let f = latest_tags(&m);
         assert_eq!(f.len(), 2, "{f:?}");
         assert!(f[0].contains("`a`") && f[1].contains("`b`"));
+    }
+
+    #[test]
+    fn images_not_pinned_by_digest_or_full_version_are_found() {
+        let m = model(
+            r#"{"services":{"a":{"image":"postgres:14-alpine"},"b":{"image":"redis:7.2.4"},
+                "c":{"image":"reg:5000/app@sha256:abc"},"d":{"image":"traefik:v2.10.7"},
+                "e":{"image":"python"},"f":{"image":"app:dev","build":{"context":"."}},
+                "g":{"image":"app:dev"}}}"#,
+        );
+        let f = unpinned_images(&m);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].starts_with("`a` uses `postgres:14-alpine`: tag `14-alpine` can move"));
+        assert!(f[1].starts_with("`e` uses `python`: no tag"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod helper;
 mod labelled;
 mod model;
 mod networks;
+mod pull;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub use model::{
     ModelVolumeMount,
 };
 pub use networks::UsedRange;
+pub use pull::{registry_of, PullError, PullFailure};
 
 /// Labels every resource of a run carries.
 pub const LABEL_RUN: &str = "io.stackcheck.run";

@@ -54,6 +54,9 @@ pub struct ModelService {
     pub(crate) cpus: Option<serde_json::Value>,
     #[serde(default)]
     pub(crate) network_mode: Option<String>,
+    /// `always`, `never`, `missing`…: when compose would pull this service's image.
+    #[serde(default)]
+    pub(crate) pull_policy: Option<String>,
     /// Services behind a profile are started only when the suite names them.
     #[serde(default)]
     pub(crate) profiles: Vec<String>,

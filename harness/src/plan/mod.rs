@@ -159,7 +159,12 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             kind: TestKind::Policy { rule },
         });
     }
-    for image in suite.images.keys() {
+    // A prebuilt image (neither `service` nor `build`) is pulled or present, never built.
+    let built = suite
+        .images
+        .iter()
+        .filter(|(_, i)| i.service.is_some() || i.build.is_some());
+    for (image, _) in built {
         out.push(PlannedTest {
             name: format!("{id}::build::{image}"),
             kind: TestKind::Build {

@@ -104,6 +104,7 @@ fn properties(r: &SuiteReport) -> Vec<Property> {
         let key = |what: &str| format!("image.{}.{what}", i.service);
         props.push(Property::new(key("name"), i.image.as_str()));
         props.push(Property::new(key("id"), i.id.as_str()));
+        props.push(Property::new(key("source"), i.source()));
         for d in &i.digests {
             props.push(Property::new(key("digest"), d.as_str()));
         }
@@ -177,6 +178,7 @@ mod tests {
                 digests: vec![],
                 standin: Some("Debian redis".into()),
                 built: false,
+                pulled: false,
             }],
         };
         let dir = tempfile::tempdir().unwrap();

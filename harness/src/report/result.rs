@@ -187,6 +187,20 @@ pub struct ServiceImage {
     /// Built by this run (compose `build:`), rather than an image the engine had.
     #[serde(default)]
     pub built: bool,
+    /// Pulled by this run from its registry (else built, or already on the engine).
+    #[serde(default)]
+    pub pulled: bool,
+}
+
+impl ServiceImage {
+    /// Where the image came from in this run: `built`, `pulled` or `present`.
+    pub fn source(&self) -> &'static str {
+        match (self.built, self.pulled) {
+            (true, _) => "built",
+            (_, true) => "pulled",
+            _ => "present",
+        }
+    }
 }
 
 impl SuiteReport {

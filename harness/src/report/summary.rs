@@ -72,6 +72,32 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
         e == Ending::Flaky
     });
     section(&mut md, "Quarantined", &|e| e == Ending::Quarantined);
+    let images: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.images.iter().map(move |i| (r, i)))
+        .map(|(r, i)| {
+            let digest = i
+                .digests
+                .first()
+                .map(|d| format!(" `{d}`"))
+                .unwrap_or_default();
+            format!(
+                "- `{}` `{}`: `{}` {}{digest}",
+                r.suite,
+                i.service,
+                i.image,
+                i.source()
+            )
+        })
+        .collect();
+    if !images.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n<details><summary>Images ({}): built, pulled or present</summary>\n\n{}\n\n</details>",
+            images.len(),
+            images.join("\n")
+        );
+    }
     let standins: Vec<String> = reports
         .iter()
         .flat_map(|r| r.images.iter().map(move |i| (r, i)))

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::images::{build_own_images, built_verdict, image_tests, require_images, Needed};
+use super::images::{
+    build_own_images, built_verdict, image_tests, obtain_images, prebuilt, Needed,
+};
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
 use crate::engine::{Compose, ComposeError, ComposeModel, CONFIG_TIMEOUT, LABEL_RUN};
 use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, SubnetMoves, TestKind};
+use crate::suite::PullPolicy;
 
 /// A compose stack through config, build, up and checks.
 pub(super) async fn compose_phase(
@@ -134,18 +137,21 @@ async fn build(
             Some(_) => {}
             None => {
                 to_pull.push(s.as_str());
+                let own = model.services[s].pull_policy.as_deref();
                 needed.push(Needed {
                     image,
                     by: format!("service `{s}`"),
+                    policy: own.and_then(PullPolicy::of_service).unwrap_or(r.pull),
                 });
             }
         }
     }
+    needed.extend(prebuilt(r));
     let how = format!(
-        "pull them first (`docker compose pull {}`)",
+        "Pull them yourself (`docker compose pull {}`) or build them",
         to_pull.join(" ")
     );
-    require_images(r.engine, &needed, &how).await?;
+    obtain_images(r, &needed, &how, deadline).await?;
 
     for (tag, spec) in &suite.images {
         if !Needs::wants_image(r.needs.as_ref(), tag) {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::images::{build_own_images, image_tests, require_images, Needed};
+use super::images::{build_own_images, image_tests, obtain_images, prebuilt, Needed};
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
@@ -45,17 +45,19 @@ pub(super) async fn containers_phase(
     let v = checks::check_config(&r.loaded.suite, &model, "stack.containers");
     r.record(&TestKind::StackConfig, v, t0);
 
-    let needed: Vec<Needed> = specs
+    let mut needed: Vec<Needed> = specs
         .iter()
         .filter(|(_, c)| c.build.is_none())
         .map(|(n, c)| Needed {
             image: image_of(c),
             by: format!("container `{n}`"),
+            policy: r.pull,
         })
         .collect();
+    needed.extend(prebuilt(r));
     let images: Vec<&str> = needed.iter().map(|n| n.image.as_str()).collect();
-    let how = format!("pull them first (`docker pull {}`)", images.join(" "));
-    require_images(r.engine, &needed, &how).await?;
+    let how = format!("Pull them yourself (`docker pull {}`)", images.join(" "));
+    obtain_images(r, &needed, &how, deadline).await?;
     build_own_images(r, id, deadline).await;
     image_tests(r, id).await;
 

@@ -1,6 +1,6 @@
-//! Images of a run: those that cannot be built must already be on the engine (offline, nothing
-//! is pulled); `docker build`s of the suite's own images, side by side; the image promises; and,
-//! after bring-up, what each service really ran.
+//! Images of a run: those that cannot be built are pulled as their policy says (or must already
+//! be on the engine); `docker build`s of the suite's own images, side by side; the image promises;
+//! and, after bring-up, what each service really ran.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use crate::checks::{self, Verdict};
 use crate::engine::{docker_build, ComposeModel, Engine};
 use crate::plan::{Needs, RunIdentity, TestKind};
 use crate::report::ServiceImage;
-use crate::suite::BuildSpec;
+use crate::suite::{BuildSpec, PullPolicy};
 
 /// An image the stack runs but nothing in it builds.
 pub(super) struct Needed {
@@ -18,36 +18,105 @@ pub(super) struct Needed {
     pub image: String,
     /// Who runs it, in words (``service `worker` ``).
     pub by: String,
+    /// When to pull it: the service's own `pull_policy`, else `run --pull` / `stack.pull`.
+    pub policy: PullPolicy,
 }
 
-/// Every needed image must be on the engine; else the run cannot start (exit 3), and the message
-/// says which image, who runs it, that nothing in the stack builds it, and `how_to_get` it.
-pub(super) async fn require_images(
-    engine: &Engine,
+/// The suite's prebuilt images (`images.<ref>` with neither `service` nor `build`): subjects of
+/// their promises, pulled as `run --pull` / `stack.pull` says.
+pub(super) fn prebuilt(r: &Runner<'_>) -> Vec<Needed> {
+    r.loaded
+        .suite
+        .images
+        .iter()
+        .filter(|(_, i)| i.service.is_none() && i.build.is_none())
+        .filter(|(tag, _)| Needs::wants_image(r.needs.as_ref(), tag))
+        .map(|(tag, _)| Needed {
+            image: tag.clone(),
+            by: format!("`images.{tag}`"),
+            policy: r.pull,
+        })
+        .collect()
+}
+
+/// Gets every needed image onto the engine as its policy says, before anything starts: pulls
+/// (side by side, one progress line each, within the budget) those absent or, under `always`,
+/// all. An image that is absent under `never`, or whose pull fails, stops the run (exit 3),
+/// naming the image, who runs it, that nothing in the stack builds it, why, and `how_to_get` it.
+pub(super) async fn obtain_images(
+    r: &mut Runner<'_>,
     needed: &[Needed],
     how_to_get: &str,
+    deadline: Instant,
 ) -> Result<(), Stop> {
     let mut absent = Vec::new();
+    let mut to_pull: Vec<&Needed> = Vec::new();
     for n in needed {
         if n.image.is_empty() {
             absent.push(format!("{} names no image and builds none", n.by));
             continue;
         }
-        match engine.image(&n.image).await {
-            Ok(Some(_)) => {}
-            Ok(None) => absent.push(format!(
-                "`{}` (run by {}; nothing in the stack builds it)",
+        let present = match r.engine.image(&n.image).await {
+            Ok(i) => i.is_some(),
+            Err(e) => return Err(Stop::Infra(e.to_string())),
+        };
+        match (n.policy, present) {
+            (PullPolicy::Never, false) => absent.push(format!(
+                "`{}` (run by {}; nothing in the stack builds it; pull policy `never`)",
                 n.image, n.by
             )),
-            Err(e) => return Err(Stop::Infra(e.to_string())),
+            (PullPolicy::Always, _) | (PullPolicy::Missing, false)
+                if !to_pull.iter().any(|p| p.image == n.image) =>
+            {
+                to_pull.push(n)
+            }
+            _ => {}
         }
     }
-    if absent.is_empty() {
+    if !absent.is_empty() {
+        return Err(Stop::Infra(format!(
+            "images not on the engine: {}. {how_to_get}, then run again",
+            absent.join(", ")
+        )));
+    }
+    let (engine, progress) = (r.engine, r.progress);
+    let mut pulls: futures_util::stream::FuturesUnordered<_> = to_pull
+        .into_iter()
+        .map(|n| async move {
+            let t0 = Instant::now();
+            progress.phase(&format!("pulling {} for {}", n.image, n.by));
+            let limit = deadline.saturating_duration_since(Instant::now());
+            let pulled = engine.pull(&n.image, limit, |l| progress.detail(l)).await;
+            (n, pulled, t0)
+        })
+        .collect();
+    let mut failed = Vec::new();
+    let mut done = Vec::new();
+    while let Some((n, pulled, t0)) = futures_util::StreamExt::next(&mut pulls).await {
+        match pulled {
+            Ok(digest) => {
+                done.push(n.image.clone());
+                progress.phase(&format!(
+                    "pulled {} in {:.1}s{}",
+                    n.image,
+                    t0.elapsed().as_secs_f32(),
+                    digest.map(|d| format!(" ({d})")).unwrap_or_default()
+                ))
+            }
+            Err(e) => failed.push(format!(
+                "`{}` (run by {}; nothing in the stack builds it): {e}",
+                n.image, n.by
+            )),
+        }
+    }
+    drop(pulls);
+    r.pulled.extend(done);
+    if failed.is_empty() {
         return Ok(());
     }
     Err(Stop::Infra(format!(
-        "images not on the engine: {}. stackcheck does not pull images: {how_to_get}, then run again",
-        absent.join(", ")
+        "cannot pull the images the stack runs: {}. {how_to_get}, then run again",
+        failed.join("; ")
     )))
 }
 
@@ -136,6 +205,7 @@ pub(super) async fn service_images(
     engine: &Engine,
     containers: &BTreeMap<String, String>,
     model: &ComposeModel,
+    pulled: &[String],
 ) -> Vec<ServiceImage> {
     let mut out = Vec::new();
     for (service, id) in containers {
@@ -162,6 +232,7 @@ pub(super) async fn service_images(
             .cloned();
         out.push(ServiceImage {
             service: service.clone(),
+            pulled: pulled.contains(&named),
             image: named,
             id: image_id,
             digests,

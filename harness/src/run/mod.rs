@@ -25,7 +25,7 @@ use crate::checks::Verdict;
 use crate::engine::Engine;
 use crate::plan::{self, RunIdentity, TestKind};
 use crate::report::{Masked, Masker, Progress, Status, SuiteReport};
-use crate::suite::{LoadedSuite, PortsMode};
+use crate::suite::{LoadedSuite, PortsMode, PullPolicy};
 use runner::{Runner, RunnerSettings, Stop};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub no_flaky: bool,
     /// `--filter` globs: only matching tests run, and only what they need is built and started.
     pub filter: Vec<String>,
+    /// Overrides each suite's `stack.pull` (a service's own `pull_policy` still wins).
+    pub pull: Option<PullPolicy>,
 }
 
 impl RunOptions {
@@ -85,6 +87,7 @@ pub async fn run_suite_with(
         needs,
         fail_fast: options.fail_fast,
         ephemeral: options.ephemeral(loaded),
+        pull: options.pull.unwrap_or(loaded.suite.stack.pull),
         no_flaky: options.no_flaky,
     };
     let mut runner = Runner::new(loaded, engine, progress, settings);

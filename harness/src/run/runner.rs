@@ -10,7 +10,7 @@ use crate::checks::Verdict;
 use crate::engine::Engine;
 use crate::plan::{Needs, PlannedTest, TestKind};
 use crate::report::{Masker, Outcome, ProbeTarget, Progress, ServiceImage, Status};
-use crate::suite::LoadedSuite;
+use crate::suite::{LoadedSuite, PullPolicy};
 
 /// Why a run's main phase stopped early; the tests it did not reach are reported with this.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,10 @@ pub(crate) struct Runner<'a> {
     first_failure: Option<String>,
     /// Published ports and fixed names are made unique to this run.
     pub ephemeral: bool,
+    /// When images the stack does not build are pulled (a service's `pull_policy` wins).
+    pub pull: PullPolicy,
+    /// The images this run pulled.
+    pub pulled: Vec<String>,
     no_flaky: bool,
     /// Set by `--filter`: what the selected tests need (else everything is built and started).
     pub needs: Option<Needs>,
@@ -54,6 +58,7 @@ pub(crate) struct RunnerSettings {
     pub needs: Option<Needs>,
     pub fail_fast: bool,
     pub ephemeral: bool,
+    pub pull: PullPolicy,
     pub no_flaky: bool,
 }
 
@@ -77,6 +82,8 @@ impl<'a> Runner<'a> {
             fail_fast: settings.fail_fast,
             first_failure: None,
             ephemeral: settings.ephemeral,
+            pull: settings.pull,
+            pulled: Vec::new(),
             no_flaky: settings.no_flaky,
             needs: settings.needs,
         }

@@ -240,7 +240,7 @@ pub(super) async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    r.images = service_images(r.engine, &containers, ctx.model).await;
+    r.images = service_images(r.engine, &containers, ctx.model, &r.pulled).await;
     let result = runtime_tests_in_order(r, ctx).await;
     let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
     r.probes.append(&mut probed);

@@ -149,6 +149,10 @@ pub struct Stack {
     /// `documented` (default) or `ephemeral` (see [`PortsMode`]); `run --ports` overrides it.
     #[serde(default)]
     pub(crate) ports: PortsMode,
+    /// When images are pulled: `missing` (default, as compose), `always` or `never`; a service's
+    /// own `pull_policy` wins; `run --pull` overrides it.
+    #[serde(default)]
+    pub(crate) pull: PullPolicy,
     /// Budget for build + up (default 5m).
     #[serde(default)]
     pub(crate) timeout: Option<Dur>,
@@ -207,6 +211,35 @@ pub enum PortsMode {
     /// stack can share an engine. `ports` promises are still proven: the documented mapping from
     /// the compose model, the live binding of the container port.
     Ephemeral,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+/// When a run pulls the images the stack runs (those it does not build), before bring-up, with
+/// the docker CLI's credentials.
+pub enum PullPolicy {
+    /// Those not on the engine (compose's default).
+    #[default]
+    Missing,
+    /// Every one, so a moved tag is seen.
+    Always,
+    /// None: an image not on the engine stops the run before anything starts (exit 3).
+    Never,
+}
+
+impl PullPolicy {
+    /// A compose service's `pull_policy`, where it decides: `always`, `never`, `missing` /
+    /// `if_not_present`; `daily`, `weekly`, `every_<d>` pull when missing (a run keeps no pull
+    /// history); `build` and unknown values leave it to the suite.
+    pub fn of_service(policy: &str) -> Option<PullPolicy> {
+        match policy {
+            "always" => Some(PullPolicy::Always),
+            "never" => Some(PullPolicy::Never),
+            "missing" | "if_not_present" | "daily" | "weekly" => Some(PullPolicy::Missing),
+            p if p.starts_with("every_") => Some(PullPolicy::Missing),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

@@ -36,6 +36,10 @@ pub struct Policy {
     /// Every service has memory and CPU limits.
     #[serde(default)]
     pub(crate) resource_limits: Level,
+    /// Every image the stack runs but does not build is pinned: by digest (`@sha256:…`) or by a
+    /// full version tag (`7.2.4`, `v1.25.3-alpine`), not a moving one (`14-alpine`, `3.9-slim`).
+    #[serde(default)]
+    pub(crate) pinned_images: Level,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,16 +55,19 @@ pub enum Rule {
     DatabasesNotOnAllInterfaces,
     /// `resource_limits`.
     ResourceLimits,
+    /// `pinned_images`.
+    PinnedImages,
 }
 
 impl Rule {
     /// Every rule, in the order reports list them.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 6] = [
         Rule::NoLatestTags,
         Rule::HealthcheckOnLongRunning,
         Rule::NoDefaultCredentials,
         Rule::DatabasesNotOnAllInterfaces,
         Rule::ResourceLimits,
+        Rule::PinnedImages,
     ];
 
     /// The rule's key (and test name).
@@ -71,6 +78,7 @@ impl Rule {
             Rule::NoDefaultCredentials => "no_default_credentials",
             Rule::DatabasesNotOnAllInterfaces => "databases_not_on_all_interfaces",
             Rule::ResourceLimits => "resource_limits",
+            Rule::PinnedImages => "pinned_images",
         }
     }
 }
@@ -84,6 +92,7 @@ impl Policy {
             Rule::NoDefaultCredentials => self.no_default_credentials,
             Rule::DatabasesNotOnAllInterfaces => self.databases_not_on_all_interfaces,
             Rule::ResourceLimits => self.resource_limits,
+            Rule::PinnedImages => self.pinned_images,
         }
     }
 

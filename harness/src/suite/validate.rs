@@ -109,22 +109,12 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
         }
     }
     for (tag, image) in &s.images {
-        match (&image.service, &image.build) {
-            (None, None) => {
-                return err(
-                    None,
-                    format!(
-                    "images.{tag}: needs `service` (the compose service that builds it) or `build`"
-                ),
-                )
-            }
-            (Some(_), Some(_)) => {
-                return err(
-                    None,
-                    format!("images.{tag}: has both `service` and `build`; use one"),
-                )
-            }
-            _ => {}
+        // Neither: a prebuilt image, pulled or present, is the subject.
+        if image.service.is_some() && image.build.is_some() {
+            return err(
+                None,
+                format!("images.{tag}: has both `service` and `build`; use one"),
+            );
         }
         if let Some(size) = &image.max_size {
             if super::parse_size(size).is_none() {

@@ -1,0 +1,236 @@
+//! Pulling images from their registries, with the credentials the docker CLI would use
+//! (`DOCKER_CONFIG` or `~/.docker/config.json`: `auths`, `credsStore`, `credHelpers`). The
+//! credentials go to the engine and nowhere else: no message of this module carries them.
+
+use std::time::{Duration, Instant};
+
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use futures_util::StreamExt;
+
+use super::Engine;
+
+/// Docker Hub's key in `config.json` (`docker login` with no server writes it).
+const HUB: &str = "https://index.docker.io/v1/";
+
+/// Why a pull failed, in the words a user acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullFailure {
+    /// The registry refused the credentials (or their absence): 401/403.
+    Denied,
+    /// The registry has no such repository or tag: 404.
+    NotFound,
+    /// The registry did not answer, or not in time.
+    Unreachable,
+    /// Anything else the engine said.
+    Other,
+}
+
+/// A failed pull: which image, from which registry, and why. Never carries credentials.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct PullError {
+    /// The image as written.
+    pub image: String,
+    /// The registry it comes from (`docker.io` for Docker Hub).
+    pub registry: String,
+    /// The kind of failure.
+    pub kind: PullFailure,
+    /// The engine's words.
+    pub cause: String,
+}
+
+impl PullError {
+    fn describe(&self) -> String {
+        let PullError {
+            image,
+            registry,
+            cause,
+            ..
+        } = self;
+        match self.kind {
+            PullFailure::Denied => format!(
+                "registry {registry} refused access to `{image}` ({cause}); log in with `docker login {registry}` (stackcheck uses the docker CLI's credentials)"
+            ),
+            PullFailure::NotFound => format!("registry {registry} has no `{image}` ({cause})"),
+            PullFailure::Unreachable => {
+                format!("registry {registry} did not answer for `{image}` ({cause})")
+            }
+            PullFailure::Other => format!("pulling `{image}` from {registry} failed: {cause}"),
+        }
+    }
+}
+
+/// The registry an image reference names: its first component when that is a host (has a `.`
+/// or a `:`, or is `localhost`), else Docker Hub.
+pub fn registry_of(image: &str) -> String {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first.to_string(),
+        _ => "docker.io".to_string(),
+    }
+}
+
+/// The credentials the docker CLI would send to `registry`, if any are configured.
+fn credentials(registry: &str) -> Option<DockerCredentials> {
+    let key = if registry == "docker.io" {
+        HUB
+    } else {
+        registry
+    };
+    let found = docker_credential::get_credential(key).ok()?;
+    Some(match found {
+        docker_credential::DockerCredential::UsernamePassword(username, password) => {
+            DockerCredentials {
+                username: Some(username),
+                password: Some(password),
+                serveraddress: Some(key.to_string()),
+                ..Default::default()
+            }
+        }
+        docker_credential::DockerCredential::IdentityToken(token) => DockerCredentials {
+            identitytoken: Some(token),
+            serveraddress: Some(key.to_string()),
+            ..Default::default()
+        },
+    })
+}
+
+impl Engine {
+    /// Pulls `image` within `limit`, calling `progress` with one line of where it stands (layers
+    /// done of those seen). Returns the pulled digest (`RepoDigests`), when the engine has one.
+    pub async fn pull(
+        &self,
+        image: &str,
+        limit: Duration,
+        mut progress: impl FnMut(&str),
+    ) -> Result<Option<String>, PullError> {
+        let registry = registry_of(image);
+        // `name:tag` or `name@digest`; a bare name means `latest`, as the CLI does.
+        let (from_image, tag) = split_reference(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(&from_image)
+            .tag(&tag)
+            .build();
+        let mut stream = self
+            .docker
+            .create_image(Some(opts), None, credentials(&registry));
+        let started = Instant::now();
+        let mut layers: std::collections::BTreeMap<String, bool> = Default::default();
+        let err = |cause: String| classify(image, &registry, cause);
+        loop {
+            let left = limit.saturating_sub(started.elapsed());
+            let next = tokio::time::timeout(left, stream.next())
+                .await
+                .map_err(|_| PullError {
+                    image: image.to_string(),
+                    registry: registry.clone(),
+                    kind: PullFailure::Unreachable,
+                    cause: format!("no end of the pull within {} s", limit.as_secs()),
+                })?;
+            let Some(item) = next else { break };
+            let info = item.map_err(|e| err(e.to_string()))?;
+            if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                return Err(err(e));
+            }
+            if let (Some(id), Some(status)) = (info.id, info.status.as_deref()) {
+                let done = matches!(status, "Pull complete" | "Already exists");
+                *layers.entry(id).or_default() |= done;
+                let finished = layers.values().filter(|d| **d).count();
+                progress(&format!(
+                    "pulling {image}: {finished}/{} layers",
+                    layers.len()
+                ));
+            }
+        }
+        let digest = self
+            .image(image)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|i| i.repo_digests?.into_iter().next());
+        Ok(digest)
+    }
+}
+
+/// `registry/name:tag` → (`registry/name`, `tag`); `name@sha256:…` keeps the digest as the tag,
+/// as the engine's API takes it.
+fn split_reference(image: &str) -> (String, String) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (name.to_string(), digest.to_string());
+    }
+    // A `:` after the last `/` is a tag; one before it is a registry's port.
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_string(), tag.to_string()),
+        _ => (image.to_string(), "latest".to_string()),
+    }
+}
+
+/// What the engine's answer means for the user.
+fn classify(image: &str, registry: &str, cause: String) -> PullError {
+    let lower = cause.to_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    let kind = if any(&[
+        "unauthorized",
+        "denied",
+        "authentication required",
+        "401",
+        "403",
+    ]) {
+        PullFailure::Denied
+    } else if any(&["not found", "manifest unknown", "404", "does not exist"]) {
+        PullFailure::NotFound
+    } else if any(&["connection refused", "no such host", "timeout", "dial tcp"]) {
+        PullFailure::Unreachable
+    } else {
+        PullFailure::Other
+    };
+    PullError {
+        image: image.to_string(),
+        registry: registry.to_string(),
+        kind,
+        cause,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_name_their_registry_and_tag_as_the_cli_reads_them() {
+        assert_eq!(registry_of("python:3.9-slim"), "docker.io");
+        assert_eq!(registry_of("grafana/grafana:latest"), "docker.io");
+        assert_eq!(registry_of("127.0.0.1:5000/app:1"), "127.0.0.1:5000");
+        assert_eq!(registry_of("ghcr.io/org/app"), "ghcr.io");
+        assert_eq!(registry_of("localhost/app"), "localhost");
+        assert_eq!(
+            split_reference("127.0.0.1:5000/app"),
+            ("127.0.0.1:5000/app".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/app:1.2"),
+            ("127.0.0.1:5000/app".into(), "1.2".into())
+        );
+        assert_eq!(
+            split_reference("app@sha256:abc"),
+            ("app".into(), "sha256:abc".into())
+        );
+    }
+
+    #[test]
+    fn engine_answers_become_causes_a_user_acts_on() {
+        let c = |cause: &str| classify("r/app:1", "r", cause.to_string()).kind;
+        assert_eq!(
+            c("unauthorized: authentication required"),
+            PullFailure::Denied
+        );
+        assert_eq!(
+            c("manifest for r/app:1 not found: manifest unknown"),
+            PullFailure::NotFound
+        );
+        assert_eq!(
+            c("Get \"http://r/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused"),
+            PullFailure::Unreachable
+        );
+    }
+}
