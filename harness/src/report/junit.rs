@@ -175,10 +175,10 @@ mod tests {
                 service: "a".into(),
                 image: "redis:7".into(),
                 id: "sha256:abc".into(),
-                digests: vec![],
+                digests: vec!["redis@sha256:def".into()],
                 standin: Some("Debian redis".into()),
                 built: false,
-                pulled: false,
+                pulled: true,
             }],
         };
         let dir = tempfile::tempdir().unwrap();
@@ -210,6 +210,8 @@ mod tests {
             r#"<property name="engine.version" value="e"/>"#,
             r#"<property name="image.a.id" value="sha256:abc"/>"#,
             r#"<property name="image.a.standin" value="Debian redis"/>"#,
+            r#"<property name="image.a.source" value="pulled"/>"#,
+            r#"<property name="image.a.digest" value="redis@sha256:def"/>"#,
         ] {
             assert!(xml.contains(prop), "{prop} missing: {xml}");
         }
