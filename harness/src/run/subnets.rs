@@ -52,7 +52,7 @@ pub(super) async fn settle(
                 {
                     Some(run) if Some(&run) != own => {
                         wait_or_stop(
-                            r,
+                            r.progress,
                             &mut said,
                             subnet,
                             format!("stackcheck run {run} holds it"),
@@ -77,9 +77,11 @@ pub(super) async fn settle(
                 // Taken between the look and the hold: look again.
                 None => {
                     let holder = "a network created as this run claimed it".to_string();
-                    wait_or_stop(r, &mut said, subnet, holder, t0, deadline).await?
+                    wait_or_stop(r.progress, &mut said, subnet, holder, t0, deadline).await?
                 }
-                Some(network) => wait_or_stop(r, &mut said, subnet, network, t0, deadline).await?,
+                Some(network) => {
+                    wait_or_stop(r.progress, &mut said, subnet, network, t0, deadline).await?
+                }
             }
         }
     }
@@ -126,7 +128,7 @@ pub(super) async fn settle(
 /// One poll of a wait for `subnet` held by `holder`: says so (once per holder) and sleeps, or
 /// stops the run when the budget is spent.
 async fn wait_or_stop(
-    r: &Runner<'_>,
+    progress: &dyn crate::report::Progress,
     said: &mut String,
     subnet: &Ipv4Net,
     holder: String,
@@ -141,7 +143,7 @@ async fn wait_or_stop(
         )));
     }
     if *said != waiting {
-        r.progress.phase(&waiting);
+        progress.phase(&waiting);
         *said = waiting;
     }
     tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
@@ -196,23 +198,15 @@ pub(super) async fn wait_clear(
     own: Option<&String>,
     deadline: Instant,
 ) -> Result<(), String> {
-    let mut said = String::new();
+    let (mut said, t0) = (String::new(), Instant::now());
     for subnet in ours {
-        loop {
-            let holder = match foreign_or_running(engine, subnet, own).await {
-                Ok(None) => break,
-                Ok(Some(holder)) => holder,
-                Err(stop) => return Err(stop.to_string()),
-            };
-            let waiting = format!("waiting for subnet {subnet}: {holder}");
-            if Instant::now() >= deadline {
-                return Err(format!("{waiting}, when the suite's budget ran out"));
-            }
-            if said != waiting {
-                progress.phase(&waiting);
-                said = waiting;
-            }
-            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        while let Some(holder) = foreign_or_running(engine, subnet, own)
+            .await
+            .map_err(|stop| stop.to_string())?
+        {
+            wait_or_stop(progress, &mut said, subnet, holder, t0, deadline)
+                .await
+                .map_err(|stop| stop.to_string())?;
         }
     }
     Ok(())
