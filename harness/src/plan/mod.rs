@@ -160,10 +160,7 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
         });
     }
     // A prebuilt image (neither `service` nor `build`) is pulled or present, never built.
-    let built = suite
-        .images
-        .iter()
-        .filter(|(_, i)| i.service.is_some() || i.build.is_some());
+    let built = suite.images.iter().filter(|(_, i)| !i.is_prebuilt());
     for (image, _) in built {
         out.push(PlannedTest {
             name: format!("{id}::build::{image}"),

@@ -29,7 +29,7 @@ pub(super) fn prebuilt(r: &Runner<'_>) -> Vec<Needed> {
         .suite
         .images
         .iter()
-        .filter(|(_, i)| i.service.is_none() && i.build.is_none())
+        .filter(|(_, i)| i.is_prebuilt())
         .filter(|(tag, _)| Needs::wants_image(r.needs.as_ref(), tag))
         .map(|(tag, _)| Needed {
             image: tag.clone(),

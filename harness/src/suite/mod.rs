@@ -278,6 +278,13 @@ pub struct ImageSpec {
     pub(crate) base: Option<String>,
 }
 
+impl ImageSpec {
+    /// Neither `service` nor `build`: a prebuilt image, pulled or present, is the subject.
+    pub fn is_prebuilt(&self) -> bool {
+        self.service.is_none() && self.build.is_none()
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 /// A healthcheck promise: present/absent, or an exact test and timings.

@@ -109,7 +109,6 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
         }
     }
     for (tag, image) in &s.images {
-        // Neither: a prebuilt image, pulled or present, is the subject.
         if image.service.is_some() && image.build.is_some() {
             return err(
                 None,
