@@ -105,8 +105,23 @@ impl Registry {
     /// `stackcheck run` with this client config; exit code and everything it wrote (console,
     /// JUnit, JSON), which must never hold the password.
     fn run(&self, suite: &Path, config: &Path, extra: &[&str]) -> (Option<i32>, String) {
+        self.run_env(suite, config, extra, &[])
+    }
+
+    /// `run`, with further environment variables for stackcheck.
+    fn run_env(
+        &self,
+        suite: &Path,
+        config: &Path,
+        extra: &[&str],
+        envs: &[(&str, String)],
+    ) -> (Option<i32>, String) {
         let out_dir = tempfile::tempdir().unwrap();
-        let (junit, json) = (out_dir.path().join("j.xml"), out_dir.path().join("r.json"));
+        let (junit, json, summary) = (
+            out_dir.path().join("j.xml"),
+            out_dir.path().join("r.json"),
+            out_dir.path().join("s.md"),
+        );
         let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
             .arg("run")
             .arg(suite.join("suite.yaml"))
@@ -115,11 +130,14 @@ impl Registry {
             .arg(&junit)
             .arg("--json")
             .arg(&json)
+            .arg("--summary")
+            .arg(&summary)
             .env("DOCKER_CONFIG", config)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         let mut all = text(&out);
-        for f in [&junit, &json] {
+        for f in [&junit, &json, &summary] {
             all.push_str(&std::fs::read_to_string(f).unwrap_or_default());
         }
         assert!(!all.contains(&self.password), "the password leaked: {all}");
@@ -171,11 +189,23 @@ fn an_image_in_a_registry_with_auth_is_pulled_with_the_clis_credentials() {
         out.contains("(127.0.0.1:"),
         "the pulled digest is shown: {out}"
     );
+    // Every report says where the image came from: JUnit, JSON and the summary.
+    for said in [
+        r#"<property name="image.app.source" value="pulled"/>"#.to_string(),
+        r#""pulled": true"#.to_string(),
+        format!("`app`: `{image}` pulled `{}/sc/app@sha256:", reg.host()),
+    ] {
+        assert!(out.contains(&said), "no {said}: {out}");
+    }
 
     // Present now: `missing` does not pull again.
     let (code, out) = reg.run(suite.path(), &reg.config(), &[]);
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("pulling "), "{out}");
+    assert!(
+        out.contains(r#"<property name="image.app.source" value="present"/>"#),
+        "{out}"
+    );
 
     // `--pull never` with the image gone: exit 3 before anything starts, saying how to get it.
     assert!(reg
@@ -294,4 +324,193 @@ fn a_prebuilt_image_is_pulled_and_tested_as_it_is() {
             .unwrap_or_else(|| panic!("no {test} test: {out}"));
         assert_eq!(line.starts_with("PASS"), passed, "{line}");
     }
+}
+
+/// A `docker-credential-<name>` program in a folder put first on PATH: answers `get` for `host`
+/// with `secret` (exit 0), or fails saying `fails_with`.
+fn credential_helper(bin: &Path, name: &str, host: &str, secret: &str, fails_with: Option<&str>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin).unwrap();
+    let body = match fails_with {
+        Some(said) => format!("echo '{said}' >&2; exit 1"),
+        None => format!(
+            "[ \"$1\" = get ] || exit 1\nread -r server\n[ \"$server\" = '{host}' ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"tester\",\"Secret\":\"{secret}\"}}' \"$server\""
+        ),
+    };
+    let path = bin.join(format!("docker-credential-{name}"));
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A client config dir holding only `config` (no login of its own).
+fn client_config(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    with_plugins(dir.path());
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    dir
+}
+
+/// Item 2: credentials from credential helpers, found as the docker CLI finds them: a registry's
+/// own `credHelpers` entry, else `credsStore`. A helper that fails or is not installed stops the
+/// run naming it, and the secret it hands out appears nowhere.
+#[test]
+fn credentials_come_from_the_clis_credential_helpers() {
+    let reg = Registry::start();
+    let image = reg.push_app();
+    let suite = reg.suite(&image, "");
+    let helpers = tempfile::tempdir().unwrap();
+    let bin = helpers.path().join("bin");
+    credential_helper(&bin, "sc-store", &reg.host(), &reg.password, None);
+    credential_helper(
+        &bin,
+        "sc-locked",
+        &reg.host(),
+        "",
+        Some("the keychain is locked"),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let host = reg.host();
+    for (config, pulls) in [
+        (
+            format!(r#"{{"credHelpers":{{"{host}":"sc-store"}}}}"#),
+            true,
+        ),
+        (r#"{"credsStore":"sc-store"}"#.to_string(), true),
+        // A registry's own helper wins over the store, as in the CLI.
+        (
+            format!(r#"{{"credsStore":"sc-locked","credHelpers":{{"{host}":"sc-store"}}}}"#),
+            true,
+        ),
+        (r#"{"credsStore":"sc-locked"}"#.to_string(), false),
+        (
+            format!(r#"{{"credHelpers":{{"{host}":"sc-not-installed"}}}}"#),
+            false,
+        ),
+    ] {
+        let _ = reg.docker(&["rmi", &image]).output();
+        let dir = client_config(&config);
+        let (code, out) = reg.run_env(suite.path(), dir.path(), &[], &[("PATH", path.clone())]);
+        if pulls {
+            assert_eq!(code, Some(0), "{config}: {out}");
+            assert!(
+                out.contains(&format!("pulled {image} in ")),
+                "{config}: {out}"
+            );
+            continue;
+        }
+        assert_eq!(code, Some(3), "{config}: {out}");
+        let why = if config.contains("sc-locked") {
+            "credential helper `docker-credential-sc-locked` failed: the keychain is locked"
+        } else {
+            "could not be run; is its `docker-credential-…` program on PATH?"
+        };
+        assert!(
+            out.contains(&format!(
+                "cannot get the docker CLI's credentials for registry {host} (to pull `{image}`)"
+            )) && out.contains(why),
+            "{config}: {out}"
+        );
+    }
+}
+
+/// Item 3: a registry that accepts connections and never answers ends the run within the suite's
+/// budget (`stack.timeout`), naming the registry, with nothing started.
+#[test]
+fn a_registry_that_never_answers_is_bounded_by_the_budget() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    // Accepts and holds every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept() {
+            held.push(s);
+        }
+    });
+    let reg = Registry::start();
+    let image = format!("{host}/sc/app:1");
+    let suite = reg.suite(&image, "");
+    let file = suite.path().join("suite.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "  ports: ephemeral\n",
+            "  ports: ephemeral\n  timeout: 15s\n",
+        ),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let (code, out) = reg.run(suite.path(), &reg.config(), &[]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains(&format!("registry {host} did not answer for `{image}`")),
+        "{out}"
+    );
+    // The bound is the budget, not the engine's own (much longer) patience.
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(120),
+        "{:?}: {out}",
+        t0.elapsed()
+    );
+}
+
+/// Item 1: the probe image, named by `STACKCHECK_PROBE_IMAGE`, is pulled like the stack's images
+/// (same credentials) when a check first needs it; one the registry lacks fails that check,
+/// naming the registry.
+#[test]
+fn the_probe_image_is_pulled_with_the_same_credentials() {
+    let reg = Registry::start();
+    let probe = format!("{}/sc/probe:1", reg.host());
+    for args in [
+        vec!["tag", "stackcheck/probe:1", &probe],
+        vec!["push", &probe],
+        vec!["rmi", &probe],
+    ] {
+        let out = reg.docker(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    let image = reg.push_app();
+    let suite = reg.suite(&image, "    network_mode: none\n");
+    let file = suite.path().join("suite.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{yaml}checks:\n  - name: cut off\n    isolated: {{ service: app }}\n"),
+    )
+    .unwrap();
+    let (code, out) = reg.run_env(
+        suite.path(),
+        &reg.config(),
+        &[],
+        &[("STACKCHECK_PROBE_IMAGE", probe.clone())],
+    );
+    let _ = reg.docker(&["rmi", &probe]).output();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("pulling {probe} (probe image)")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("pulled {probe} in ")), "{out}");
+
+    let absent = format!("{}/sc/probe:absent", reg.host());
+    let (code, out) = reg.run_env(
+        suite.path(),
+        &reg.config(),
+        &[],
+        &[("STACKCHECK_PROBE_IMAGE", absent.clone())],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("pulled::checks::cut off"))
+        .unwrap_or_else(|| panic!("no isolation check: {out}"));
+    assert!(line.starts_with("FAIL"), "{line}");
+    assert!(
+        out.contains(&format!("registry {} has no `{absent}`", reg.host())),
+        "{out}"
+    );
 }

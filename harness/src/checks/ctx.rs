@@ -11,8 +11,8 @@ use super::home::classify;
 use super::net::Canary;
 use super::{state, Verdict};
 use crate::engine::{Compose, ComposeModel, Engine};
-use crate::report::ProbeTarget;
-use crate::suite::LoadedSuite;
+use crate::report::{ProbeTarget, Progress};
+use crate::suite::{LoadedSuite, PullPolicy};
 
 /// Everything a check may look at once the stack is up.
 pub struct Ctx<'a> {
@@ -29,6 +29,12 @@ pub struct Ctx<'a> {
     /// The per-run temp dir (`{tmp}`).
     pub tmp: &'a Path,
     pub(crate) canary: tokio::sync::OnceCell<Result<Canary, String>>,
+    /// The probe image, obtained on first use (see `probe_ready`).
+    pub(crate) probe: tokio::sync::OnceCell<Result<(), String>>,
+    /// The run's pull policy (`run --pull` / `stack.pull`), for the probe image.
+    pub pull: PullPolicy,
+    /// Where pulling the probe image shows.
+    pub progress: &'a dyn Progress,
     /// Every address a probe of this run connected to (see `home`).
     pub probed: Mutex<Vec<ProbeTarget>>,
     /// Published ports are free host ports, not the documented ones (`stack.ports: ephemeral`).
@@ -125,8 +131,17 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// The probe image on the engine, obtained once per run (pulled as the run's policy says).
+    pub async fn probe_ready(&self) -> Result<(), String> {
+        self.probe
+            .get_or_init(|| super::net::obtain_probe_image(self.engine, self.pull, self.progress))
+            .await
+            .clone()
+    }
+
     /// The canaries of this run, started on first use.
     pub async fn canary(&self) -> Result<&Canary, String> {
+        self.probe_ready().await?;
         let networks: Vec<String> = self
             .model
             .networks

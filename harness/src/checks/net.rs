@@ -13,10 +13,14 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use super::{Ctx, Verdict};
-use crate::engine::{Engine, HelperSpec, PROBE_IMAGE};
+use crate::engine::{probe_image, Engine, HelperSpec, DEFAULT_PROBE_IMAGE};
+use crate::report::Progress;
+use crate::suite::PullPolicy;
 use crate::suite::{ReachCheck, Reachability};
 
 const PROBE_LIMIT: Duration = Duration::from_secs(60);
+/// How long pulling the probe image may take (it is small; a registry that is slower is down).
+const PROBE_PULL_LIMIT: Duration = Duration::from_secs(300);
 const CANARY_PORT: u16 = 7777;
 
 /// The probe program (python3 in the probe image): `net TARGET...` reports interfaces, routes and
@@ -134,7 +138,6 @@ impl Canary {
         networks: &[String],
         labels: &BTreeMap<String, String>,
     ) -> Result<Canary, String> {
-        ensure_probe_image(engine).await?;
         let mut tasks = Vec::new();
         let (host_loopback, t) = listener("127.0.0.1:0").await?;
         tasks.push(t);
@@ -144,7 +147,7 @@ impl Canary {
             .await
             .map_err(|e| e.to_string())?;
         let spec = HelperSpec {
-            image: PROBE_IMAGE.into(),
+            image: probe_image().into(),
             cmd: probe_cmd("listen", &[CANARY_PORT.to_string()]),
             network_mode: Some(canary_net.clone()),
             labels: labels.clone(),
@@ -167,7 +170,7 @@ impl Canary {
         let mut on_networks = BTreeMap::new();
         if let Some((first, rest)) = networks.split_first() {
             let spec = HelperSpec {
-                image: PROBE_IMAGE.into(),
+                image: probe_image().into(),
                 cmd: probe_cmd("listen", &[CANARY_PORT.to_string()]),
                 network_mode: Some(first.clone()),
                 networks: rest.to_vec(),
@@ -226,7 +229,7 @@ async fn wait_listening(
     labels: &BTreeMap<String, String>,
 ) -> Result<(), String> {
     let probe = HelperSpec {
-        image: PROBE_IMAGE.into(),
+        image: probe_image().into(),
         cmd: probe_cmd("net", &[addr.to_string()]),
         network_mode: Some(network.to_string()),
         labels: labels.clone(),
@@ -254,13 +257,47 @@ async fn wait_listening(
     }
 }
 
-pub async fn ensure_probe_image(engine: &Engine) -> Result<(), String> {
-    match engine.image(PROBE_IMAGE).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(format!(
-            "the probe image {PROBE_IMAGE} is missing; build it with `bash ci/images.sh`"
+/// Puts the probe image on the engine as the run's pull policy says: pulled (with the docker CLI's
+/// credentials, like the stack's images) when absent or under `always`. The default image is in
+/// no registry: absent, it is built, never pulled.
+pub async fn obtain_probe_image(
+    engine: &Engine,
+    policy: PullPolicy,
+    progress: &dyn Progress,
+) -> Result<(), String> {
+    let image = probe_image();
+    let present = engine
+        .image(image)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    let default = image == DEFAULT_PROBE_IMAGE;
+    match (present, policy) {
+        (true, PullPolicy::Always) if !default => {}
+        (true, _) => return Ok(()),
+        (false, _) if default => return Err(format!(
+            "the probe image {image} is missing; build it with `bash ci/images.sh`, or set STACKCHECK_PROBE_IMAGE to an image with python3 that the engine has or can pull"
         )),
-        Err(e) => Err(e.to_string()),
+        (false, PullPolicy::Never) => return Err(format!(
+            "the probe image {image} (STACKCHECK_PROBE_IMAGE) is not on the engine and pull policy `never` forbids pulling it"
+        )),
+        (false, _) => {}
+    }
+    let t0 = std::time::Instant::now();
+    progress.phase(&format!("pulling {image} (probe image)"));
+    match engine
+        .pull(image, PROBE_PULL_LIMIT, |l| progress.detail(l))
+        .await
+    {
+        Ok(digest) => {
+            progress.phase(&format!(
+                "pulled {image} in {:.1}s{}",
+                t0.elapsed().as_secs_f32(),
+                digest.map(|d| format!(" ({d})")).unwrap_or_default()
+            ));
+            Ok(())
+        }
+        Err(e) => Err(format!("the probe image (STACKCHECK_PROBE_IMAGE): {e}")),
     }
 }
 
@@ -271,16 +308,14 @@ async fn run_probe(
     mode: &str,
     args: &[String],
 ) -> Result<String, Verdict> {
-    ensure_probe_image(ctx.engine)
-        .await
-        .map_err(Verdict::fail)?;
+    ctx.probe_ready().await.map_err(Verdict::fail)?;
     if mode == "net" {
         for target in args {
             ctx.home(target).await?;
         }
     }
     let spec = HelperSpec {
-        image: PROBE_IMAGE.into(),
+        image: probe_image().into(),
         cmd: probe_cmd(mode, args),
         network_mode: Some(network_mode),
         volumes_from,

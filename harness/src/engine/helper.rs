@@ -16,8 +16,21 @@ use futures_util::StreamExt;
 
 use super::{bounded, optional, Engine, EngineError, ExecOutput, CALL_TIMEOUT};
 
-/// The image probes and canaries run from (built by `ci/images.sh`: Debian minbase + python3).
-pub const PROBE_IMAGE: &str = "stackcheck/probe:1";
+/// The image probes and canaries run from unless `STACKCHECK_PROBE_IMAGE` names another (built by
+/// `ci/images.sh`: Debian minbase + python3; it is in no registry, so it is never pulled).
+pub const DEFAULT_PROBE_IMAGE: &str = "stackcheck/probe:1";
+
+/// The probe image of this process: `STACKCHECK_PROBE_IMAGE` (any image with `python3` on its
+/// PATH, e.g. one a team mirrors into its own registry), else [`DEFAULT_PROBE_IMAGE`].
+pub fn probe_image() -> &'static str {
+    static IMAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("STACKCHECK_PROBE_IMAGE")
+            .ok()
+            .filter(|i| !i.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_PROBE_IMAGE.to_string())
+    });
+    &IMAGE
+}
 
 /// A helper container to create.
 #[derive(Clone, Debug, Default)]

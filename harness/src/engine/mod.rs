@@ -27,14 +27,14 @@ pub use crate::error::{BuildError, ComposeError, EngineError};
 pub use build::docker_build;
 pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
-pub use helper::{HelperSpec, PROBE_IMAGE};
+pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
 pub use model::{
     ComposeModel, ModelBuild, ModelHealthcheck, ModelNetwork, ModelPort, ModelService,
     ModelVolumeMount,
 };
 pub use networks::UsedRange;
-pub use pull::{registry_of, PullError, PullFailure};
+pub use pull::{own_digests_first, registry_of, PullError, PullFailure};
 
 /// Labels every resource of a run carries.
 pub const LABEL_RUN: &str = "io.stackcheck.run";

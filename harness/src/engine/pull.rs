@@ -22,6 +22,8 @@ pub enum PullFailure {
     NotFound,
     /// The registry did not answer, or not in time.
     Unreachable,
+    /// The docker CLI's config or credential helper could not give the credentials.
+    Credentials,
     /// Anything else the engine said.
     Other,
 }
@@ -56,6 +58,9 @@ impl PullError {
             PullFailure::Unreachable => {
                 format!("registry {registry} did not answer for `{image}` ({cause})")
             }
+            PullFailure::Credentials => format!(
+                "cannot get the docker CLI's credentials for registry {registry} (to pull `{image}`): {cause}"
+            ),
             PullFailure::Other => format!("pulling `{image}` from {registry} failed: {cause}"),
         }
     }
@@ -70,29 +75,52 @@ pub fn registry_of(image: &str) -> String {
     }
 }
 
-/// The credentials the docker CLI would send to `registry`, if any are configured.
-fn credentials(registry: &str) -> Option<DockerCredentials> {
+/// The credentials the docker CLI would send to `registry`: none when none are configured (or a
+/// helper has none for it, as the CLI then pulls anonymously); an error, in words without any
+/// secret, when the config or a credential helper cannot give them.
+fn credentials(registry: &str) -> Result<Option<DockerCredentials>, String> {
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
     let key = if registry == "docker.io" {
         HUB
     } else {
         registry
     };
-    let found = docker_credential::get_credential(key).ok()?;
-    Some(match found {
-        docker_credential::DockerCredential::UsernamePassword(username, password) => {
-            DockerCredentials {
-                username: Some(username),
-                password: Some(password),
-                serveraddress: Some(key.to_string()),
-                ..Default::default()
-            }
+    let found = match docker_credential::get_credential(key) {
+        Ok(found) => found,
+        Err(E::NoCredentialConfigured | E::ConfigNotFound) => return Ok(None),
+        Err(E::HelperFailure { stdout, stderr, .. })
+            if format!("{stdout}{stderr}").contains("credentials not found") =>
+        {
+            return Ok(None)
         }
-        docker_credential::DockerCredential::IdentityToken(token) => DockerCredentials {
+        Err(E::HelperFailure { helper, stderr, .. }) => {
+            let said = stderr.lines().next().unwrap_or_default();
+            return Err(format!(
+                "credential helper `{helper}` failed: {}",
+                crate::report::snippet(said, 200)
+            ));
+        }
+        Err(E::HelperCommunicationError) => {
+            return Err(
+                "the credential helper that config.json names for it (`credHelpers` or `credsStore`) could not be run; is its `docker-credential-…` program on PATH?"
+                    .into(),
+            )
+        }
+        Err(e) => return Err(format!("config.json: {e}")),
+    };
+    Ok(Some(match found {
+        DockerCredential::UsernamePassword(username, password) => DockerCredentials {
+            username: Some(username),
+            password: Some(password),
+            serveraddress: Some(key.to_string()),
+            ..Default::default()
+        },
+        DockerCredential::IdentityToken(token) => DockerCredentials {
             identitytoken: Some(token),
             serveraddress: Some(key.to_string()),
             ..Default::default()
         },
-    })
+    }))
 }
 
 impl Engine {
@@ -111,9 +139,13 @@ impl Engine {
             .from_image(&from_image)
             .tag(&tag)
             .build();
-        let mut stream = self
-            .docker
-            .create_image(Some(opts), None, credentials(&registry));
+        let auth = credentials(&registry).map_err(|cause| PullError {
+            image: image.to_string(),
+            registry: registry.clone(),
+            kind: PullFailure::Credentials,
+            cause,
+        })?;
+        let mut stream = self.docker.create_image(Some(opts), None, auth);
         let started = Instant::now();
         let mut layers: std::collections::BTreeMap<String, bool> = Default::default();
         let err = |cause: String| classify(image, &registry, cause);
@@ -142,14 +174,24 @@ impl Engine {
                 ));
             }
         }
-        let digest = self
+        let digests = self
             .image(image)
             .await
             .ok()
             .flatten()
-            .and_then(|i| i.repo_digests?.into_iter().next());
-        Ok(digest)
+            .and_then(|i| i.repo_digests)
+            .unwrap_or_default();
+        Ok(own_digests_first(image, digests).into_iter().next())
     }
+}
+
+/// An image's `RepoDigests`, those of `image`'s own repository first: the same content pushed
+/// elsewhere (another tag of the same layers, a mirror) shares one image id and lists every
+/// repository it came from, in no useful order.
+pub fn own_digests_first(image: &str, mut digests: Vec<String>) -> Vec<String> {
+    let (repo, _) = split_reference(image);
+    digests.sort_by_key(|d| d.split_once('@').map(|(r, _)| r) != Some(repo.as_str()));
+    digests
 }
 
 /// `registry/name:tag` → (`registry/name`, `tag`); `name@sha256:…` keeps the digest as the tag,
@@ -215,6 +257,19 @@ mod tests {
             split_reference("app@sha256:abc"),
             ("app".into(), "sha256:abc".into())
         );
+    }
+
+    #[test]
+    fn the_digest_of_the_images_own_repository_comes_first() {
+        let all = vec![
+            "b:5000/app@sha256:2".to_string(),
+            "a:5000/app@sha256:1".into(),
+        ];
+        assert_eq!(
+            own_digests_first("a:5000/app:1", all.clone())[0],
+            "a:5000/app@sha256:1"
+        );
+        assert_eq!(own_digests_first("c/app:1", all.clone()), all);
     }
 
     #[test]

@@ -219,10 +219,13 @@ pub(super) async fn service_images(
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         let inspected = engine.image(&image_id).await.ok().flatten();
-        let digests = inspected
-            .as_ref()
-            .and_then(|i| i.repo_digests.clone())
-            .unwrap_or_default();
+        let digests = crate::engine::own_digests_first(
+            &named,
+            inspected
+                .as_ref()
+                .and_then(|i| i.repo_digests.clone())
+                .unwrap_or_default(),
+        );
         let standin = inspected
             .as_ref()
             .and_then(|i| i.config.as_ref())

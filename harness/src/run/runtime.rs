@@ -39,6 +39,9 @@ pub(super) fn new_ctx<'a>(
         containers: std::sync::Mutex::new(containers),
         tmp: workdir,
         canary: Default::default(),
+        probe: Default::default(),
+        pull: r.pull,
+        progress: r.progress,
         probed: Default::default(),
         ephemeral_ports: r.ephemeral,
     }
