@@ -87,13 +87,16 @@ pub enum ValueError {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// Nothing answers where the engine should be.
-    #[error("no Docker engine answers at {endpoint} ({cause}); start one with `bash ci/engine.sh` (or set DOCKER_HOST)")]
+    #[error("no Docker engine answers at {endpoint} ({cause}); is one running there, and is it the one DOCKER_HOST or the docker context should name? (`bash ci/engine.sh` starts a local one)")]
     Unavailable {
         /// Where the engine was looked for.
         endpoint: String,
         /// What the connection said.
         cause: String,
     },
+    /// The endpoint the docker CLI would use cannot be resolved (context, TLS material).
+    #[error("cannot tell which Docker engine to use: {0}")]
+    Endpoint(#[from] crate::engine::EndpointError),
     /// The engine answered with an error.
     #[error("engine call `{what}` failed: {cause}")]
     Call {

@@ -218,6 +218,19 @@ fn quiet_on_closed_stdout() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every child (compose, `docker build`, testcontainers, the reaper) must reach the engine the
+    // harness reaches, context or not: hand them the resolved endpoint before any thread starts.
+    match stackcheck::engine::Endpoint::resolve() {
+        Ok(endpoint) => endpoint.export(),
+        // A run cannot start without knowing its engine: exit 3 before reading any suite (compose
+        // would fail on the same context and be blamed for it). Other commands say it if they
+        // need the engine.
+        Err(e) if matches!(cli.command, Command::Run { .. }) => {
+            eprintln!("error: cannot tell which Docker engine to use: {e}");
+            return ExitCode::from(EXIT_INFRA as u8);
+        }
+        Err(_) => {}
+    }
     if !matches!(cli.command, Command::Run { .. }) {
         quiet_on_closed_stdout();
     }

@@ -7,6 +7,7 @@ mod cli;
 mod compose;
 pub mod containers;
 mod dockerfile;
+mod endpoint;
 mod helper;
 mod labelled;
 mod model;
@@ -27,6 +28,7 @@ pub use crate::error::{BuildError, ComposeError, EngineError};
 pub use build::docker_build;
 pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
+pub use endpoint::{Endpoint, EndpointError, Tls};
 pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
 pub use model::{
@@ -74,6 +76,8 @@ pub struct Engine {
     docker: Docker,
     /// The engine's version (`docker version`), for reports.
     pub version: String,
+    /// Where it was reached and why there (`tcp://h:2376 (DOCKER_HOST, TLS)`), for reports.
+    pub endpoint: String,
 }
 
 /// Output of a command run inside a container.
@@ -163,19 +167,18 @@ pub fn published_addr(host_port: &str) -> String {
 impl Engine {
     /// Connects and settles the API version; fails within `limit` when nothing answers.
     pub async fn connect(limit: Duration) -> Result<Engine, EngineError> {
-        let endpoint =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let resolved = Endpoint::resolve()?;
+        let endpoint = resolved.to_string();
         let unavailable = |cause: String| EngineError::Unavailable {
             endpoint: endpoint.clone(),
             cause,
         };
-        // `DOCKER_HOST` as the docker CLI and compose read it (a unix socket or tcp://): the
-        // local-only constructor would talk to this machine's socket while compose talked to the
-        // remote engine.
-        let docker = Docker::connect_with_defaults().map_err(|e| unavailable(e.to_string()))?;
+        // The endpoint as the docker CLI and compose resolve it: the local-only constructor would
+        // talk to this machine's socket while compose talked to the remote engine.
+        let docker = endpoint::client(&resolved).map_err(|e| unavailable(e.to_string()))?;
         let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Err(unavailable(e.to_string())),
+            Ok(Err(e)) => return Err(unavailable(endpoint::innermost(&e))),
             Err(_) => {
                 return Err(unavailable(format!(
                     "no answer within {} s",
@@ -197,7 +200,11 @@ impl Engine {
                 )))
             }
         };
-        Ok(Engine { docker, version })
+        Ok(Engine {
+            docker,
+            version,
+            endpoint,
+        })
     }
 
     /// All containers (running or not) of a compose project.

@@ -76,7 +76,8 @@ pub struct JsonSuite {
     /// The compose project and the run id its resources were labelled with.
     pub project: String,
     pub run: String,
-    /// Docker engine version (API version in brackets).
+    /// Docker engine version (API version in brackets) and where it was reached, e.g.
+    /// `20.10.24 (API 1.41) at tcp://docker:2376 (DOCKER_HOST, TLS)`.
     pub engine: String,
     /// `docker compose version`; empty for a stack of `containers`.
     pub compose: String,

@@ -146,7 +146,7 @@ pub struct SuiteReport {
     pub project: String,
     /// The run id (its label value).
     pub run_id: String,
-    /// The engine's version.
+    /// The engine's version and endpoint (`… at tcp://h:2376 (DOCKER_HOST, TLS)`).
     pub engine: String,
     /// Every planned test's outcome, in plan order.
     pub outcomes: Vec<Outcome>,

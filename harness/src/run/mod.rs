@@ -143,7 +143,7 @@ pub async fn run_suite_with(
         about: loaded.suite.about.clone(),
         project: id.project,
         run_id: id.run_id,
-        engine: engine.version.clone(),
+        engine: format!("{} at {}", engine.version, engine.endpoint),
         outcomes,
         infra_error,
         interrupted,

@@ -1,0 +1,333 @@
+//! Which engine a run talks to, resolved the way the docker CLI resolves it: `DOCKER_HOST` (with
+//! `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`), else the context `DOCKER_CONTEXT` names, else
+//! `currentContext` of `config.json`, else the local socket. The harness, compose, `docker build`,
+//! testcontainers and the reaper must all reach the one engine: [`Endpoint::export`] hands the
+//! resolved endpoint to every child as plain `DOCKER_HOST` + TLS variables.
+
+use std::path::{Path, PathBuf};
+
+/// The engine the docker CLI uses when nothing says otherwise.
+pub const LOCAL_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// Client TLS material: a folder with `ca.pem`, `cert.pem` and `key.pem`, as `DOCKER_CERT_PATH`
+/// and a context's TLS store both lay it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// The folder holding the three files.
+    pub dir: PathBuf,
+}
+
+/// A resolved engine endpoint. Never carries key material, only where it lies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `unix:///…`, `tcp://host:port`, `ssh://user@host`.
+    pub host: String,
+    /// Where the choice came from: `DOCKER_HOST`, ``context `ci` (DOCKER_CONTEXT)``, `default`.
+    pub from: String,
+    /// Client certificates and the CA to verify the engine with, for `tcp://` over TLS.
+    pub tls: Option<Tls>,
+}
+
+/// Why no endpoint could be resolved; said before anything starts (exit 3).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EndpointError {
+    /// The named context has no entry in the store.
+    #[error("docker context `{name}` ({from}) is not in the context store: no {path}; `docker context ls` lists those there are")]
+    NoContext {
+        /// The context's name.
+        name: String,
+        /// Who named it.
+        from: String,
+        /// Where its metadata should be.
+        path: PathBuf,
+    },
+    /// The config or a context's metadata cannot be read.
+    #[error("docker context `{name}`: {path}: {cause}")]
+    BadContext {
+        /// The context's name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
+    /// TLS is asked for and a file of its material is missing.
+    #[error("TLS to {host} ({from}) needs {path}, which is missing (ca.pem, cert.pem and key.pem are read from {dir})", dir = path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
+    MissingTlsFile {
+        /// The endpoint.
+        host: String,
+        /// Who chose it.
+        from: String,
+        /// The missing file.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tls = if self.tls.is_some() { ", TLS" } else { "" };
+        write!(f, "{} ({}{tls})", self.host, self.from)
+    }
+}
+
+impl Endpoint {
+    /// The endpoint of this process's environment and docker config, as first resolved: after
+    /// [`Endpoint::export`] the environment says `DOCKER_HOST`, but the choice (and the report)
+    /// stays the context's.
+    pub fn resolve() -> Result<Endpoint, EndpointError> {
+        static FIRST: std::sync::OnceLock<Result<Endpoint, EndpointError>> =
+            std::sync::OnceLock::new();
+        FIRST
+            .get_or_init(|| resolve_from(&|k| std::env::var(k).ok(), &config_dir()))
+            .clone()
+    }
+
+    /// Puts this endpoint in the process environment as `DOCKER_HOST` (+ `DOCKER_TLS_VERIFY`,
+    /// `DOCKER_CERT_PATH`), without `DOCKER_CONTEXT`, so every child resolves the same engine
+    /// without reading the context store again. Call before any thread starts.
+    pub fn export(&self) {
+        std::env::set_var("DOCKER_HOST", &self.host);
+        std::env::remove_var("DOCKER_CONTEXT");
+        match &self.tls {
+            Some(t) => {
+                std::env::set_var("DOCKER_TLS_VERIFY", "1");
+                std::env::set_var("DOCKER_CERT_PATH", &t.dir);
+            }
+            None => {
+                std::env::remove_var("DOCKER_TLS_VERIFY");
+                std::env::remove_var("DOCKER_CERT_PATH");
+            }
+        }
+    }
+}
+
+/// A client for `endpoint` (requests time out after bollard's default 2 minutes).
+pub(super) fn client(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
+    use bollard::{Docker, API_DEFAULT_VERSION};
+    const TIMEOUT: u64 = 120;
+    match &endpoint.tls {
+        Some(Tls { dir }) => Docker::connect_with_ssl(
+            &endpoint.host,
+            &dir.join("key.pem"),
+            &dir.join("cert.pem"),
+            &dir.join("ca.pem"),
+            TIMEOUT,
+            API_DEFAULT_VERSION,
+        ),
+        None if endpoint.host.starts_with("unix://") => {
+            Docker::connect_with_unix(&endpoint.host, TIMEOUT, API_DEFAULT_VERSION)
+        }
+        None => Docker::connect_with_host(&endpoint.host),
+    }
+}
+
+/// What a failed connection says, down to its root cause: hyper's own words ("client error
+/// (Connect)") name no reason; the certificate or the refusal is at the bottom of the chain.
+pub(super) fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut said = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        // Wrappers often repeat their source's words; say each once.
+        let more = s.to_string();
+        if !said.contains(&more) {
+            said = format!("{said}: {more}");
+        }
+        source = s.source();
+    }
+    said
+}
+
+/// `DOCKER_CONFIG`, else `~/.docker`.
+fn config_dir() -> PathBuf {
+    match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"),
+    }
+}
+
+fn resolve_from(
+    env: &dyn Fn(&str) -> Option<String>,
+    config: &Path,
+) -> Result<Endpoint, EndpointError> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    // The CLI's order: DOCKER_HOST wins over any context.
+    if let Some(host) = set("DOCKER_HOST") {
+        let from = "DOCKER_HOST".to_string();
+        let tls = match set("DOCKER_TLS_VERIFY") {
+            Some(_) => Some(tls_in(
+                set("DOCKER_CERT_PATH").map_or_else(|| config.to_path_buf(), PathBuf::from),
+                &host,
+                &from,
+            )?),
+            None => None,
+        };
+        return Ok(Endpoint { host, from, tls });
+    }
+    let (name, from) = match set("DOCKER_CONTEXT") {
+        Some(n) => (n, "DOCKER_CONTEXT"),
+        None => match current_context(config)? {
+            Some(n) => (n, "currentContext of config.json"),
+            None => ("default".into(), "default"),
+        },
+    };
+    if name == "default" {
+        return Ok(Endpoint {
+            host: LOCAL_SOCKET.into(),
+            from: "default".into(),
+            tls: None,
+        });
+    }
+    context(config, &name, from)
+}
+
+fn current_context(config: &Path) -> Result<Option<String>, EndpointError> {
+    let path = config.join("config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| EndpointError::BadContext {
+            name: "(current)".into(),
+            path: path.clone(),
+            cause: e.to_string(),
+        })?;
+    Ok(v["currentContext"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from))
+}
+
+/// A context from the store: `contexts/meta/<sha256 of name>/meta.json` holds its docker
+/// endpoint; `contexts/tls/<sha256>/docker/` its TLS material, when it has any.
+fn context(config: &Path, name: &str, from: &str) -> Result<Endpoint, EndpointError> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let id: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let meta = config.join("contexts/meta").join(&id).join("meta.json");
+    let text = std::fs::read_to_string(&meta).map_err(|_| EndpointError::NoContext {
+        name: name.into(),
+        from: from.into(),
+        path: meta.clone(),
+    })?;
+    let bad = |cause: String| EndpointError::BadContext {
+        name: name.into(),
+        path: meta.clone(),
+        cause,
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let host = v["Endpoints"]["docker"]["Host"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no docker endpoint (Endpoints.docker.Host)".into()))?
+        .to_string();
+    let from = format!("context `{name}` from {from}");
+    let dir = config.join("contexts/tls").join(&id).join("docker");
+    let tls = match dir.is_dir() {
+        true => Some(tls_in(dir, &host, &from)?),
+        false => None,
+    };
+    Ok(Endpoint { host, from, tls })
+}
+
+fn tls_in(dir: PathBuf, host: &str, from: &str) -> Result<Tls, EndpointError> {
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        let path = dir.join(f);
+        if !path.is_file() {
+            return Err(EndpointError::MissingTlsFile {
+                host: host.into(),
+                from: from.into(),
+                path,
+            });
+        }
+    }
+    Ok(Tls { dir })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn store(dir: &Path, name: &str, host: &str, tls: bool) {
+        let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+        let id: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let meta = dir.join("contexts/meta").join(&id);
+        std::fs::create_dir_all(&meta).unwrap();
+        std::fs::write(
+            meta.join("meta.json"),
+            format!(r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#),
+        )
+        .unwrap();
+        if tls {
+            let t = dir.join("contexts/tls").join(&id).join("docker");
+            std::fs::create_dir_all(&t).unwrap();
+            for f in ["ca.pem", "cert.pem", "key.pem"] {
+                std::fs::write(t.join(f), "x").unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn the_endpoint_is_chosen_in_the_clis_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path();
+        store(c, "ci", "tcp://10.0.0.9:2376", true);
+        store(c, "plain", "tcp://10.0.0.8:2375", false);
+        std::fs::write(c.join("config.json"), r#"{"currentContext":"plain"}"#).unwrap();
+
+        let e = resolve_from(&env(&[]), c).unwrap();
+        assert_eq!(e.host, "tcp://10.0.0.8:2375");
+        assert_eq!(e.tls, None);
+        assert_eq!(e.from, "context `plain` from currentContext of config.json");
+
+        let e = resolve_from(&env(&[("DOCKER_CONTEXT", "ci")]), c).unwrap();
+        assert_eq!(e.host, "tcp://10.0.0.9:2376");
+        assert!(e.tls.unwrap().dir.ends_with("docker"));
+
+        // DOCKER_HOST wins over any context, as in the CLI.
+        let e = resolve_from(
+            &env(&[("DOCKER_CONTEXT", "ci"), ("DOCKER_HOST", "tcp://h:1")]),
+            c,
+        )
+        .unwrap();
+        assert_eq!((e.host.as_str(), e.tls), ("tcp://h:1", None));
+
+        let e = resolve_from(&env(&[("DOCKER_CONTEXT", "default")]), c).unwrap();
+        assert_eq!(e.host, LOCAL_SOCKET);
+    }
+
+    #[test]
+    fn what_cannot_be_resolved_is_said_with_where_it_was_looked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path();
+        let e = resolve_from(&env(&[("DOCKER_CONTEXT", "gone")]), c).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("docker context `gone` (DOCKER_CONTEXT) is not in the context store"),
+            "{e}"
+        );
+        let e = resolve_from(
+            &env(&[
+                ("DOCKER_HOST", "tcp://h:2376"),
+                ("DOCKER_TLS_VERIFY", "1"),
+                ("DOCKER_CERT_PATH", c.to_str().unwrap()),
+            ]),
+            c,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            EndpointError::MissingTlsFile {
+                host: "tcp://h:2376".into(),
+                from: "DOCKER_HOST".into(),
+                path: c.join("ca.pem"),
+            }
+        );
+    }
+}
