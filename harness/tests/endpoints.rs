@@ -262,3 +262,95 @@ fn unreachable_endpoints_end_the_run_within_5_s_naming_endpoint_and_cause() {
         "{out}"
     );
 }
+
+/// An SSH endpoint of this test (`ci/ssh-endpoint.sh`): sshd on a loopback port and the ssh client
+/// alias `sc-ssh-PORT`; stopped (alias removed) when dropped.
+struct SshEndpoint {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl SshEndpoint {
+    fn start() -> SshEndpoint {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let out = Command::new("bash")
+            .args(["ci/ssh-endpoint.sh", "start"])
+            .arg(dir.path())
+            .arg(port.to_string())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        SshEndpoint { dir, port }
+    }
+
+    fn host(&self) -> String {
+        format!("ssh://sc-ssh-{}", self.port)
+    }
+}
+
+impl Drop for SshEndpoint {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .args(["ci/ssh-endpoint.sh", "stop"])
+            .arg(self.dir.path())
+            .arg(self.port.to_string())
+            .current_dir(root())
+            .output();
+    }
+}
+
+/// Item 1, 4: `DOCKER_HOST=ssh://alias` (the ssh client's own config: key, port, known host) runs
+/// the features suite through `docker system dial-stdio` for the harness and compose alike, and
+/// published ports are looked for where ssh connects (`ssh -G`), not at the alias.
+#[test]
+fn a_whole_suite_passes_through_an_ssh_endpoint() {
+    let ssh = SshEndpoint::start();
+    let (code, out, json) = run(
+        "fixtures/features/suite.yaml",
+        &[("DOCKER_HOST", ssh.host())],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        json.contains(&format!(" at {} (DOCKER_HOST)\"", ssh.host())),
+        "{json}"
+    );
+}
+
+/// Item 2: an SSH endpoint whose sshd is gone ends the run with exit 3 within 5 s, naming it and
+/// ssh's words; a port in the URL, which the engine client cannot pass on yet, is said as such.
+#[test]
+fn an_ssh_endpoint_that_refuses_ends_the_run_naming_it() {
+    let ssh = SshEndpoint::start();
+    let pid = std::fs::read_to_string(ssh.dir.path().join("sshd.pid")).unwrap();
+    assert!(Command::new("kill")
+        .arg(pid.trim())
+        .status()
+        .unwrap()
+        .success());
+    let t0 = Instant::now();
+    let (code, out, _) = run(
+        "fixtures/parallel/suite.yaml",
+        &[("DOCKER_HOST", ssh.host())],
+    );
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains(&format!(
+            "no Docker engine answers at {} (DOCKER_HOST) (",
+            ssh.host()
+        )) && out.contains("Connection refused"),
+        "{out}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+
+    let (code, out, _) = run(
+        "fixtures/parallel/suite.yaml",
+        &[("DOCKER_HOST", "ssh://ci@builder:2222".into())],
+    );
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("a port in an ssh:// endpoint is not supported yet; set it in your ssh config (`Host builder` with `Port …`) and use ssh://ci@builder"),
+        "{out}"
+    );
+}

@@ -102,7 +102,27 @@ impl Endpoint {
 }
 
 /// A client for `endpoint` (requests time out after bollard's default 2 minutes).
-pub(super) fn client(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
+pub(super) fn client(endpoint: &Endpoint) -> Result<bollard::Docker, String> {
+    if let Some(rest) = endpoint.host.strip_prefix("ssh://") {
+        // bollard hands ssh `host:port` as one host name (it keeps `user@`): say so, rather than
+        // fail later with "Could not resolve hostname".
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            return Err(format!(
+                "a port in an ssh:// endpoint is not supported yet; set it in your ssh config (`Host {}` with `Port …`) and use ssh://{}",
+                host.rsplit_once(':').map_or(host, |(h, _)| h),
+                authority.rsplit_once(':').map_or(authority, |(a, _)| a)
+            ));
+        }
+    }
+    client_for(endpoint).map_err(|e| e.to_string())
+}
+
+fn client_for(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
     use bollard::{Docker, API_DEFAULT_VERSION};
     const TIMEOUT: u64 = 120;
     match &endpoint.tls {
@@ -116,6 +136,11 @@ pub(super) fn client(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::er
         ),
         None if endpoint.host.starts_with("unix://") => {
             Docker::connect_with_unix(&endpoint.host, TIMEOUT, API_DEFAULT_VERSION)
+        }
+        // The system's ssh (its config, agent and known_hosts) runs `docker system dial-stdio`
+        // on the far side, as the docker CLI does.
+        None if endpoint.host.starts_with("ssh://") => {
+            Docker::connect_with_ssh(&endpoint.host, TIMEOUT, API_DEFAULT_VERSION, None)
         }
         None => Docker::connect_with_host(&endpoint.host),
     }
@@ -242,6 +267,58 @@ fn tls_in(dir: PathBuf, host: &str, from: &str) -> Result<Tls, EndpointError> {
     Ok(Tls { dir })
 }
 
+/// The host of a remote engine (`DOCKER_HOST=tcp://builder:2376`, `ssh://ci@builder`): where its
+/// published ports are. `None` for a local engine (unix socket, or a TCP one on loopback), whose
+/// published ports are on this machine's loopback.
+/// An `ssh://` alias is looked up in the ssh config, as ssh itself will (`ssh -G`).
+pub fn remote_engine_host() -> Option<String> {
+    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let docker_host = Endpoint::resolve()
+            .ok()
+            .map(|e| e.host)
+            .or_else(|| std::env::var("DOCKER_HOST").ok());
+        let host = remote_host_of(docker_host.as_deref())?;
+        match docker_host.is_some_and(|h| h.starts_with("ssh://")) {
+            true => {
+                let real = ssh_hostname(&host).unwrap_or(host);
+                remote_host_of(Some(&format!("ssh://{real}")))
+            }
+            false => Some(host),
+        }
+    })
+    .clone()
+}
+
+/// The address ssh connects to for `alias` (`hostname` of `ssh -G`).
+fn ssh_hostname(alias: &str) -> Option<String> {
+    let out = std::process::Command::new("ssh")
+        .args(["-G", alias])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("hostname ").map(str::to_string))
+}
+
+fn remote_host_of(docker_host: Option<&str>) -> Option<String> {
+    let rest = docker_host?.split_once("://").map(|(scheme, rest)| {
+        matches!(scheme, "tcp" | "ssh" | "http" | "https").then_some(rest)
+    })??;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!host.is_empty() && !loopback).then(|| host.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +406,31 @@ mod tests {
                 path: c.join("ca.pem"),
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod remote_tests {
+    use super::remote_host_of;
+
+    #[test]
+    fn remote_engines_are_told_from_local_ones() {
+        for local in [
+            None,
+            Some("unix:///var/run/docker.sock"),
+            Some("tcp://127.0.0.1:2375"),
+            Some("tcp://localhost:2375"),
+            Some("npipe:////./pipe/docker_engine"),
+        ] {
+            assert_eq!(remote_host_of(local), None, "{local:?}");
+        }
+        for (docker_host, host) in [
+            ("tcp://docker:2375", "docker"),
+            ("ssh://ci@builder.internal:2222", "builder.internal"),
+            ("tcp://10.1.2.3:2376", "10.1.2.3"),
+            ("tcp://[fd00::5]:2376", "fd00::5"),
+        ] {
+            assert_eq!(remote_host_of(Some(docker_host)).as_deref(), Some(host));
+        }
     }
 }

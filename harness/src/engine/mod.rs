@@ -28,7 +28,7 @@ pub use crate::error::{BuildError, ComposeError, EngineError};
 pub use build::docker_build;
 pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
-pub use endpoint::{Endpoint, EndpointError, Tls};
+pub use endpoint::{remote_engine_host, Endpoint, EndpointError, Tls};
 pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
 pub use model::{
@@ -129,31 +129,6 @@ fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![label.to_string()])])
 }
 
-/// The host of a remote engine (`DOCKER_HOST=tcp://builder:2376`, `ssh://ci@builder`): where its
-/// published ports are. `None` for a local engine (unix socket, or a TCP one on loopback), whose
-/// published ports are on this machine's loopback.
-pub fn remote_engine_host() -> Option<String> {
-    remote_host_of(std::env::var("DOCKER_HOST").ok().as_deref())
-}
-
-fn remote_host_of(docker_host: Option<&str>) -> Option<String> {
-    let rest = docker_host?.split_once("://").map(|(scheme, rest)| {
-        matches!(scheme, "tcp" | "ssh" | "http" | "https").then_some(rest)
-    })??;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        host.split(':').next().unwrap_or_default()
-    };
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    (!host.is_empty() && !loopback).then(|| host.to_string())
-}
-
 /// `host:port` of a published port as seen from this machine.
 pub fn published_addr(host_port: &str) -> String {
     let host = remote_engine_host().unwrap_or_else(|| "127.0.0.1".into());
@@ -175,7 +150,7 @@ impl Engine {
         };
         // The endpoint as the docker CLI and compose resolve it: the local-only constructor would
         // talk to this machine's socket while compose talked to the remote engine.
-        let docker = endpoint::client(&resolved).map_err(|e| unavailable(e.to_string()))?;
+        let docker = endpoint::client(&resolved).map_err(unavailable)?;
         let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => return Err(unavailable(endpoint::innermost(&e))),
@@ -495,32 +470,6 @@ impl Engine {
                     })
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod remote_tests {
-    use super::remote_host_of;
-
-    #[test]
-    fn remote_engines_are_told_from_local_ones() {
-        for local in [
-            None,
-            Some("unix:///var/run/docker.sock"),
-            Some("tcp://127.0.0.1:2375"),
-            Some("tcp://localhost:2375"),
-            Some("npipe:////./pipe/docker_engine"),
-        ] {
-            assert_eq!(remote_host_of(local), None, "{local:?}");
-        }
-        for (docker_host, host) in [
-            ("tcp://docker:2375", "docker"),
-            ("ssh://ci@builder.internal:2222", "builder.internal"),
-            ("tcp://10.1.2.3:2376", "10.1.2.3"),
-            ("tcp://[fd00::5]:2376", "fd00::5"),
-        ] {
-            assert_eq!(remote_host_of(Some(docker_host)).as_deref(), Some(host));
         }
     }
 }
