@@ -33,20 +33,8 @@ case "${1:-}" in
 esac
 dir=${2:?DIR}; port=${3:?PORT}; user=${4:?USER}; password=${5:?PASSWORD}
 
-installed() { command -v docker-registry >/dev/null 2>&1 && command -v htpasswd >/dev/null 2>&1; }
-if ! installed; then
-  # Tests start registries side by side: one installs, the others wait for it (dpkg's own lock
-  # would fail them instead).
-  exec 9>/tmp/stackcheck-registry-install.lock
-  flock -w 600 9 || die "waited 600 s for another install of docker-registry"
-  if ! installed; then
-    log "apt-get install docker-registry apache2-utils"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      docker-registry apache2-utils >/dev/null || die "installing docker-registry failed"
-  fi
-  exec 9>&-
-fi
+. "$(dirname "$0")/lib.sh"
+install_once 'command -v docker-registry && command -v htpasswd' docker-registry apache2-utils
 
 mkdir -p "$dir/data"
 stop "$dir"

@@ -28,19 +28,9 @@ case "$cmd" in
   *) die "usage: $0 start DIR PORT | stop DIR PORT" ;;
 esac
 
-installed() { [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null 2>&1; }
-if ! installed; then
-  exec 9>/tmp/stackcheck-sshd-install.lock
-  flock -w 600 9 || die "waited 600 s for another install of openssh-server"
-  if ! installed; then
-    log "apt-get install openssh-server"
-    # No init system here: the package's own sshd is not started, only ours.
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null \
-      || die "installing openssh-server failed"
-  fi
-  exec 9>&-
-fi
+. "$(dirname "$0")/lib.sh"
+# No init system here: the package's own sshd is not started, only ours.
+install_once '[ -x /usr/sbin/sshd ] && command -v ssh' openssh-server openssh-client
 
 mkdir -p "$dir" /run/sshd
 stop

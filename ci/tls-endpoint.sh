@@ -28,18 +28,8 @@ case "${1:-}" in
 esac
 dir=$(realpath -m "${2:?DIR}"); port=${3:?PORT}
 
-if ! command -v stunnel4 >/dev/null 2>&1; then
-  # Tests may start endpoints side by side: one installs, the others wait.
-  exec 9>/tmp/stackcheck-stunnel-install.lock
-  flock -w 600 9 || die "waited 600 s for another install of stunnel4"
-  if ! command -v stunnel4 >/dev/null 2>&1; then
-    log "apt-get install stunnel4"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stunnel4 >/dev/null \
-      || die "installing stunnel4 failed"
-  fi
-  exec 9>&-
-fi
+. "$(dirname "$0")/lib.sh"
+install_once 'command -v stunnel4' stunnel4
 
 mkdir -p "$dir/pki" "$dir/client" "$dir/wrong-ca"
 cd "$dir/pki"

@@ -11,44 +11,56 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{root, text};
 
-/// A TLS endpoint of this test; stopped when dropped.
-struct TlsEndpoint {
+/// An endpoint a `ci/*-endpoint.sh` script serves for this test (`start DIR PORT`); stopped
+/// (`stop DIR PORT`) when dropped.
+struct Served {
+    script: &'static str,
     dir: tempfile::TempDir,
     port: u16,
 }
 
-impl TlsEndpoint {
-    fn start() -> TlsEndpoint {
+impl Served {
+    fn start(script: &'static str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let out = Command::new("bash")
-            .args(["ci/tls-endpoint.sh", "start"])
+            .args([script, "start"])
             .arg(dir.path())
             .arg(port.to_string())
             .current_dir(root())
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
-        TlsEndpoint { dir, port }
+        Served { script, dir, port }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .args([self.script, "stop"])
+            .arg(self.dir.path())
+            .arg(self.port.to_string())
+            .current_dir(root())
+            .output();
+    }
+}
+
+/// This machine's engine over TLS with client certificates (`ci/tls-endpoint.sh`).
+struct TlsEndpoint(Served);
+
+impl TlsEndpoint {
+    fn start() -> TlsEndpoint {
+        TlsEndpoint(Served::start("ci/tls-endpoint.sh"))
     }
 
     fn host(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
+        format!("tcp://127.0.0.1:{}", self.0.port)
     }
 
     /// `DOCKER_CERT_PATH` with the right CA (`client`) or a CA that did not sign the server's.
     fn certs(&self, which: &str) -> PathBuf {
-        self.dir.path().join(which)
-    }
-}
-
-impl Drop for TlsEndpoint {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .args(["ci/tls-endpoint.sh", "stop"])
-            .arg(self.dir.path())
-            .current_dir(root())
-            .output();
+        self.0.dir.path().join(which)
     }
 }
 
@@ -263,41 +275,17 @@ fn unreachable_endpoints_end_the_run_within_5_s_naming_endpoint_and_cause() {
     );
 }
 
-/// An SSH endpoint of this test (`ci/ssh-endpoint.sh`): sshd on a loopback port and the ssh client
-/// alias `sc-ssh-PORT`; stopped (alias removed) when dropped.
-struct SshEndpoint {
-    dir: tempfile::TempDir,
-    port: u16,
-}
+/// This machine's engine over SSH (`ci/ssh-endpoint.sh`): sshd on a loopback port and the ssh
+/// client alias `sc-ssh-PORT`, removed with it.
+struct SshEndpoint(Served);
 
 impl SshEndpoint {
     fn start() -> SshEndpoint {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let out = Command::new("bash")
-            .args(["ci/ssh-endpoint.sh", "start"])
-            .arg(dir.path())
-            .arg(port.to_string())
-            .current_dir(root())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        SshEndpoint { dir, port }
+        SshEndpoint(Served::start("ci/ssh-endpoint.sh"))
     }
 
     fn host(&self) -> String {
-        format!("ssh://sc-ssh-{}", self.port)
-    }
-}
-
-impl Drop for SshEndpoint {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .args(["ci/ssh-endpoint.sh", "stop"])
-            .arg(self.dir.path())
-            .arg(self.port.to_string())
-            .current_dir(root())
-            .output();
+        format!("ssh://sc-ssh-{}", self.0.port)
     }
 }
 
@@ -323,7 +311,7 @@ fn a_whole_suite_passes_through_an_ssh_endpoint() {
 #[test]
 fn an_ssh_endpoint_that_refuses_ends_the_run_naming_it() {
     let ssh = SshEndpoint::start();
-    let pid = std::fs::read_to_string(ssh.dir.path().join("sshd.pid")).unwrap();
+    let pid = std::fs::read_to_string(ssh.0.dir.path().join("sshd.pid")).unwrap();
     assert!(Command::new("kill")
         .arg(pid.trim())
         .status()

@@ -72,9 +72,15 @@ impl Registry {
     /// Pushes the local `python:3.9-slim` as `<registry>/sc/app:1` and removes that tag from the
     /// engine, so only a pull brings it back. Returns the reference.
     fn push_app(&self) -> String {
-        let image = format!("{}/sc/app:1", self.host());
+        self.push("python:3.9-slim", "sc/app:1")
+    }
+
+    /// Pushes the local image `local` as `<registry>/<name>` and removes that tag from the engine.
+    /// Returns the reference.
+    fn push(&self, local: &str, name: &str) -> String {
+        let image = format!("{}/{name}", self.host());
         for args in [
-            vec!["tag", "python:3.9-slim", &image],
+            vec!["tag", local, &image],
             vec!["push", &image],
             vec!["rmi", &image],
         ] {
@@ -332,7 +338,9 @@ fn credential_helper(bin: &Path, name: &str, host: &str, secret: &str, fails_wit
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(bin).unwrap();
     let body = match fails_with {
-        Some(said) => format!("echo '{said}' >&2; exit 1"),
+        // Reads the server first, as real helpers do: one that exits unread makes the harness's
+        // write fail, which is "could not be run", not this failure.
+        Some(said) => format!("read -r server; echo '{said}' >&2; exit 1"),
         None => format!(
             "[ \"$1\" = get ] || exit 1\nread -r server\n[ \"$server\" = '{host}' ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"tester\",\"Secret\":\"{secret}\"}}' \"$server\""
         ),
@@ -464,15 +472,7 @@ fn a_registry_that_never_answers_is_bounded_by_the_budget() {
 #[test]
 fn the_probe_image_is_pulled_with_the_same_credentials() {
     let reg = Registry::start();
-    let probe = format!("{}/sc/probe:1", reg.host());
-    for args in [
-        vec!["tag", "stackcheck/probe:1", &probe],
-        vec!["push", &probe],
-        vec!["rmi", &probe],
-    ] {
-        let out = reg.docker(&args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-    }
+    let probe = reg.push("stackcheck/probe:1", "sc/probe:1");
     let image = reg.push_app();
     let suite = reg.suite(&image, "    network_mode: none\n");
     let file = suite.path().join("suite.yaml");
