@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use super::{Ctx, Verdict};
-use crate::engine::{probe_image, Engine, HelperSpec, DEFAULT_PROBE_IMAGE};
+use crate::engine::{probe_image, pulled_line, Engine, HelperSpec, DEFAULT_PROBE_IMAGE};
 use crate::report::Progress;
 use crate::suite::PullPolicy;
 use crate::suite::{ReachCheck, Reachability};
@@ -271,17 +271,17 @@ pub async fn obtain_probe_image(
         .await
         .map_err(|e| e.to_string())?
         .is_some();
-    let default = image == DEFAULT_PROBE_IMAGE;
-    match (present, policy) {
-        (true, PullPolicy::Always) if !default => {}
-        (true, _) => return Ok(()),
-        (false, _) if default => return Err(format!(
-            "the probe image {image} is missing; build it with `bash ci/images.sh`, or set STACKCHECK_PROBE_IMAGE to an image with python3 that the engine has or can pull"
-        )),
-        (false, PullPolicy::Never) => return Err(format!(
-            "the probe image {image} (STACKCHECK_PROBE_IMAGE) is not on the engine and pull policy `never` forbids pulling it"
-        )),
-        (false, _) => {}
+    // The default image is in no registry: absent, it is built, never pulled.
+    if image == DEFAULT_PROBE_IMAGE || !policy.pulls(present) {
+        return match present {
+            true => Ok(()),
+            false if image == DEFAULT_PROBE_IMAGE => Err(format!(
+                "the probe image {image} is missing; build it with `bash ci/images.sh`, or set STACKCHECK_PROBE_IMAGE to an image with python3 that the engine has or can pull"
+            )),
+            false => Err(format!(
+                "the probe image {image} (STACKCHECK_PROBE_IMAGE) is not on the engine and pull policy `never` forbids pulling it"
+            )),
+        };
     }
     let t0 = std::time::Instant::now();
     progress.phase(&format!("pulling {image} (probe image)"));
@@ -290,11 +290,7 @@ pub async fn obtain_probe_image(
         .await
     {
         Ok(digest) => {
-            progress.phase(&format!(
-                "pulled {image} in {:.1}s{}",
-                t0.elapsed().as_secs_f32(),
-                digest.map(|d| format!(" ({d})")).unwrap_or_default()
-            ));
+            progress.phase(&pulled_line(image, t0.elapsed(), digest.as_deref()));
             Ok(())
         }
         Err(e) => Err(format!("the probe image (STACKCHECK_PROBE_IMAGE): {e}")),

@@ -225,8 +225,7 @@ fn current_context(config: &Path) -> Result<Option<String>, EndpointError> {
 /// A context from the store: `contexts/meta/<sha256 of name>/meta.json` holds its docker
 /// endpoint; `contexts/tls/<sha256>/docker/` its TLS material, when it has any.
 fn context(config: &Path, name: &str, from: &str) -> Result<Endpoint, EndpointError> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
-    let id: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let id = context_id(name);
     let meta = config.join("contexts/meta").join(&id).join("meta.json");
     let text = std::fs::read_to_string(&meta).map_err(|_| EndpointError::NoContext {
         name: name.into(),
@@ -251,6 +250,12 @@ fn context(config: &Path, name: &str, from: &str) -> Result<Endpoint, EndpointEr
         false => None,
     };
     Ok(Endpoint { host, from, tls })
+}
+
+/// A context's folder name in the store: the hex SHA-256 of its name.
+fn context_id(name: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn tls_in(dir: PathBuf, host: &str, from: &str) -> Result<Tls, EndpointError> {
@@ -332,8 +337,7 @@ mod tests {
     }
 
     fn store(dir: &Path, name: &str, host: &str, tls: bool) {
-        let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
-        let id: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let id = context_id(name);
         let meta = dir.join("contexts/meta").join(&id);
         std::fs::create_dir_all(&meta).unwrap();
         std::fs::write(

@@ -36,7 +36,7 @@ pub use model::{
     ModelVolumeMount,
 };
 pub use networks::UsedRange;
-pub use pull::{own_digests_first, registry_of, PullError, PullFailure};
+pub use pull::{own_digests_first, pulled_line, registry_of, PullError, PullFailure};
 
 /// Labels every resource of a run carries.
 pub const LABEL_RUN: &str = "io.stackcheck.run";

@@ -185,6 +185,12 @@ impl Engine {
     }
 }
 
+/// The progress line of a finished pull: `pulled R in 2.4s (R@sha256:…)`.
+pub fn pulled_line(image: &str, took: Duration, digest: Option<&str>) -> String {
+    let digest = digest.map(|d| format!(" ({d})")).unwrap_or_default();
+    format!("pulled {image} in {:.1}s{digest}", took.as_secs_f32())
+}
+
 /// An image's `RepoDigests`, those of `image`'s own repository first: the same content pushed
 /// elsewhere (another tag of the same layers, a mirror) shares one image id and lists every
 /// repository it came from, in no useful order.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::runner::{Runner, Stop};
 use crate::checks::{self, Verdict};
-use crate::engine::{docker_build, ComposeModel, Engine};
+use crate::engine::{docker_build, pulled_line, ComposeModel, Engine};
 use crate::plan::{Needs, RunIdentity, TestKind};
 use crate::report::ServiceImage;
 use crate::suite::{BuildSpec, PullPolicy};
@@ -60,17 +60,13 @@ pub(super) async fn obtain_images(
             Ok(i) => i.is_some(),
             Err(e) => return Err(Stop::Infra(e.to_string())),
         };
-        match (n.policy, present) {
-            (PullPolicy::Never, false) => absent.push(format!(
+        if !present && n.policy == PullPolicy::Never {
+            absent.push(format!(
                 "`{}` (run by {}; nothing in the stack builds it; pull policy `never`)",
                 n.image, n.by
-            )),
-            (PullPolicy::Always, _) | (PullPolicy::Missing, false)
-                if !to_pull.iter().any(|p| p.image == n.image) =>
-            {
-                to_pull.push(n)
-            }
-            _ => {}
+            ));
+        } else if n.policy.pulls(present) && !to_pull.iter().any(|p| p.image == n.image) {
+            to_pull.push(n);
         }
     }
     if !absent.is_empty() {
@@ -96,12 +92,7 @@ pub(super) async fn obtain_images(
         match pulled {
             Ok(digest) => {
                 done.push(n.image.clone());
-                progress.phase(&format!(
-                    "pulled {} in {:.1}s{}",
-                    n.image,
-                    t0.elapsed().as_secs_f32(),
-                    digest.map(|d| format!(" ({d})")).unwrap_or_default()
-                ))
+                progress.phase(&pulled_line(&n.image, t0.elapsed(), digest.as_deref()))
             }
             Err(e) => failed.push(format!(
                 "`{}` (run by {}; nothing in the stack builds it): {e}",

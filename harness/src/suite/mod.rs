@@ -228,6 +228,15 @@ pub enum PullPolicy {
 }
 
 impl PullPolicy {
+    /// Whether an image the engine has (`present`) or lacks is pulled under this policy.
+    pub fn pulls(self, present: bool) -> bool {
+        match self {
+            PullPolicy::Always => true,
+            PullPolicy::Missing => !present,
+            PullPolicy::Never => false,
+        }
+    }
+
     /// A compose service's `pull_policy`, where it decides: `always`, `never`, `missing` /
     /// `if_not_present`; `daily`, `weekly`, `every_<d>` pull when missing (a run keeps no pull
     /// history); `build` and unknown values leave it to the suite.
