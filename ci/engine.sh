@@ -73,4 +73,40 @@ fi
 if ! command -v debootstrap >/dev/null 2>&1; then
   apt_install debootstrap
 fi
+
+# STACKCHECK_ENGINE=podman: also Podman's Docker-compatible service, beside the Docker engine (which
+# still builds the images ci/images.sh copies into Podman's store). The harness reaches it with
+# DOCKER_HOST=unix://$PODMAN_SOCKET.
+if [ "${STACKCHECK_ENGINE:-docker}" = podman ]; then
+  PODMAN_SOCKET=${PODMAN_SOCKET:-/run/podman/podman.sock}
+  # dnsname: service names resolve on CNI networks (Debian's podman recommends it; we install none).
+  # Under the lock the endpoint scripts take: tests may install their endpoints meanwhile.
+  . "$(dirname "$0")/lib.sh"
+  install_once 'command -v podman && test -x /usr/lib/cni/dnsname' \
+    podman golang-github-containernetworking-plugin-dnsname
+  # default_ulimits = []: containers otherwise fail to start here ("error setting rlimit type 7";
+  # the sandbox's hard nofile is below Podman's default). CNI, not netavark: with Docker beside it
+  # (FORWARD policy DROP, bridge netfilter on), netavark 1.4 drops traffic inside internal networks.
+  conf='[containers]
+default_ulimits = []
+
+[network]
+network_backend = "cni"'
+  mkdir -p /etc/containers
+  if [ "$(cat /etc/containers/containers.conf 2>/dev/null)" != "$conf" ]; then
+    log "writing /etc/containers/containers.conf (no default ulimits, CNI networks)"
+    printf '%s\n' "$conf" > /etc/containers/containers.conf
+  fi
+  if ! DOCKER_HOST="unix://$PODMAN_SOCKET" docker version >/dev/null 2>&1; then
+    mkdir -p "$(dirname "$PODMAN_SOCKET")"
+    log "starting podman system service on $PODMAN_SOCKET (log: /var/log/podman-service.log)"
+    nohup podman system service -t 0 "unix://$PODMAN_SOCKET" >/var/log/podman-service.log 2>&1 &
+    deadline=$((SECONDS + 60))
+    until DOCKER_HOST="unix://$PODMAN_SOCKET" docker version >/dev/null 2>&1; do
+      [ "$SECONDS" -lt "$deadline" ] || { tail -n 30 /var/log/podman-service.log >&2 || true; die "podman system service did not answer within 60 s"; }
+      sleep 0.5
+    done
+  fi
+  log "podman up: $(podman --version) at unix://$PODMAN_SOCKET"
+fi
 log "ready"

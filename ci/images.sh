@@ -119,6 +119,30 @@ stack_keeper()    { base_image bookworm; standins python311 postgres15 zookeeper
 stack_algotrade() { base_image bookworm; standins python311 zookeeper kafka vault prometheus alertmanager grafana; }
 STACKS="mt5 peaktrade keeper algotrade"
 
+# STACKCHECK_ENGINE=podman: the images the Podman tests run (fixtures/features) copied from Docker
+# into Podman's store, under Docker's full names (a loaded `redis:7-alpine` is `localhost/redis`,
+# which Podman would not find for `redis:7-alpine`). Copied only when the ids differ.
+PODMAN_IMAGES="python:3.9-slim redis:7-alpine stackcheck/probe:1"
+podman_images() {
+  local img full want have
+  local copy=()
+  for img in $PODMAN_IMAGES; do
+    case "$img" in */*) full="docker.io/$img" ;; *) full="docker.io/library/$img" ;; esac
+    want=$(docker image inspect -f '{{.Id}}' "$img" | sed 's/^sha256://')
+    have=$(podman image inspect -f '{{.Id}}' "$full" 2>/dev/null || true)
+    if [ "$want" = "$have" ]; then log "podman: $full present"; continue; fi
+    copy+=("$img")
+  done
+  [ ${#copy[@]} -gt 0 ] || return 0
+  local t0=$SECONDS
+  docker save "${copy[@]}" | podman load -q >/dev/null || die "podman load of ${copy[*]} failed"
+  for img in "${copy[@]}"; do
+    case "$img" in */*) full="docker.io/$img" ;; *) full="docker.io/library/$img" ;; esac
+    podman tag "localhost/$img" "$full" && podman rmi "localhost/$img" >/dev/null
+  done
+  log "podman: copied ${copy[*]} in $((SECONDS - t0)) s"
+}
+
 started=$SECONDS
 harness_images
 stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || read -ra stacks <<<"$STACKS"
@@ -126,4 +150,8 @@ for s in "${stacks[@]}"; do
   declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: $STACKS)"
   "stack_$s"
 done
+if [ "${STACKCHECK_ENGINE:-docker}" = podman ]; then
+  stack_mt5  # python:3.9-slim and redis:7-alpine
+  podman_images
+fi
 log "done in $((SECONDS - started)) s"

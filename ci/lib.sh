@@ -1,4 +1,5 @@
-# Shared by the scripts that start test endpoints (registry.sh, tls-endpoint.sh, ssh-endpoint.sh):
+# Shared by the scripts that start test endpoints (registry.sh, tls-endpoint.sh, ssh-endpoint.sh)
+# and by engine.sh for Podman:
 # sourced after each defines `log` and `die`.
 
 # install_once CHECK PACKAGE...: runs `apt-get install PACKAGE...` unless CHECK (a command) already

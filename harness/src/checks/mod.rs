@@ -7,6 +7,7 @@
 //! (`smoke`), network isolation and reach through helper containers (`net`), behaviour over time
 //! (`scenario`), the static rules (`policy`), and where probes may connect (`home`).
 
+mod canary;
 mod home;
 mod image;
 mod listen;

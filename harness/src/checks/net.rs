@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::net::TcpListener;
 
 use super::{Ctx, Verdict};
 use crate::engine::{probe_image, pulled_line, Engine, HelperSpec, DEFAULT_PROBE_IMAGE};
@@ -18,14 +17,15 @@ use crate::report::Progress;
 use crate::suite::PullPolicy;
 use crate::suite::{ReachCheck, Reachability};
 
-const PROBE_LIMIT: Duration = Duration::from_secs(60);
+pub(super) const PROBE_LIMIT: Duration = Duration::from_secs(60);
 /// How long pulling the probe image may take (it is small; a registry that is slower is down).
 const PROBE_PULL_LIMIT: Duration = Duration::from_secs(300);
-const CANARY_PORT: u16 = 7777;
+pub(super) const CANARY_PORT: u16 = 7777;
 
 /// The probe program (python3 in the probe image): `net TARGET...` reports interfaces, routes and
 /// which `host:port` targets accept TCP; `write PATH...` tries one write per path; `udp` lists the
-/// UDP ports bound in its network namespace; `listen PORT` is a canary.
+/// UDP ports bound in its network namespace; `listen PORT [ADDRESS]` is a canary (port 0: any free one,
+/// said on stdout).
 const PROBE_PY: &str = r#"
 import json, os, socket, sys
 def net(targets):
@@ -73,15 +73,16 @@ def udp(_):
         except OSError:
             pass
     print(json.dumps(sorted(ports)))
-def listen(port):
+def listen(port, host='0.0.0.0'):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('0.0.0.0', port)); s.listen(64)
+    s.bind((host, port)); s.listen(64)
+    print('listening on port %d' % s.getsockname()[1], flush=True)
     while True:
         c, _ = s.accept(); c.close()
-{'net': net, 'write': write, 'udp': udp, 'listen': lambda a: listen(int(a[0]))}[sys.argv[1]](sys.argv[2:])
+{'net': net, 'write': write, 'udp': udp, 'listen': lambda a: listen(int(a[0]), *a[1:])}[sys.argv[1]](sys.argv[2:])
 "#;
 
-fn probe_cmd(mode: &str, args: &[String]) -> Vec<String> {
+pub(super) fn probe_cmd(mode: &str, args: &[String]) -> Vec<String> {
     let mut cmd = vec![
         "python3".to_string(),
         "-c".into(),
@@ -93,168 +94,16 @@ fn probe_cmd(mode: &str, args: &[String]) -> Vec<String> {
 }
 
 #[derive(Debug, Deserialize)]
-struct NetReport {
-    interfaces: Vec<String>,
+pub(super) struct NetReport {
+    pub(super) interfaces: Vec<String>,
     routes: Vec<Route>,
-    reached: BTreeMap<String, String>,
+    pub(super) reached: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Route {
     iface: String,
     default: bool,
-}
-
-/// Listeners this run owns, which isolated targets must not reach.
-pub struct Canary {
-    /// `address:port` of the canary container on each stack network (network → target).
-    pub on_networks: BTreeMap<String, String>,
-    /// A listener on the host's loopback (reachable only from the host's own namespace).
-    pub host_loopback: String,
-    /// A canary on the run's own network, published on that network's gateway address: reaching it
-    /// means leaving one's network through the host's forwarding, which `internal` networks forbid.
-    pub egress: String,
-    _tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-async fn listener(addr: &str) -> Result<(String, tokio::task::JoinHandle<()>), String> {
-    let l = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = l.local_addr().map_err(|e| e.to_string())?.to_string();
-    let task = tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            drop(s);
-        }
-    });
-    Ok((local, task))
-}
-
-impl Canary {
-    /// Starts the canary container on `networks` (engine names) plus the host listeners.
-    pub async fn start(
-        engine: &Engine,
-        run_id: &str,
-        networks: &[String],
-        labels: &BTreeMap<String, String>,
-    ) -> Result<Canary, String> {
-        let mut tasks = Vec::new();
-        let (host_loopback, t) = listener("127.0.0.1:0").await?;
-        tasks.push(t);
-        let canary_net = format!("sc-{run_id}-canary");
-        let gateway = engine
-            .create_network(&canary_net, labels)
-            .await
-            .map_err(|e| e.to_string())?;
-        let spec = HelperSpec {
-            image: probe_image().into(),
-            cmd: probe_cmd("listen", &[CANARY_PORT.to_string()]),
-            network_mode: Some(canary_net.clone()),
-            labels: labels.clone(),
-            publish: Some((gateway.clone(), CANARY_PORT)),
-            ..Default::default()
-        };
-        let id = engine
-            .start_helper(&spec)
-            .await
-            .map_err(|e| format!("egress canary: {e}"))?;
-        let info = engine.inspect(&id).await.map_err(|e| e.to_string())?;
-        let port = info
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|p| p.get(&format!("{CANARY_PORT}/tcp")).cloned().flatten())
-            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-            .ok_or("the egress canary got no published port")?;
-        let egress = format!("{gateway}:{port}");
-        wait_listening(engine, &canary_net, &egress, labels).await?;
-        let mut on_networks = BTreeMap::new();
-        if let Some((first, rest)) = networks.split_first() {
-            let spec = HelperSpec {
-                image: probe_image().into(),
-                cmd: probe_cmd("listen", &[CANARY_PORT.to_string()]),
-                network_mode: Some(first.clone()),
-                networks: rest.to_vec(),
-                labels: labels.clone(),
-                ..Default::default()
-            };
-            let id = engine
-                .start_helper(&spec)
-                .await
-                .map_err(|e| format!("canary: {e}"))?;
-            let info = engine.inspect(&id).await.map_err(|e| e.to_string())?;
-            for (net, ep) in info
-                .network_settings
-                .and_then(|n| n.networks)
-                .unwrap_or_default()
-            {
-                if let Some(ip) = ep.ip_address.filter(|ip| !ip.is_empty()) {
-                    on_networks.insert(net, format!("{ip}:{CANARY_PORT}"));
-                }
-            }
-            for (net, addr) in &on_networks {
-                wait_listening(engine, net, addr, labels).await?;
-            }
-        }
-        Ok(Canary {
-            on_networks,
-            host_loopback,
-            egress,
-            _tasks: tasks,
-        })
-    }
-
-    fn targets(&self) -> Vec<(String, String)> {
-        let mut t: Vec<(String, String)> = self
-            .on_networks
-            .iter()
-            .map(|(n, a)| (a.clone(), format!("canary on network {n}")))
-            .collect();
-        t.push((
-            self.host_loopback.clone(),
-            "harness listener on the host's loopback".into(),
-        ));
-        t.push((
-            self.egress.clone(),
-            "egress canary outside every stack network".into(),
-        ));
-        t
-    }
-}
-
-/// Waits until `addr` accepts connections from `network`, so "unreachable" never means "not yet started".
-async fn wait_listening(
-    engine: &Engine,
-    network: &str,
-    addr: &str,
-    labels: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    let probe = HelperSpec {
-        image: probe_image().into(),
-        cmd: probe_cmd("net", &[addr.to_string()]),
-        network_mode: Some(network.to_string()),
-        labels: labels.clone(),
-        ..Default::default()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = engine
-            .run_helper(&probe, PROBE_LIMIT)
-            .await
-            .map_err(|e| e.to_string())?;
-        let ready = serde_json::from_str::<NetReport>(out.stdout.trim())
-            .map(|r| r.reached.values().all(|v| v == "open"))
-            .unwrap_or(false);
-        if ready {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(format!(
-                "the canary {addr} did not accept connections from {network} within 20 s: {}",
-                out.stderr.trim()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Puts the probe image on the engine as the run's pull policy says: pulled (with the docker CLI's

@@ -20,13 +20,14 @@ pub async fn check_state(ctx: &Ctx<'_>, p: &StateCheck) -> Verdict {
     let deadline = Instant::now() + within;
     let t0 = Instant::now();
     loop {
-        let seen = match ctx.container(&p.service) {
+        let info = match ctx.container(&p.service) {
             Ok(id) => match ctx.engine.inspect(&id).await {
-                Ok(info) => state::observe(&info),
+                Ok(info) => info,
                 Err(e) => return Verdict::fail(e.to_string()),
             },
             Err(v) => return v,
         };
+        let seen = state::observe(&info);
         if state::satisfies(&seen, p.is) {
             return Verdict::pass(format!(
                 "`{}` is {} after {:.1}s",
@@ -36,9 +37,12 @@ pub async fn check_state(ctx: &Ctx<'_>, p: &StateCheck) -> Verdict {
             ));
         }
         if Instant::now() >= deadline {
+            let note = crate::engine::stop_timeout_note(&info, ctx.engine.kind);
             return Verdict::fail(format!(
-                "expected `{}` to be {} within {within:?}; it is {seen}",
-                p.service, p.is
+                "expected `{}` to be {} within {within:?}; it is {seen}{}",
+                p.service,
+                p.is,
+                note.unwrap_or_default()
             ));
         }
         tokio::time::sleep(POLL).await;

@@ -135,28 +135,28 @@ pub(super) async fn http(ctx: &Ctx<'_>, p: &HttpCheck, expect: &Expect) -> Verdi
     );
     let method = p.method.to_ascii_uppercase();
     let shown = format!("{method} {}:{}{}", p.service, p.port, p.path);
-    let url2 = url.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(ATTEMPT_TIMEOUT))
-            .build()
-            .into();
-        let req = ureq::http::Request::builder()
-            .method(method.as_str())
-            .uri(&url2)
-            .body(())
-            .map_err(|e| e.to_string())?;
-        let mut resp = agent.run(req).map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Ok::<_, String>((status, body))
-    })
-    .await;
-    let (status, body) = match res {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Verdict::fail(format!("{shown}: request to {url} failed: {e}")),
+    let method = match reqwest::Method::from_bytes(method.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return Verdict::fail(format!("{shown}: `{method}` is not an HTTP method")),
+    };
+    let client = match ctx.http() {
+        Ok(c) => c,
         Err(e) => return Verdict::fail(format!("{shown}: {e}")),
+    };
+    let res = async {
+        let resp = client.request(method, &url).send().await?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Ok::<_, reqwest::Error>((status, body))
+    };
+    let (status, body) = match res.await {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict::fail(format!(
+                "{shown}: request to {url} failed: {}",
+                request_error(&e)
+            ))
+        }
     };
     let status_ok = match expect.status {
         Some(s) => status == s,
@@ -263,6 +263,34 @@ fn expect_exec(expect: &Expect, exit: i64, stdout: &str, stderr: &str) -> Verdic
     Verdict::pass(format!("exit {exit}; stdout: {}", snippet(stdout, 80)))
 }
 
+/// An HTTP client for a run's checks. Redirects are followed (up to 10, as browsers and
+/// `curl -L` do): a check judges the page a user ends on. TLS is rustls with the ring provider,
+/// as bollard's, installed once for the process (reqwest refuses to build a client without one).
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))
+}
+
+/// The whole chain of a request error (reqwest's own message is only its outermost layer, e.g.
+/// "error sending request").
+fn request_error(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +316,23 @@ mod tests {
         assert!(expect_exec(&e, 0, "PONG\n", "").passed);
         assert!(!expect_exec(&e, 0, "NO\n", "").passed);
         assert!(!expect_exec(&e, 1, "PONG\n", "boom").passed);
+    }
+
+    /// A refused connection says so, not only reqwest's outer "error sending request".
+    #[tokio::test]
+    async fn a_request_error_names_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = super::http_client()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let msg = super::request_error(&err);
+        assert!(msg.to_lowercase().contains("connection refused"), "{msg}");
     }
 }

@@ -189,16 +189,24 @@ impl Compose {
         })
     }
 
-    /// `docker compose build` of `services`, each line of output to `on_line`.
+    /// `docker compose build` of `services`, each line of output to `on_line`. `classic`: with the
+    /// engine's own builder, for engines without BuildKit (Podman): compose would otherwise start
+    /// a BuildKit container, whose image comes from Docker Hub.
     pub async fn build(
         &self,
         services: &[String],
+        classic: bool,
         limit: Duration,
         on_line: impl FnMut(&str),
     ) -> Result<(), ComposeError> {
         let mut args = vec!["build".to_string()];
         args.extend(services.iter().cloned());
-        self.run("build", &args, true, limit, on_line)
+        let mut compose = self.clone();
+        if classic {
+            compose.env.insert("DOCKER_BUILDKIT".into(), "0".into());
+        }
+        compose
+            .run("build", &args, true, limit, on_line)
             .await
             .map(drop)
     }

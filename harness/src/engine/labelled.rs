@@ -6,8 +6,7 @@ use std::net::IpAddr;
 
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 
 use super::{bounded, label_filter, remote_engine_host, Engine, EngineError, CALL_TIMEOUT};
@@ -103,17 +102,7 @@ impl Engine {
         label: &str,
     ) -> Result<(Vec<ContainerSummary>, Vec<bollard::models::Network>), EngineError> {
         let filters = label_filter(label);
-        let containers = bounded(
-            "list containers",
-            CALL_TIMEOUT,
-            self.docker.list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
+        let containers = self.list_containers(true, &filters).await?;
         let networks = bounded(
             "list networks",
             CALL_TIMEOUT,

@@ -12,15 +12,14 @@ mod helper;
 mod labelled;
 mod model;
 mod networks;
+mod podman;
 mod pull;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, ImageInspect, NetworkInspect};
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
 use futures_util::StreamExt;
 
@@ -36,6 +35,7 @@ pub use model::{
     ModelVolumeMount,
 };
 pub use networks::UsedRange;
+pub use podman::{stop_timeout_note, stored_healthcheck_note, EngineKind, HealthDriver};
 pub use pull::{own_digests_first, pulled_line, registry_of, PullError, PullFailure};
 
 /// Labels every resource of a run carries.
@@ -78,6 +78,9 @@ pub struct Engine {
     pub version: String,
     /// Where it was reached and why there (`tcp://h:2376 (DOCKER_HOST, TLS)`), for reports.
     pub endpoint: String,
+    /// Docker or Podman: where their APIs differ, the harness must know which answers.
+    pub kind: EngineKind,
+    libpod: Option<podman::Libpod>,
 }
 
 /// Output of a command run inside a container.
@@ -161,12 +164,21 @@ impl Engine {
                 )))
             }
         };
-        let version = match tokio::time::timeout(limit, docker.version()).await {
-            Ok(Ok(v)) => format!(
-                "{} (API {})",
-                v.version.unwrap_or_default(),
-                v.api_version.unwrap_or_default()
-            ),
+        let (version, kind) = match tokio::time::timeout(limit, docker.version()).await {
+            Ok(Ok(v)) => {
+                let kind = EngineKind::of(&v);
+                let name = if kind == EngineKind::Podman {
+                    "Podman "
+                } else {
+                    ""
+                };
+                let version = format!(
+                    "{name}{} (API {})",
+                    v.version.unwrap_or_default(),
+                    v.api_version.unwrap_or_default()
+                );
+                (version, kind)
+            }
             Ok(Err(e)) => return Err(unavailable(e.to_string())),
             Err(_) => {
                 return Err(unavailable(format!(
@@ -175,10 +187,15 @@ impl Engine {
                 )))
             }
         };
+        let libpod = (kind == EngineKind::Podman)
+            .then(|| podman::Libpod::for_host(&resolved.host))
+            .flatten();
         Ok(Engine {
             docker,
             version,
             endpoint,
+            kind,
+            libpod,
         })
     }
 
@@ -187,26 +204,13 @@ impl Engine {
         &self,
         project: &str,
     ) -> Result<Vec<ContainerSummary>, EngineError> {
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&label_filter(&format!("{LABEL_PROJECT}={project}")))
-            .build();
-        bounded(
-            "list containers",
-            CALL_TIMEOUT,
-            self.docker.list_containers(Some(opts)),
-        )
-        .await
+        self.list_containers(true, &label_filter(&format!("{LABEL_PROJECT}={project}")))
+            .await
     }
 
     /// The container's inspect (state, config, networks, mounts).
     pub async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, EngineError> {
-        bounded(
-            format!("inspect container {id}"),
-            CALL_TIMEOUT,
-            self.docker.inspect_container(id, None),
-        )
-        .await
+        self.inspect_container(id).await
     }
 
     /// The last `n` lines a container wrote (stdout and stderr interleaved).
@@ -411,14 +415,20 @@ impl Engine {
 
     /// The image with this tag or id; None when the engine has none.
     pub async fn image(&self, tag: &str) -> Result<Option<ImageInspect>, EngineError> {
-        optional(
+        let mut image = optional(
             bounded(
                 format!("inspect image {tag}"),
                 CALL_TIMEOUT,
                 self.docker.inspect_image(tag),
             )
             .await,
-        )
+        )?;
+        if let Some(config) = image.as_mut().and_then(|i| i.config.as_mut()) {
+            if config.healthcheck.is_none() {
+                config.healthcheck = self.libpod_image_healthcheck(tag).await;
+            }
+        }
+        Ok(image)
     }
 
     /// The network with this name; None when there is none.

@@ -12,7 +12,7 @@ use super::images::{
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
-use crate::engine::{Compose, ComposeError, ComposeModel, CONFIG_TIMEOUT, LABEL_RUN};
+use crate::engine::{Compose, ComposeError, ComposeModel, EngineKind, CONFIG_TIMEOUT, LABEL_RUN};
 use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, SubnetMoves, TestKind};
 use crate::suite::PullPolicy;
 
@@ -171,6 +171,7 @@ async fn build(
         let built = compose
             .build(
                 &to_build,
+                r.engine.kind == EngineKind::Podman,
                 deadline.saturating_duration_since(Instant::now()),
                 |l| progress.detail(l),
             )
@@ -305,6 +306,15 @@ async fn up(
                     .get(service)
                     .is_some_and(|m| m.build.is_some());
                 verdict.message.push_str(&standin_note(info, built));
+                let written = model
+                    .services
+                    .get(service)
+                    .and_then(|m| m.healthcheck.as_ref());
+                if let Some(note) = written.filter(|_| !verdict.passed).and_then(|h| {
+                    crate::engine::stored_healthcheck_note(&h.test, info, r.engine.kind)
+                }) {
+                    verdict.message.push_str(&note);
+                }
                 let want = wants
                     .iter()
                     .find(|(s, _)| s == service)

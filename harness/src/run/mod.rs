@@ -98,6 +98,8 @@ pub async fn run_suite_with(
         id.project, id.run_id
     ));
 
+    // Podman without systemd runs no healthchecks on its own: play its timer while the stack lives.
+    let health = engine.drive_healthchecks(&id.run_label());
     let mut interrupted = false;
     let stop = {
         let main = main_phase(&mut runner, &compose, &id, &workdir);
@@ -107,6 +109,7 @@ pub async fn run_suite_with(
         }
     };
 
+    drop(health);
     progress.phase(&format!("{suite_id}: tearing down {}", id.project));
     let leftovers = teardown(engine, &compose, &id).await;
     let _ = std::fs::remove_dir_all(&workdir);

@@ -44,6 +44,7 @@ pub(super) fn new_ctx<'a>(
         progress: r.progress,
         probed: Default::default(),
         ephemeral_ports: r.ephemeral,
+        http: Default::default(),
     }
 }
 

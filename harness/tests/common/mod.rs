@@ -273,6 +273,11 @@ pub fn assert_no_secret_in(secrets: &[String], texts: &[(String, String)]) -> Re
 
 /// Resources on the engine carrying `label`, by kind (via the docker CLI, independent of the harness).
 pub fn docker_labelled(label: &str) -> Vec<String> {
+    cli_labelled("docker", label)
+}
+
+/// Resources carrying `label`, by kind, as the engine's own CLI (`docker`, `podman`) lists them.
+pub fn cli_labelled(cli: &str, label: &str) -> Vec<String> {
     let filter = format!("label={label}");
     let mut found = Vec::new();
     for kind in [
@@ -280,7 +285,7 @@ pub fn docker_labelled(label: &str) -> Vec<String> {
         &["network", "ls", "-q"][..],
         &["volume", "ls", "-q"][..],
     ] {
-        let o = std::process::Command::new("docker")
+        let o = std::process::Command::new(cli)
             .args(kind)
             .args(["--filter", &filter])
             .output()
