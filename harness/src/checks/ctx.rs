@@ -39,17 +39,11 @@ pub struct Ctx<'a> {
     pub probed: Mutex<Vec<ProbeTarget>>,
     /// Published ports are free host ports, not the documented ones (`stack.ports: ephemeral`).
     pub ephemeral_ports: bool,
-    /// The run's HTTP client, made on first use: one connection pool for every `http` check.
-    pub(crate) http: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    /// The run's HTTP clients, made on first use and reused by every `http` check.
+    pub(crate) http: super::HttpClients,
 }
 
 impl Ctx<'_> {
-    /// The run's HTTP client (see [`super::smoke::http_client`]), made once per run.
-    pub fn http(&self) -> Result<&reqwest::Client, String> {
-        let client = self.http.get_or_init(super::smoke::http_client);
-        client.as_ref().map_err(Clone::clone)
-    }
-
     pub fn container(&self, service: &str) -> Result<String, Verdict> {
         if !self.model.services.contains_key(service) {
             return Err(Verdict::fail(format!(

@@ -8,7 +8,9 @@
 //! (`scenario`), the static rules (`policy`), and where probes may connect (`home`).
 
 mod canary;
+mod expect;
 mod home;
+mod http;
 mod image;
 mod listen;
 mod net;
@@ -28,6 +30,7 @@ mod ctx;
 mod verdict;
 
 pub use ctx::Ctx;
+pub use http::Clients as HttpClients;
 pub use verdict::{with_retry, Verdict};
 
 use std::time::Duration;
@@ -67,7 +70,7 @@ pub(crate) async fn check_kind(
 /// One try of a check kind, by the module that proves it.
 async fn attempt(ctx: &Ctx<'_>, kind: &CheckKind, expect: &Expect) -> Verdict {
     match kind {
-        CheckKind::Http(p) => smoke::http(ctx, p, expect).await,
+        CheckKind::Http(p) => http::http(ctx, p, expect).await,
         CheckKind::Tcp(p) => smoke::tcp(ctx, p).await,
         CheckKind::Exec(p) => smoke::exec(ctx, p, expect).await,
         CheckKind::FromHost(p) => smoke::from_host(ctx, p, expect).await,

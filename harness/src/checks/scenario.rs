@@ -12,6 +12,8 @@ use crate::suite::{
 
 const DEFAULT_WITHIN: Duration = Duration::from_secs(30);
 const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Reading a whole log for `logs.excludes`.
+const LOG_READ_LIMIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(250);
 
 /// Polls until the service's container is in `want`, at most `within`.
@@ -54,24 +56,52 @@ pub async fn check_logs(ctx: &Ctx<'_>, p: &LogsCheck) -> Verdict {
         Ok(id) => id,
         Err(v) => return v,
     };
-    if let Err(e) = text_matches(&p.contains, "") {
-        return Verdict::fail(e);
+    let mut passed = Vec::new();
+    if let Some(contains) = &p.contains {
+        if let Err(e) = text_matches(contains, "") {
+            return Verdict::fail(e);
+        }
+        let within = p.within.map(|d| d.0).unwrap_or(DEFAULT_WITHIN);
+        match ctx
+            .engine
+            .wait_for_log(&id, within, |line| {
+                text_matches(contains, line).unwrap_or(false)
+            })
+            .await
+        {
+            Ok(line) => passed.push(format!("`{}` logged: {}", p.service, snippet(&line, 200))),
+            // The detail (health checks, last 50 log lines) is added by the caller, as for every kind.
+            Err(_) => {
+                return Verdict::fail(format!(
+                    "no log line of `{}` matched {:?} within {within:?}",
+                    p.service, contains
+                ))
+            }
+        }
     }
-    let within = p.within.map(|d| d.0).unwrap_or(DEFAULT_WITHIN);
-    match ctx
-        .engine
-        .wait_for_log(&id, within, |line| {
-            text_matches(&p.contains, line).unwrap_or(false)
-        })
-        .await
-    {
-        Ok(line) => Verdict::pass(format!("`{}` logged: {}", p.service, snippet(&line, 200))),
-        // The detail (health checks, last 50 log lines) is added by the caller, as for every kind.
-        Err(_) => Verdict::fail(format!(
-            "no log line of `{}` matched {:?} within {within:?}",
-            p.service, p.contains
-        )),
+    if let Some(excludes) = &p.excludes {
+        if let Err(e) = text_matches(excludes, "") {
+            return Verdict::fail(e);
+        }
+        let found = ctx
+            .engine
+            .find_in_log(&id, LOG_READ_LIMIT, |line| {
+                text_matches(excludes, line).unwrap_or(false)
+            })
+            .await;
+        match found {
+            Ok(None) => passed.push(format!("no log line of `{}` matches {excludes}", p.service)),
+            Ok(Some((n, line))) => {
+                return Verdict::fail(format!(
+                    "the log of `{}` must not match {excludes}, but line {n} does: {}",
+                    p.service,
+                    snippet(&line, 200)
+                ))
+            }
+            Err(e) => return Verdict::fail(e.to_string()),
+        }
     }
+    Verdict::pass(passed.join("; "))
 }
 
 pub async fn check_run(ctx: &Ctx<'_>, p: &RunCheck, expect: &Expect) -> Verdict {
@@ -79,6 +109,7 @@ pub async fn check_run(ctx: &Ctx<'_>, p: &RunCheck, expect: &Expect) -> Verdict 
         return Verdict::fail("`run` needs a compose stack (`stack.compose`)");
     };
     let started = std::time::SystemTime::now();
+    let t0 = Instant::now();
     let limit = p.timeout.map(|d| d.0).unwrap_or(DEFAULT_RUN_TIMEOUT);
     let shown = format!("run {} {}", p.service, p.args.join(" "));
     let (code, stdout) = match compose
@@ -93,17 +124,13 @@ pub async fn check_run(ctx: &Ctx<'_>, p: &RunCheck, expect: &Expect) -> Verdict 
         return Verdict::fail(format!("{shown}: expected exit {want}, got {code}"))
             .with_detail(format!("output:\n{stdout}"));
     }
-    if let Some(pattern) = &expect.stdout {
-        match text_matches(pattern, &stdout) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Verdict::fail(format!(
-                    "{shown}: stdout does not match {pattern}; stdout: {}",
-                    snippet(&stdout, 300)
-                ))
-            }
-            Err(e) => return Verdict::fail(e),
-        }
+    // `run` keeps stdout only (validation refuses stderr keys for it).
+    let judged = [
+        super::expect::within("the command", expect.within.map(|d| d.0), t0.elapsed()),
+        super::smoke::output_ok(expect, &stdout, ""),
+    ];
+    if let Some(why) = judged.into_iter().find_map(Result::err) {
+        return Verdict::fail(format!("{shown}: {why}"));
     }
     if let Some(globs) = &expect.files {
         if let Err(v) = fresh_files(ctx, globs, started) {

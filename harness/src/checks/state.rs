@@ -301,7 +301,7 @@ fn judge(
         .map(|s| s.to_string())
         .unwrap_or_else(|| "unknown".into());
     let health = state.health.as_ref().and_then(|h| h.status);
-    let has_health = has_healthcheck(info);
+    let has_health = crate::engine::has_healthcheck(info);
     let want = desired(want, info);
     let code = state.exit_code.unwrap_or(0);
     let exited = matches!(status.as_str(), "exited" | "dead");
@@ -353,21 +353,9 @@ fn judge(
     }
 }
 
-/// Whether the container is configured with a healthcheck (the configuration, not the health
-/// state: a container that has not started yet has none).
-fn has_healthcheck(info: &ContainerInspectResponse) -> bool {
-    let test = info
-        .config
-        .as_ref()
-        .and_then(|c| c.healthcheck.as_ref())
-        .and_then(|h| h.test.clone())
-        .unwrap_or_default();
-    !test.is_empty() && test.first().map(String::as_str) != Some("NONE")
-}
-
 /// The promised state, or the default: healthy with a healthcheck, else running.
 fn desired(want: Option<DesiredState>, info: &ContainerInspectResponse) -> DesiredState {
-    want.unwrap_or(if has_healthcheck(info) {
+    want.unwrap_or(if crate::engine::has_healthcheck(info) {
         DesiredState::Healthy
     } else {
         DesiredState::Running

@@ -114,6 +114,18 @@ pub(crate) async fn bounded<T, E: std::fmt::Display>(
 }
 
 /// An inspect whose "no such object" answer means absence, not failure.
+/// Whether the container is configured with a healthcheck (the configuration, not the health
+/// state: a container that has not started yet has none).
+pub fn has_healthcheck(info: &ContainerInspectResponse) -> bool {
+    let test = info
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_deref())
+        .unwrap_or_default();
+    !test.is_empty() && test[0] != "NONE"
+}
+
 pub(crate) fn optional<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -315,6 +327,38 @@ impl Engine {
             Ok(Some(line)) => Ok(line),
             _ => Err(seen.into_iter().collect::<Vec<_>>().join("\n")),
         }
+    }
+
+    /// The first line of a container's whole log so far (stdout and stderr) that `matches`, with
+    /// its number; read as a stream, line by line, so a long log is never held whole.
+    pub async fn find_in_log(
+        &self,
+        id: &str,
+        limit: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<Option<(usize, String)>, EngineError> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let scan = async {
+            let mut partial = String::new();
+            let mut n = 0;
+            while let Some(chunk) = stream.next().await {
+                partial.push_str(&chunk?.to_string());
+                while let Some(nl) = partial.find('\n') {
+                    let line: String = partial.drain(..=nl).collect();
+                    n += 1;
+                    if matches(line.trim_end()) {
+                        return Ok(Some((n, line.trim_end().to_string())));
+                    }
+                }
+            }
+            let last = (!partial.is_empty() && matches(&partial)).then(|| (n + 1, partial));
+            Ok::<_, bollard::errors::Error>(last)
+        };
+        bounded(format!("reading the log of {id}"), limit, scan).await
     }
 
     /// Restarts a container (`docker restart`) within its own grace period (`stop_grace_period`):

@@ -296,11 +296,13 @@ struct Schedule {
     started_at: String,
     interval: Duration,
     next: Instant,
-    running: Option<tokio::task::JoinHandle<()>>,
+    running: Option<tokio::task::AbortHandle>,
 }
 
-/// Docker's default interval when a healthcheck sets none.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Docker's default interval (and timeout) when a healthcheck sets none.
+const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
+/// How long a healthcheck call may outlast the healthcheck's own timeout.
+const CALL_MARGIN: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(250);
 
 async fn drive(engine: Engine, label: String) {
@@ -309,7 +311,10 @@ async fn drive(engine: Engine, label: String) {
     };
     // None: the container has no healthcheck (decided once per container id).
     let mut due: HashMap<String, Option<Schedule>> = HashMap::new();
+    // Owned here, so that the checks in flight end with the driver (aborting it drops the set).
+    let mut checks = tokio::task::JoinSet::new();
     loop {
+        while checks.try_join_next().is_some() {}
         let running = engine
             .list_containers(false, &label_filter(&label))
             .await
@@ -335,20 +340,19 @@ async fn drive(engine: Engine, label: String) {
             let Ok(info) = engine.inspect(&id).await else {
                 continue;
             };
-            let health = info.config.as_ref().and_then(|c| c.healthcheck.clone());
-            let test = health
-                .as_ref()
-                .and_then(|h| h.test.clone())
-                .unwrap_or_default();
-            if test.is_empty() || test[0] == "NONE" {
+            if !super::has_healthcheck(&info) {
                 *entry = None;
                 continue;
             }
-            let interval = health
-                .and_then(|h| h.interval)
-                .filter(|&n| n > 0)
-                .map(|n| Duration::from_nanos(n as u64))
-                .unwrap_or(DEFAULT_INTERVAL);
+            let health = info.config.as_ref().and_then(|c| c.healthcheck.clone());
+            let nanos = |n: Option<i64>, default| {
+                n.filter(|&n| n > 0)
+                    .map(|n| Duration::from_nanos(n as u64))
+                    .unwrap_or(default)
+            };
+            let interval = nanos(health.as_ref().and_then(|h| h.interval), DEFAULT_PERIOD);
+            // The engine ends the command at its timeout; the call gets a margin beyond it.
+            let limit = nanos(health.and_then(|h| h.timeout), DEFAULT_PERIOD) + CALL_MARGIN;
             let started_at = info.state.and_then(|s| s.started_at).unwrap_or_default();
             if started_at != s.started_at {
                 s.started_at = started_at;
@@ -358,13 +362,10 @@ async fn drive(engine: Engine, label: String) {
             }
             s.next = now + s.interval;
             let libpod = libpod.clone();
-            s.running = Some(tokio::spawn(async move {
-                let _ = libpod
-                    .call(
-                        hyper::Method::GET,
-                        &format!("/v4.0.0/libpod/containers/{id}/healthcheck"),
-                    )
-                    .await;
+            s.running = Some(checks.spawn(async move {
+                let path = format!("/v4.0.0/libpod/containers/{id}/healthcheck");
+                let call = libpod.call(hyper::Method::GET, &path);
+                let _ = super::bounded(format!("healthcheck of {id}"), limit, call).await;
             }));
         }
         tokio::time::sleep(TICK).await;

@@ -91,6 +91,8 @@ impl Masker {
                 values.push(v);
             }
         }
+        // Secret variables a request sends, wherever they came from (the process environment too).
+        values.extend(crate::suite::request_secrets(loaded));
         masker.add(values);
         masker
     }
@@ -164,11 +166,9 @@ impl Progress for Masked<'_> {
 
 /// Values of `KEY=value` lines (comments and blanks skipped, surrounding quotes removed).
 pub fn env_file_values(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    crate::suite::env_file_entries(text)
+        .into_iter()
+        .map(|(_, v)| v)
         .collect()
 }
 

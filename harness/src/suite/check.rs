@@ -6,7 +6,9 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{DesiredState, Dur};
+use std::collections::BTreeMap;
+
+use super::{DesiredState, Dur, Expect, Retry};
 
 /// One smoke check with its kind, expectations and retry budget.
 #[derive(Clone, Debug, Deserialize)]
@@ -368,6 +370,51 @@ pub struct HttpCheck {
     pub(crate) path: String,
     #[serde(default = "default_method")]
     pub(crate) method: String,
+    /// `http` (default) or `https`.
+    #[serde(default)]
+    pub(crate) scheme: Scheme,
+    /// How an `https` server's certificate is verified (default: the system's CAs, for the
+    /// service's name).
+    #[serde(default)]
+    pub(crate) tls: Option<TlsOptions>,
+    /// Request headers. `${VAR}` takes a variable from the suite's `stack.env`, the process
+    /// environment or `stack.env_file` (in that order, as compose); a secret one is masked.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// Request body as JSON (sets `Content-Type: application/json`).
+    #[serde(default)]
+    pub(crate) json: Option<serde_json::Value>,
+    /// Request body as raw text (`${VAR}` as in headers).
+    #[serde(default)]
+    pub(crate) body: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+/// The scheme of an HTTP check's URL.
+pub enum Scheme {
+    #[default]
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+/// Verification of an `https` server's certificate.
+pub struct TlsOptions {
+    /// PEM file (relative to the suite) of the CA that must have signed the server's
+    /// certificate; the only CA trusted.
+    #[serde(default)]
+    pub(crate) ca: Option<String>,
+    /// `true`: no verification at all (a self-signed development certificate).
+    #[serde(default)]
+    pub(crate) insecure: bool,
+    /// The name the certificate must be valid for (default: the service's name, as the stack's
+    /// own containers reach it; e.g. `localhost` for a certificate made for the host).
+    #[serde(default)]
+    pub(crate) server_name: Option<String>,
 }
 
 fn default_path() -> String {
@@ -446,12 +493,17 @@ impl ReachCheck {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-/// A line a service's log must show.
+/// A line a service's log must show, or must not have shown.
 pub struct LogsCheck {
     pub(crate) service: String,
-    /// Substring or `/regex/`.
-    pub(crate) contains: String,
-    /// How long to watch the log (default 30s).
+    /// Substring or `/regex/` a line must match (waited for, up to `within`).
+    #[serde(default)]
+    pub(crate) contains: Option<String>,
+    /// Substring or `/regex/` no line of the whole log so far may match (after `contains`, when
+    /// both are given).
+    #[serde(default)]
+    pub(crate) excludes: Option<String>,
+    /// How long to watch the log for `contains` (default 30s).
     #[serde(default)]
     pub(crate) within: Option<Dur>,
 }
@@ -492,42 +544,4 @@ pub struct KillAction {
 
 fn default_signal() -> String {
     "KILL".into()
-}
-
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-/// What the answer of a check must be.
-pub struct Expect {
-    /// HTTP status (default: any 2xx).
-    #[serde(default)]
-    pub(crate) status: Option<u16>,
-    /// Body substring, or `/regex/`.
-    #[serde(default)]
-    pub(crate) body: Option<String>,
-    /// The JSON body contains these keys with these values.
-    #[serde(default)]
-    pub(crate) json: Option<serde_json::Value>,
-    /// Exit code of an exec or run (default 0).
-    #[serde(default)]
-    pub(crate) exit: Option<i64>,
-    /// Substring or `/regex/` that stdout must match.
-    #[serde(default)]
-    pub(crate) stdout: Option<String>,
-    #[serde(default)]
-    pub(crate) stderr: Option<String>,
-    /// Host globs (relative to the suite; `{suite_dir}` allowed) that must match a file written
-    /// during the run.
-    #[serde(default)]
-    pub(crate) files: Option<Vec<String>>,
-}
-
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-/// Polling: keep trying a check until it holds or the budget ends.
-pub struct Retry {
-    /// Keep polling until the check holds or this budget ends.
-    #[serde(rename = "for")]
-    pub(crate) for_: Dur,
-    #[serde(default)]
-    pub(crate) every: Option<Dur>,
 }

@@ -37,6 +37,7 @@ pub fn load_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
     })?;
     let loaded = load_str(path, &text)?;
     validate::files_exist(&loaded)?;
+    validate::requests_resolve(&loaded)?;
     validate::placeholders_stay_inside(&loaded)?;
     Ok(loaded)
 }

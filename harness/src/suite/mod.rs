@@ -6,11 +6,13 @@
 
 mod check;
 mod duration;
+mod expect;
 mod load;
 mod policy;
 mod secrets;
 mod validate;
 mod values;
+mod vars;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,10 +22,12 @@ use serde::{Deserialize, Serialize};
 
 pub use check::*;
 pub use duration::Dur;
+pub use expect::{Expect, Retry};
 pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
 pub use secrets::{looks_secret, url_passwords};
 pub use values::{parse_mount, parse_size, signal_number, text_matches, Mount, ValueError};
+pub use vars::{env_file_entries, request_secrets, templates, Expanded, Vars, VarsError};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use std::path::{Component, Path, PathBuf};
 
-use super::{Action, CheckKind, Expect, LoadedSuite, SuiteError};
+use super::{Action, CheckKind, Expect, HttpCheck, LoadedSuite, Scheme, SuiteError};
 
 const MAX_RETRIES: u32 = 10;
 
@@ -87,7 +87,7 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
                 ),
             );
         }
-        if let Err(m) = kind_ok(&c.kind).and_then(|()| expect_ok(&c.expect)) {
+        if let Err(m) = kind_ok(&c.kind).and_then(|()| expect_ok(&c.kind, &c.expect)) {
             return err(Some(c.at), format!("check `{}`: {m}", c.name));
         }
         if c.retries > MAX_RETRIES {
@@ -158,6 +158,60 @@ pub(super) fn files_exist(loaded: &LoadedSuite) -> Result<(), SuiteError> {
         }
     }
     Ok(())
+}
+
+/// Every request's `${VAR}` is set and every `http.tls.ca` file exists, before anything starts:
+/// an unset token would otherwise be sent as an empty one and fail as a 401 far from its cause.
+pub(super) fn requests_resolve(loaded: &LoadedSuite) -> Result<(), SuiteError> {
+    let vars = super::Vars::of(loaded);
+    for c in &loaded.suite.checks {
+        let err = |msg: String| {
+            Err(SuiteError::invalid(
+                &loaded.path,
+                Some(c.at),
+                format!("check `{}`: {msg}", c.name),
+            ))
+        };
+        for (key, template) in super::templates(&c.kind) {
+            if let Err(e) = vars.expand(template) {
+                return err(format!("{key}: {e}"));
+            }
+        }
+        for (key, ca) in tls_cas(&c.kind) {
+            if !loaded.dir.join(ca).is_file() {
+                return err(format!(
+                    "{key}: `{ca}` does not exist (looked in {})",
+                    loaded.dir.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `http.tls.ca` files of a check kind (a scenario's steps included).
+fn tls_cas(kind: &CheckKind) -> Vec<(String, &str)> {
+    match kind {
+        CheckKind::Http(h) => h
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca.as_deref())
+            .map(|ca| ("http.tls.ca".to_string(), ca))
+            .into_iter()
+            .collect(),
+        CheckKind::Steps(steps) => steps
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| match &s.action {
+                Action::Check { kind, .. } => tls_cas(kind)
+                    .into_iter()
+                    .map(|(k, ca)| (format!("step {}: {k}", i + 1), ca))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Where `{suite_dir}` paths may lead: the repository the suite lives in (the nearest folder
@@ -261,15 +315,23 @@ fn kind_ok(kind: &CheckKind) -> Result<(), String> {
             "`reach.to: {}` must be `service:port`, e.g. \"db:5432\"",
             r.to
         )),
-        CheckKind::Logs(l) if l.contains.is_empty() => {
-            Err("`logs.contains` must not be empty".into())
+        CheckKind::Logs(l) if l.contains.is_none() && l.excludes.is_none() => {
+            Err("`logs` needs `contains`, `excludes` or both".into())
         }
-        CheckKind::Logs(l) => pattern_ok("logs.contains", &l.contains),
-        CheckKind::Http(h) if !HTTP_METHODS.contains(&h.method.as_str()) => Err(format!(
-            "`http.method: {}` is not one of {}",
-            h.method,
-            HTTP_METHODS.join(", ")
-        )),
+        CheckKind::Logs(l) => {
+            for (key, p) in [
+                ("logs.contains", &l.contains),
+                ("logs.excludes", &l.excludes),
+            ] {
+                match p.as_deref() {
+                    Some("") => return Err(format!("`{key}` must not be empty")),
+                    Some(p) => pattern_ok(key, p)?,
+                    None => {}
+                }
+            }
+            Ok(())
+        }
+        CheckKind::Http(h) => http_ok(h),
         CheckKind::Steps(steps) => {
             for (i, step) in steps.iter().enumerate() {
                 if let Action::Check { kind, expect, .. } = &step.action {
@@ -277,7 +339,7 @@ fn kind_ok(kind: &CheckKind) -> Result<(), String> {
                         return Err(format!("step {}: steps cannot nest", i + 1));
                     }
                     kind_ok(kind)
-                        .and_then(|()| expect_ok(expect))
+                        .and_then(|()| expect_ok(kind, expect))
                         .map_err(|m| format!("step {}: {m}", i + 1))?;
                 }
                 if let Action::Kill(k) = &step.action {
@@ -290,6 +352,35 @@ fn kind_ok(kind: &CheckKind) -> Result<(), String> {
     }
 }
 
+fn http_ok(h: &HttpCheck) -> Result<(), String> {
+    if !HTTP_METHODS.contains(&h.method.as_str()) {
+        return Err(format!(
+            "`http.method: {}` is not one of {}",
+            h.method,
+            HTTP_METHODS.join(", ")
+        ));
+    }
+    if let Some(tls) = &h.tls {
+        if h.scheme != Scheme::Https {
+            return Err("`http.tls` needs `scheme: https`".into());
+        }
+        if tls.insecure && tls.ca.is_some() {
+            return Err(
+                "`http.tls`: `ca` and `insecure: true` contradict each other; use one".into(),
+            );
+        }
+    }
+    if h.json.is_some() && h.body.is_some() {
+        return Err("`http.json` and `http.body` are both request bodies; use one".into());
+    }
+    for name in h.headers.keys() {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!("`http.headers`: `{name}` is not a header name"));
+        }
+    }
+    Ok(())
+}
+
 const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
 /// A `/regex/` must compile now, not fail on the first response.
@@ -299,15 +390,87 @@ fn pattern_ok(key: &str, pattern: &str) -> Result<(), String> {
         .map_err(|e| format!("`{key}`: {e}"))
 }
 
-fn expect_ok(e: &Expect) -> Result<(), String> {
+/// The `expect` keys each kind of check judges. Any other key would be silently ignored: a
+/// promise that looks checked and is not.
+fn judged_keys(kind: &CheckKind) -> &'static [&'static str] {
+    match kind {
+        CheckKind::Http(_) => &[
+            "status",
+            "body",
+            "body_excludes",
+            "json",
+            "headers",
+            "jsonpath",
+            "within",
+        ],
+        CheckKind::Exec(_) | CheckKind::FromHost(_) => &[
+            "exit",
+            "stdout",
+            "stdout_excludes",
+            "stderr",
+            "stderr_excludes",
+            "within",
+        ],
+        CheckKind::Run(_) => &["exit", "stdout", "stdout_excludes", "within", "files"],
+        _ => &[],
+    }
+}
+
+fn expect_ok(kind: &CheckKind, e: &Expect) -> Result<(), String> {
+    let given = [
+        ("status", e.status.is_some()),
+        ("body", e.body.is_some()),
+        ("body_excludes", e.body_excludes.is_some()),
+        ("json", e.json.is_some()),
+        ("headers", !e.headers.is_empty()),
+        ("jsonpath", !e.jsonpath.is_empty()),
+        ("exit", e.exit.is_some()),
+        ("stdout", e.stdout.is_some()),
+        ("stdout_excludes", e.stdout_excludes.is_some()),
+        ("stderr", e.stderr.is_some()),
+        ("stderr_excludes", e.stderr_excludes.is_some()),
+        ("within", e.within.is_some()),
+        ("files", e.files.is_some()),
+    ];
+    let judged = judged_keys(kind);
+    if let Some((key, _)) = given.iter().find(|(k, set)| *set && !judged.contains(k)) {
+        let name = super::kind_name(kind);
+        let what = if judged.is_empty() {
+            format!("`{name}` checks judge no `expect`")
+        } else {
+            format!("`{name}` checks judge {}", judged.join(", "))
+        };
+        let hint = if name == "run" && key.starts_with("stderr") {
+            " (`run` keeps only stdout)"
+        } else {
+            ""
+        };
+        return Err(format!("`expect.{key}` would be ignored: {what}{hint}"));
+    }
     for (key, p) in [
         ("expect.body", &e.body),
+        ("expect.body_excludes", &e.body_excludes),
         ("expect.stdout", &e.stdout),
+        ("expect.stdout_excludes", &e.stdout_excludes),
         ("expect.stderr", &e.stderr),
+        ("expect.stderr_excludes", &e.stderr_excludes),
     ] {
         if let Some(p) = p {
             pattern_ok(key, p)?;
         }
+    }
+    for (name, p) in &e.headers {
+        pattern_ok(&format!("expect.headers.{name}"), p)?;
+    }
+    for (path, want) in &e.jsonpath {
+        serde_json_path::JsonPath::parse(path)
+            .map_err(|err| format!("`expect.jsonpath`: `{path}` is not an RFC 9535 path: {err}"))?;
+        if let Some(p) = want.as_str() {
+            pattern_ok(&format!("expect.jsonpath.{path}"), p)?;
+        }
+    }
+    if e.within.is_some_and(|d| d.0.is_zero()) {
+        return Err("`expect.within` must be more than 0".into());
     }
     Ok(())
 }
