@@ -179,10 +179,10 @@ async fn wait_listening(
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let out = engine
-            .run_helper(&probe, PROBE_LIMIT)
+            .run_helper(&probe, PROBE_LIMIT, &Default::default())
             .await
             .map_err(|e| e.to_string())?;
-        let ready = serde_json::from_str::<NetReport>(out.stdout.trim())
+        let ready = serde_json::from_str::<NetReport>(out.stdout.text().trim())
             .map(|r| r.reached.values().all(|v| v == "open"))
             .unwrap_or(false);
         if ready {
@@ -191,7 +191,7 @@ async fn wait_listening(
         if std::time::Instant::now() > deadline {
             return Err(format!(
                 "the canary {addr} did not accept connections from {network} within 20 s: {}",
-                out.stderr.trim()
+                out.stderr.text().trim()
             ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

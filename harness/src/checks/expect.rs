@@ -1,28 +1,48 @@
 //! Judging an answer against the parts of `expect` that hold for more than one kind of check:
-//! text that must or must not match, response headers, JSONPath values and time bounds. Each
+//! output that must or must not match (streamed, see `engine::output`), response headers, JSONPath values and time bounds. Each
 //! returns the failure message a person can act on: what was expected, what was found, where.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::engine::{Captured, Watching};
 use crate::report::snippet;
-use crate::suite::text_matches;
+use crate::suite::{text_matches, Expect, Pattern};
 
-/// `text` matches `pattern` (substring or `/regex/`).
-pub(super) fn matches(key: &str, pattern: &str, text: &str) -> Result<(), String> {
-    match text_matches(pattern, text) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(format!(
-            "{key} does not match {pattern}; {key}: {}",
-            snippet(text, 300)
-        )),
-        Err(e) => Err(e.to_string()),
+/// The patterns of `expect` to watch for while a command's output streams past.
+pub(super) fn watching(expect: &Expect) -> Watching {
+    Watching {
+        stdout: patterns([&expect.stdout, &expect.stdout_excludes]),
+        stderr: patterns([&expect.stderr, &expect.stderr_excludes]),
     }
 }
 
-/// No line of `text` matches `pattern`; else the first line that does, with its number.
-pub(super) fn excludes(key: &str, pattern: &str, text: &str) -> Result<(), String> {
-    match first_line_matching(pattern, text)? {
+/// Compiled patterns (each was compiled once at load time, so none fails here).
+pub(super) fn patterns<'a>(written: impl IntoIterator<Item = &'a Option<String>>) -> Vec<Pattern> {
+    written
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Pattern::new(p).ok())
+        .collect()
+}
+
+/// The output matches `pattern` (substring or `/regex/`): the whole text when it was kept whole,
+/// else some line of it.
+pub(super) fn matches(key: &str, pattern: &str, out: &Captured) -> Result<(), String> {
+    let p = Pattern::new(pattern).map_err(|e| e.to_string())?;
+    if out.matches(&p) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} does not match {pattern}; {key}: {}",
+        snippet(&out.text(), 300)
+    ))
+}
+
+/// No line of the output matches `pattern`; else the first that does, with its number.
+pub(super) fn excludes(key: &str, pattern: &str, out: &Captured) -> Result<(), String> {
+    let p = Pattern::new(pattern).map_err(|e| e.to_string())?;
+    match out.found(&p) {
         None => Ok(()),
         Some((n, line)) => Err(format!(
             "{key} must not match {pattern}, but line {n} does: {}",
@@ -31,17 +51,24 @@ pub(super) fn excludes(key: &str, pattern: &str, text: &str) -> Result<(), Strin
     }
 }
 
-/// The first line (1-based number, text) that matches a pattern.
-pub(super) fn first_line_matching<'t>(
-    pattern: &str,
-    text: &'t str,
-) -> Result<Option<(usize, &'t str)>, String> {
-    for (i, line) in text.lines().enumerate() {
-        if text_matches(pattern, line).map_err(|e| e.to_string())? {
-            return Ok(Some((i + 1, line)));
+/// `expect.stdout`/`stderr` match and their `_excludes` do not.
+pub(super) fn output_ok(
+    expect: &Expect,
+    stdout: &Captured,
+    stderr: &Captured,
+) -> Result<(), String> {
+    for (stream, out, must, must_not) in [
+        ("stdout", stdout, &expect.stdout, &expect.stdout_excludes),
+        ("stderr", stderr, &expect.stderr, &expect.stderr_excludes),
+    ] {
+        if let Some(p) = must {
+            matches(stream, p, out)?;
+        }
+        if let Some(p) = must_not {
+            excludes(stream, p, out)?;
         }
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Every wanted response header is present (name case-insensitive) with the text, or matching
@@ -193,7 +220,8 @@ mod tests {
         #[case] text: &str,
         #[case] want: Option<&str>,
     ) {
-        match (excludes("body", pattern, text), want) {
+        let out = Captured::of(text, &[Pattern::new(pattern).unwrap()]);
+        match (excludes("body", pattern, &out), want) {
             (Ok(()), None) => {}
             (Err(e), Some(w)) => assert!(e.contains(w), "{e}"),
             (r, w) => panic!("{r:?} vs {w:?}"),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::expect;
 use super::{Ctx, Verdict};
+use crate::engine::Captured;
 use crate::report::snippet;
 use crate::suite::{Expect, HttpCheck, Scheme, TlsOptions, Vars};
 
@@ -93,7 +94,7 @@ pub(super) async fn http(ctx: &Ctx<'_>, p: &HttpCheck, expect: &Expect) -> Verdi
         Scheme::Http => format!("{method} {}:{}{path}", p.service, p.port),
         Scheme::Https => format!("{method} https://{}:{}{path}", p.service, p.port),
     };
-    match request(ctx, p, &addr, &path, &method).await {
+    match request(ctx, p, &addr, &path, &method, expect).await {
         Ok(answer) => judge(&shown, &answer, expect),
         Err(why) => Verdict::fail(format!("{shown}: {why}")),
     }
@@ -103,7 +104,7 @@ pub(super) async fn http(ctx: &Ctx<'_>, p: &HttpCheck, expect: &Expect) -> Verdi
 struct Answer {
     status: u16,
     headers: reqwest::header::HeaderMap,
-    body: String,
+    body: Captured,
     took: Duration,
 }
 
@@ -113,6 +114,7 @@ async fn request(
     addr: &str,
     path: &str,
     method: &str,
+    expect: &Expect,
 ) -> Result<Answer, String> {
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| format!("`{method}` is not an HTTP method"))?;
@@ -146,10 +148,15 @@ async fn request(
     }
     let t0 = Instant::now();
     let failed = |e: reqwest::Error| format!("request to {url} failed: {}", request_error(&e));
-    let resp = req.send().await.map_err(failed)?;
+    let mut resp = req.send().await.map_err(failed)?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.text().await.map_err(failed)?;
+    // Streamed through the body patterns: a body of any size costs time, not memory.
+    let mut body = Captured::watching(&expect::patterns([&expect.body, &expect.body_excludes]));
+    while let Some(chunk) = resp.chunk().await.map_err(failed)? {
+        body.push(&chunk);
+    }
+    body.finish();
     Ok(Answer {
         status,
         headers,
@@ -184,7 +191,7 @@ fn judge(shown: &str, a: &Answer, expect: &Expect) -> Verdict {
         return Verdict::fail(format!(
             "{shown}: expected status {want}, got {}; body: {}",
             a.status,
-            snippet(&a.body, 200)
+            snippet(&a.body.text(), 200)
         ));
     }
     let mut judged = vec![expect::within(
@@ -212,7 +219,15 @@ fn judge(shown: &str, a: &Answer, expect: &Expect) -> Verdict {
     }
 }
 
-fn json(expect: &Expect, body: &str) -> Result<(), String> {
+fn json(expect: &Expect, body: &Captured) -> Result<(), String> {
+    if body.is_cut() {
+        return Err(format!(
+            "the body is {} bytes; JSON expectations read bodies of at most {} MiB",
+            body.total(),
+            crate::engine::output::HEAD >> 20
+        ));
+    }
+    let body = &body.text();
     let got: serde_json::Value = serde_json::from_str(body)
         .map_err(|e| format!("body is not JSON ({e}); body: {}", snippet(body, 200)))?;
     if let Some(want) = &expect.json {

@@ -169,17 +169,17 @@ async fn run_probe(
     };
     let out = ctx
         .engine
-        .run_helper(&spec, PROBE_LIMIT)
+        .run_helper(&spec, PROBE_LIMIT, &Default::default())
         .await
         .map_err(|e| Verdict::fail(format!("probe: {e}")))?;
     if out.exit != 0 {
         return Err(Verdict::fail(format!(
             "the probe failed (exit {}): {}",
             out.exit,
-            crate::report::snippet(&out.stderr, 300)
+            crate::report::snippet(&out.stderr.text(), 300)
         )));
     }
-    Ok(out.stdout)
+    Ok(out.stdout.text())
 }
 
 /// The UDP ports something is bound to in a running container's network namespace. A published

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::expect;
 use super::listen::{listen, not_listening};
 use super::{Ctx, Verdict};
-use crate::engine::HelperSpec;
+use crate::engine::{ExecOutput, HelperSpec};
 use crate::report::{snippet, tail_snippet};
 use crate::suite::{ExecCheck, Expect, FromHostCheck, TcpCheck};
 
@@ -38,10 +38,16 @@ pub(super) async fn exec(ctx: &Ctx<'_>, p: &ExecCheck, expect: &Expect) -> Verdi
     let t0 = Instant::now();
     match ctx
         .engine
-        .exec(&id, &p.cmd, p.user.as_deref(), Duration::from_secs(60))
+        .exec(
+            &id,
+            &p.cmd,
+            p.user.as_deref(),
+            Duration::from_secs(60),
+            &expect::watching(expect),
+        )
         .await
     {
-        Ok(out) => expect_exec(expect, out.exit, &out.stdout, &out.stderr, t0.elapsed()),
+        Ok(out) => expect_exec(expect, &out, t0.elapsed()),
         Err(e) => Verdict::fail(e.to_string()),
     }
 }
@@ -80,8 +86,13 @@ pub(super) async fn from_host(ctx: &Ctx<'_>, p: &FromHostCheck, expect: &Expect)
         ..Default::default()
     };
     let t0 = Instant::now();
-    match ctx.engine.run_helper(&spec, FROM_HOST_LIMIT).await {
-        Ok(out) => expect_exec(expect, out.exit, &out.stdout, &out.stderr, t0.elapsed()),
+    let watching = expect::watching(expect);
+    match ctx
+        .engine
+        .run_helper(&spec, FROM_HOST_LIMIT, &watching)
+        .await
+    {
+        Ok(out) => expect_exec(expect, &out, t0.elapsed()),
         Err(e) => Verdict::fail(format!("from the host with `{}`'s image: {e}", p.image_of)),
     }
 }
@@ -124,17 +135,19 @@ pub(super) async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<St
     Ok(addr)
 }
 
-fn expect_exec(expect: &Expect, exit: i64, stdout: &str, stderr: &str, took: Duration) -> Verdict {
+fn expect_exec(expect: &Expect, out: &ExecOutput, took: Duration) -> Verdict {
+    let exit = out.exit;
     let want_exit = expect.exit.unwrap_or(0);
+    let (stdout, stderr) = (out.stdout.text(), out.stderr.text());
     if exit != want_exit {
         let said = if stdout.trim().is_empty() {
             String::new()
         } else {
-            format!("; stdout: {}", tail_snippet(stdout, 200))
+            format!("; stdout: {}", tail_snippet(&stdout, 200))
         };
         return Verdict::fail(format!(
             "exit code {exit}, expected {want_exit}{said}; stderr: {}",
-            tail_snippet(stderr, 300)
+            tail_snippet(&stderr, 300)
         ))
         .with_detail(format!(
             "--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
@@ -142,33 +155,26 @@ fn expect_exec(expect: &Expect, exit: i64, stdout: &str, stderr: &str, took: Dur
     }
     let judged = [
         expect::within("the command", expect.within.map(|d| d.0), took),
-        output_ok(expect, stdout, stderr),
+        expect::output_ok(expect, &out.stdout, &out.stderr),
     ];
     match judged.into_iter().find_map(Result::err) {
         Some(why) => Verdict::fail(why),
-        None => Verdict::pass(format!("exit {exit}; stdout: {}", snippet(stdout, 80))),
+        None => Verdict::pass(format!("exit {exit}; stdout: {}", snippet(&stdout, 80))),
     }
-}
-
-/// `expect.stdout`/`stderr` match and their `_excludes` do not.
-pub(super) fn output_ok(expect: &Expect, stdout: &str, stderr: &str) -> Result<(), String> {
-    for (stream, text, must, must_not) in [
-        ("stdout", stdout, &expect.stdout, &expect.stdout_excludes),
-        ("stderr", stderr, &expect.stderr, &expect.stderr_excludes),
-    ] {
-        if let Some(p) = must {
-            expect::matches(stream, p, text)?;
-        }
-        if let Some(p) = must_not {
-            expect::excludes(stream, p, text)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn output(exit: i64, stdout: &str, stderr: &str, expect: &Expect) -> ExecOutput {
+        let w = expect::watching(expect);
+        ExecOutput {
+            exit,
+            stdout: crate::engine::Captured::of(stdout, &w.stdout),
+            stderr: crate::engine::Captured::of(stderr, &w.stderr),
+        }
+    }
 
     #[test]
     fn exec_expectations() {
@@ -177,18 +183,18 @@ mod tests {
             ..Default::default()
         };
         let t = Duration::from_millis(5);
-        assert!(expect_exec(&e, 0, "PONG\n", "", t).passed);
-        assert!(!expect_exec(&e, 0, "NO\n", "", t).passed);
-        assert!(!expect_exec(&e, 1, "PONG\n", "boom", t).passed);
+        assert!(expect_exec(&e, &output(0, "PONG\n", "", &e), t).passed);
+        assert!(!expect_exec(&e, &output(0, "NO\n", "", &e), t).passed);
+        assert!(!expect_exec(&e, &output(1, "PONG\n", "boom", &e), t).passed);
         let e = Expect {
             stderr_excludes: Some("/WARN/".into()),
             within: Some(crate::suite::Dur(Duration::from_millis(100))),
             ..Default::default()
         };
-        assert!(expect_exec(&e, 0, "", "ok", t).passed);
-        let v = expect_exec(&e, 0, "", "a\nWARN x\n", t);
+        assert!(expect_exec(&e, &output(0, "", "ok", &e), t).passed);
+        let v = expect_exec(&e, &output(0, "", "a\nWARN x\n", &e), t);
         assert!(v.message.contains("line 2 does: WARN x"), "{}", v.message);
-        let v = expect_exec(&e, 0, "", "", Duration::from_secs(1));
+        let v = expect_exec(&e, &output(0, "", "", &e), Duration::from_secs(1));
         assert!(v.message.contains("took 1.00s"), "{}", v.message);
     }
 }

@@ -37,7 +37,7 @@ pub async fn docker_build(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    stream(cmd, limit, on_line)
+    stream(cmd, limit, on_line, super::Captured::default())
         .await
         .map(drop)
         .map_err(|e| match e {

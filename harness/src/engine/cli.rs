@@ -1,11 +1,13 @@
-//! Running an engine CLI (`docker compose`, `docker build`) with bounded time, streamed lines and a
-//! kept tail for failure reports.
+//! Running an engine CLI (`docker compose`, `docker build`) with bounded time, streamed lines, a
+//! kept tail for failure reports, and stdout kept within bounds (engine/output.rs).
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
+
+use super::{Captured, Lines};
 
 const TAIL_LINES: usize = 40;
 
@@ -14,20 +16,22 @@ pub(crate) enum CliError {
     Failed {
         code: i32,
         tail: String,
-        stdout: String,
+        stdout: Captured,
     },
     Timeout {
         tail: String,
     },
 }
 
-/// Runs `cmd` (stdout and stderr piped, killed on drop), feeding every line to `on_line`.
-/// Returns stdout on success.
+/// Runs `cmd` (stdout and stderr piped, killed on drop), feeding every line to `on_line` (cut to
+/// what a person reads) and stdout into `stdout` (bounded unless made whole). Returns stdout on
+/// success.
 pub(crate) async fn stream(
     mut cmd: Command,
     limit: Duration,
     mut on_line: impl FnMut(&str),
-) -> Result<String, CliError> {
+    mut stdout: Captured,
+) -> Result<Captured, CliError> {
     // `kill_on_drop` needs the harness alive; if it is killed (SIGKILL), a `compose up` would go
     // on creating containers after the watcher swept. The kernel kills the child with us instead.
     // SAFETY: only an async-signal-safe prctl between fork and exec.
@@ -38,36 +42,48 @@ pub(crate) async fn stream(
         });
     }
     let mut child = cmd.spawn().map_err(|e| CliError::Spawn(e.to_string()))?;
-    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(CliError::Spawn("no output pipes".into()));
     };
-    let mut out = BufReader::new(out).lines();
-    let mut err = BufReader::new(err).lines();
-    let mut stdout = String::new();
+    let (mut out_lines, mut err_lines) = (Lines::for_display(), Lines::for_display());
     let mut tail: VecDeque<String> = VecDeque::new();
-    let push = |line: String, tail: &mut VecDeque<String>| {
+    let mut seen = |line: String, tail: &mut VecDeque<String>| {
+        on_line(&line);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
         tail.push_back(line);
     };
+    let (mut out_buf, mut err_buf) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
     let work = async {
         let (mut out_open, mut err_open) = (true, true);
         while out_open || err_open {
             tokio::select! {
-                l = out.next_line(), if out_open => match l {
-                    Ok(Some(l)) => { on_line(&l); stdout.push_str(&l); stdout.push('\n'); push(l, &mut tail); }
-                    _ => out_open = false,
+                n = out.read(&mut out_buf), if out_open => match n {
+                    Ok(n) if n > 0 => {
+                        stdout.push(&out_buf[..n]);
+                        for l in out_lines.feed(&out_buf[..n]) { seen(l, &mut tail); }
+                    }
+                    _ => {
+                        out_open = false;
+                        if let Some(l) = out_lines.rest() { seen(l, &mut tail); }
+                    }
                 },
-                l = err.next_line(), if err_open => match l {
-                    Ok(Some(l)) => { on_line(&l); push(l, &mut tail); }
-                    _ => err_open = false,
+                n = err.read(&mut err_buf), if err_open => match n {
+                    Ok(n) if n > 0 => {
+                        for l in err_lines.feed(&err_buf[..n]) { seen(l, &mut tail); }
+                    }
+                    _ => {
+                        err_open = false;
+                        if let Some(l) = err_lines.rest() { seen(l, &mut tail); }
+                    }
                 },
             }
         }
         child.wait().await
     };
     let status = tokio::time::timeout(limit, work).await;
+    stdout.finish();
     let tail_text = || tail.iter().cloned().collect::<Vec<_>>().join("\n");
     match status {
         Err(_) => Err(CliError::Timeout { tail: tail_text() }),

@@ -137,8 +137,10 @@ impl Compose {
         let direct = what == "config";
         let mut cmd = self.command_via(with_override, direct);
         cmd.args(args);
-        super::cli::stream(cmd, limit, on_line)
+        // Compose's own output (a model of the user's files, progress): kept whole.
+        super::cli::stream(cmd, limit, on_line, super::Captured::whole())
             .await
+            .map(|out| out.text())
             .map_err(|e| match e {
                 CliError::Spawn(m) => ComposeError::Missing(m),
                 CliError::Failed { code, tail, .. } => ComposeError::Failed {
@@ -239,7 +241,8 @@ impl Compose {
         args: &[String],
         labels: &BTreeMap<String, String>,
         limit: Duration,
-    ) -> Result<(i32, String), ComposeError> {
+        watching: &[crate::suite::Pattern],
+    ) -> Result<(i32, super::Captured), ComposeError> {
         let mut a: Vec<String> = ["run", "--rm", "-T", "--quiet-pull"]
             .map(String::from)
             .to_vec();
@@ -251,7 +254,8 @@ impl Compose {
         a.extend(args.iter().cloned());
         let mut cmd = self.command(true);
         cmd.args(&a);
-        match super::cli::stream(cmd, limit, |_| {}).await {
+        let stdout = super::Captured::watching(watching);
+        match super::cli::stream(cmd, limit, |_| {}, stdout).await {
             Ok(out) => Ok((0, out)),
             Err(CliError::Failed { code, stdout, .. }) => Ok((code, stdout)),
             Err(CliError::Spawn(m)) => Err(ComposeError::Missing(m)),

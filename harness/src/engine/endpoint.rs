@@ -417,24 +417,20 @@ mod tests {
 mod remote_tests {
     use super::remote_host_of;
 
-    #[test]
-    fn remote_engines_are_told_from_local_ones() {
-        for local in [
-            None,
-            Some("unix:///var/run/docker.sock"),
-            Some("tcp://127.0.0.1:2375"),
-            Some("tcp://localhost:2375"),
-            Some("npipe:////./pipe/docker_engine"),
-        ] {
-            assert_eq!(remote_host_of(local), None, "{local:?}");
-        }
-        for (docker_host, host) in [
-            ("tcp://docker:2375", "docker"),
-            ("ssh://ci@builder.internal:2222", "builder.internal"),
-            ("tcp://10.1.2.3:2376", "10.1.2.3"),
-            ("tcp://[fd00::5]:2376", "fd00::5"),
-        ] {
-            assert_eq!(remote_host_of(Some(docker_host)).as_deref(), Some(host));
-        }
+    #[rstest::rstest]
+    #[case(None, None)]
+    #[case(Some("unix:///var/run/docker.sock"), None)]
+    #[case(Some("tcp://127.0.0.1:2375"), None)]
+    #[case(Some("tcp://localhost:2375"), None)]
+    #[case(Some("npipe:////./pipe/docker_engine"), None)]
+    #[case(Some("tcp://docker:2375"), Some("docker"))]
+    #[case(Some("ssh://ci@builder.internal:2222"), Some("builder.internal"))]
+    #[case(Some("tcp://10.1.2.3:2376"), Some("10.1.2.3"))]
+    #[case(Some("tcp://[fd00::5]:2376"), Some("fd00::5"))]
+    fn remote_engines_are_told_from_local_ones(
+        #[case] docker_host: Option<&str>,
+        #[case] host: Option<&str>,
+    ) {
+        assert_eq!(remote_host_of(docker_host).as_deref(), host);
     }
 }

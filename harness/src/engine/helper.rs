@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::{bounded, optional, Engine, EngineError, ExecOutput, CALL_TIMEOUT};
+use super::{bounded, optional, Engine, EngineError, ExecOutput, Watching, CALL_TIMEOUT};
 
 /// The image probes and canaries run from unless `STACKCHECK_PROBE_IMAGE` names another (built by
 /// `ci/images.sh`: Debian minbase + python3; it is in no registry, so it is never pulled).
@@ -102,6 +102,7 @@ impl Engine {
         &self,
         spec: &HelperSpec,
         limit: Duration,
+        watching: &Watching,
     ) -> Result<ExecOutput, EngineError> {
         let id = self.create_helper(spec).await?;
         let result = async {
@@ -120,25 +121,17 @@ impl Engine {
                     secs: limit.as_secs(),
                 })?;
             let state = self.inspect(&id).await?.state.unwrap_or_default();
-            let mut out = ExecOutput {
-                exit: state.exit_code.unwrap_or(-1),
-                ..Default::default()
-            };
+            let mut out = ExecOutput::watching(watching);
+            out.exit = state.exit_code.unwrap_or(-1);
             let opts = LogsOptionsBuilder::default()
                 .stdout(true)
                 .stderr(true)
                 .build();
             let mut logs = self.docker.logs(&id, Some(opts));
             while let Some(Ok(item)) = logs.next().await {
-                match item {
-                    bollard::container::LogOutput::StdErr { message } => {
-                        out.stderr.push_str(&String::from_utf8_lossy(&message))
-                    }
-                    other => out
-                        .stdout
-                        .push_str(&String::from_utf8_lossy(&other.into_bytes())),
-                }
+                out.push(item);
             }
+            out.finish();
             Ok(out)
         }
         .await;

@@ -12,6 +12,7 @@ mod helper;
 mod labelled;
 mod model;
 mod networks;
+pub mod output;
 mod podman;
 mod pull;
 
@@ -35,6 +36,7 @@ pub use model::{
     ModelVolumeMount,
 };
 pub use networks::UsedRange;
+pub use output::{Captured, Lines, Watching};
 pub use podman::{stop_timeout_note, stored_healthcheck_note, EngineKind, HealthDriver};
 pub use pull::{own_digests_first, pulled_line, registry_of, PullError, PullFailure};
 
@@ -83,15 +85,42 @@ pub struct Engine {
     libpod: Option<podman::Libpod>,
 }
 
-/// Output of a command run inside a container.
-#[derive(Clone, Debug, Default)]
+/// The most of a log's last lines a diagnostic keeps.
+const LOG_TAIL_BYTES: usize = 128 << 10;
+
+/// Output of a command run inside a container, each stream kept within bounds.
+#[derive(Debug, Default)]
 pub struct ExecOutput {
     /// The command's exit code.
     pub exit: i64,
     /// What it wrote to stdout.
-    pub stdout: String,
+    pub stdout: Captured,
     /// What it wrote to stderr.
-    pub stderr: String,
+    pub stderr: Captured,
+}
+
+impl ExecOutput {
+    /// Empty output watched for these patterns.
+    pub fn watching(w: &Watching) -> ExecOutput {
+        ExecOutput {
+            exit: -1,
+            stdout: Captured::watching(&w.stdout),
+            stderr: Captured::watching(&w.stderr),
+        }
+    }
+
+    /// Takes one chunk of a container's output stream.
+    pub(crate) fn push(&mut self, item: bollard::container::LogOutput) {
+        match item {
+            bollard::container::LogOutput::StdErr { message } => self.stderr.push(&message),
+            other => self.stdout.push(&other.into_bytes()),
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        self.stdout.finish();
+        self.stderr.finish();
+    }
 }
 
 pub(crate) async fn bounded<T, E: std::fmt::Display>(
@@ -237,6 +266,11 @@ impl Engine {
         let collect = async {
             while let Some(Ok(chunk)) = stream.next().await {
                 out.push_str(&chunk.to_string());
+                // n lines can still be gigabytes: the end is what a failure report shows.
+                if out.len() > 2 * LOG_TAIL_BYTES {
+                    let cut = out.ceil_char_boundary(out.len() - LOG_TAIL_BYTES);
+                    out.replace_range(..cut, "[stackcheck: earlier output left out]\n");
+                }
             }
         };
         if tokio::time::timeout(Duration::from_secs(10), collect)
@@ -255,6 +289,7 @@ impl Engine {
         cmd: &[String],
         user: Option<&str>,
         limit: Duration,
+        watching: &Watching,
     ) -> Result<ExecOutput, EngineError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let what = format!("exec {:?} in {id}", cmd);
@@ -267,21 +302,15 @@ impl Engine {
         };
         let created = bounded(&what, CALL_TIMEOUT, self.docker.create_exec(id, opts)).await?;
         let run = async {
-            let mut out = ExecOutput::default();
+            let mut out = ExecOutput::watching(watching);
             if let StartExecResults::Attached { mut output, .. } =
                 self.docker.start_exec(&created.id, None).await?
             {
                 while let Some(item) = output.next().await {
-                    match item? {
-                        bollard::container::LogOutput::StdErr { message } => {
-                            out.stderr.push_str(&String::from_utf8_lossy(&message))
-                        }
-                        other => out
-                            .stdout
-                            .push_str(&String::from_utf8_lossy(&other.into_bytes())),
-                    }
+                    out.push(item?);
                 }
             }
+            out.finish();
             let inspect = self.docker.inspect_exec(&created.id).await?;
             out.exit = inspect.exit_code.unwrap_or(-1);
             Ok::<_, bollard::errors::Error>(out)
@@ -304,24 +333,21 @@ impl Engine {
             .build();
         let mut stream = self.docker.logs(id, Some(opts));
         let mut seen: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let mut partial = String::new();
+        let mut lines = Lines::for_matching();
         let scan = async {
             while let Some(chunk) = stream.next().await {
                 let Ok(chunk) = chunk else { break };
-                partial.push_str(&chunk.to_string());
-                while let Some(nl) = partial.find('\n') {
-                    let line: String = partial.drain(..=nl).collect();
-                    let line = line.trim_end().to_string();
+                for line in lines.feed(&chunk.into_bytes()) {
                     if matches(&line) {
                         return Some(line);
                     }
                     if seen.len() == 20 {
                         seen.pop_front();
                     }
-                    seen.push_back(line);
+                    seen.push_back(crate::report::snippet(&line, 300));
                 }
             }
-            (!partial.is_empty() && matches(&partial)).then(|| partial.clone())
+            lines.rest().filter(|l| matches(l))
         };
         match tokio::time::timeout(within, scan).await {
             Ok(Some(line)) => Ok(line),
@@ -329,34 +355,26 @@ impl Engine {
         }
     }
 
-    /// The first line of a container's whole log so far (stdout and stderr) that `matches`, with
-    /// its number; read as a stream, line by line, so a long log is never held whole.
-    pub async fn find_in_log(
+    /// A container's whole log so far (stdout and stderr) read as a stream through `watching`,
+    /// so a long log is never held whole.
+    pub async fn scan_log(
         &self,
         id: &str,
         limit: Duration,
-        matches: impl Fn(&str) -> bool,
-    ) -> Result<Option<(usize, String)>, EngineError> {
+        watching: &[crate::suite::Pattern],
+    ) -> Result<Captured, EngineError> {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
             .build();
         let mut stream = self.docker.logs(id, Some(opts));
         let scan = async {
-            let mut partial = String::new();
-            let mut n = 0;
+            let mut out = Captured::watching(watching);
             while let Some(chunk) = stream.next().await {
-                partial.push_str(&chunk?.to_string());
-                while let Some(nl) = partial.find('\n') {
-                    let line: String = partial.drain(..=nl).collect();
-                    n += 1;
-                    if matches(line.trim_end()) {
-                        return Ok(Some((n, line.trim_end().to_string())));
-                    }
-                }
+                out.push(&chunk?.into_bytes());
             }
-            let last = (!partial.is_empty() && matches(&partial)).then(|| (n + 1, partial));
-            Ok::<_, bollard::errors::Error>(last)
+            out.finish();
+            Ok::<_, bollard::errors::Error>(out)
         };
         bounded(format!("reading the log of {id}"), limit, scan).await
     }

@@ -82,26 +82,27 @@ impl schemars::JsonSchema for Dur {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
-    #[test]
-    fn parses_units() {
-        assert_eq!(Dur::parse("500ms").unwrap().0, Duration::from_millis(500));
-        assert_eq!(Dur::parse("30s").unwrap().0, Duration::from_secs(30));
-        assert_eq!(Dur::parse("5m").unwrap().0, Duration::from_secs(300));
-        assert_eq!(Dur::parse("1.5s").unwrap().0, Duration::from_millis(1500));
+    #[rstest]
+    #[case("500ms", 500)]
+    #[case("30s", 30_000)]
+    #[case("5m", 300_000)]
+    #[case("1.5s", 1500)]
+    fn parses_units(#[case] text: &str, #[case] millis: u64) {
+        assert_eq!(Dur::parse(text).unwrap().0, Duration::from_millis(millis));
     }
 
-    #[test]
-    fn rejects_garbage() {
-        for bad in ["", "5", "s", "5 weeks", "-1s", "1e9h", "99999h"] {
-            assert!(Dur::parse(bad).is_err(), "{bad} should be rejected");
-        }
+    #[rstest]
+    fn rejects_garbage(#[values("", "5", "s", "5 weeks", "-1s", "1e9h", "99999h")] bad: &str) {
+        assert!(Dur::parse(bad).is_err(), "{bad} should be rejected");
     }
 
-    #[test]
-    fn displays_compactly() {
-        assert_eq!(Dur::parse("300s").unwrap().to_string(), "5m");
-        assert_eq!(Dur::parse("30s").unwrap().to_string(), "30s");
-        assert_eq!(Dur::parse("250ms").unwrap().to_string(), "250ms");
+    #[rstest]
+    #[case("300s", "5m")]
+    #[case("30s", "30s")]
+    #[case("250ms", "250ms")]
+    fn displays_compactly(#[case] text: &str, #[case] shown: &str) {
+        assert_eq!(Dur::parse(text).unwrap().to_string(), shown);
     }
 }

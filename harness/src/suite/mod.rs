@@ -26,7 +26,9 @@ pub use expect::{Expect, Retry};
 pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
 pub use secrets::{looks_secret, url_passwords};
-pub use values::{parse_mount, parse_size, signal_number, text_matches, Mount, ValueError};
+pub use values::{
+    parse_mount, parse_size, signal_number, text_matches, Mount, Pattern, ValueError,
+};
 pub use vars::{env_file_entries, request_secrets, templates, Expanded, Vars, VarsError};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).

@@ -497,6 +497,19 @@ fn is_id(s: &str) -> bool {
 mod tests {
     use std::path::Path;
 
+    #[rstest::rstest]
+    #[case("172.20.0.0/16", true)]
+    #[case("10.0.0.0/8", true)]
+    #[case("fd00::/64", true)]
+    #[case("172.20.0.0/33", false)]
+    #[case("172.20.0.0", false)]
+    #[case("172.20.0/16", false)]
+    #[case("fd00::/129", false)]
+    #[case("net/16", false)]
+    fn subnets_are_address_and_prefix(#[case] text: &str, #[case] ok: bool) {
+        assert_eq!(super::is_cidr(text), ok, "{text}");
+    }
+
     fn err(text: &str) -> String {
         crate::suite::load_str(Path::new("s.yaml"), text)
             .map(|_| ())

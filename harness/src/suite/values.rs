@@ -66,17 +66,51 @@ pub fn signal_number(name: &str) -> Result<i32, ValueError> {
 
 /// `/regex/` or a substring.
 pub fn text_matches(pattern: &str, text: &str) -> Result<bool, ValueError> {
-    if pattern.len() >= 2 && pattern.starts_with('/') && pattern.ends_with('/') {
-        let re = regex::RegexBuilder::new(&pattern[1..pattern.len() - 1])
+    Ok(Pattern::new(pattern)?.is_match(text.as_bytes()))
+}
+
+/// A compiled `/regex/` (multi-line: `^` and `$` match at each line) or substring, matched on
+/// bytes: what a stack prints need not be UTF-8.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    written: String,
+    re: regex::bytes::Regex,
+}
+
+impl Pattern {
+    /// Compiles a pattern as written in a suite.
+    pub fn new(pattern: &str) -> Result<Pattern, ValueError> {
+        let source = if pattern.len() >= 2 && pattern.starts_with('/') && pattern.ends_with('/') {
+            pattern[1..pattern.len() - 1].to_string()
+        } else {
+            regex::escape(pattern)
+        };
+        let re = regex::bytes::RegexBuilder::new(&source)
             .multi_line(true)
             .build()
             .map_err(|e| ValueError::Regex {
                 pattern: pattern.to_string(),
                 cause: e.to_string(),
             })?;
-        Ok(re.is_match(text))
-    } else {
-        Ok(text.contains(pattern))
+        Ok(Pattern {
+            written: pattern.to_string(),
+            re,
+        })
+    }
+
+    /// The pattern as the suite wrote it.
+    pub fn written(&self) -> &str {
+        &self.written
+    }
+
+    /// Whether it matches anywhere in `hay`.
+    pub fn is_match(&self, hay: &[u8]) -> bool {
+        self.re.is_match(hay)
+    }
+
+    /// Where its first match in `hay` starts.
+    pub fn find(&self, hay: &[u8]) -> Option<usize> {
+        self.re.find(hay).map(|m| m.start())
     }
 }
 
@@ -104,6 +138,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     #[test]
     fn mounts() {
@@ -127,26 +162,35 @@ mod tests {
         assert!(parse_mount("/a", Path::new("/s"), Path::new("/t")).is_err());
     }
 
+    #[rstest]
+    #[case("/^PONG$/", "PONG\n", true)]
+    #[case("/^PONG$/", "NOPONG", false)]
+    #[case("ok", "status ok", true)]
+    #[case("a.c", "abc", false)]
+    #[case("/a.c/", "abc", true)]
+    fn text_patterns(#[case] pattern: &str, #[case] text: &str, #[case] matches: bool) {
+        assert_eq!(text_matches(pattern, text).unwrap(), matches);
+    }
+
     #[test]
-    fn text_patterns() {
-        assert!(text_matches("/^PONG$/", "PONG\n").unwrap());
-        assert!(!text_matches("/^PONG$/", "NOPONG").unwrap());
-        assert!(text_matches("ok", "status ok").unwrap());
+    fn a_broken_regex_is_an_error() {
         assert!(text_matches("/(/", "x").is_err());
     }
 
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("900MiB"), Some(900 * 1024 * 1024));
-        assert_eq!(parse_size("1GB"), Some(1_000_000_000));
-        assert_eq!(parse_size("12 parsecs"), None);
+    #[rstest]
+    #[case("900MiB", Some(900 * 1024 * 1024))]
+    #[case("1GB", Some(1_000_000_000))]
+    #[case("12 parsecs", None)]
+    fn sizes(#[case] text: &str, #[case] bytes: Option<u64>) {
+        assert_eq!(parse_size(text), bytes);
     }
 
-    #[test]
-    fn signals() {
-        assert_eq!(signal_number("KILL").unwrap(), 9);
-        assert_eq!(signal_number("sigterm").unwrap(), 15);
-        assert_eq!(signal_number("2").unwrap(), 2);
-        assert!(signal_number("NOPE").is_err());
+    #[rstest]
+    #[case("KILL", Some(9))]
+    #[case("sigterm", Some(15))]
+    #[case("2", Some(2))]
+    #[case("NOPE", None)]
+    fn signals(#[case] name: &str, #[case] number: Option<i32>) {
+        assert_eq!(signal_number(name).ok(), number);
     }
 }
