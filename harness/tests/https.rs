@@ -9,7 +9,7 @@ use std::process::Command;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 mod common;
-use common::{fixture, labelled, test_status, text, valid_report};
+use common::{fixture, test_status, valid_report};
 
 /// A CA: its issuer (to sign with) and its certificate in PEM.
 fn ca(name: &str) -> (Issuer<'static, KeyPair>, String) {
@@ -92,38 +92,11 @@ fn stack() -> Stack {
 /// `stackcheck run` with every report; exit code, everything it wrote, and the JSON report.
 fn run(suite: &Path, token: &str) -> (Option<i32>, String, serde_json::Value) {
     let out_dir = tempfile::tempdir().unwrap();
-    let (junit, json, summary) = (
-        out_dir.path().join("j.xml"),
-        out_dir.path().join("r.json"),
-        out_dir.path().join("s.md"),
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-        .args(["run", "-v"])
-        .arg(suite.join("suite.yaml"))
-        .arg("--junit")
-        .arg(&junit)
-        .arg("--json")
-        .arg(&json)
-        .arg("--summary")
-        .arg(&summary)
-        .output()
-        .unwrap();
-    let mut all = text(&out);
-    for f in [&junit, &json, &summary] {
-        all.push_str(&std::fs::read_to_string(f).unwrap_or_default());
-    }
-    assert!(!all.contains(token), "the token leaked:\n{all}");
-    let run = all
-        .split("(run ")
-        .nth(1)
-        .and_then(|r| r.get(..8))
-        .unwrap_or_default();
-    assert!(!run.is_empty(), "no run id in:\n{all}");
-    assert!(
-        labelled(&format!("io.stackcheck.run={run}")).is_empty(),
-        "{all}"
-    );
-    (out.status.code(), all, valid_report(&json))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcheck"));
+    cmd.args(["run", "-v"]).arg(suite.join("suite.yaml"));
+    let (code, all) = common::run_with_reports(cmd, out_dir.path(), token);
+    assert!(all.contains("(run "), "no run id in:\n{all}");
+    (code, all, valid_report(&out_dir.path().join("r.json")))
 }
 
 #[test]
@@ -142,6 +115,7 @@ fn each_http_key_fails_exactly_where_the_api_breaks_it() {
         ("the certificate on 8444 is current", "TLS: the server's certificate has expired"),
         ("the certificate on 8445 names the service", "TLS: the server's certificate is not valid for `api` (it names billing.internal"),
         ("the certificate on 8446 comes from the stack's CA", "TLS: the server's certificate is not signed by a trusted CA (unknown issuer"),
+        ("an old path redirects to health", "expected status 200, got 404"),
         ("a transfer without the token is refused", "expected status 401, got 201"),
         ("a transfer points to where it lives", "header `location`: expected /^/transfers/[0-9]+$/, got `/orders/7`"),
         ("a transfer costs a fee of 1", "jsonpath `$.fee`: expected 1, found 2"),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{labelled, root, text};
+use common::{root, text};
 
 /// A registry of this test, with a logged-in client config; stopped when dropped.
 struct Registry {
@@ -123,40 +123,13 @@ impl Registry {
         envs: &[(&str, String)],
     ) -> (Option<i32>, String) {
         let out_dir = tempfile::tempdir().unwrap();
-        let (junit, json, summary) = (
-            out_dir.path().join("j.xml"),
-            out_dir.path().join("r.json"),
-            out_dir.path().join("s.md"),
-        );
-        let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-            .arg("run")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcheck"));
+        cmd.arg("run")
             .arg(suite.join("suite.yaml"))
             .args(extra)
-            .arg("--junit")
-            .arg(&junit)
-            .arg("--json")
-            .arg(&json)
-            .arg("--summary")
-            .arg(&summary)
             .env("DOCKER_CONFIG", config)
-            .envs(envs.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap();
-        let mut all = text(&out);
-        for f in [&junit, &json, &summary] {
-            all.push_str(&std::fs::read_to_string(f).unwrap_or_default());
-        }
-        assert!(!all.contains(&self.password), "the password leaked: {all}");
-        let run = all
-            .split("(run ")
-            .nth(1)
-            .and_then(|r| r.get(..8))
-            .unwrap_or_default();
-        assert!(
-            labelled(&format!("io.stackcheck.run={run}")).is_empty(),
-            "{all}"
-        );
-        (out.status.code(), all)
+            .envs(envs.iter().map(|(k, v)| (k, v)));
+        common::run_with_reports(cmd, out_dir.path(), &self.password)
     }
 }
 

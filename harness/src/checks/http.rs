@@ -2,8 +2,7 @@
 //! judged against `expect` (status, time, headers, body, JSON, JSONPath).
 //!
 //! Clients are made once per run and reused: one for plain HTTP, one per TLS setting and target
-//! (a client's trust roots and name resolution are fixed when it is built). Redirects are followed
-//! (up to 10, as browsers and `curl -L` do): a check judges the page a user ends on.
+//! (a client's trust roots and name resolution are fixed when it is built).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,7 +51,7 @@ fn build(key: &ClientKey, ctx: &Ctx<'_>) -> Result<reqwest::Client, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(10));
+        .redirect(same_origin_redirects());
     if let ClientKey::Tls { tls, name, addr } = key {
         builder = builder.resolve(name, *addr);
         if tls.insecure {
@@ -77,6 +76,29 @@ fn build(key: &ClientKey, ctx: &Ctx<'_>) -> Result<reqwest::Client, String> {
     builder
         .build()
         .map_err(|e| format!("cannot make an HTTP client: {}", request_error(&e)))
+}
+
+/// Redirects are followed (up to 10, as browsers and `curl -L` do) while they stay on the
+/// service's own scheme, host and port: a check judges the page a user ends on, and its traffic
+/// never leaves the stack. A redirect elsewhere is not followed; the check judges that answer.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let origin = |u: &reqwest::Url| {
+            (
+                u.scheme().to_string(),
+                u.host_str().map(str::to_string),
+                u.port_or_known_default(),
+            )
+        };
+        let first = attempt.previous().first().map(origin);
+        if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else if first == Some(origin(attempt.url())) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 pub(super) async fn http(ctx: &Ctx<'_>, p: &HttpCheck, expect: &Expect) -> Verdict {

@@ -68,6 +68,22 @@ impl CheckKind {
         }
     }
 
+    /// This kind, or for a scenario the kind of each of its check steps, with where it is written
+    /// (`""`, or `"step N: "`).
+    pub fn with_steps(&self) -> Vec<(String, &CheckKind)> {
+        match self {
+            CheckKind::Steps(steps) => steps
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match &s.action {
+                    Action::Check { kind, .. } => Some((format!("step {}: ", i + 1), kind)),
+                    _ => None,
+                })
+                .collect(),
+            kind => vec![(String::new(), kind)],
+        }
+    }
+
     /// Every service this check (or its steps) names.
     pub fn services(&self) -> Vec<String> {
         let mut out: Vec<String> = self.service().map(str::to_string).into_iter().collect();

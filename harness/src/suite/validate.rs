@@ -191,27 +191,18 @@ pub(super) fn requests_resolve(loaded: &LoadedSuite) -> Result<(), SuiteError> {
 
 /// The `http.tls.ca` files of a check kind (a scenario's steps included).
 fn tls_cas(kind: &CheckKind) -> Vec<(String, &str)> {
-    match kind {
-        CheckKind::Http(h) => h
-            .tls
-            .as_ref()
-            .and_then(|t| t.ca.as_deref())
-            .map(|ca| ("http.tls.ca".to_string(), ca))
-            .into_iter()
-            .collect(),
-        CheckKind::Steps(steps) => steps
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| match &s.action {
-                Action::Check { kind, .. } => tls_cas(kind)
-                    .into_iter()
-                    .map(|(k, ca)| (format!("step {}: {k}", i + 1), ca))
-                    .collect(),
-                _ => Vec::new(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    kind.with_steps()
+        .into_iter()
+        .filter_map(|(at, kind)| match kind {
+            CheckKind::Http(h) => h
+                .tls
+                .as_ref()?
+                .ca
+                .as_deref()
+                .map(|ca| (format!("{at}http.tls.ca"), ca)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Where `{suite_dir}` paths may lead: the repository the suite lives in (the nearest folder

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use super::{looks_secret, CheckKind, LoadedSuite, Suite};
-use crate::suite::Action;
 
 /// Why a request template cannot be filled in.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -113,26 +112,19 @@ pub fn env_file_entries(text: &str) -> Vec<(String, String)> {
 
 /// Every request template of a check kind (a scenario's steps included), with where it is.
 pub fn templates(kind: &CheckKind) -> Vec<(String, &str)> {
-    match kind {
-        CheckKind::Http(h) => h
-            .headers
-            .iter()
-            .map(|(k, v)| (format!("http.headers.{k}"), v.as_str()))
-            .chain(h.body.iter().map(|b| ("http.body".to_string(), b.as_str())))
-            .collect(),
-        CheckKind::Steps(steps) => steps
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| match &s.action {
-                Action::Check { kind, .. } => templates(kind)
-                    .into_iter()
-                    .map(|(k, t)| (format!("step {}: {k}", i + 1), t))
-                    .collect(),
-                _ => Vec::new(),
-            })
-            .collect(),
-        _ => Vec::new(),
+    let mut out = Vec::new();
+    for (at, kind) in kind.with_steps() {
+        if let CheckKind::Http(h) = kind {
+            let headers = h
+                .headers
+                .iter()
+                .map(|(k, v)| (format!("http.headers.{k}"), v));
+            for (key, text) in headers.chain(h.body.iter().map(|b| ("http.body".to_string(), b))) {
+                out.push((format!("{at}{key}"), text.as_str()));
+            }
+        }
     }
+    out
 }
 
 /// The secret values a suite's requests send (to be masked like any other secret).

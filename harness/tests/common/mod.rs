@@ -361,3 +361,42 @@ pub fn run_dir_green(dir: &Path, suites: usize) {
     assert_eq!(report["suites"].as_array().unwrap().len(), suites);
     assert_eq!(report["counts"]["failed"], 0);
 }
+
+/// `cmd` (a `stackcheck run …`) with JUnit, JSON (`out_dir/r.json`) and the summary written;
+/// exit code and everything it wrote: console and the three reports. `secret` appears nowhere in
+/// them, and nothing the run labelled remains.
+pub fn run_with_reports(
+    mut cmd: std::process::Command,
+    out_dir: &Path,
+    secret: &str,
+) -> (Option<i32>, String) {
+    let (junit, json, summary) = (
+        out_dir.join("j.xml"),
+        out_dir.join("r.json"),
+        out_dir.join("s.md"),
+    );
+    let out = cmd
+        .arg("--junit")
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    let mut all = text(&out);
+    for f in [&junit, &json, &summary] {
+        all.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+    }
+    assert!(!all.contains(secret), "the secret leaked: {all}");
+    let run = all
+        .split("(run ")
+        .nth(1)
+        .and_then(|r| r.get(..8))
+        .unwrap_or_default();
+    assert!(
+        labelled(&format!("io.stackcheck.run={run}")).is_empty(),
+        "{all}"
+    );
+    (out.status.code(), all)
+}
