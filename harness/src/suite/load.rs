@@ -47,7 +47,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedSuite, SuiteError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! { max_depth: 64, max_nodes: 100_000 },
     };
-    let suite: Suite =
+    let super::extensions::SuiteFile(suite) =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(path, &e))?;
     let dir = path
         .parent()

@@ -7,6 +7,7 @@
 mod check;
 mod duration;
 mod expect;
+mod extensions;
 mod load;
 mod policy;
 mod secrets;
@@ -44,7 +45,10 @@ pub struct LoadedSuite {
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-/// A suite: what a stack's documentation promises.
+// Top-level `x-…` keys are skipped before these rules apply (see `extensions`).
+#[schemars(extend("patternProperties" = { "^x-": {} }))]
+/// A suite: what a stack's documentation promises. Top-level keys starting with `x-` are
+/// ignored, as in compose files: a place for anchors that checks share.
 pub struct Suite {
     /// Id used in test names: `<suite>::<section>::<check>`.
     #[serde(rename = "suite")]
