@@ -5,11 +5,13 @@
 //! [`engine`] (Docker and Compose) → `checks` (proving each promise) → [`report`] (the result
 //! model; console, JUnit, JSON, summary).
 //! [`run`] drives one suite through all stages and always tears down; [`init`] writes a first
-//! suite from an existing compose project; [`validate`] is what can be known without an engine.
+//! suite from an existing compose project; [`validate`] is what can be known without an engine;
+//! [`commands`] are the subcommands besides `run`, as the CLI prints them.
 
 #![warn(missing_docs)]
 
 pub(crate) mod checks;
+pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod init;

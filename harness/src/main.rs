@@ -2,14 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use stackcheck::engine::Engine;
 use stackcheck::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK};
-use stackcheck::report::Status;
-use stackcheck::report::{write_junit, Console};
+use stackcheck::report::{Console, Outputs};
 use stackcheck::suite::{self, LoadedSuite};
 
 #[derive(Parser)]
@@ -68,6 +65,34 @@ enum Command {
         /// selected tests need; suites with no match are skipped.
         #[arg(long, value_name = "GLOB")]
         filter: Vec<String>,
+        /// Leave the stack up when the run ends: `on-failure` (a test failed) or `always`. Prints
+        /// the project and how to remove it (`stackcheck down`); Ctrl-C still tears down.
+        #[arg(long, value_enum, value_name = "WHEN")]
+        keep: Option<KeepWhen>,
+        /// Check the stack `stackcheck up` (or `--keep`) left running: no build, no bring-up, no
+        /// teardown. Fails before starting anything if it is not up, or up from other files.
+        #[arg(long, conflicts_with = "keep")]
+        reuse: bool,
+    },
+    /// Bring suites' stacks up (build, state promises) and leave them running for `run --reuse`.
+    Up {
+        #[arg(required = true)]
+        suites: Vec<PathBuf>,
+        /// Print every build and bring-up line.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Host ports and fixed names: as documented, or ephemeral. Overrides `stack.ports`.
+        #[arg(long, value_enum)]
+        ports: Option<Ports>,
+        /// When to pull the images the stacks run. Overrides `stack.pull`.
+        #[arg(long, value_enum, value_name = "MODE")]
+        pull: Option<Pull>,
+    },
+    /// Remove the stacks `stackcheck up` or `run --keep` left for these suites, and prove nothing
+    /// of them remains (exit 1 if something does).
+    Down {
+        #[arg(required = true)]
+        suites: Vec<PathBuf>,
     },
     /// Write a starting suite from an existing compose project.
     ///
@@ -123,6 +148,12 @@ enum Command {
     /// (internal) Watch the harness with this pid; once it is gone, remove what it owned.
     #[command(name = "__watch", hide = true)]
     Watch { pid: i32 },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeepWhen {
+    OnFailure,
+    Always,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -256,14 +287,16 @@ fn main() -> ExitCode {
                 output,
                 name,
             };
-            with_runtime(init(req, force))
+            with_runtime(stackcheck::commands::init(req, force))
         }
         Command::Validate { suites } => {
             let Ok(runtime) = tokio::runtime::Runtime::new() else {
                 return ExitCode::from(EXIT_INFRA as u8);
             };
             match load_and_resolve(&suites, &runtime) {
-                Ok(loaded) => ExitCode::from(runtime.block_on(validate(&loaded)) as u8),
+                Ok(loaded) => {
+                    ExitCode::from(runtime.block_on(stackcheck::commands::validate(&loaded)) as u8)
+                }
                 Err(code) => code,
             }
         }
@@ -283,9 +316,9 @@ fn main() -> ExitCode {
         Command::Reap {
             dry_run,
             include_live,
-        } => with_runtime(reap(dry_run, include_live)),
+        } => with_runtime(stackcheck::commands::reap(dry_run, include_live)),
         Command::Watch { pid } => with_runtime(async move {
-            match connect().await {
+            match stackcheck::commands::connect().await {
                 Ok(engine) => match stackcheck::reap::watch(&engine, pid).await {
                     Ok(_) => EXIT_OK,
                     Err(_) => EXIT_INFRA,
@@ -293,6 +326,24 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }),
+        Command::Down { suites } => match load_all(&suites) {
+            Ok(loaded) => with_runtime(stackcheck::commands::down(loaded)),
+            Err(code) => code,
+        },
+        Command::Up {
+            suites,
+            verbose,
+            ports,
+            pull,
+        } => {
+            let options = stackcheck::run::RunOptions {
+                ports: ports.map(Ports::mode),
+                pull: pull.map(Pull::policy),
+                keep: Some(stackcheck::run::Keep::Up),
+                ..Default::default()
+            };
+            start_run(&suites, Outputs::default(), verbose, options, None)
+        }
         Command::Run {
             suites,
             junit,
@@ -305,220 +356,96 @@ fn main() -> ExitCode {
             pull,
             no_flaky,
             filter,
+            keep,
+            reuse,
         } => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::from(EXIT_INFRA as u8);
-                }
-            };
-            let loaded =
-                match load_and_resolve(&suites, &runtime).and_then(|l| filtered(l, &filter)) {
-                    Ok(l) => l,
-                    Err(code) => return code,
-                };
             let options = stackcheck::run::RunOptions {
                 fail_fast,
                 no_flaky,
                 filter,
-                ports: ports.map(|p| match p {
-                    Ports::Documented => stackcheck::suite::PortsMode::Documented,
-                    Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
+                ports: ports.map(Ports::mode),
+                pull: pull.map(Pull::policy),
+                keep: keep.map(|k| match k {
+                    KeepWhen::OnFailure => stackcheck::run::Keep::OnFailure,
+                    KeepWhen::Always => stackcheck::run::Keep::Always,
                 }),
-                pull: pull.map(|p| match p {
-                    Pull::Missing => stackcheck::suite::PullPolicy::Missing,
-                    Pull::Always => stackcheck::suite::PullPolicy::Always,
-                    Pull::Never => stackcheck::suite::PullPolicy::Never,
-                }),
+                reuse,
             };
-            let jobs = jobs
-                .map(usize::from)
-                .unwrap_or_else(stackcheck::run::default_jobs);
             let outputs = Outputs {
                 junit,
                 json,
                 summary,
             };
-            if let Err(e) = outputs.check() {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_INVALID as u8);
-            }
-            ExitCode::from(runtime.block_on(run(loaded, outputs, verbose, options, jobs)) as u8)
+            start_run(&suites, outputs, verbose, options, jobs)
         }
     }
 }
 
-/// Prints each suite's test count and its static policy results (no engine needed).
-async fn validate(loaded: &[LoadedSuite]) -> i32 {
-    let mut code = EXIT_OK;
-    // All suites' compose calls at once; results printed in order.
-    let policies =
-        futures_util::future::join_all(loaded.iter().map(stackcheck::validate::static_policy))
-            .await;
-    for (s, policy) in loaded.iter().zip(policies) {
-        println!(
-            "ok: {} ({} tests)",
-            s.path.display(),
-            stackcheck::plan::tests(&s.suite).len()
-        );
-        match policy {
-            Ok(outcomes) => {
-                for o in outcomes {
-                    let tag = match (o.status, o.warning) {
-                        (Status::Failed, _) => {
-                            code = code.max(EXIT_FAILED);
-                            "FAIL"
-                        }
-                        (_, true) => "warn",
-                        _ => "pass",
-                    };
-                    println!("  {tag} {}: {}", o.name, o.message);
-                }
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: {}: policy needs `docker compose config`: {e}",
-                    s.path.display()
-                );
-                code = EXIT_INFRA;
-            }
-        }
-    }
-    code
-}
-
-async fn init(req: stackcheck::init::InitRequest, force: bool) -> i32 {
-    if req.output.exists() && !force {
-        eprintln!(
-            "error: {} exists; pass --force to replace it, or --output another file",
-            req.output.display()
-        );
-        return EXIT_INVALID;
-    }
-    if let Some(missing) = req
-        .compose
-        .iter()
-        .chain(&req.env_file)
-        .find(|f| !f.is_file())
-    {
-        eprintln!("error: {}: no such file", missing.display());
-        return EXIT_INVALID;
-    }
-    let text = match stackcheck::init::scaffold(&req).await {
-        Ok(t) => t,
+/// `run` and `up`: every suite loaded and resolved, report paths checked (exit 2 before anything
+/// starts), then the run.
+fn start_run(
+    suites: &[PathBuf],
+    outputs: Outputs,
+    verbose: bool,
+    options: stackcheck::run::RunOptions,
+    jobs: Option<u16>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("error: the compose files do not resolve: {e}");
-            return EXIT_INVALID;
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_INFRA as u8);
         }
     };
-    if let Err(e) = std::fs::write(&req.output, &text) {
-        eprintln!("error: cannot write {}: {e}", req.output.display());
-        return EXIT_INFRA;
+    let loaded = match load_and_resolve(suites, &runtime).and_then(|l| filtered(l, &options.filter))
+    {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let keeping = options.keep.is_some() || options.reuse;
+    if let Some(s) = loaded
+        .iter()
+        .find(|s| keeping && s.suite.stack.compose.is_empty())
+    {
+        eprintln!(
+            "error: {}: `up`, `--keep` and `--reuse` work on compose stacks; this suite runs `stack.containers`",
+            s.path.display()
+        );
+        return ExitCode::from(EXIT_INVALID as u8);
     }
-    // What it wrote must load: a suite `init` writes and `validate` rejects is a bug of ours.
-    if let Err(e) = stackcheck::validate::load_file(&req.output) {
-        eprintln!("error: the written suite does not validate (please report): {e}");
-        return EXIT_INFRA;
+    let jobs = jobs
+        .map(usize::from)
+        .unwrap_or_else(stackcheck::run::default_jobs);
+    if let Err(e) = outputs.check() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID as u8);
     }
-    eprintln!(
-        "wrote {}: review it, add checks, then `stackcheck run {}`",
-        req.output.display(),
-        req.output.display()
-    );
-    EXIT_OK
+    ExitCode::from(runtime.block_on(run(loaded, outputs, verbose, options, jobs)) as u8)
 }
 
-/// The engine, or exit 3 with how to start one (said by the error).
-async fn connect() -> Result<Engine, i32> {
-    Engine::connect(Duration::from_secs(5)).await.map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_INFRA
-    })
+impl Ports {
+    fn mode(self) -> stackcheck::suite::PortsMode {
+        match self {
+            Ports::Documented => stackcheck::suite::PortsMode::Documented,
+            Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
+        }
+    }
+}
+
+impl Pull {
+    fn policy(self) -> stackcheck::suite::PullPolicy {
+        match self {
+            Pull::Missing => stackcheck::suite::PullPolicy::Missing,
+            Pull::Always => stackcheck::suite::PullPolicy::Always,
+            Pull::Never => stackcheck::suite::PullPolicy::Never,
+        }
+    }
 }
 
 fn with_runtime(work: impl std::future::Future<Output = i32>) -> ExitCode {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => ExitCode::from(rt.block_on(work) as u8),
         Err(_) => ExitCode::from(EXIT_INFRA as u8),
-    }
-}
-
-async fn reap(dry_run: bool, include_live: bool) -> i32 {
-    let engine = match connect().await {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
-    match stackcheck::reap::reap(&engine, include_live, dry_run).await {
-        Ok(found) => {
-            let verb = if dry_run { "would remove" } else { "removed" };
-            for r in &found {
-                println!("{verb} {}", r.describe());
-            }
-            if found.is_empty() {
-                println!("nothing to reap");
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_INFRA
-        }
-    }
-}
-
-/// Where `run` writes its reports.
-struct Outputs {
-    junit: Option<PathBuf>,
-    json: Option<PathBuf>,
-    summary: Option<PathBuf>,
-}
-
-impl Outputs {
-    /// A report path whose folder does not exist is bad input: said before anything starts.
-    fn check(&self) -> Result<(), String> {
-        for (flag, path) in [
-            ("--junit", &self.junit),
-            ("--json", &self.json),
-            ("--summary", &self.summary),
-        ] {
-            let Some(path) = path else { continue };
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-            if parent.is_some_and(|p| !p.is_dir()) || path.is_dir() {
-                return Err(format!(
-                    "{flag} {}: expected a file path in an existing folder",
-                    path.display()
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes every requested report; false if one could not be written (said on stderr).
-    fn write(&self, reports: &[stackcheck::report::SuiteReport], wall_ms: u64) -> bool {
-        let mut ok = true;
-        let mut write =
-            |what: &str,
-             path: &Option<PathBuf>,
-             w: &dyn Fn(&std::path::Path) -> std::io::Result<()>| {
-                if let Some(path) = path {
-                    match w(path) {
-                        Ok(()) => eprintln!("{what} written to {}", path.display()),
-                        Err(e) => {
-                            eprintln!("error: cannot write {what} to {}: {e}", path.display());
-                            ok = false;
-                        }
-                    }
-                }
-            };
-        write("JUnit", &self.junit, &|p| write_junit(p, reports));
-        write("JSON report", &self.json, &|p| {
-            stackcheck::report::write_json(p, reports, wall_ms)
-        });
-        write("summary", &self.summary, &|p| {
-            stackcheck::report::write_summary(p, reports)
-        });
-        ok
     }
 }
 
@@ -529,7 +456,7 @@ async fn run(
     options: stackcheck::run::RunOptions,
     jobs: usize,
 ) -> i32 {
-    let engine = match connect().await {
+    let engine = match stackcheck::commands::connect().await {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -544,6 +471,18 @@ async fn run(
     match std::env::current_exe() {
         Ok(exe) => stackcheck::reap::spawn_watcher(&exe),
         Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
+    }
+    if options.reuse {
+        let mut bad = false;
+        for s in &loaded {
+            if let Err(why) = stackcheck::run::reusable(&engine, s).await {
+                eprintln!("error: --reuse: {why}");
+                bad = true;
+            }
+        }
+        if bad {
+            return EXIT_INFRA;
+        }
     }
     let started = std::time::Instant::now();
     let console = Console::new(verbose);

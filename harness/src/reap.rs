@@ -4,12 +4,14 @@
 //! is the watcher a `run` leaves beside itself: a separate process that, once the harness is gone
 //! without having torn down (SIGKILL, OOM), removes what the harness's runs left.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::engine::{
-    Engine, EngineError, Leftovers, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN, LABEL_SUITE,
+    Engine, EngineError, Leftovers, ResourceKind, LABEL_KEPT, LABEL_OWNER, LABEL_OWNER_PID,
+    LABEL_RUN, LABEL_SUITE,
 };
+use crate::run::KeptStack;
 
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// After the owner is gone, sweep until two sweeps in a row find nothing (a `compose up` the
@@ -31,6 +33,8 @@ pub struct RunResources {
     pub owner_alive: bool,
     /// What the run left, by kind.
     pub left: Leftovers,
+    /// Set when the run left its stack up on purpose (`--keep`, `stackcheck up`): not stale.
+    pub kept: Option<KeptStack>,
 }
 
 impl RunResources {
@@ -45,6 +49,10 @@ impl RunResources {
             Some(p) if self.owner_alive => format!("owner pid {p} running"),
             Some(p) => format!("owner pid {p} gone"),
             None => "no owner pid".into(),
+        };
+        let owner = match &self.kept {
+            Some(k) => format!("{owner}, kept by --keep {}", k.why),
+            None => owner,
         };
         format!(
             "run {} (suite {}, {owner}): {} containers, {} networks, {} volumes, {} images",
@@ -104,8 +112,12 @@ pub async fn runs(engine: &Engine) -> Result<Vec<RunResources>, EngineError> {
     let here = this_host();
     Ok(by_run
         .into_iter()
-        .map(
-            |(run, (suite, owner_host, owner_pid, tagged))| RunResources {
+        .map(|(run, (suite, owner_host, owner_pid, tagged))| {
+            let kept = tagged
+                .iter()
+                .filter(|t| t.kind == ResourceKind::Volume)
+                .find_map(|t| KeptStack::from_labels(&t.labels));
+            RunResources {
                 // A pid on another machine cannot be checked from here: counted as alive, so only
                 // `--include-live` removes it.
                 owner_alive: match owner_host.as_deref() {
@@ -117,13 +129,14 @@ pub async fn runs(engine: &Engine) -> Result<Vec<RunResources>, EngineError> {
                 owner_host,
                 owner_pid,
                 left: Leftovers::from_tagged(tagged),
-            },
-        )
+                kept,
+            }
+        })
         .collect())
 }
 
-/// Removes the runs whose owner is gone (all of them with `include_live`); returns what was
-/// found, before removal. `dry_run` only lists.
+/// Removes the runs whose owner is gone and that were not kept on purpose (all of them with
+/// `include_live`); returns what was found, before removal. `dry_run` only lists.
 pub async fn reap(
     engine: &Engine,
     include_live: bool,
@@ -132,40 +145,69 @@ pub async fn reap(
     let stale: Vec<RunResources> = runs(engine)
         .await?
         .into_iter()
-        .filter(|r| include_live || !r.owner_alive)
+        .filter(|r| include_live || (!r.owner_alive && r.kept.is_none()))
         .collect();
     if !dry_run {
         for r in &stale {
             engine.sweep(&format!("{LABEL_RUN}={}", r.run)).await?;
+            if let Some(k) = &r.kept {
+                if k.workdir.starts_with(std::env::temp_dir()) {
+                    let _ = std::fs::remove_dir_all(&k.workdir);
+                }
+            }
         }
     }
     Ok(stale)
 }
 
-/// The watcher: waits until process `pid` is gone, then removes everything it owned, sweeping
-/// until the engine stays clean. Returns what the first sweep found.
+/// The watcher: waits until process `pid` is gone, then removes everything it owned but the runs it
+/// kept on purpose, sweeping until the engine stays clean. Returns what the first sweep found.
 pub async fn watch(engine: &Engine, pid: i32) -> Result<Leftovers, EngineError> {
     while pid_alive(pid) {
         tokio::time::sleep(WATCH_EVERY).await;
     }
     // This machine's pid: another machine's harness may have the same number.
     let label = format!("{LABEL_OWNER}={}", crate::engine::owner_of(pid));
-    let first = engine.labelled(&label).await;
+    let first = not_kept(engine, &label).await.map(|(left, _)| left);
     let deadline = Instant::now() + SETTLE_LIMIT;
     let mut clean_in_a_row = 0;
     while clean_in_a_row < 2 && Instant::now() < deadline {
         // A listing can fail while resources vanish under it (a volume removed mid-list): that
         // is not "clean", so sweep again rather than give up.
-        match engine.labelled(&label).await {
-            Ok(found) if found.is_empty() => clean_in_a_row += 1,
-            _ => {
+        match not_kept(engine, &label).await {
+            Ok((found, _)) if found.is_empty() => clean_in_a_row += 1,
+            Ok((_, runs)) => {
                 clean_in_a_row = 0;
-                let _ = engine.sweep(&label).await;
+                for run in runs {
+                    let _ = engine.sweep(&format!("{label} & {LABEL_RUN}={run}")).await;
+                }
             }
+            // Never a blind sweep of the owner: it would take the stacks it kept with it.
+            Err(_) => clean_in_a_row = 0,
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     first
+}
+
+/// What carries `label` (an owner) outside the runs that owner kept on purpose, and those runs.
+async fn not_kept(
+    engine: &Engine,
+    label: &str,
+) -> Result<(Leftovers, BTreeSet<String>), EngineError> {
+    let tagged = engine.tagged(label).await?;
+    let run_of = |t: &crate::engine::Tagged| t.labels.get(LABEL_RUN).cloned().unwrap_or_default();
+    let kept: BTreeSet<String> = tagged
+        .iter()
+        .filter(|t| t.kind == ResourceKind::Volume && t.labels.contains_key(LABEL_KEPT))
+        .map(run_of)
+        .collect();
+    let doomed: Vec<_> = tagged
+        .into_iter()
+        .filter(|t| !kept.contains(&run_of(t)))
+        .collect();
+    let runs = doomed.iter().map(run_of).collect();
+    Ok((Leftovers::from_tagged(doomed), runs))
 }
 
 /// Starts `exe __watch <this pid>` (a `stackcheck` binary) beside this harness: if the harness

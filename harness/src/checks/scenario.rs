@@ -94,7 +94,7 @@ pub async fn check_logs(ctx: &Ctx<'_>, p: &LogsCheck) -> Verdict {
                 return Verdict::fail(format!(
                     "the log of `{}` must not match {excludes}, but line {n} does: {}",
                     p.service,
-                    snippet(&line, 200)
+                    snippet(line, 200)
                 ))
             }
             Err(e) => return Verdict::fail(e.to_string()),

@@ -220,6 +220,27 @@ impl Engine {
         Ok(Leftovers::from_tagged(self.tagged(label).await?))
     }
 
+    /// Creates an empty volume that only carries `labels`: the mark of a kept run, readable by
+    /// any later process through the engine alone.
+    pub async fn create_marker(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let opts = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        bounded(
+            format!("create volume {name}"),
+            CALL_TIMEOUT,
+            self.docker.create_volume(opts),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Removes everything carrying `label`: containers first, then networks and volumes.
     /// Returns what could not be removed.
     pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {

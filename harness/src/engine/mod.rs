@@ -46,6 +46,9 @@ pub const LABEL_RUN: &str = "io.stackcheck.run";
 pub const LABEL_SUITE: &str = "io.stackcheck.suite";
 /// The pid of the harness process that owns a run (with [`LABEL_OWNER`] for the host).
 pub const LABEL_OWNER_PID: &str = "io.stackcheck.owner-pid";
+/// On the marker volume of a run whose stack is left up on purpose: why (`always`, `on-failure`,
+/// `up`). Later runs do not sweep it as stale; `stackcheck down` and `reap --include-live` do.
+pub const LABEL_KEPT: &str = "io.stackcheck.kept";
 /// `<hostname>/<pid>` of the harness: pids are only meaningful on the machine that owns them
 /// (several machines may share one engine through `DOCKER_HOST`).
 pub const LABEL_OWNER: &str = "io.stackcheck.owner";
@@ -169,8 +172,12 @@ pub(crate) fn optional<T>(r: Result<T, EngineError>) -> Result<Option<T>, Engine
     }
 }
 
+/// `key=value`, a bare key, or several joined by `" & "`: the engine matches a resource only if it
+/// carries every one (a kept run's stack and a later run's helpers share the run label and differ by
+/// owner).
 fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_string(), vec![label.to_string()])])
+    let all = label.split(" & ").map(str::to_string).collect();
+    HashMap::from([("label".to_string(), all)])
 }
 
 /// `host:port` of a published port as seen from this machine.

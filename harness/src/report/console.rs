@@ -67,6 +67,9 @@ impl Console {
             if let Some(e) = &r.infra_error {
                 eprintln!("error: {}: {e}", r.suite);
             }
+            if let Some(k) = &r.kept {
+                eprintln!("{}: {k}", r.suite);
+            }
             for o in r
                 .outcomes
                 .iter()

@@ -87,6 +87,9 @@ pub struct JsonSuite {
     pub infra_error: Option<String>,
     /// Stopped by Ctrl-C or SIGTERM (after teardown).
     pub interrupted: bool,
+    /// The stack was left up on request (`run --keep`, `stackcheck up`): where, and how to remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
     pub counts: Counts,
     /// The image each service ran; `standin` set where an offline stand-in replaced upstream.
     pub images: Vec<ServiceImage>,
@@ -153,6 +156,7 @@ impl JsonReport {
                     duration_ms: r.duration_ms,
                     infra_error: r.infra_error.clone(),
                     interrupted: r.interrupted,
+                    kept: r.kept.clone(),
                     counts: c,
                     images: r.images.clone(),
                     tests,

@@ -167,6 +167,7 @@ mod tests {
                 },
             ],
             infra_error: None,
+            kept: None,
             interrupted: false,
             duration_ms: 2,
             probes: Vec::new(),

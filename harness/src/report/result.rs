@@ -165,6 +165,10 @@ pub struct SuiteReport {
     /// The image each service ran (after bring-up).
     #[serde(default)]
     pub images: Vec<ServiceImage>,
+    /// Set when the stack was left up on request (`--keep`, `stackcheck up`): where it is and how
+    /// to remove it.
+    #[serde(default)]
+    pub kept: Option<String>,
 }
 
 /// The image one service ran: what the compose file names, what the engine used.

@@ -25,6 +25,9 @@ pub(super) async fn compose_phase(
     deadline: Instant,
 ) -> Result<(), Stop> {
     let model = config(r, compose).await?;
+    if let Some(kept) = r.reusing.clone() {
+        return reuse_phase(r, compose, id, workdir, model, &kept, deadline).await;
+    }
     let override_file = compose.override_file.clone().unwrap_or_default();
     let ephemeral = r.ephemeral;
     let write_override = |moves: &SubnetMoves| {
@@ -48,9 +51,34 @@ pub(super) async fn compose_phase(
         write_override(&moves)?;
     }
     let ours = super::subnets::run_subnets(&model, &moves);
+    r.moves = moves.clone();
     let containers = up(r, compose, id, &model, (&selected, &ours), deadline).await?;
+    if r.up_only {
+        return Ok(());
+    }
     let live_model = if r.ephemeral {
         id.ephemeral_names(&model, &moves)
+    } else {
+        model
+    };
+    let ctx = new_ctx(r, &live_model, Some(compose), id, workdir, containers);
+    runtime_tests(r, &ctx).await
+}
+
+/// `--reuse`: the stack a kept run left, judged as it is now (its states, then the checks); no
+/// build, no bring-up. The kept run's moves and names say where its parts are.
+async fn reuse_phase(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    id: &RunIdentity,
+    workdir: &Path,
+    model: ComposeModel,
+    kept: &super::KeptStack,
+    deadline: Instant,
+) -> Result<(), Stop> {
+    let containers = judge_states(r, compose, id, &model, None, deadline).await?;
+    let live_model = if kept.ephemeral {
+        id.ephemeral_names(&model, &kept.moves)
     } else {
         model
     };
@@ -226,6 +254,25 @@ async fn up(
     (selected, subnets): (&[String], &[ipnet::Ipv4Net]),
     deadline: Instant,
 ) -> Result<BTreeMap<String, String>, Stop> {
+    judge_states(r, compose, id, model, Some((selected, subnets)), deadline).await
+}
+
+/// Brings `start` (services and the subnets they hold) up, or, without it, only looks at a stack
+/// that is already up (`--reuse`); judges each promised service's state as it is reached.
+async fn judge_states(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    id: &RunIdentity,
+    model: &ComposeModel,
+    start: Option<(&[String], &[ipnet::Ipv4Net])>,
+    deadline: Instant,
+) -> Result<BTreeMap<String, String>, Stop> {
+    let all = services_to_start(r, model);
+    let (selected, subnets): (&[String], &[ipnet::Ipv4Net]) = match start {
+        Some(s) => s,
+        None => (&all, &[]),
+    };
+    let starting = start.is_some();
     let loaded = r.loaded;
     let (wants, undefined): (Vec<_>, Vec<_>) = loaded
         .suite
@@ -252,13 +299,22 @@ async fn up(
         ));
         r.record(&state_test(&service), v, Instant::now());
     }
-    r.progress
-        .phase(&format!("starting {} services", selected.len()));
+    r.progress.phase(&match starting {
+        true => format!("starting {} services", selected.len()),
+        false => format!(
+            "looking at the {} services of {}",
+            selected.len(),
+            id.project
+        ),
+    });
     let (progress, engine) = (r.progress, r.engine);
     let own = id.labels.get(LABEL_RUN);
     // The subnets were held until now; released, one may still be taken before compose creates
     // its network (the engine then creates no container): wait for it and start again.
     let up = async {
+        if !starting {
+            return Ok(());
+        }
         if let Err(e) = engine.release_subnets(&id.run_id).await {
             progress.detail(&format!("could not release held subnets: {e}"));
         }

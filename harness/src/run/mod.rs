@@ -9,6 +9,7 @@
 mod compose;
 mod containers;
 mod images;
+mod keep;
 mod runner;
 mod runtime;
 mod schedule;
@@ -18,6 +19,7 @@ mod teardown;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use keep::{down, kept, reusable, stack_of, Keep, KeptStack};
 pub use schedule::{claims, default_jobs, run_all};
 pub use teardown::teardown;
 
@@ -43,6 +45,10 @@ pub struct RunOptions {
     pub filter: Vec<String>,
     /// Overrides each suite's `stack.pull` (a service's own `pull_policy` still wins).
     pub pull: Option<PullPolicy>,
+    /// Leave the stack up instead of tearing it down (`--keep`, or `stackcheck up`).
+    pub keep: Option<Keep>,
+    /// Check the stack `stackcheck up` (or `--keep`) left: no build, no bring-up, no teardown.
+    pub reuse: bool,
 }
 
 impl RunOptions {
@@ -71,8 +77,19 @@ pub async fn run_suite_with(
 ) -> SuiteReport {
     let started = Instant::now();
     let suite_id = &loaded.suite.id;
-    let id = RunIdentity::new(loaded);
-    let tests = plan::select_for_run(&loaded.suite, &options.filter);
+    let reusing = match options.reuse {
+        true => match keep::reusable(engine, loaded).await {
+            Ok(k) => Some(k),
+            Err(why) => return not_started(loaded, engine, why, started),
+        },
+        false => None,
+    };
+    let id = match &reusing {
+        Some(k) => k.adopted_identity(),
+        None => RunIdentity::new(loaded),
+    };
+    let mut tests = plan::select_for_run(&loaded.suite, &options.filter);
+    tests.retain(|t| stage_runs(&t.kind, options.keep, reusing.is_some()));
     let needs = (!options.filter.is_empty()).then(|| plan::needs(&loaded.suite, &tests));
     let masker = Masker::for_suite(loaded);
     let masked = Masked {
@@ -86,13 +103,29 @@ pub async fn run_suite_with(
         tests,
         needs,
         fail_fast: options.fail_fast,
-        ephemeral: options.ephemeral(loaded),
+        ephemeral: match &reusing {
+            Some(k) => k.ephemeral,
+            None => options.ephemeral(loaded),
+        },
         pull: options.pull.unwrap_or(loaded.suite.stack.pull),
         no_flaky: options.no_flaky,
+        up_only: options.keep == Some(Keep::Up),
+        reusing: reusing.clone(),
     };
     let mut runner = Runner::new(loaded, engine, progress, settings);
-    let workdir = std::env::temp_dir().join(format!("stackcheck-{}", id.run_id));
-    let compose = id.compose(loaded, Some(workdir.join("stackcheck.override.yaml")));
+    // A reusing run's own folder (its helpers' files): the kept run's folder holds its override.
+    let workdir = match &reusing {
+        Some(_) => std::env::temp_dir().join(format!(
+            "stackcheck-{}-reuse-{}",
+            id.run_id,
+            std::process::id()
+        )),
+        None => std::env::temp_dir().join(format!("stackcheck-{}", id.run_id)),
+    };
+    let compose = match &reusing {
+        Some(k) => k.compose(loaded),
+        None => id.compose(loaded, Some(workdir.join(keep::OVERRIDE))),
+    };
     progress.phase(&format!(
         "{suite_id}: project {} (run {})",
         id.project, id.run_id
@@ -110,17 +143,64 @@ pub async fn run_suite_with(
     };
 
     drop(health);
-    progress.phase(&format!("{suite_id}: tearing down {}", id.project));
-    let leftovers = teardown(engine, &compose, &id).await;
-    let _ = std::fs::remove_dir_all(&workdir);
-
+    let failed = runner.any_failed() || matches!(stop, Some(Stop::Infra(_)));
+    let keeping = !interrupted
+        && reusing.is_none()
+        && !loaded.suite.stack.compose.is_empty()
+        && match options.keep {
+            Some(Keep::Always | Keep::Up) => true,
+            Some(Keep::OnFailure) => failed,
+            None => false,
+        };
     let t0 = Instant::now();
-    let no_leaks = match leftovers {
-        Ok(l) if l.is_empty() => {
-            Verdict::pass(format!("nothing labelled {} remains", id.run_label()))
+    let mut kept = None;
+    let no_leaks = if let Some(k) = options.keep.filter(|_| keeping) {
+        let stack = keep::KeptStack::of(
+            loaded,
+            &id,
+            k,
+            runner.ephemeral,
+            runner.moves.clone(),
+            workdir.clone(),
+        );
+        let hint = stack.hint(&loaded.path);
+        progress.phase(&format!("{suite_id}: {hint}"));
+        kept = Some(hint);
+        match keep::keep(engine, &id, &stack).await {
+            Ok(l) if l.is_empty() => Verdict::pass(format!(
+                "the stack of project {} is kept on request; nothing else of run {} remains",
+                id.project, id.run_id
+            )),
+            Ok(l) => Verdict::fail(format!(
+                "left behind beside the kept stack: {}",
+                l.describe()
+            )),
+            Err(e) => Verdict::fail(format!("could not mark the kept stack: {e}")),
         }
-        Ok(l) => Verdict::fail(format!("left behind after teardown: {}", l.describe())),
-        Err(e) => Verdict::fail(format!("could not list leftovers: {e}")),
+    } else {
+        // A reusing run removes only what it created itself: the stack belongs to the kept run.
+        let (leftovers, label) = match &reusing {
+            Some(_) => {
+                let label = format!(
+                    "{} & {}={}",
+                    id.run_label(),
+                    crate::engine::LABEL_OWNER,
+                    crate::engine::owner()
+                );
+                (engine.sweep(&label).await.map_err(|e| e.to_string()), label)
+            }
+            None => {
+                progress.phase(&format!("{suite_id}: tearing down {}", id.project));
+                let left = teardown(engine, &compose, &id).await;
+                (left.map_err(|e| e.to_string()), id.run_label())
+            }
+        };
+        let _ = std::fs::remove_dir_all(&workdir);
+        match leftovers {
+            Ok(l) if l.is_empty() => Verdict::pass(format!("nothing labelled {label} remains")),
+            Ok(l) => Verdict::fail(format!("left behind after teardown: {}", l.describe())),
+            Err(e) => Verdict::fail(format!("could not list leftovers: {e}")),
+        }
     };
     runner.record(&TestKind::NoLeaks, no_leaks, t0);
 
@@ -158,6 +238,46 @@ pub async fn run_suite_with(
             crate::engine::compose_version()
         },
         images: runner.images,
+        kept,
+    }
+}
+
+/// Whether a test belongs to this kind of run: `stackcheck up` stops once the stack is up, and a
+/// run reusing a kept stack neither builds nor judges images (it did not make them).
+fn stage_runs(kind: &TestKind, keep: Option<Keep>, reusing: bool) -> bool {
+    use crate::plan::ServicePromise;
+    match kind {
+        TestKind::Build { .. } | TestKind::Image { .. } => !reusing,
+        TestKind::StackConfig | TestKind::Policy { .. } | TestKind::NoLeaks => true,
+        TestKind::Service {
+            promise: ServicePromise::State,
+            ..
+        } => true,
+        _ => keep != Some(Keep::Up),
+    }
+}
+
+/// The report of a suite that could not start (nothing was created): exit 3 with `why`.
+fn not_started(
+    loaded: &LoadedSuite,
+    engine: &Engine,
+    why: String,
+    started: Instant,
+) -> SuiteReport {
+    SuiteReport {
+        suite: loaded.suite.id.clone(),
+        about: loaded.suite.about.clone(),
+        project: String::new(),
+        run_id: String::new(),
+        engine: format!("{} at {}", engine.version, engine.endpoint),
+        outcomes: Vec::new(),
+        infra_error: Some(why),
+        interrupted: false,
+        duration_ms: started.elapsed().as_millis() as u64,
+        probes: Vec::new(),
+        compose: String::new(),
+        images: Vec::new(),
+        kept: None,
     }
 }
 

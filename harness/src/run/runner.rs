@@ -49,6 +49,12 @@ pub(crate) struct Runner<'a> {
     no_flaky: bool,
     /// Set by `--filter`: what the selected tests need (else everything is built and started).
     pub needs: Option<Needs>,
+    /// `stackcheck up`: stop once the stack is up and its states judged.
+    pub up_only: bool,
+    /// The kept stack this run checks (`--reuse`): no build, no bring-up.
+    pub reusing: Option<super::KeptStack>,
+    /// Where this run put the fixed subnets it moved (a kept stack remembers them).
+    pub moves: crate::plan::SubnetMoves,
 }
 
 /// What a [`Runner`] is given beyond the suite and the engine.
@@ -60,6 +66,8 @@ pub(crate) struct RunnerSettings {
     pub ephemeral: bool,
     pub pull: PullPolicy,
     pub no_flaky: bool,
+    pub up_only: bool,
+    pub reusing: Option<super::KeptStack>,
 }
 
 impl<'a> Runner<'a> {
@@ -86,6 +94,9 @@ impl<'a> Runner<'a> {
             pulled: Vec::new(),
             no_flaky: settings.no_flaky,
             needs: settings.needs,
+            up_only: settings.up_only,
+            reusing: settings.reusing,
+            moves: Default::default(),
         }
     }
 
@@ -122,6 +133,11 @@ impl<'a> Runner<'a> {
             self.first_failure = Some(name.clone());
         }
         self.results.insert(name, outcome);
+    }
+
+    /// Whether a test has failed so far.
+    pub fn any_failed(&self) -> bool {
+        self.first_failure.is_some()
     }
 
     /// With `--fail-fast`, ends the main phase once a test has failed.

@@ -1,0 +1,274 @@
+//! Stacks left up on purpose, through the CLI as a user drives it: `run --keep`, `stackcheck up`,
+//! `run --reuse` and `stackcheck down`, each with its leak proof. Every suite here has its own id
+//! and ephemeral ports, so these tests run beside the others.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{fixture, labelled, text, valid_report, wait_for};
+
+/// A suite `id` over the parallel fixture's stack (web + client, ephemeral ports); `extra` is
+/// appended to its checks.
+fn suite(dir: &Path, id: &str, extra: &str) -> PathBuf {
+    let compose = fixture("parallel/docker-compose.yml")
+        .canonicalize()
+        .unwrap();
+    let path = dir.join(format!("{id}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"suite: {id}
+stack: {{ compose: ["{}"], ports: ephemeral, timeout: 2m }}
+services:
+  web: {{ state: healthy, ports: ["127.0.0.1:18090:80"] }}
+  client: {{ state: running }}
+checks:
+  - name: web answers
+    http: {{ service: web, port: 80, path: / }}
+    expect: {{ status: 200 }}
+  - name: client reaches web by its container name
+    exec: {{ service: client, cmd: [python3, -c, "import urllib.request as u; print(u.urlopen('http://parallel-web/', timeout=5).status)"] }}
+    expect: {{ stdout: /^200$/ }}
+{extra}"#,
+            compose.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn stackcheck(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code(), text(&out))
+}
+
+/// The run id a run printed (`(run 1a2b3c4d)`).
+fn run_id(out: &str) -> String {
+    out.split("(run ")
+        .nth(1)
+        .and_then(|r| r.get(..8))
+        .unwrap_or_else(|| panic!("no run id in: {out}"))
+        .to_string()
+}
+
+/// Running containers of a run.
+fn running(run: &str) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=io.stackcheck.run={run}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Waits until no `stackcheck __watch` of a finished run is left (it decides what the run
+/// left once its owner is gone).
+fn watchers_done() {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = Command::new("pgrep")
+            .args(["-f", "stackcheck __watch"])
+            .output()
+            .unwrap();
+        let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        // Only watchers whose owner has exited: those of other tests' live runs keep watching.
+        let waiting = pids.iter().any(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .ok()
+                .and_then(|c| c.split('\0').nth(2).and_then(|o| o.parse::<i32>().ok()))
+                .is_some_and(|owner| !Path::new(&format!("/proc/{owner}")).exists())
+        });
+        if !waiting {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a watcher of a finished run still runs after 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = suite(dir.path(), "keep-loop", "");
+    let p = path.to_str().unwrap();
+
+    let t0 = Instant::now();
+    let (code, out) = stackcheck(&["up", p]);
+    assert_eq!(code, Some(0), "{out}");
+    let up_took = t0.elapsed();
+    let run = run_id(&out);
+    assert!(out.contains("kept (--keep up)"), "{out}");
+    assert!(out.contains(&format!("stackcheck down {p}")), "{out}");
+    // `up` stops once the stack is up: no check ran.
+    assert!(out.contains("keep-loop::service::web::state"), "{out}");
+    assert!(!out.contains("keep-loop::checks::"), "{out}");
+
+    // Neither the crash watcher of `up` nor a later run's stale sweep takes a kept stack.
+    watchers_done();
+    let (code, reaped) = stackcheck(&["reap"]);
+    assert_eq!(code, Some(0), "{reaped}");
+    assert_eq!(running(&run), 2, "the kept stack was removed: {reaped}");
+    let (_, listed) = stackcheck(&["reap", "--include-live", "--dry-run"]);
+    assert!(
+        listed.contains(&format!("run {run}")) && listed.contains("kept by --keep up"),
+        "{listed}"
+    );
+
+    // The inner loop: checks against what is up, twice, nothing built or started.
+    for _ in 0..2 {
+        let json = dir.path().join("r.json");
+        let t0 = Instant::now();
+        let (code, out) = stackcheck(&["run", p, "--reuse", "--json", json.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{out}");
+        eprintln!("up took {up_took:?}, a --reuse run {:?}", t0.elapsed());
+        assert!(out.contains("keep-loop::checks::web answers"), "{out}");
+        assert!(!out.contains("starting"), "{out}");
+        let report = valid_report(&json);
+        let leaks = common::test_status(&report, "keep-loop::teardown::no-leaks");
+        assert_eq!(leaks["status"], "passed", "{leaks}");
+        assert!(
+            leaks["message"]
+                .as_str()
+                .unwrap()
+                .contains("& io.stackcheck.owner="),
+            "{leaks}"
+        );
+        assert_eq!(running(&run), 2, "a --reuse run touched the stack");
+    }
+
+    // The same suite id from other compose files is not the stack that is up.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let moved = suite(&other, "keep-loop", "");
+    let extra = other.join("more.yml");
+    std::fs::write(
+        &extra,
+        "services:\n  client:\n    environment: { X: '1' }\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&moved).unwrap().replacen(
+        "\"]",
+        &format!("\", \"{}\"]", extra.canonicalize().unwrap().display()),
+        1,
+    );
+    std::fs::write(&moved, text).unwrap();
+    let (code, out) = stackcheck(&["run", moved.to_str().unwrap(), "--reuse"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("was brought up from compose files"), "{out}");
+    assert!(out.contains("more.yml"), "{out}");
+
+    let (code, out) = stackcheck(&["down", p]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("nothing labelled io.stackcheck.run={run} remains")),
+        "{out}"
+    );
+    assert!(labelled(&format!("io.stackcheck.run={run}")).is_empty());
+    let (code, out) = stackcheck(&["down", p]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("keep-loop: no kept stack"), "{out}");
+
+    // Nothing up: --reuse says so and starts nothing.
+    let (code, out) = stackcheck(&["run", p, "--reuse"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("no stack of suite `keep-loop` is up; bring one up with `stackcheck up"),
+        "{out}"
+    );
+}
+
+#[test]
+fn keep_on_failure_keeps_only_a_run_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let green = suite(dir.path(), "keep-green", "");
+    let (code, out) = stackcheck(&["run", green.to_str().unwrap(), "--keep", "on-failure"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("kept ("), "{out}");
+    assert!(labelled(&format!("io.stackcheck.run={}", run_id(&out))).is_empty());
+
+    let red = suite(
+        dir.path(),
+        "keep-red",
+        "  - name: missing page\n    http: { service: web, port: 80, path: /missing }\n    expect: { status: 200 }\n",
+    );
+    let json = dir.path().join("red.json");
+    let (code, out) = stackcheck(&[
+        "run",
+        red.to_str().unwrap(),
+        "--keep",
+        "on-failure",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    let run = run_id(&out);
+    assert!(
+        out.contains("kept (--keep on-failure): project sc-keepred-"),
+        "{out}"
+    );
+    assert!(out.contains("docker compose -p sc-keepred-"), "{out}");
+    let report = valid_report(&json);
+    assert!(
+        report["suites"][0]["kept"]
+            .as_str()
+            .is_some_and(|k| k.contains("stackcheck down")),
+        "{report}"
+    );
+    let leaks = common::test_status(&report, "keep-red::teardown::no-leaks");
+    assert_eq!(leaks["status"], "passed", "{leaks}");
+    // Helpers (the http probe's) are gone; the stack's two containers stay, running.
+    watchers_done();
+    assert_eq!(running(&run), 2);
+    let left = labelled(&format!("io.stackcheck.run={run}"));
+    assert_eq!(left.containers.len(), 2, "{left:?}");
+
+    // `--reuse` after a kept failure: the same failure, judged again against the same stack.
+    let (code, out) = stackcheck(&["run", red.to_str().unwrap(), "--reuse"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("keep-red::checks::missing page"), "{out}");
+
+    let (code, out) = stackcheck(&["down", red.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let (gone, left) = wait_for(
+        &format!("io.stackcheck.run={run}"),
+        Duration::from_secs(5),
+        |l| l.is_empty(),
+    );
+    assert!(gone, "{left:?}");
+}
+
+#[test]
+fn keep_up_and_reuse_refuse_a_stack_of_plain_containers_before_starting() {
+    // `stack.containers` (docker run, no compose project): nothing to keep or to find again.
+    let suite = common::root().join("suites/peak-trade-l3.yaml");
+    let suite = suite.to_str().unwrap();
+    for args in [
+        vec!["run", suite, "--keep", "always"],
+        vec!["run", suite, "--reuse"],
+        vec!["up", suite],
+    ] {
+        let (code, out) = stackcheck(&args);
+        assert_eq!(code, Some(2), "{args:?}: {out}");
+        assert!(
+            out.contains("peak-trade-l3.yaml: `up`, `--keep` and `--reuse` work on compose stacks"),
+            "{out}"
+        );
+        assert!(!out.contains("(run "), "{args:?} started a run: {out}");
+    }
+}
