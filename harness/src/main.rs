@@ -73,6 +73,11 @@ enum Command {
         /// teardown. Fails before starting anything if it is not up, or up from other files.
         #[arg(long, conflicts_with = "keep")]
         reuse: bool,
+        /// Write each service's whole log (stdout and stderr, timestamped, secrets masked) to
+        /// DIR/<suite>/<service>.log before teardown, also on failure and Ctrl-C; a failing
+        /// test's JUnit <system-out> gets the last lines of the services it touches.
+        #[arg(long, value_name = "DIR")]
+        logs_dir: Option<PathBuf>,
     },
     /// Bring suites' stacks up (build, state promises) and leave them running for `run --reuse`.
     Up {
@@ -358,6 +363,7 @@ fn main() -> ExitCode {
             filter,
             keep,
             reuse,
+            logs_dir,
         } => {
             let options = stackcheck::run::RunOptions {
                 fail_fast,
@@ -370,11 +376,13 @@ fn main() -> ExitCode {
                     KeepWhen::Always => stackcheck::run::Keep::Always,
                 }),
                 reuse,
+                logs_dir: logs_dir.clone(),
             };
             let outputs = Outputs {
                 junit,
                 json,
                 summary,
+                logs_dir,
             };
             start_run(&suites, outputs, verbose, options, jobs)
         }

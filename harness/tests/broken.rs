@@ -191,7 +191,38 @@ fn image_promises_fail_from_metadata_and_filesystem_and_a_failed_build_carries_i
             &n("image::broken-api:1.0::user"),
             &n("image::broken-api:1.0::files"),
             &n("image::broken-api:1.0::base"),
+            &n("image::broken-scratch:1.0::files"),
+            &n("image::broken-scratch:1.0::env"),
+            &n("image::broken-scratch:1.0::workdir"),
+            &n("image::broken-scratch:1.0::volumes"),
         ],
+    );
+    // Each attribute of a file, said at once; the file that keeps its promise is not named.
+    let files = &outcome(&r, &n("image::broken-scratch:1.0::files")).message;
+    for part in [
+        "/etc/motd has mode 0600 (expected 0644)",
+        "/etc/motd is owned by 1000:1000 (expected 0:0)",
+        "/etc/motd does not contain /^built FROM scratch/",
+        "/etc/motd has sha256 ",
+        "(expected dbbf6e7a7d5350aa8831ff9b3d8adc443bb0c3a29e7c0c7a6ee96b75bb10c3ed)",
+    ] {
+        assert!(files.contains(part), "{part}: {files}");
+    }
+    assert!(!files.contains("motd-owned"), "{files}");
+    assert_message(
+        &r,
+        &n("image::broken-scratch:1.0::env"),
+        r#"image env: MOTD_PATH="/etc/issue" (expected "/etc/motd")"#,
+    );
+    assert_message(
+        &r,
+        &n("image::broken-scratch:1.0::workdir"),
+        "expected workdir /srv, the image has / (unset)",
+    );
+    assert_message(
+        &r,
+        &n("image::broken-scratch:1.0::volumes"),
+        r#"expected volumes ["/data"], the image declares []"#,
     );
     let build = outcome(&r, &n("build::broken-failing:1.0"));
     assert!(

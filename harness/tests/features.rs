@@ -23,6 +23,11 @@ fn the_features_fixture_keeps_every_promise() {
         "features::checks::cache comes back after a crash",
         "features::checks::cache stops, starts and restarts on request",
         "features::image::features-scratch:1.0::files",
+        "features::image::features-scratch:1.0::env",
+        "features::image::features-scratch:1.0::workdir",
+        "features::image::features-scratch:1.0::volumes",
+        "features::image::features-api:1.0::files",
+        "features::image::features-api:1.0::workdir",
         "features::image::features-api:1.0::base",
         "features::policy::no_default_credentials",
     ] {

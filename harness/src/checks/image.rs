@@ -7,7 +7,8 @@ use super::Verdict;
 use crate::engine::Engine;
 use crate::plan::ImagePromise;
 use crate::suite::parse_size;
-use crate::suite::{HealthcheckSpec, ImageSpec, Presence};
+use crate::engine::FileFacts;
+use crate::suite::{FileAttrs, FileMode, FileSpec, HealthcheckSpec, ImageSpec, Pattern, Presence};
 
 pub async fn check_image(
     engine: &Engine,
@@ -146,23 +147,50 @@ pub async fn check_image(
                 ))
             }
         }
-        ImagePromise::Files => {
-            let mut wrong = Vec::new();
-            for (path, want) in &spec.files {
-                match engine.image_has_path(tag, path, labels).await {
-                    Ok(found) if found == (*want == Presence::Present) => {}
-                    Ok(found) => wrong.push(format!(
-                        "{path} is {} (expected {})",
-                        if found { "present" } else { "absent" },
-                        present_word(*want)
-                    )),
-                    Err(e) => return Verdict::fail(e.to_string()),
-                }
-            }
+        ImagePromise::Files => files(engine, tag, spec, labels).await,
+        ImagePromise::Env => {
+            let set: BTreeMap<&str, &str> = config
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|kv| kv.split_once('='))
+                .collect();
+            let wrong: Vec<String> = spec
+                .env
+                .iter()
+                .filter(|(k, v)| set.get(k.as_str()) != Some(&v.as_str()))
+                .map(|(k, v)| match set.get(k.as_str()) {
+                    Some(got) => format!("{k}={got:?} (expected {v:?})"),
+                    None => format!("{k} is not set (expected {v:?})"),
+                })
+                .collect();
             if wrong.is_empty() {
-                Verdict::pass(format!("{} paths as documented", spec.files.len()))
+                Verdict::pass(format!("{} variables as documented", spec.env.len()))
             } else {
-                Verdict::fail(format!("in the image filesystem: {}", wrong.join("; ")))
+                Verdict::fail(format!("image env: {}", wrong.join(", ")))
+            }
+        }
+        ImagePromise::Workdir => {
+            let got = config.working_dir.unwrap_or_default();
+            let want = spec.workdir.as_deref().unwrap_or_default();
+            let shown = if got.is_empty() { "/ (unset)" } else { &got };
+            if got == want || (want == "/" && got.is_empty()) {
+                Verdict::pass(format!("workdir {shown}"))
+            } else {
+                Verdict::fail(format!("expected workdir {want}, the image has {shown}"))
+            }
+        }
+        ImagePromise::Volumes => {
+            let mut got: Vec<String> = config.volumes.unwrap_or_default();
+            got.sort();
+            let mut want = spec.volumes.clone().unwrap_or_default();
+            want.sort();
+            if got == want {
+                Verdict::pass(format!("volumes {got:?}"))
+            } else {
+                Verdict::fail(format!(
+                    "expected volumes {want:?}, the image declares {got:?}"
+                ))
             }
         }
         ImagePromise::Base => {
@@ -230,9 +258,106 @@ fn equal_list(what: &str, want: Option<&[String]>, got: Option<Vec<String>>) -> 
     }
 }
 
-fn present_word(p: Presence) -> &'static str {
-    match p {
-        Presence::Present => "present",
-        Presence::Absent => "absent",
+/// Each path of `files:` read from the image filesystem (one created container for all of them),
+/// every difference said at once.
+async fn files(
+    engine: &Engine,
+    tag: &str,
+    spec: &ImageSpec,
+    labels: &BTreeMap<String, String>,
+) -> Verdict {
+    let fs = match engine.open_image_fs(tag, labels).await {
+        Ok(fs) => fs,
+        Err(e) => return Verdict::fail(e.to_string()),
+    };
+    let mut wrong = Vec::new();
+    let mut failed = None;
+    for (path, want) in &spec.files {
+        let attrs = match want {
+            FileSpec::Attrs(a) => Some(a),
+            FileSpec::Presence(_) => None,
+        };
+        let content = attrs.is_some_and(|a| a.contains.is_some() || a.sha256.is_some());
+        let watching: Vec<Pattern> = attrs
+            .and_then(|a| a.contains.as_ref())
+            .map(|c| c.0.clone())
+            .into_iter()
+            .collect();
+        match fs.read(path, content, &watching).await {
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+            Ok(None) if want.wants_present() => wrong.push(format!("{path} is absent")),
+            Ok(None) => {}
+            Ok(Some(_)) if !want.wants_present() => {
+                wrong.push(format!("{path} is present (expected absent)"))
+            }
+            Ok(Some(found)) => {
+                if let Some(a) = attrs {
+                    wrong.extend(differences(path, a, &found));
+                }
+            }
+        }
     }
+    fs.close().await;
+    if let Some(e) = failed {
+        return Verdict::fail(e);
+    }
+    if wrong.is_empty() {
+        Verdict::pass(format!("{} paths as documented", spec.files.len()))
+    } else {
+        Verdict::fail(format!("in the image filesystem: {}", wrong.join("; ")))
+    }
+}
+
+/// How a path that exists differs from its promised attributes.
+fn differences(path: &str, want: &FileAttrs, found: &FileFacts) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(m) = &want.mode {
+        if m.0 != found.mode {
+            out.push(format!(
+                "{path} has mode {} (expected {m})",
+                FileMode(found.mode)
+            ));
+        }
+    }
+    if let Some(o) = &want.owner {
+        let side = |want: &str, id: u64, name: &str| want == id.to_string() || want == name;
+        let user_ok = side(&o.user, found.uid, &found.user);
+        let group_ok = o
+            .group
+            .as_deref()
+            .is_none_or(|g| side(g, found.gid, &found.group));
+        if !user_ok || !group_ok {
+            let named = |id: u64, name: &str| match name {
+                "" => id.to_string(),
+                n => format!("{id} ({n})"),
+            };
+            out.push(format!(
+                "{path} is owned by {}:{} (expected {o})",
+                named(found.uid, &found.user),
+                named(found.gid, &found.group)
+            ));
+        }
+    }
+    let content = found.content.as_ref();
+    if (want.contains.is_some() || want.sha256.is_some()) && content.is_none() {
+        out.push(format!(
+            "{path} is {}, so its content cannot be judged",
+            found.kind
+        ));
+        return out;
+    }
+    if let (Some(c), Some(seen)) = (&want.contains, content) {
+        if seen.found(&c.0).is_none() {
+            out.push(format!("{path} does not contain {}", c.0.written()));
+        }
+    }
+    if let (Some(h), Some(got)) = (&want.sha256, &found.sha256) {
+        if &h.0 != got {
+            out.push(format!("{path} has sha256 {got} (expected {})", h.0));
+        }
+    }
+    out
 }

@@ -32,6 +32,7 @@ impl Verdict {
             duration_ms: started.elapsed().as_millis() as u64,
             flaky: self.flaky,
             quarantined: false,
+            logs: String::new(),
         }
     }
 

@@ -10,7 +10,7 @@ use bollard::models::{
     PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, LogsOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -49,7 +49,7 @@ pub struct HelperSpec {
 }
 
 impl Engine {
-    async fn create_helper(&self, spec: &HelperSpec) -> Result<String, EngineError> {
+    pub(super) async fn create_helper(&self, spec: &HelperSpec) -> Result<String, EngineError> {
         let port_key = spec.publish.as_ref().map(|(_, p)| format!("{p}/tcp"));
         let port_bindings = spec.publish.as_ref().map(|(ip, p)| {
             let binding = PortBinding {
@@ -195,51 +195,5 @@ impl Engine {
             .await,
         )
         .map(drop)
-    }
-
-    /// Whether `path` exists in `image`'s filesystem, read from a created (never started) container,
-    /// so images without a shell (`FROM scratch`) work too.
-    pub async fn image_has_path(
-        &self,
-        image: &str,
-        path: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<bool, EngineError> {
-        // The command is never run; it only lets images without CMD be created.
-        let spec = HelperSpec {
-            image: image.to_string(),
-            cmd: vec!["/stackcheck-never-run".into()],
-            network_mode: Some("none".into()),
-            labels: labels.clone(),
-            ..Default::default()
-        };
-        let id = self.create_helper(&spec).await?;
-        let opts = DownloadFromContainerOptionsBuilder::default()
-            .path(path)
-            .build();
-        let mut archive = self.docker.download_from_container(&id, Some(opts));
-        let first = tokio::time::timeout(CALL_TIMEOUT, archive.next()).await;
-        drop(archive);
-        let _ = self.remove(&id).await;
-        match first {
-            Err(_) => Err(EngineError::Timeout {
-                what: format!("read {path} from {image}"),
-                secs: CALL_TIMEOUT.as_secs(),
-            }),
-            Ok(Some(Ok(_))) => Ok(true),
-            Ok(None) => Ok(true),
-            Ok(Some(Err(e))) => {
-                let cause = e.to_string();
-                if cause.contains("404") || cause.contains("No such") || cause.contains("not found")
-                {
-                    Ok(false)
-                } else {
-                    Err(EngineError::Call {
-                        what: format!("read {path} from {image}"),
-                        cause,
-                    })
-                }
-            }
-        }
     }
 }

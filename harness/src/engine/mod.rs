@@ -9,7 +9,9 @@ pub mod containers;
 mod dockerfile;
 mod endpoint;
 mod helper;
+mod image_fs;
 mod labelled;
+mod logs;
 mod model;
 mod networks;
 pub mod output;
@@ -30,6 +32,7 @@ pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
 pub use endpoint::{remote_engine_host, Endpoint, EndpointError, Tls};
 pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
+pub use image_fs::{FileFacts, ImageFs};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
 pub use model::{
     ComposeModel, ModelBuild, ModelHealthcheck, ModelNetwork, ModelPort, ModelService,

@@ -166,11 +166,20 @@ impl Captured {
         }
     }
 
-    /// The first line a watched pattern matched: its number and text.
+    /// The first line a watched pattern matched: its number and text. Only patterns given to
+    /// [`Captured::watching`] are scanned: asking for another is a bug of ours (it would read as
+    /// "not found", a false pass for an `_excludes`), so tests and debug builds stop on it.
     pub fn found(&self, pattern: &Pattern) -> Option<(usize, &str)> {
-        self.watches
+        let watch = self
+            .watches
             .iter()
-            .find(|w| w.pattern.written() == pattern.written())
+            .find(|w| w.pattern.written() == pattern.written());
+        debug_assert!(
+            watch.is_some(),
+            "`{}` was never watched",
+            pattern.written()
+        );
+        watch
             .and_then(|w| w.found.as_ref())
             .map(|(n, line)| (*n, line.as_str()))
     }

@@ -33,6 +33,12 @@ pub enum ImagePromise {
     Files,
     /// The image is built on a base image.
     Base,
+    /// Variables the image's config sets.
+    Env,
+    /// The image's working directory.
+    Workdir,
+    /// The image's declared volumes.
+    Volumes,
 }
 
 /// A promise about a running service, one per key of `services.<name>` (`state` always).
@@ -143,6 +149,9 @@ fn image_promise_name(p: &ImagePromise) -> &'static str {
         ImagePromise::MaxSize => "max_size",
         ImagePromise::Files => "files",
         ImagePromise::Base => "base",
+        ImagePromise::Env => "env",
+        ImagePromise::Workdir => "workdir",
+        ImagePromise::Volumes => "volumes",
     }
 }
 
@@ -191,6 +200,9 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             (spec.max_size.is_some(), ImagePromise::MaxSize),
             (!spec.files.is_empty(), ImagePromise::Files),
             (spec.base.is_some(), ImagePromise::Base),
+            (!spec.env.is_empty(), ImagePromise::Env),
+            (spec.workdir.is_some(), ImagePromise::Workdir),
+            (spec.volumes.is_some(), ImagePromise::Volumes),
         ];
         for (_, p) in promises.into_iter().filter(|(on, _)| *on) {
             out.push(PlannedTest {

@@ -70,6 +70,13 @@ impl Console {
             if let Some(k) = &r.kept {
                 eprintln!("{}: {k}", r.suite);
             }
+            if !r.logs.is_empty() {
+                eprintln!(
+                    "{}: logs in {}",
+                    r.suite,
+                    super::summary::logs_named(&r.logs)
+                );
+            }
             for o in r
                 .outcomes
                 .iter()

@@ -90,6 +90,9 @@ pub struct JsonSuite {
     /// The stack was left up on request (`run --keep`, `stackcheck up`): where, and how to remove it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept: Option<String>,
+    /// The service logs `run --logs-dir` wrote, one file per service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
     pub counts: Counts,
     /// The image each service ran; `standin` set where an offline stand-in replaced upstream.
     pub images: Vec<ServiceImage>,
@@ -157,6 +160,7 @@ impl JsonReport {
                     infra_error: r.infra_error.clone(),
                     interrupted: r.interrupted,
                     kept: r.kept.clone(),
+                    logs: r.logs.clone(),
                     counts: c,
                     images: r.images.clone(),
                     tests,

@@ -48,6 +48,8 @@ pub fn write_junit(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> 
             };
             if let Some(note) = note {
                 case.set_system_out(note);
+            } else if !o.logs.is_empty() {
+                case.set_system_out(o.logs.as_str());
             }
             suite.add_test_case(case);
         }
@@ -132,6 +134,7 @@ mod tests {
             duration_ms: 1,
             flaky: Vec::new(),
             quarantined: false,
+            logs: String::new(),
         };
         let report = SuiteReport {
             suite: "s".into(),
@@ -168,6 +171,7 @@ mod tests {
             ],
             infra_error: None,
             kept: None,
+            logs: Vec::new(),
             interrupted: false,
             duration_ms: 2,
             probes: Vec::new(),

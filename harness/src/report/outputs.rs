@@ -14,6 +14,8 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     /// `--summary FILE`.
     pub summary: Option<PathBuf>,
+    /// `--logs-dir DIR` (created if missing).
+    pub logs_dir: Option<PathBuf>,
 }
 
 impl Outputs {
@@ -32,6 +34,12 @@ impl Outputs {
                     path.display()
                 ));
             }
+        }
+        if let Some(dir) = self.logs_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+            return Err(format!(
+                "--logs-dir {}: expected a folder (it is a file)",
+                dir.display()
+            ));
         }
         Ok(())
     }

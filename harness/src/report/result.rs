@@ -39,6 +39,9 @@ pub struct Outcome {
     /// A failure listed under the suite's `quarantine:`, reported as a warning instead.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quarantined: bool,
+    /// With `run --logs-dir`, on failure: the last lines of the logs of the services it touches.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub logs: String,
 }
 
 /// How a test ended, as reports name it (JSON `status`, console mark, summary columns).
@@ -122,6 +125,7 @@ impl Outcome {
             duration_ms: 0,
             flaky: Vec::new(),
             quarantined: false,
+            logs: String::new(),
         }
     }
 }
@@ -169,6 +173,9 @@ pub struct SuiteReport {
     /// to remove it.
     #[serde(default)]
     pub kept: Option<String>,
+    /// The log files `run --logs-dir` wrote, one per service.
+    #[serde(default)]
+    pub logs: Vec<String>,
 }
 
 /// The image one service ran: what the compose file names, what the engine used.

@@ -7,6 +7,24 @@ use std::path::Path;
 use super::json::{suite_status, RunStatus};
 use super::{snippet, Ending, SuiteReport};
 
+/// `folder/` and its files' names, from the paths `--logs-dir` wrote.
+pub fn logs_named(files: &[String]) -> String {
+    let path = |f: &String| std::path::Path::new(f).to_path_buf();
+    let folder = files
+        .first()
+        .and_then(|f| path(f).parent().map(|p| p.display().to_string()))
+        .unwrap_or_default();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            path(f)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    format!("{folder}/ ({})", names.join(", "))
+}
+
 /// The Markdown summary of `reports`: a table per suite, then failed, flaky and quarantined tests.
 pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     let mut md = String::new();
@@ -72,6 +90,14 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
         e == Ending::Flaky
     });
     section(&mut md, "Quarantined", &|e| e == Ending::Quarantined);
+    let logs: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.logs.is_empty())
+        .map(|r| format!("- `{}`: {}", r.suite, logs_named(&r.logs)))
+        .collect();
+    if !logs.is_empty() {
+        let _ = writeln!(md, "\n### Service logs\n\n{}", logs.join("\n"));
+    }
     let images: Vec<String> = reports
         .iter()
         .flat_map(|r| r.images.iter().map(move |i| (r, i)))

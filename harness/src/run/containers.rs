@@ -116,6 +116,15 @@ pub(super) async fn containers_phase(
         runtime_tests(r, &ctx).await
     }
     .await;
+    // Their logs go with them: written first.
+    if let Some(dir) = r.logs_dir.clone() {
+        let services = ids
+            .iter()
+            .map(|(n, id)| (n.clone(), vec![id.clone()]))
+            .collect();
+        let suite = &r.loaded.suite.id;
+        r.logs = Some(super::logs::write(r.engine, &dir, suite, &services, &r.masker).await);
+    }
     for s in started {
         s.remove().await;
     }

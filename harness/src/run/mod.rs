@@ -10,6 +10,7 @@ mod compose;
 mod containers;
 mod images;
 mod keep;
+mod logs;
 mod runner;
 mod runtime;
 mod schedule;
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub keep: Option<Keep>,
     /// Check the stack `stackcheck up` (or `--keep`) left: no build, no bring-up, no teardown.
     pub reuse: bool,
+    /// Write each service's whole log (masked) under this folder, before teardown.
+    pub logs_dir: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
@@ -111,6 +114,7 @@ pub async fn run_suite_with(
         no_flaky: options.no_flaky,
         up_only: options.keep == Some(Keep::Up),
         reusing: reusing.clone(),
+        logs_dir: options.logs_dir.clone(),
     };
     let mut runner = Runner::new(loaded, engine, progress, settings);
     // A reusing run's own folder (its helpers' files): the kept run's folder holds its override.
@@ -143,6 +147,11 @@ pub async fn run_suite_with(
     };
 
     drop(health);
+    if let Some(dir) = options.logs_dir.as_ref().filter(|_| runner.logs.is_none()) {
+        progress.phase(&format!("{suite_id}: writing logs to {}", dir.display()));
+        let services = logs::project_services(engine, &id.project).await;
+        runner.logs = Some(logs::write(engine, dir, suite_id, &services, &runner.masker).await);
+    }
     let failed = runner.any_failed() || matches!(stop, Some(Stop::Infra(_)));
     let keeping = !interrupted
         && reusing.is_none()
@@ -213,6 +222,11 @@ pub async fn run_suite_with(
         None => "not run".to_string(),
     };
     let mut outcomes = runner.finish(&reason);
+    let written = runner.logs.take().unwrap_or_default();
+    logs::attach(&mut outcomes, &runner.tests, &loaded.suite, &written);
+    for p in &written.problems {
+        progress.phase(&format!("{suite_id}: --logs-dir: {p}"));
+    }
     // A gate must never pass on tests that did not run: every skip has a failed root cause (or an
     // infrastructure error, or Ctrl-C). Should one ever lack it, the skips count as failures.
     let root_cause = outcomes.iter().any(|o| o.status == Status::Failed);
@@ -239,6 +253,11 @@ pub async fn run_suite_with(
         },
         images: runner.images,
         kept,
+        logs: written
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
     }
 }
 
@@ -278,6 +297,7 @@ fn not_started(
         compose: String::new(),
         images: Vec::new(),
         kept: None,
+        logs: Vec::new(),
     }
 }
 

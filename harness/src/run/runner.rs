@@ -55,6 +55,10 @@ pub(crate) struct Runner<'a> {
     pub reusing: Option<super::KeptStack>,
     /// Where this run put the fixed subnets it moved (a kept stack remembers them).
     pub moves: crate::plan::SubnetMoves,
+    /// `--logs-dir`: where each service's log goes before its containers are removed.
+    pub logs_dir: Option<std::path::PathBuf>,
+    /// The logs written, once they are.
+    pub logs: Option<super::logs::WrittenLogs>,
 }
 
 /// What a [`Runner`] is given beyond the suite and the engine.
@@ -68,6 +72,7 @@ pub(crate) struct RunnerSettings {
     pub no_flaky: bool,
     pub up_only: bool,
     pub reusing: Option<super::KeptStack>,
+    pub logs_dir: Option<std::path::PathBuf>,
 }
 
 impl<'a> Runner<'a> {
@@ -97,6 +102,8 @@ impl<'a> Runner<'a> {
             up_only: settings.up_only,
             reusing: settings.reusing,
             moves: Default::default(),
+            logs_dir: settings.logs_dir,
+            logs: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod check;
 mod duration;
 mod expect;
 mod extensions;
+mod files;
 mod load;
 mod policy;
 mod secrets;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use check::*;
 pub use duration::Dur;
 pub use expect::{Expect, Retry};
+pub use files::{ContentPattern, FileAttrs, FileMode, FileSpec, Owner, Sha256};
 pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
 pub use secrets::{looks_secret, url_passwords};
@@ -289,9 +291,19 @@ pub struct ImageSpec {
     /// Largest allowed size, such as `900MiB`.
     #[serde(default)]
     pub(crate) max_size: Option<String>,
-    /// Paths read from the image filesystem (no shell needed): `present` or `absent`.
+    /// Paths read from the image filesystem (no shell needed): `present`, `absent`, or
+    /// `{ mode, owner, contains, sha256 }`.
     #[serde(default)]
-    pub(crate) files: BTreeMap<String, Presence>,
+    pub(crate) files: BTreeMap<String, FileSpec>,
+    /// Variables the image's config sets (`ENV`), each with exactly this value; others may exist.
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+    /// The image's working directory (`WORKDIR`).
+    #[serde(default)]
+    pub(crate) workdir: Option<String>,
+    /// The image's `VOLUME`s, all of them.
+    #[serde(default)]
+    pub(crate) volumes: Option<Vec<String>>,
     /// The final stage's `FROM`: the image's layers start with this image's layers.
     #[serde(default)]
     pub(crate) base: Option<String>,

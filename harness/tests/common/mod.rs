@@ -362,8 +362,8 @@ pub fn run_dir_green(dir: &Path, suites: usize) {
     assert_eq!(report["counts"]["failed"], 0);
 }
 
-/// `cmd` (a `stackcheck run …`) with JUnit, JSON (`out_dir/r.json`) and the summary written;
-/// exit code and everything it wrote: console and the three reports. `secret` appears nowhere in
+/// `cmd` (a `stackcheck run …`) with JUnit, JSON (`out_dir/r.json`), the summary and the services'
+/// logs (`out_dir/logs`) written; exit code and everything it wrote: console, reports and logs. `secret` appears nowhere in
 /// them, and nothing the run labelled remains.
 pub fn run_with_reports(
     mut cmd: std::process::Command,
@@ -382,11 +382,27 @@ pub fn run_with_reports(
         .arg(&json)
         .arg("--summary")
         .arg(&summary)
+        .arg("--logs-dir")
+        .arg(out_dir.join("logs"))
         .output()
         .unwrap();
     let mut all = text(&out);
     for f in [&junit, &json, &summary] {
         all.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+    }
+    // Every service's log, as `--logs-dir` wrote it.
+    for suite in std::fs::read_dir(out_dir.join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for log in std::fs::read_dir(suite.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            all.push_str(&std::fs::read_to_string(log.path()).unwrap_or_default());
+        }
     }
     assert!(!all.contains(secret), "the secret leaked: {all}");
     let run = all
