@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use super::Verdict;
 use crate::engine::Engine;
+use crate::engine::FileFacts;
 use crate::plan::ImagePromise;
 use crate::suite::parse_size;
-use crate::engine::FileFacts;
 use crate::suite::{FileAttrs, FileMode, FileSpec, HealthcheckSpec, ImageSpec, Pattern, Presence};
 
 pub async fn check_image(

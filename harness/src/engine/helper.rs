@@ -9,9 +9,7 @@ use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
     PortBinding,
 };
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
 
 use super::{bounded, optional, Engine, EngineError, ExecOutput, Watching, CALL_TIMEOUT};

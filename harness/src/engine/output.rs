@@ -174,11 +174,7 @@ impl Captured {
             .watches
             .iter()
             .find(|w| w.pattern.written() == pattern.written());
-        debug_assert!(
-            watch.is_some(),
-            "`{}` was never watched",
-            pattern.written()
-        );
+        debug_assert!(watch.is_some(), "`{}` was never watched", pattern.written());
         watch
             .and_then(|w| w.found.as_ref())
             .map(|(n, line)| (*n, line.as_str()))

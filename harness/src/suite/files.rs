@@ -160,7 +160,9 @@ pub struct ContentPattern(pub Pattern);
 impl FromStr for ContentPattern {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Pattern::new(s).map(ContentPattern).map_err(|e| e.to_string())
+        Pattern::new(s)
+            .map(ContentPattern)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -182,8 +184,16 @@ macro_rules! string_value {
     };
 }
 
-string_value!(FileMode, "octal permission bits, quoted: \"0755\"", "^(0o)?[0-7]{3,5}$");
-string_value!(Owner, "uid:gid, a uid, or user:group names", "^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$");
+string_value!(
+    FileMode,
+    "octal permission bits, quoted: \"0755\"",
+    "^(0o)?[0-7]{3,5}$"
+);
+string_value!(
+    Owner,
+    "uid:gid, a uid, or user:group names",
+    "^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$"
+);
 string_value!(Sha256, "64 hex digits", "^(sha256:)?[0-9a-fA-F]{64}$");
 string_value!(ContentPattern, "text, or /regex/", ".*");
 
