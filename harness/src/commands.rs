@@ -23,8 +23,13 @@ pub async fn validate(loaded: &[LoadedSuite]) -> i32 {
     let policies =
         futures_util::future::join_all(loaded.iter().map(crate::validate::static_policy)).await;
     for (s, policy) in loaded.iter().zip(policies) {
+        // A variant is named: one file is several suites then.
+        let variant = match s.suite.id.split_once('@') {
+            Some(_) => format!(" [{}]", s.suite.id),
+            None => String::new(),
+        };
         println!(
-            "ok: {} ({} tests)",
+            "ok: {}{variant} ({} tests)",
             s.path.display(),
             crate::plan::tests(&s.suite).len()
         );

@@ -59,6 +59,24 @@ impl SuiteError {
             message: message.to_string(),
         }
     }
+
+    /// The same error, said of variant `name` (`stack.variants.<name>`).
+    pub fn in_variant(self, name: impl fmt::Display) -> SuiteError {
+        match self {
+            SuiteError::Invalid {
+                path,
+                line,
+                column,
+                message,
+            } => SuiteError::Invalid {
+                path,
+                line,
+                column,
+                message: format!("variant `{name}`: {message}"),
+            },
+            other => other,
+        }
+    }
 }
 
 /// A value inside a suite (mount, signal, text pattern) that cannot be read.

@@ -186,8 +186,9 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
     let mut loaded = Vec::new();
     let mut bad = 0;
     for f in files {
-        match stackcheck::validate::load_file(&f) {
-            Ok(s) => loaded.push(s),
+        // A suite with `stack.variants` is one run per variant.
+        match stackcheck::validate::load_runs(&f) {
+            Ok(runs) => loaded.extend(runs),
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;

@@ -21,17 +21,25 @@ pub fn load_file(path: &std::path::Path) -> Result<LoadedSuite, SuiteError> {
     Ok(loaded)
 }
 
+/// [`load_file`], then the suites a run of it is: one per `stack.variants` entry
+/// (`<suite>@<variant>`), or the suite itself.
+pub fn load_runs(path: &std::path::Path) -> Result<Vec<LoadedSuite>, SuiteError> {
+    load_file(path)?.runs()
+}
+
 /// The compose model of a suite for the checks made before anything starts, resolved once per
 /// process: `validate` and `run` both need it for both. The project name in it is arbitrary; a
 /// run resolves its own model with its project.
 pub async fn static_model(loaded: &LoadedSuite) -> Result<ComposeModel, ComposeError> {
-    type Models = Mutex<BTreeMap<std::path::PathBuf, Result<ComposeModel, ComposeError>>>;
+    // By file and id: the variants of one file are different stacks.
+    type Key = (std::path::PathBuf, String);
+    type Models = Mutex<BTreeMap<Key, Result<ComposeModel, ComposeError>>>;
     static MODELS: OnceLock<Models> = OnceLock::new();
     let models = MODELS.get_or_init(Default::default);
     if let Some(m) = models
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&loaded.path)
+        .get(&(loaded.path.clone(), loaded.suite.id.clone()))
     {
         return m.clone();
     }
@@ -39,7 +47,7 @@ pub async fn static_model(loaded: &LoadedSuite) -> Result<ComposeModel, ComposeE
     models
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(loaded.path.clone(), m.clone());
+        .insert((loaded.path.clone(), loaded.suite.id.clone()), m.clone());
     m
 }
 

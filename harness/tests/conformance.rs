@@ -201,8 +201,14 @@ fn main() {
     // `STACKCHECK_TRIALS=suite`: one trial per suite, so `cargo nextest run --partition` hands
     // whole suites to each runner (per-test trials would bring every suite up on every shard).
     let per_suite = std::env::var("STACKCHECK_TRIALS").is_ok_and(|v| v == "suite");
-    for file in files {
-        match stackcheck::validate::load_file(&file) {
+    let runs = files
+        .into_iter()
+        .flat_map(|file| match stackcheck::validate::load_runs(&file) {
+            Ok(runs) => runs.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err((file, e))],
+        });
+    for run in runs {
+        match run {
             Ok(loaded) if per_suite => {
                 let name = format!("{}::all", loaded.suite.id);
                 trials.push(Trial::test(name, move || whole_suite(&loaded)));
@@ -234,7 +240,7 @@ fn main() {
                 let name = format!("{}::reports::no-secrets", loaded.suite.id);
                 trials.push(Trial::test(name, move || no_secrets(&loaded)));
             }
-            Err(e) => {
+            Err((file, e)) => {
                 let msg = e.to_string();
                 let name = format!(
                     "{}::load",

@@ -283,7 +283,8 @@ async fn files(
             .map(|c| c.0.clone())
             .into_iter()
             .collect();
-        match fs.read(path, content, &watching).await {
+        let owner = attrs.is_some_and(|a| a.owner.is_some());
+        match fs.read(path, content, &watching, owner).await {
             Err(e) => {
                 failed = Some(e.to_string());
                 break;

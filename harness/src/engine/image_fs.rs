@@ -10,7 +10,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::output::Captured;
-use super::{Engine, EngineError, HelperSpec, CALL_TIMEOUT};
+use super::{Engine, EngineError, EngineKind, HelperSpec, CALL_TIMEOUT};
 use crate::suite::Pattern;
 
 /// How long reading one path may take (its content is hashed as it streams).
@@ -71,8 +71,74 @@ impl Engine {
 
 impl ImageFs<'_> {
     /// What is at `path`; `None` if nothing. With `content`, a regular file's bytes are hashed
-    /// and scanned for `watching`.
+    /// and scanned for `watching`; with `owner`, the owner is read where this engine tells it
+    /// truly.
     pub async fn read(
+        &self,
+        path: &str,
+        content: bool,
+        watching: &[Pattern],
+        owner: bool,
+    ) -> Result<Option<FileFacts>, EngineError> {
+        let mut facts = self.from_archive(path, content, watching).await?;
+        // Podman 4.3's archive endpoint says the owning user's primary group, and 0:0 for files
+        // copied `--chown`; its export of the whole filesystem has the owner the image holds.
+        if let Some(f) = facts
+            .as_mut()
+            .filter(|_| owner && self.engine.kind == EngineKind::Podman)
+        {
+            if let Some((uid, gid, user, group)) = self.owner_from_export(path).await? {
+                (f.uid, f.gid, f.user, f.group) = (uid, gid, user, group);
+            }
+        }
+        Ok(facts)
+    }
+
+    /// `path`'s owner as the container's export stream records it (every entry is read past
+    /// until it comes: the whole filesystem at worst).
+    async fn owner_from_export(
+        &self,
+        path: &str,
+    ) -> Result<Option<(u64, u64, String, String)>, EngineError> {
+        let want = path.trim_matches('/');
+        let stream = self
+            .engine
+            .docker
+            .export_container(&self.id)
+            .map_err(std::io::Error::other);
+        let find = async {
+            let mut archive = tokio_tar::Archive::new(tokio_util::io::StreamReader::new(stream));
+            let mut entries = archive.entries()?;
+            while let Some(entry) = entries.next().await {
+                let entry = entry?;
+                let name = entry.path()?.to_string_lossy().into_owned();
+                if name.trim_start_matches("./").trim_matches('/') == want {
+                    let h = entry.header();
+                    let text =
+                        |s: Result<Option<&str>, _>| s.ok().flatten().unwrap_or("").to_string();
+                    return Ok(Some((
+                        h.uid()?,
+                        h.gid()?,
+                        text(h.username()),
+                        text(h.groupname()),
+                    )));
+                }
+            }
+            Ok::<_, std::io::Error>(None)
+        };
+        match tokio::time::timeout(READ_LIMIT, find).await {
+            Err(_) => Err(EngineError::Timeout {
+                what: format!("export {} to find {path}", self.image),
+                secs: READ_LIMIT.as_secs(),
+            }),
+            Ok(r) => r.map_err(|e| EngineError::Call {
+                what: format!("export {} to find {path}", self.image),
+                cause: e.to_string(),
+            }),
+        }
+    }
+
+    async fn from_archive(
         &self,
         path: &str,
         content: bool,

@@ -14,6 +14,7 @@ mod policy;
 mod secrets;
 mod validate;
 mod values;
+mod variants;
 mod vars;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub use secrets::{looks_secret, url_passwords};
 pub use values::{
     parse_mount, parse_size, signal_number, text_matches, Mount, Pattern, ValueError,
 };
+pub use variants::{Variant, VariantName};
 pub use vars::{env_file_entries, request_secrets, templates, Expanded, Vars, VarsError};
 
 /// A loaded suite and where it came from (paths in it are relative to its folder).
@@ -149,6 +151,10 @@ pub struct Stack {
     /// Extra environment for interpolation.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The same suite over variants of this stack, each run as `<suite>@<variant>`: `compose`
+    /// files appended, `env_file` replaced, `env` merged.
+    #[serde(default)]
+    pub variants: BTreeMap<VariantName, Variant>,
     /// Names of variables whose values are masked in every report.
     #[serde(default)]
     pub secrets: Vec<String>,
