@@ -193,28 +193,8 @@ fn ctrl_c_during_teardown_leaves_nothing_within_15s() {
     ctrl_c(TEARDOWN, 1500);
 }
 
-/// The conformance target as nextest runs it: one process per test, the stack shared through a
-/// cache keyed by `NEXTEST_RUN_ID`. Its sibling in the build's `deps` folder.
-fn conformance_binary() -> PathBuf {
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    std::fs::read_dir(&deps)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            name.starts_with("conformance-") && p.extension().is_none()
-        })
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .unwrap_or_else(|| panic!("no conformance test binary in {}", deps.display()))
-}
-
 fn conformance(suites: &str, run_id: &str, test: &str) -> Command {
-    let mut cmd = Command::new(conformance_binary());
+    let mut cmd = Command::new(common::conformance_binary());
     cmd.env("STACKCHECK_SUITES", root().join(suites))
         .env("NEXTEST_RUN_ID", run_id)
         .args(["--exact", test, "--nocapture"]);

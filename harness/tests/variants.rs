@@ -78,6 +78,24 @@ fn each_variant_runs_as_its_own_suite_with_its_files_and_env() {
 }
 
 #[test]
+fn cargo_nextest_lists_each_variants_tests_under_its_name() {
+    // What `cargo nextest list` reads: the conformance target's `--list`.
+    let out = std::process::Command::new(common::conformance_binary())
+        .env("STACKCHECK_SUITES", common::fixture("variants"))
+        .args(["--list", "--format", "terse"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "variants@dev::checks::api answers in a known mode: test",
+        "variants@staging::service::api::state: test",
+        "variants@staging::reports::no-secrets: test",
+    ] {
+        assert!(listed.lines().any(|l| l == name), "{name}: {listed}");
+    }
+}
+
+#[test]
 fn a_broken_variant_fails_alone_under_its_own_name() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");

@@ -416,3 +416,23 @@ pub fn run_with_reports(
     );
     (out.status.code(), all)
 }
+
+/// The conformance target as nextest runs it: one process per test, the stack shared through a
+/// cache keyed by `NEXTEST_RUN_ID`. Its sibling in the build's `deps` folder.
+pub fn conformance_binary() -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::fs::read_dir(&deps)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with("conformance-") && p.extension().is_none()
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .unwrap_or_else(|| panic!("no conformance test binary in {}", deps.display()))
+}
