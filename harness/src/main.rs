@@ -481,6 +481,25 @@ async fn run(
         Ok(exe) => stackcheck::reap::spawn_watcher(&exe),
         Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
     }
+    if options.keep == Some(stackcheck::run::Keep::Up) {
+        for s in &loaded {
+            match stackcheck::run::kept(&engine, Some(&s.suite.id)).await {
+                Ok(k) if !k.is_empty() => {
+                    eprintln!(
+                        "error: a stack of suite `{}` is already up (project {}, run {}): check it with `stackcheck run {} --reuse`, or `stackcheck down {}` first",
+                        s.suite.id,
+                        k[0].project,
+                        k[0].run_id,
+                        s.path.display(),
+                        s.path.display()
+                    );
+                    return EXIT_INFRA;
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: could not look for kept stacks: {e}"),
+            }
+        }
+    }
     if options.reuse {
         let mut bad = false;
         for s in &loaded {

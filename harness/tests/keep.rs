@@ -119,6 +119,16 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
     assert!(out.contains("keep-loop::service::web::state"), "{out}");
     assert!(!out.contains("keep-loop::checks::"), "{out}");
 
+    // A second `up` would leave two stacks nobody can tell apart: refused, naming the first.
+    let (code, again) = stackcheck(&["up", p]);
+    assert_eq!(code, Some(3), "{again}");
+    assert!(
+        again.contains(&format!(
+            "a stack of suite `keep-loop` is already up (project sc-keeploop-{run}"
+        )),
+        "{again}"
+    );
+
     // Neither the crash watcher of `up` nor a later run's stale sweep takes a kept stack.
     watchers_done();
     let (code, reaped) = stackcheck(&["reap"]);
