@@ -78,6 +78,11 @@ enum Command {
         /// test's JUnit <system-out> gets the last lines of the services it touches.
         #[arg(long, value_name = "DIR")]
         logs_dir: Option<PathBuf>,
+        /// How often healthchecks poll in this run: `documented` (as written) or `fast` (every
+        /// second, with the written interval × retries as the retry budget). Overrides
+        /// `stack.health`.
+        #[arg(long, value_enum, value_name = "MODE")]
+        health: Option<Health>,
     },
     /// Bring suites' stacks up (build, state promises) and leave them running for `run --reuse`.
     Up {
@@ -92,6 +97,9 @@ enum Command {
         /// When to pull the images the stacks run. Overrides `stack.pull`.
         #[arg(long, value_enum, value_name = "MODE")]
         pull: Option<Pull>,
+        /// `documented` or `fast` healthchecks while it is up. Overrides `stack.health`.
+        #[arg(long, value_enum, value_name = "MODE")]
+        health: Option<Health>,
     },
     /// Remove the stacks `stackcheck up` or `run --keep` left for these suites, and prove nothing
     /// of them remains (exit 1 if something does).
@@ -153,6 +161,12 @@ enum Command {
     /// (internal) Watch the harness with this pid; once it is gone, remove what it owned.
     #[command(name = "__watch", hide = true)]
     Watch { pid: i32 },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Health {
+    Documented,
+    Fast,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -341,10 +355,12 @@ fn main() -> ExitCode {
             verbose,
             ports,
             pull,
+            health,
         } => {
             let options = stackcheck::run::RunOptions {
                 ports: ports.map(Ports::mode),
                 pull: pull.map(Pull::policy),
+                health: health.map(Health::mode),
                 keep: Some(stackcheck::run::Keep::Up),
                 ..Default::default()
             };
@@ -365,6 +381,7 @@ fn main() -> ExitCode {
             keep,
             reuse,
             logs_dir,
+            health,
         } => {
             let options = stackcheck::run::RunOptions {
                 fail_fast,
@@ -378,6 +395,7 @@ fn main() -> ExitCode {
                 }),
                 reuse,
                 logs_dir: logs_dir.clone(),
+                health: health.map(Health::mode),
             };
             let outputs = Outputs {
                 junit,
@@ -437,6 +455,15 @@ impl Ports {
         match self {
             Ports::Documented => stackcheck::suite::PortsMode::Documented,
             Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
+        }
+    }
+}
+
+impl Health {
+    fn mode(self) -> stackcheck::suite::HealthMode {
+        match self {
+            Health::Documented => stackcheck::suite::HealthMode::Documented,
+            Health::Fast => stackcheck::suite::HealthMode::Fast,
         }
     }
 }

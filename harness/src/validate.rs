@@ -43,7 +43,9 @@ pub async fn static_model(loaded: &LoadedSuite) -> Result<ComposeModel, ComposeE
     {
         return m.clone();
     }
-    let m = plan::static_compose(loaded).config(CONFIG_TIMEOUT).await;
+    let m = plan::static_compose(loaded)
+        .config_static(true, CONFIG_TIMEOUT)
+        .await;
     models
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -228,7 +230,10 @@ pub async fn static_policy(loaded: &LoadedSuite) -> Result<Vec<Outcome>, Compose
     }
     // Two compose processes at once: each costs a process start more than any work.
     let compose = plan::static_compose(loaded);
-    let (model, raw) = tokio::join!(static_model(loaded), compose.config_raw(CONFIG_TIMEOUT));
+    let (model, raw) = tokio::join!(
+        static_model(loaded),
+        compose.config_static(false, CONFIG_TIMEOUT)
+    );
     let (model, raw) = (model?, raw?);
     let masker = Masker::for_suite(loaded);
     masker.add_model(&model, &suite.stack.secrets);

@@ -40,6 +40,21 @@ checks:
     path
 }
 
+/// Takes down a suite's kept stacks when a test ends, passed or not: a kept stack left by a failed
+/// test would make the next run of it refuse (`up` twice, `--reuse` of two).
+struct DownOnDrop(PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = stackcheck(&["down", self.0.to_str().unwrap()]);
+    }
+}
+
+/// A suite id unique to this test process (a killed earlier run may have kept its stack).
+fn unique(id: &str) -> String {
+    format!("{id}-{}", std::process::id())
+}
+
 fn stackcheck(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
         .args(args)
@@ -71,32 +86,41 @@ fn running(run: &str) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
-/// Waits until no `stackcheck __watch` of a finished run is left (it decides what the run
-/// left once its owner is gone).
-fn watchers_done() {
+/// Waits until the crash watcher of the process that owns `run`'s stack has ended (it decides
+/// what the run left once its owner is gone).
+fn watcher_done(run: &str) {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.stackcheck.run={run}"),
+            "--format",
+            "{{.Label \"io.stackcheck.owner-pid\"}}",
+        ])
+        .output()
+        .unwrap();
+    let owner = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("run {run} has no containers"))
+        .trim()
+        .to_string();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let out = Command::new("pgrep")
-            .args(["-f", "stackcheck __watch"])
-            .output()
-            .unwrap();
-        let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
-        // Only watchers whose owner has exited: those of other tests' live runs keep watching.
-        let waiting = pids.iter().any(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .ok()
-                .and_then(|c| c.split('\0').nth(2).and_then(|o| o.parse::<i32>().ok()))
-                .is_some_and(|owner| !Path::new(&format!("/proc/{owner}")).exists())
-        });
-        if !waiting {
+        let watching = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .any(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.get(1) == Some(&&b"__watch"[..]) && args.get(2) == Some(&owner.as_bytes())
+            });
+        if !watching {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "a watcher of a finished run still runs after 90 s"
+            "the watcher of pid {owner} still runs after 90 s"
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -105,7 +129,9 @@ fn watchers_done() {
 #[test]
 fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let path = suite(dir.path(), "keep-loop", "");
+    let id = unique("keep-loop");
+    let path = suite(dir.path(), &id, "");
+    let _down = DownOnDrop(path.clone());
     let p = path.to_str().unwrap();
 
     let t0 = Instant::now();
@@ -116,21 +142,22 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
     assert!(out.contains("kept (--keep up)"), "{out}");
     assert!(out.contains(&format!("stackcheck down {p}")), "{out}");
     // `up` stops once the stack is up: no check ran.
-    assert!(out.contains("keep-loop::service::web::state"), "{out}");
-    assert!(!out.contains("keep-loop::checks::"), "{out}");
+    assert!(out.contains(&format!("{id}::service::web::state")), "{out}");
+    assert!(!out.contains(&format!("{id}::checks::")), "{out}");
 
     // A second `up` would leave two stacks nobody can tell apart: refused, naming the first.
     let (code, again) = stackcheck(&["up", p]);
     assert_eq!(code, Some(3), "{again}");
     assert!(
         again.contains(&format!(
-            "a stack of suite `keep-loop` is already up (project sc-keeploop-{run}"
+            "a stack of suite `{id}` is already up (project sc-keeploop{}-{run}",
+            std::process::id()
         )),
         "{again}"
     );
 
     // Neither the crash watcher of `up` nor a later run's stale sweep takes a kept stack.
-    watchers_done();
+    watcher_done(&run);
     let (code, reaped) = stackcheck(&["reap"]);
     assert_eq!(code, Some(0), "{reaped}");
     assert_eq!(running(&run), 2, "the kept stack was removed: {reaped}");
@@ -147,10 +174,10 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
         let (code, out) = stackcheck(&["run", p, "--reuse", "--json", json.to_str().unwrap()]);
         assert_eq!(code, Some(0), "{out}");
         eprintln!("up took {up_took:?}, a --reuse run {:?}", t0.elapsed());
-        assert!(out.contains("keep-loop::checks::web answers"), "{out}");
+        assert!(out.contains(&format!("{id}::checks::web answers")), "{out}");
         assert!(!out.contains("starting"), "{out}");
         let report = valid_report(&json);
-        let leaks = common::test_status(&report, "keep-loop::teardown::no-leaks");
+        let leaks = common::test_status(&report, &format!("{id}::teardown::no-leaks"));
         assert_eq!(leaks["status"], "passed", "{leaks}");
         assert!(
             leaks["message"]
@@ -165,7 +192,7 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
     // The same suite id from other compose files is not the stack that is up.
     let other = dir.path().join("other");
     std::fs::create_dir(&other).unwrap();
-    let moved = suite(&other, "keep-loop", "");
+    let moved = suite(&other, &id, "");
     let extra = other.join("more.yml");
     std::fs::write(
         &extra,
@@ -192,13 +219,15 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
     assert!(labelled(&format!("io.stackcheck.run={run}")).is_empty());
     let (code, out) = stackcheck(&["down", p]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("keep-loop: no kept stack"), "{out}");
+    assert!(out.contains(&format!("{id}: no kept stack")), "{out}");
 
     // Nothing up: --reuse says so and starts nothing.
     let (code, out) = stackcheck(&["run", p, "--reuse"]);
     assert_eq!(code, Some(3), "{out}");
     assert!(
-        out.contains("no stack of suite `keep-loop` is up; bring one up with `stackcheck up"),
+        out.contains(&format!(
+            "no stack of suite `{id}` is up; bring one up with `stackcheck up"
+        )),
         "{out}"
     );
 }
@@ -206,17 +235,20 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
 #[test]
 fn keep_on_failure_keeps_only_a_run_that_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let green = suite(dir.path(), "keep-green", "");
+    let green = suite(dir.path(), &unique("keep-green"), "");
+    let _down_green = DownOnDrop(green.clone());
     let (code, out) = stackcheck(&["run", green.to_str().unwrap(), "--keep", "on-failure"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("kept ("), "{out}");
     assert!(labelled(&format!("io.stackcheck.run={}", run_id(&out))).is_empty());
 
+    let red_id = unique("keep-red");
     let red = suite(
         dir.path(),
-        "keep-red",
+        &red_id,
         "  - name: missing page\n    http: { service: web, port: 80, path: /missing }\n    expect: { status: 200 }\n",
     );
+    let _down_red = DownOnDrop(red.clone());
     let json = dir.path().join("red.json");
     let (code, out) = stackcheck(&[
         "run",
@@ -229,10 +261,19 @@ fn keep_on_failure_keeps_only_a_run_that_failed() {
     assert_eq!(code, Some(1), "{out}");
     let run = run_id(&out);
     assert!(
-        out.contains("kept (--keep on-failure): project sc-keepred-"),
+        out.contains(&format!(
+            "kept (--keep on-failure): project sc-keepred{}-{run}",
+            std::process::id()
+        )),
         "{out}"
     );
-    assert!(out.contains("docker compose -p sc-keepred-"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "docker compose -p sc-keepred{}-{run}",
+            std::process::id()
+        )),
+        "{out}"
+    );
     let report = valid_report(&json);
     assert!(
         report["suites"][0]["kept"]
@@ -240,10 +281,10 @@ fn keep_on_failure_keeps_only_a_run_that_failed() {
             .is_some_and(|k| k.contains("stackcheck down")),
         "{report}"
     );
-    let leaks = common::test_status(&report, "keep-red::teardown::no-leaks");
+    let leaks = common::test_status(&report, &format!("{red_id}::teardown::no-leaks"));
     assert_eq!(leaks["status"], "passed", "{leaks}");
     // Helpers (the http probe's) are gone; the stack's two containers stay, running.
-    watchers_done();
+    watcher_done(&run);
     assert_eq!(running(&run), 2);
     let left = labelled(&format!("io.stackcheck.run={run}"));
     assert_eq!(left.containers.len(), 2, "{left:?}");
@@ -251,7 +292,10 @@ fn keep_on_failure_keeps_only_a_run_that_failed() {
     // `--reuse` after a kept failure: the same failure, judged again against the same stack.
     let (code, out) = stackcheck(&["run", red.to_str().unwrap(), "--reuse"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("keep-red::checks::missing page"), "{out}");
+    assert!(
+        out.contains(&format!("{red_id}::checks::missing page")),
+        "{out}"
+    );
 
     let (code, out) = stackcheck(&["down", red.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");

@@ -176,19 +176,54 @@ impl Compose {
         interpolate: bool,
         limit: Duration,
     ) -> Result<ComposeModel, ComposeError> {
-        // Every profile: services behind one (one-off jobs) are part of the model too.
+        let json = self.config_json(interpolate, limit).await?;
+        parsed(&json)
+    }
+
+    /// `config --format json` of every profile: services behind one (one-off jobs) are part of
+    /// the model too.
+    async fn config_json(
+        &self,
+        interpolate: bool,
+        limit: Duration,
+    ) -> Result<String, ComposeError> {
         let mut args: Vec<String> = ["--profile", "*", "config", "--format", "json"]
             .map(String::from)
             .to_vec();
         if !interpolate {
             args.push("--no-interpolate".into());
         }
-        let json = self.run("config", &args, false, limit, |_| {}).await?;
-        ComposeModel::parse(&json).map_err(|tail| ComposeError::Failed {
-            what: "config".into(),
-            code: 0,
-            tail,
-        })
+        self.run("config", &args, false, limit, |_| {}).await
+    }
+
+    /// The model of the files as written (`interpolate`: as `config`, else as `config
+    /// --no-interpolate`), for what is judged before anything starts (`validate`, and `run`
+    /// before it starts): from the model cache while every input compose reads is unchanged.
+    /// Not for a run's own project: the cached model names another project.
+    pub async fn config_static(
+        &self,
+        interpolate: bool,
+        limit: Duration,
+    ) -> Result<ComposeModel, ComposeError> {
+        if !interpolate {
+            if let Some(m) = ComposeModel::written_environment(&self.files) {
+                return Ok(m);
+            }
+        }
+        let key = compose_plugin().and_then(|p| super::model_cache::key(self, p, interpolate));
+        if let Some(m) = key
+            .as_deref()
+            .and_then(super::model_cache::get)
+            .and_then(|json| ComposeModel::parse(&json).ok())
+        {
+            return Ok(m);
+        }
+        let json = self.config_json(interpolate, limit).await?;
+        let model = parsed(&json)?;
+        if let Some(key) = &key {
+            super::model_cache::put(key, &json);
+        }
+        Ok(model)
     }
 
     /// `docker compose build` of `services`, each line of output to `on_line`. `classic`: with the
@@ -281,4 +316,12 @@ impl Compose {
             .to_vec();
         self.run("down", &args, true, limit, |_| {}).await.map(drop)
     }
+}
+
+fn parsed(json: &str) -> Result<ComposeModel, ComposeError> {
+    ComposeModel::parse(json).map_err(|tail| ComposeError::Failed {
+        what: "config".into(),
+        code: 0,
+        tail,
+    })
 }

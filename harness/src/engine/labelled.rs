@@ -241,6 +241,57 @@ impl Engine {
         .map(drop)
     }
 
+    /// Removes the images a run built. Their untagged parents are the classic builder's cache
+    /// and stay (the next build of unchanged inputs is all cache hits), except those made by the
+    /// builder's `--label` steps: one step per label, each parent carrying the labels so far
+    /// (owner, pid…). Those are this run's alone, never a cache hit, and would be left dangling.
+    async fn remove_built_images(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let all = bounded(
+            "list images",
+            CALL_TIMEOUT,
+            self.docker.list_images(Some(
+                bollard::query_parameters::ListImagesOptionsBuilder::default()
+                    .all(true)
+                    .build(),
+            )),
+        )
+        .await
+        .unwrap_or_default();
+        let by_id: HashMap<&str, &bollard::models::ImageSummary> =
+            all.iter().map(|i| (i.id.as_str(), i)).collect();
+        for id in ids {
+            let mut next = Some(id.clone());
+            let mut first = true;
+            while let Some(image) = next.take() {
+                let info = by_id.get(image.as_str());
+                let ours =
+                    info.is_some_and(|i| i.labels.keys().any(|k| k.starts_with("io.stackcheck.")));
+                // The engine lists an untagged image as `<none>:<none>`.
+                let tagged = info.is_some_and(|i| i.repo_tags.iter().any(|t| t != "<none>:<none>"));
+                if !first && (!ours || tagged) {
+                    break;
+                }
+                first = false;
+                let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(true)
+                    .noprune(true)
+                    .build();
+                let removed = bounded(
+                    format!("remove image {image}"),
+                    CALL_TIMEOUT,
+                    self.docker.remove_image(&image, Some(opts), None),
+                )
+                .await;
+                if removed.is_ok() {
+                    next = info.map(|i| i.parent_id.clone()).filter(|p| !p.is_empty());
+                }
+            }
+        }
+    }
+
     /// Removes everything carrying `label`: containers first, then networks and volumes.
     /// Returns what could not be removed.
     pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {
@@ -276,20 +327,7 @@ impl Engine {
             )
             .await;
         }
-        for i in &found.images {
-            // noprune: the untagged parents are the classic builder's cache; keeping them keeps
-            // the next build of unchanged inputs cached.
-            let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
-                .force(true)
-                .noprune(true)
-                .build();
-            let _ = bounded(
-                format!("remove image {i}"),
-                CALL_TIMEOUT,
-                self.docker.remove_image(i, Some(opts), None),
-            )
-            .await;
-        }
+        self.remove_built_images(&found.images).await;
         self.labelled(label).await
     }
 }

@@ -13,6 +13,7 @@ mod image_fs;
 mod labelled;
 mod logs;
 mod model;
+mod model_cache;
 mod networks;
 pub mod output;
 mod podman;

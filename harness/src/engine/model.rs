@@ -94,9 +94,63 @@ pub struct ModelHealthcheck {
     pub(crate) test: Vec<String>,
     #[serde(default)]
     pub(crate) disable: bool,
+    /// As compose prints it (a Go duration: `30s`, `1m30s`).
+    #[serde(default)]
+    pub(crate) interval: Option<String>,
+    #[serde(default)]
+    pub(crate) retries: Option<u64>,
+}
+
+/// A Go duration as compose prints it (`1m30s`, `500ms`, `1h`); None if it is not one.
+pub fn go_duration(text: &str) -> Option<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += value * seconds;
+        rest = &rest[unit_len..];
+    }
+    Some(std::time::Duration::from_secs_f64(total))
 }
 
 impl ModelService {
+    /// Under `health: fast`: the healthcheck keys a run's override sets so it polls every second,
+    /// with as many retries as the written interval × retries allow (a slow start still has as
+    /// long before it counts as unhealthy). None for a service without a healthcheck.
+    pub fn fast_healthcheck(&self, dir: &Path) -> Option<serde_json::Value> {
+        if !self.has_healthcheck(dir) {
+            return None;
+        }
+        let written = self.healthcheck.as_ref();
+        // Docker's defaults, for a HEALTHCHECK of the image that compose does not restate.
+        let interval = written
+            .and_then(|h| h.interval.as_deref())
+            .and_then(go_duration)
+            .unwrap_or(std::time::Duration::from_secs(30));
+        let retries = written.and_then(|h| h.retries).unwrap_or(3).max(1);
+        let window = (interval.as_secs_f64() * retries as f64).ceil() as u64;
+        Some(serde_json::json!({ "interval": "1s", "retries": window.max(retries) }))
+    }
+
     /// Whether the service's container will have a healthcheck: compose's own test unless
     /// disabled; with no test written, the HEALTHCHECK of the final stage of the Dockerfile it
     /// builds from (a relative build context is taken from `dir`). An image that is not built
@@ -330,5 +384,57 @@ impl ComposeModel {
             .get(key)
             .and_then(|v| v.name.clone())
             .unwrap_or_else(|| format!("{}_{key}", self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use std::time::Duration;
+
+    #[rstest]
+    #[case("30s", 30_000)]
+    #[case("1m30s", 90_000)]
+    #[case("500ms", 500)]
+    #[case("1h", 3_600_000)]
+    fn go_durations_as_compose_prints_them(#[case] text: &str, #[case] ms: u64) {
+        assert_eq!(go_duration(text), Some(Duration::from_millis(ms)));
+    }
+
+    #[rstest]
+    fn not_go_durations(#[values("", "30", "5 weeks", "s")] text: &str) {
+        assert_eq!(go_duration(text), None, "{text}");
+    }
+
+    #[test]
+    fn fast_health_keeps_the_written_budget_and_leaves_services_without_a_healthcheck() {
+        let model: ComposeModel = serde_json::from_value(serde_json::json!({
+            "services": {
+                "slow": { "healthcheck": { "test": ["CMD", "true"], "interval": "30s", "retries": 3 } },
+                "quick": { "healthcheck": { "test": ["CMD", "true"], "interval": "500ms", "retries": 5 } },
+                "defaults": { "healthcheck": { "test": ["CMD-SHELL", "true"] } },
+                "off": { "healthcheck": { "disable": true } },
+                "none": {}
+            }
+        }))
+        .unwrap();
+        let fast = |s: &str| model.services[s].fast_healthcheck(Path::new("."));
+        assert_eq!(
+            fast("slow"),
+            Some(serde_json::json!({ "interval": "1s", "retries": 90 }))
+        );
+        // Never fewer retries than written.
+        assert_eq!(
+            fast("quick"),
+            Some(serde_json::json!({ "interval": "1s", "retries": 5 }))
+        );
+        // Docker's defaults: 30 s × 3.
+        assert_eq!(
+            fast("defaults"),
+            Some(serde_json::json!({ "interval": "1s", "retries": 90 }))
+        );
+        assert_eq!(fast("off"), None);
+        assert_eq!(fast("none"), None);
     }
 }

@@ -72,17 +72,23 @@ impl RunIdentity {
     /// `ephemeral`, it also frees what only one run can hold: published ports get a free host port,
     /// `container_name`s and fixed names get `-<run id>` (the old container name stays a network
     /// alias, so the stack still finds its parts), and the fixed subnets in `moves` go to their
-    /// new ranges with every fixed address in them. YAML, since `!override` replaces a list.
+    /// new ranges with every fixed address in them. With `fast_health` (the suite's folder, where
+    /// build contexts are read), every healthcheck polls each second (`health: fast`).
+    /// YAML, since `!override` replaces a list.
     pub fn label_override(
         &self,
         model: &ComposeModel,
         ephemeral: bool,
         moves: &SubnetMoves,
+        fast_health: Option<&std::path::Path>,
     ) -> String {
         let moved = model.with_moved_subnets(moves);
         let mut services = serde_json::Map::new();
         for (s, m) in &model.services {
             let mut o = json!({ "labels": self.labels });
+            if let Some(h) = fast_health.and_then(|dir| m.fast_healthcheck(dir)) {
+                o["healthcheck"] = h;
+            }
             if m.build.is_some() {
                 o["build"] = json!({ "labels": self.labels });
             }
@@ -273,7 +279,7 @@ mod tests {
         let mut id = RunIdentity::new(&loaded);
         id.project = "sc-p-1".into();
         id.run_id = "r1".into();
-        let text = id.label_override(&model, true, &SubnetMoves::default());
+        let text = id.label_override(&model, true, &SubnetMoves::default(), None);
         assert!(
             text.contains(
                 r#""ports":!override [{"host_ip":"127.0.0.1","protocol":"tcp","target":80}]"#
@@ -287,7 +293,7 @@ mod tests {
         assert!(text.contains(r#""aliases":["parallel-web"]"#), "{text}");
         assert!(text.contains(r#""name":"parallel_pages-r1""#), "{text}");
         assert!(!text.contains("sc-p-1_default-r1"), "{text}");
-        let documented = id.label_override(&model, false, &SubnetMoves::default());
+        let documented = id.label_override(&model, false, &SubnetMoves::default(), None);
         assert!(
             !documented.contains("!override") && !documented.contains("-r1\""),
             "{documented}"

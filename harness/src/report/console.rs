@@ -67,6 +67,12 @@ impl Console {
             if let Some(e) = &r.infra_error {
                 eprintln!("error: {}: {e}", r.suite);
             }
+            if r.fast_health {
+                eprintln!(
+                    "{}: health fast: healthchecks polled every 1 s in this run (the written intervals are judged as static promises)",
+                    r.suite
+                );
+            }
             if let Some(k) = &r.kept {
                 eprintln!("{}: {k}", r.suite);
             }

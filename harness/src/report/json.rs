@@ -87,6 +87,8 @@ pub struct JsonSuite {
     pub infra_error: Option<String>,
     /// Stopped by Ctrl-C or SIGTERM (after teardown).
     pub interrupted: bool,
+    /// `fast` when the run's healthchecks polled every second (`health: fast`), else `documented`.
+    pub health: String,
     /// The stack was left up on request (`run --keep`, `stackcheck up`): where, and how to remove it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept: Option<String>,
@@ -159,6 +161,7 @@ impl JsonReport {
                     duration_ms: r.duration_ms,
                     infra_error: r.infra_error.clone(),
                     interrupted: r.interrupted,
+                    health: if r.fast_health { "fast" } else { "documented" }.into(),
                     kept: r.kept.clone(),
                     logs: r.logs.clone(),
                     counts: c,

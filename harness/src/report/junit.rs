@@ -98,6 +98,10 @@ fn properties(r: &SuiteReport) -> Vec<Property> {
         Property::new("stackcheck.run", r.run_id.as_str()),
         Property::new("compose.project", r.project.as_str()),
         Property::new("engine.version", r.engine.as_str()),
+        Property::new(
+            "stackcheck.health",
+            if r.fast_health { "fast" } else { "documented" },
+        ),
     ];
     if !r.compose.is_empty() {
         props.push(Property::new("compose.version", r.compose.as_str()));
@@ -171,6 +175,7 @@ mod tests {
             ],
             infra_error: None,
             kept: None,
+            fast_health: false,
             logs: Vec::new(),
             interrupted: false,
             duration_ms: 2,

@@ -169,6 +169,9 @@ pub struct SuiteReport {
     /// The image each service ran (after bring-up).
     #[serde(default)]
     pub images: Vec<ServiceImage>,
+    /// The run's healthchecks polled every second (`health: fast`).
+    #[serde(default)]
+    pub fast_health: bool,
     /// Set when the stack was left up on request (`--keep`, `stackcheck up`): where it is and how
     /// to remove it.
     #[serde(default)]

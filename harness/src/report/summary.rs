@@ -90,6 +90,18 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
         e == Ending::Flaky
     });
     section(&mut md, "Quarantined", &|e| e == Ending::Quarantined);
+    let fast: Vec<String> = reports
+        .iter()
+        .filter(|r| r.fast_health)
+        .map(|r| format!("`{}`", r.suite))
+        .collect();
+    if !fast.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n_Fast health: {} ran with healthchecks polling every 1 s; the written intervals are static promises._",
+            fast.join(", ")
+        );
+    }
     let logs: Vec<String> = reports
         .iter()
         .filter(|r| !r.logs.is_empty())

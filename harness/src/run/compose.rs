@@ -30,9 +30,13 @@ pub(super) async fn compose_phase(
     }
     let override_file = compose.override_file.clone().unwrap_or_default();
     let ephemeral = r.ephemeral;
+    let fast = r.fast_health.then_some(r.loaded.dir.as_path());
     let write_override = |moves: &SubnetMoves| {
-        std::fs::write(&override_file, id.label_override(&model, ephemeral, moves))
-            .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))
+        std::fs::write(
+            &override_file,
+            id.label_override(&model, ephemeral, moves, fast),
+        )
+        .map_err(|e| Stop::Infra(format!("cannot write {}: {e}", override_file.display())))
     };
     write_override(&SubnetMoves::default())?;
     // `--filter` may select only tests that need nothing running.

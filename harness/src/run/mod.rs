@@ -28,7 +28,7 @@ use crate::checks::Verdict;
 use crate::engine::Engine;
 use crate::plan::{self, RunIdentity, TestKind};
 use crate::report::{Masked, Masker, Progress, Status, SuiteReport};
-use crate::suite::{LoadedSuite, PortsMode, PullPolicy};
+use crate::suite::{HealthMode, LoadedSuite, PortsMode, PullPolicy};
 use runner::{Runner, RunnerSettings, Stop};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub reuse: bool,
     /// Write each service's whole log (masked) under this folder, before teardown.
     pub logs_dir: Option<std::path::PathBuf>,
+    /// Overrides each suite's `stack.health`.
+    pub health: Option<HealthMode>,
 }
 
 impl RunOptions {
@@ -95,6 +97,9 @@ pub async fn run_suite_with(
     tests.retain(|t| stage_runs(&t.kind, options.keep, reusing.is_some()));
     let needs = (!options.filter.is_empty()).then(|| plan::needs(&loaded.suite, &tests));
     let masker = Masker::for_suite(loaded);
+    // A reused stack polls as it was brought up; its override says how.
+    let fast_health = reusing.is_none()
+        && options.health.unwrap_or(loaded.suite.stack.health) == HealthMode::Fast;
     let masked = Masked {
         inner: progress,
         masker: masker.clone(),
@@ -115,6 +120,7 @@ pub async fn run_suite_with(
         up_only: options.keep == Some(Keep::Up),
         reusing: reusing.clone(),
         logs_dir: options.logs_dir.clone(),
+        fast_health,
     };
     let mut runner = Runner::new(loaded, engine, progress, settings);
     // A reusing run's own folder (its helpers' files): the kept run's folder holds its override.
@@ -252,6 +258,7 @@ pub async fn run_suite_with(
             crate::engine::compose_version()
         },
         images: runner.images,
+        fast_health,
         kept,
         logs: written
             .files
@@ -296,6 +303,7 @@ fn not_started(
         probes: Vec::new(),
         compose: String::new(),
         images: Vec::new(),
+        fast_health: false,
         kept: None,
         logs: Vec::new(),
     }

@@ -59,6 +59,8 @@ pub(crate) struct Runner<'a> {
     pub logs_dir: Option<std::path::PathBuf>,
     /// The logs written, once they are.
     pub logs: Option<super::logs::WrittenLogs>,
+    /// `health: fast`: the run's healthchecks poll every second.
+    pub fast_health: bool,
 }
 
 /// What a [`Runner`] is given beyond the suite and the engine.
@@ -73,6 +75,7 @@ pub(crate) struct RunnerSettings {
     pub up_only: bool,
     pub reusing: Option<super::KeptStack>,
     pub logs_dir: Option<std::path::PathBuf>,
+    pub fast_health: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -104,6 +107,7 @@ impl<'a> Runner<'a> {
             moves: Default::default(),
             logs_dir: settings.logs_dir,
             logs: None,
+            fast_health: settings.fast_health,
         }
     }
 

@@ -174,6 +174,22 @@ pub struct Stack {
     /// Budget for build + up (default 5m).
     #[serde(default)]
     pub(crate) timeout: Option<Dur>,
+    /// `documented` (default) or `fast`: this run's healthchecks poll every second (see
+    /// [`HealthMode`]); `run --health` overrides it.
+    #[serde(default)]
+    pub health: HealthMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+/// How often the stack's healthchecks poll during a run.
+pub enum HealthMode {
+    /// As the compose files and images say.
+    #[default]
+    Documented,
+    /// Every second, with the written interval × retries as the retry budget, so a slow start is
+    /// still not a failure; the written interval stays a promise the static checks judge.
+    Fast,
 }
 
 /// A container started the way `docker run` starts it.
