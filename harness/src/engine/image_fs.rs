@@ -80,7 +80,7 @@ impl ImageFs<'_> {
         watching: &[Pattern],
         owner: bool,
     ) -> Result<Option<FileFacts>, EngineError> {
-        let mut facts = self.from_archive(path, content, watching).await?;
+        let mut facts = self.read_archive(path, content, watching).await?;
         // Podman 4.3's archive endpoint says the owning user's primary group, and 0:0 for files
         // copied `--chown`; its export of the whole filesystem has the owner the image holds.
         if let Some(f) = facts
@@ -138,7 +138,7 @@ impl ImageFs<'_> {
         }
     }
 
-    async fn from_archive(
+    async fn read_archive(
         &self,
         path: &str,
         content: bool,
