@@ -176,10 +176,15 @@ pub async fn watch(engine: &Engine, pid: i32) -> Result<Leftovers, EngineError> 
         // is not "clean", so sweep again rather than give up.
         match not_kept(engine, &label).await {
             Ok((found, _)) if found.is_empty() => clean_in_a_row += 1,
-            Ok((_, runs)) => {
+            Ok((found, runs)) => {
                 clean_in_a_row = 0;
-                for run in runs {
+                for run in runs.iter().filter(|r| !r.is_empty()) {
                     let _ = engine.sweep(&format!("{label} & {LABEL_RUN}={run}")).await;
+                }
+                if runs.contains("") {
+                    // Images without a run label are a build cut short between the classic
+                    // builder's `--label` steps (owner first): never part of a kept stack.
+                    engine.remove_built_images(&found.images).await;
                 }
             }
             // Never a blind sweep of the owner: it would take the stacks it kept with it.

@@ -92,13 +92,7 @@ fn a_healthcheck_that_never_passes_still_fails_under_fast_health() {
     let console = text(&out);
     assert_eq!(out.status.code(), Some(1), "{console}");
     let report = valid_report(&json);
-    let failed: Vec<&str> = report["suites"][0]["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["status"] == "failed")
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let failed = common::failed_in(&report);
     assert_eq!(
         failed,
         ["broken-slow-health::service::sick::state"],

@@ -129,14 +129,7 @@ fn each_http_key_fails_exactly_where_the_api_breaks_it() {
         ("a one-off self-test says nothing deprecated", "stdout must not match /deprecated/"),
         ("the api starts without a traceback", "the log of `api` must not match /Traceback/, but line 1 does: Traceback (most recent call last):"),
     ];
-    let failed: Vec<&str> = report["suites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["tests"].as_array().unwrap())
-        .filter(|t| t["status"] == "failed")
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let failed = common::failed_in(&report);
     let want: Vec<String> = expected
         .iter()
         .map(|(n, _)| format!("broken-https-api::checks::{n}"))

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{fixture, labelled, text, valid_report, wait_for};
+use common::{fixture, labelled, run_id, text, valid_report, wait_for};
 
 /// A suite `id` over the parallel fixture's stack (web + client, ephemeral ports); `extra` is
 /// appended to its checks.
@@ -61,15 +61,6 @@ fn stackcheck(args: &[&str]) -> (Option<i32>, String) {
         .output()
         .unwrap();
     (out.status.code(), text(&out))
-}
-
-/// The run id a run printed (`(run 1a2b3c4d)`).
-fn run_id(out: &str) -> String {
-    out.split("(run ")
-        .nth(1)
-        .and_then(|r| r.get(..8))
-        .unwrap_or_else(|| panic!("no run id in: {out}"))
-        .to_string()
 }
 
 /// Running containers of a run.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{labelled, text};
+use common::{labelled, run_id, text};
 
 const TOKEN: &str = "s3cr3t-token-4711";
 
@@ -47,14 +47,6 @@ checks:
     )
     .unwrap();
     suite
-}
-
-fn run_id(out: &str) -> String {
-    out.split("(run ")
-        .nth(1)
-        .and_then(|r| r.get(..8))
-        .unwrap_or_else(|| panic!("no run id in: {out}"))
-        .to_string()
 }
 
 #[test]

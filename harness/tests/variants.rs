@@ -107,14 +107,7 @@ fn a_broken_variant_fails_alone_under_its_own_name() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = valid_report(&json);
-    let failed: Vec<&str> = report["suites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["tests"].as_array().unwrap())
-        .filter(|t| t["status"] == "failed")
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let failed = common::failed_in(&report);
     assert_eq!(
         failed,
         ["broken-variants@bad::checks::api answers in a known mode"]

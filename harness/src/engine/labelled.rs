@@ -245,7 +245,7 @@ impl Engine {
     /// and stay (the next build of unchanged inputs is all cache hits), except those made by the
     /// builder's `--label` steps: one step per label, each parent carrying the labels so far
     /// (owner, pid…). Those are this run's alone, never a cache hit, and would be left dangling.
-    async fn remove_built_images(&self, ids: &[String]) {
+    pub(crate) async fn remove_built_images(&self, ids: &[String]) {
         if ids.is_empty() {
             return;
         }

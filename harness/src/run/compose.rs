@@ -271,10 +271,13 @@ async fn judge_states(
     start: Option<(&[String], &[ipnet::Ipv4Net])>,
     deadline: Instant,
 ) -> Result<BTreeMap<String, String>, Stop> {
-    let all = services_to_start(r, model);
+    let all;
     let (selected, subnets): (&[String], &[ipnet::Ipv4Net]) = match start {
         Some(s) => s,
-        None => (&all, &[]),
+        None => {
+            all = services_to_start(r, model);
+            (&all, &[])
+        }
     };
     let starting = start.is_some();
     let loaded = r.loaded;

@@ -166,36 +166,18 @@ impl FromStr for ContentPattern {
     }
 }
 
-macro_rules! string_value {
-    ($t:ty, $desc:literal, $pattern:literal) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                String::deserialize(d)?.parse().map_err(de::Error::custom)
-            }
-        }
-        impl JsonSchema for $t {
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($t).into()
-            }
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({ "type": "string", "description": $desc, "pattern": $pattern })
-            }
-        }
-    };
-}
-
-string_value!(
+from_str_serde!(
     FileMode,
     "octal permission bits, quoted: \"0755\"",
     "^(0o)?[0-7]{3,5}$"
 );
-string_value!(
+from_str_serde!(
     Owner,
     "uid:gid, a uid, or user:group names",
     "^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$"
 );
-string_value!(Sha256, "64 hex digits", "^(sha256:)?[0-9a-fA-F]{64}$");
-string_value!(ContentPattern, "text, or /regex/", ".*");
+from_str_serde!(Sha256, "64 hex digits", "^(sha256:)?[0-9a-fA-F]{64}$");
+from_str_serde!(ContentPattern, "text, or /regex/", ".*");
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,27 @@
 //! file:line:column (see `load`). Semantic checks that need the whole document live in
 //! `validate`.
 
+/// A type read from one string (`FromStr`), with its JSON Schema: a string of this pattern. Defined
+/// before the modules so they can use it.
+macro_rules! from_str_serde {
+    ($t:ty, $desc:literal, $pattern:literal) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl JsonSchema for $t {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($t).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "description": $desc, "pattern": $pattern })
+            }
+        }
+    };
+}
+
 mod check;
 mod duration;
 mod expect;
@@ -530,25 +551,6 @@ impl std::str::FromStr for PortMapping {
             protocol,
         })
     }
-}
-
-macro_rules! from_str_serde {
-    ($t:ty, $desc:literal, $pattern:literal) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-        impl JsonSchema for $t {
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($t).into()
-            }
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({ "type": "string", "description": $desc, "pattern": $pattern })
-            }
-        }
-    };
 }
 
 from_str_serde!(

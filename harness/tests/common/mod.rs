@@ -405,11 +405,11 @@ pub fn run_with_reports(
         }
     }
     assert!(!all.contains(secret), "the secret leaked: {all}");
-    let run = all
-        .split("(run ")
-        .nth(1)
-        .and_then(|r| r.get(..8))
-        .unwrap_or_default();
+    let run = if all.contains("(run ") {
+        run_id(&all)
+    } else {
+        String::new()
+    };
     assert!(
         labelled(&format!("io.stackcheck.run={run}")).is_empty(),
         "{all}"
@@ -435,4 +435,25 @@ pub fn conformance_binary() -> PathBuf {
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
         .unwrap_or_else(|| panic!("no conformance test binary in {}", deps.display()))
+}
+
+/// The run id a run printed (`(run 1a2b3c4d)`).
+pub fn run_id(out: &str) -> String {
+    out.split("(run ")
+        .nth(1)
+        .and_then(|r| r.get(..8))
+        .unwrap_or_else(|| panic!("no run id in: {out}"))
+        .to_string()
+}
+
+/// The names of the failed tests of a JSON report, every suite's, in report order.
+pub fn failed_in(report: &serde_json::Value) -> Vec<&str> {
+    report["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap())
+        .filter(|t| t["status"] == "failed")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
 }
