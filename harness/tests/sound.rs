@@ -402,17 +402,25 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
         net
     };
     let pid = std::process::id();
-    let first = make(&format!("sc-test-pool-a-{pid}"));
-    let after = u32::from(first.broadcast()) + 1;
-    let next = ipnet::Ipv4Net::new(after.into(), first.prefix_len()).unwrap();
-    let held = ipnet::Ipv4Net::new(next.network(), 24).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let engine = rt
         .block_on(stackcheck::engine::Engine::connect(
             std::time::Duration::from_secs(5),
         ))
         .unwrap();
-    assert!(rt.block_on(engine.reserve_subnet(&held, &labels)).unwrap());
+    // The range after a fresh network is the pool's next; a network another test creates at the
+    // same moment may take it first (then the hold is rightly refused): try again, a few times.
+    let (first, held) = (0..5)
+        .find_map(|attempt| {
+            let first = make(&format!("sc-test-pool-a-{pid}-{attempt}"));
+            let after = u32::from(first.broadcast()) + 1;
+            let next = ipnet::Ipv4Net::new(after.into(), first.prefix_len()).unwrap();
+            let held = ipnet::Ipv4Net::new(next.network(), 24).unwrap();
+            rt.block_on(engine.reserve_subnet(&held, &labels))
+                .unwrap()
+                .then_some((first, held))
+        })
+        .expect("the pool's next range was taken by another network 5 times in a row");
     let second = make(&format!("sc-test-pool-b-{pid}"));
     // A second hold over the same range is refused: the hold is also a claim on the range.
     let again = rt.block_on(engine.reserve_subnet(&held, &labels)).unwrap();
