@@ -204,8 +204,7 @@ impl ImageFs<'_> {
             Ok(Ok(facts)) => Ok(facts),
             Ok(Err(e)) => {
                 let cause = e.to_string();
-                if cause.contains("404") || cause.contains("No such") || cause.contains("not found")
-                {
+                if super::is_absent(&cause) {
                     Ok(None)
                 } else {
                     Err(EngineError::Call { what, cause })

@@ -165,14 +165,24 @@ pub fn has_healthcheck(info: &ContainerInspectResponse) -> bool {
 pub(crate) fn optional<T>(r: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(EngineError::Call { cause, .. })
-            if cause.contains("404")
-                || cause.contains("No such")
-                || cause.contains("not found") =>
-        {
-            Ok(None)
-        }
+        Err(EngineError::Call { cause, .. }) if is_absent(&cause) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// The HTTP status the engine answered with, as bollard words it ("Docker responded with status
+/// code 404: …"). Read from that phrase only: ids, ports and names in the message hold any digits.
+pub(crate) fn status_code(cause: &str) -> Option<u16> {
+    let rest = cause.split("status code ").nth(1)?;
+    rest.get(..3)?.parse().ok()
+}
+
+/// Whether an engine error says the thing asked about does not exist: a 404, or (from an engine
+/// that gave no status) its "No such …" words.
+pub(crate) fn is_absent(cause: &str) -> bool {
+    match status_code(cause) {
+        Some(code) => code == 404,
+        None => cause.contains("No such") || cause.contains("not found"),
     }
 }
 
@@ -554,5 +564,30 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A 500 about container `a404…` is not an absence; a 404 is, whatever its words.
+    #[test]
+    fn absence_is_read_from_the_status_not_from_digits_in_names() {
+        let said =
+            |code: u16, msg: &str| format!("Docker responded with status code {code}: {msg}");
+        assert!(super::is_absent(&said(404, "No such container: x")));
+        assert!(!super::is_absent(&said(
+            500,
+            "container a404b1 is restarting"
+        )));
+        assert!(!super::is_absent(&said(
+            500,
+            "volume in use, not found elsewhere"
+        )));
+        assert!(super::is_absent("No such image: x"));
+        assert_eq!(super::status_code(&said(409, "Conflict")), Some(409));
+        assert_eq!(
+            super::status_code("error trying to connect: port 40127"),
+            None
+        );
     }
 }

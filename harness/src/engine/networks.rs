@@ -101,7 +101,8 @@ impl Engine {
                     image = images.next();
                 }
                 Err(EngineError::Call { cause, .. })
-                    if cause.contains("409") || cause.contains("already in use") =>
+                    if super::status_code(&cause) == Some(409)
+                        || cause.contains("already in use") =>
                 {
                     if let Some(info) = optional(self.inspect(&name).await)? {
                         let labels = info.config.and_then(|c| c.labels).unwrap_or_default();

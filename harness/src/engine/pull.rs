@@ -213,21 +213,32 @@ fn split_reference(image: &str) -> (String, String) {
     }
 }
 
-/// What the engine's answer means for the user.
+/// What the engine's answer means for the user. The answer quotes the image and the registry,
+/// whose ports and tags may hold any digits (a registry on port 40127 must not read as a 401), so
+/// the image is cut out first and status codes count only as whole three-digit words.
 fn classify(image: &str, registry: &str, cause: String) -> PullError {
-    let lower = cause.to_lowercase();
-    let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    let kind = if any(&[
-        "unauthorized",
-        "denied",
-        "authentication required",
-        "401",
-        "403",
-    ]) {
+    let lower = cause.replace(image, " ").to_lowercase();
+    let codes: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    let any = |words: &[&str], status: &[&str]| {
+        words.iter().any(|w| lower.contains(w)) || status.iter().any(|s| codes.contains(s))
+    };
+    let kind = if any(
+        &["unauthorized", "denied", "authentication required"],
+        &["401", "403"],
+    ) {
         PullFailure::Denied
-    } else if any(&["not found", "manifest unknown", "404", "does not exist"]) {
+    } else if any(
+        &["not found", "manifest unknown", "does not exist"],
+        &["404"],
+    ) {
         PullFailure::NotFound
-    } else if any(&["connection refused", "no such host", "timeout", "dial tcp"]) {
+    } else if any(
+        &["connection refused", "no such host", "timeout", "dial tcp"],
+        &[],
+    ) {
         PullFailure::Unreachable
     } else {
         PullFailure::Other
@@ -292,6 +303,29 @@ mod tests {
         assert_eq!(
             c("Get \"http://r/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused"),
             PullFailure::Unreachable
+        );
+        assert_eq!(
+            c("Docker responded with status code 403: no"),
+            PullFailure::Denied
+        );
+    }
+
+    /// The run that found it: a registry on port 40127 answering 404 read as "refused access".
+    #[test]
+    fn digits_in_the_registry_or_image_are_not_status_codes() {
+        let image = "127.0.0.1:40127/sc/probe:absent";
+        let cause = format!(
+            "Docker responded with status code 404: manifest for {image} not found: manifest unknown"
+        );
+        assert_eq!(
+            classify(image, "127.0.0.1:40127", cause).kind,
+            PullFailure::NotFound
+        );
+        let image = "127.0.0.1:5000/app:401";
+        let cause = format!("pull access to {image} failed: manifest unknown");
+        assert_eq!(
+            classify(image, "127.0.0.1:5000", cause).kind,
+            PullFailure::NotFound
         );
     }
 }
