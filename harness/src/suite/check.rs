@@ -76,7 +76,7 @@ impl CheckKind {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, s)| match &s.action {
-                    Action::Check { kind, .. } => Some((format!("step {}: ", i + 1), kind)),
+                    Action::Check { kind, .. } => Some((format!("step {}: ", i + 1), &**kind)),
                     _ => None,
                 })
                 .collect(),
@@ -119,7 +119,7 @@ pub enum Action {
     /// A check, with its own expectations and retry budget.
     Check {
         /// What it proves.
-        kind: CheckKind,
+        kind: Box<CheckKind>,
         /// What must hold.
         expect: Box<Expect>,
         /// How long to poll.
@@ -330,7 +330,7 @@ impl TryFrom<RawStep> for Step {
             found.push((
                 k,
                 Action::Check {
-                    kind,
+                    kind: Box::new(kind),
                     expect: Box::new(expect.clone().unwrap_or_default()),
                     retry: retry.clone(),
                 },

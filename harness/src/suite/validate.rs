@@ -326,7 +326,7 @@ fn kind_ok(kind: &CheckKind) -> Result<(), String> {
         CheckKind::Steps(steps) => {
             for (i, step) in steps.iter().enumerate() {
                 if let Action::Check { kind, expect, .. } = &step.action {
-                    if matches!(kind, CheckKind::Steps(_)) {
+                    if matches!(**kind, CheckKind::Steps(_)) {
                         return Err(format!("step {}: steps cannot nest", i + 1));
                     }
                     kind_ok(kind)
