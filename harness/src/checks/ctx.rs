@@ -44,6 +44,12 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Notes `service`'s container as the waiter found it during bring-up.
+    pub fn set_container(&self, service: &str, id: String) {
+        let mut map = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(service.to_string(), id);
+    }
+
     pub fn container(&self, service: &str) -> Result<String, Verdict> {
         if !self.model.services.contains_key(service) {
             return Err(Verdict::fail(format!(

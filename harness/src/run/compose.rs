@@ -56,16 +56,27 @@ pub(super) async fn compose_phase(
     }
     let ours = super::subnets::run_subnets(&model, &moves);
     r.moves = moves.clone();
-    let containers = up(r, compose, id, &model, (&selected, &ours), deadline).await?;
-    if r.up_only {
-        return Ok(());
-    }
     let live_model = if r.ephemeral {
         id.ephemeral_names(&model, &moves)
     } else {
-        model
+        model.clone()
     };
-    let ctx = new_ctx(r, &live_model, Some(compose), id, workdir, containers);
+    let ctx = new_ctx(
+        r,
+        &live_model,
+        Some(compose),
+        id,
+        workdir,
+        Default::default(),
+    );
+    // `up` proves states only: nothing else runs, early or late.
+    let early = (!r.up_only).then_some(&ctx);
+    let start = (selected.as_slice(), ours.as_slice());
+    let containers = judge_states(r, compose, id, &model, Some(start), early, deadline).await?;
+    if r.up_only {
+        return Ok(());
+    }
+    *ctx.containers.lock().unwrap_or_else(|e| e.into_inner()) = containers;
     runtime_tests(r, &ctx).await
 }
 
@@ -80,13 +91,21 @@ async fn reuse_phase(
     kept: &super::KeptStack,
     deadline: Instant,
 ) -> Result<(), Stop> {
-    let containers = judge_states(r, compose, id, &model, None, deadline).await?;
     let live_model = if kept.ephemeral {
         id.ephemeral_names(&model, &kept.moves)
     } else {
-        model
+        model.clone()
     };
-    let ctx = new_ctx(r, &live_model, Some(compose), id, workdir, containers);
+    let ctx = new_ctx(
+        r,
+        &live_model,
+        Some(compose),
+        id,
+        workdir,
+        Default::default(),
+    );
+    let containers = judge_states(r, compose, id, &model, None, Some(&ctx), deadline).await?;
+    *ctx.containers.lock().unwrap_or_else(|e| e.into_inner()) = containers;
     runtime_tests(r, &ctx).await
 }
 
@@ -248,27 +267,17 @@ async fn build(
     r.halt()
 }
 
-/// Step 3: up, judging each service's state ourselves (`up --wait` cannot judge one-shots);
-/// returns the container of each service.
-async fn up(
-    r: &mut Runner<'_>,
-    compose: &Compose,
-    id: &RunIdentity,
-    model: &ComposeModel,
-    (selected, subnets): (&[String], &[ipnet::Ipv4Net]),
-    deadline: Instant,
-) -> Result<BTreeMap<String, String>, Stop> {
-    judge_states(r, compose, id, model, Some((selected, subnets)), deadline).await
-}
-
-/// Brings `start` (services and the subnets they hold) up, or, without it, only looks at a stack
-/// that is already up (`--reuse`); judges each promised service's state as it is reached.
+/// Step 3: brings `start` (services and the subnets they hold) up, or, without it, only looks at a
+/// stack that is already up (`--reuse`); judges each promised service's state ourselves as it is
+/// reached (`up --wait` cannot judge one-shots), and, given a `ctx`, starts each runtime test
+/// whose services are ready (`early`). Returns the container of each service.
 async fn judge_states(
     r: &mut Runner<'_>,
     compose: &Compose,
     id: &RunIdentity,
     model: &ComposeModel,
     start: Option<(&[String], &[ipnet::Ipv4Net])>,
+    ctx: Option<&crate::checks::Ctx<'_>>,
     deadline: Instant,
 ) -> Result<BTreeMap<String, String>, Stop> {
     let all;
@@ -356,47 +365,43 @@ async fn judge_states(
     };
     let t0 = Instant::now();
     let mut unstarted = Vec::new();
-    let report = state::bring_up_and_wait(
+    // Each decision comes out of the waiter as it is reached, so that the tests it makes ready
+    // start while the waiter goes on watching the others.
+    let (decided, mut decisions) = tokio::sync::mpsc::unbounded_channel();
+    let waiting = state::bring_up_and_wait(
         r.engine,
         &wait,
         up,
         |l| progress.detail(l),
-        |service, verdict, infos| {
-            let mut verdict = verdict.clone();
-            if let Some(info) = infos.first() {
-                let built = model
-                    .services
-                    .get(service)
-                    .is_some_and(|m| m.build.is_some());
-                verdict.message.push_str(&standin_note(info, built));
-                let written = model
-                    .services
-                    .get(service)
-                    .and_then(|m| m.healthcheck.as_ref());
-                if let Some(note) = written.filter(|_| !verdict.passed).and_then(|h| {
-                    crate::engine::stored_healthcheck_note(&h.test, info, r.engine.kind)
-                }) {
-                    verdict.message.push_str(&note);
-                }
-                let want = wants
-                    .iter()
-                    .find(|(s, _)| s == service)
-                    .and_then(|(_, w)| *w);
-                if verdict.passed {
-                    r.held.extend(state::Held::new(service, want, infos));
-                }
-            }
-            // Never started: decided once every service is, since a dependency that failed
-            // first is the one root cause.
-            let never_started = infos.first().is_none_or(|i| state::observe(i) == "created");
-            if !verdict.passed && never_started {
-                unstarted.push((service.to_string(), verdict));
-                return;
-            }
-            r.record(&state_test(service), verdict, t0);
+        move |service, verdict, infos| {
+            let _ = decided.send((service.to_string(), verdict.clone(), infos.to_vec()));
         },
-    )
-    .await;
+    );
+    tokio::pin!(waiting);
+    let mut early = ctx.map(|_| super::early::Early::new(&loaded.suite, model, &r.tests));
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let mut report = None;
+    loop {
+        tokio::select! {
+            done = &mut waiting, if report.is_none() => report = Some(done),
+            Some((service, verdict, infos)) = decisions.recv() => {
+                let passed = decide(r, model, &wants, &service, verdict, &infos, &mut unstarted, t0);
+                if let (Some(ctx), Some(early), true) = (ctx, early.as_mut(), passed) {
+                    if let Some(info) = infos.first() {
+                        ctx.set_container(&service, info.id.clone().unwrap_or_default());
+                    }
+                    for (t, on) in early.ready(&service) {
+                        running.push(super::runtime::run_early(ctx, t, on));
+                    }
+                }
+            }
+            Some(ran) = futures_util::StreamExt::next(&mut running), if !running.is_empty() => {
+                super::runtime::record_early(r, ran);
+            }
+            else => break,
+        }
+    }
+    let report = report.expect("the waiter ended before its channel closed");
     for (service, verdict) in unstarted {
         let dependency_down = model
             .services
@@ -415,6 +420,55 @@ async fn judge_states(
     }
     r.halt()?;
     Ok(report.containers)
+}
+
+/// Records one service's state verdict as the waiter reached it (with what its container says
+/// about stand-ins and the stored healthcheck); returns whether it passed. A service that never
+/// started is decided once every service is, since a dependency that failed first is the one root
+/// cause.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    r: &mut Runner<'_>,
+    model: &ComposeModel,
+    wants: &[(String, Option<crate::suite::DesiredState>)],
+    service: &str,
+    mut verdict: Verdict,
+    infos: &[bollard::models::ContainerInspectResponse],
+    unstarted: &mut Vec<(String, Verdict)>,
+    t0: Instant,
+) -> bool {
+    if let Some(info) = infos.first() {
+        let built = model
+            .services
+            .get(service)
+            .is_some_and(|m| m.build.is_some());
+        verdict.message.push_str(&standin_note(info, built));
+        let written = model
+            .services
+            .get(service)
+            .and_then(|m| m.healthcheck.as_ref());
+        if let Some(note) = written
+            .filter(|_| !verdict.passed)
+            .and_then(|h| crate::engine::stored_healthcheck_note(&h.test, info, r.engine.kind))
+        {
+            verdict.message.push_str(&note);
+        }
+        let want = wants
+            .iter()
+            .find(|(s, _)| s == service)
+            .and_then(|(_, w)| *w);
+        if verdict.passed {
+            r.held.extend(state::Held::new(service, want, infos));
+        }
+    }
+    let never_started = infos.first().is_none_or(|i| state::observe(i) == "created");
+    if !verdict.passed && never_started {
+        unstarted.push((service.to_string(), verdict));
+        return false;
+    }
+    let passed = verdict.passed;
+    r.record(&state_test(service), verdict, t0);
+    passed
 }
 
 fn state_test(service: &str) -> TestKind {

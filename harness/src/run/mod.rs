@@ -8,6 +8,7 @@
 
 mod compose;
 mod containers;
+mod early;
 mod images;
 mod keep;
 mod logs;

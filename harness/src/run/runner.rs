@@ -38,6 +38,8 @@ pub(crate) struct Runner<'a> {
     pub images: Vec<ServiceImage>,
     /// State promises that passed, looked at again when the checks end.
     pub held: Vec<Held>,
+    /// Tests that passed during bring-up, with the services their pass stands on.
+    pub early_passes: Vec<(PlannedTest, std::collections::BTreeSet<String>)>,
     pub fail_fast: bool,
     first_failure: Option<String>,
     /// Published ports and fixed names are made unique to this run.
@@ -95,6 +97,7 @@ impl<'a> Runner<'a> {
             probes: Vec::new(),
             images: Vec::new(),
             held: Vec::new(),
+            early_passes: Vec::new(),
             fail_fast: settings.fail_fast,
             first_failure: None,
             ephemeral: settings.ephemeral,
@@ -144,6 +147,21 @@ impl<'a> Runner<'a> {
             self.first_failure = Some(name.clone());
         }
         self.results.insert(name, outcome);
+    }
+
+    /// The name of the planned test of this kind.
+    pub fn name_of(&self, kind: &TestKind) -> Option<String> {
+        self.tests
+            .iter()
+            .find(|t| t.kind == *kind)
+            .map(|t| t.name.clone())
+    }
+
+    /// Whether the test of this kind has its verdict already (e.g. it passed during bring-up).
+    pub fn decided(&self, kind: &TestKind) -> bool {
+        self.tests
+            .iter()
+            .any(|t| t.kind == *kind && self.results.contains_key(&t.name))
     }
 
     /// Whether a test has failed so far.

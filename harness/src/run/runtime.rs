@@ -3,9 +3,9 @@
 //! suite's order. A check with `retries:` runs again after a failure; an engine that stops
 //! answering ends the checks with that as their cause.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
@@ -111,17 +111,82 @@ async fn runtime_verdict(
     })
 }
 
+/// One runtime test that started during bring-up (see `early`).
+pub(super) struct EarlyRun {
+    test: PlannedTest,
+    /// The services its verdict stands on.
+    on: BTreeSet<String>,
+    verdict: Option<Verdict>,
+    took: Duration,
+}
+
+pub(super) async fn run_early(ctx: &Ctx<'_>, test: PlannedTest, on: BTreeSet<String>) -> EarlyRun {
+    let t0 = Instant::now();
+    let suite = &ctx.loaded.suite;
+    let verdict = match runtime_verdict(ctx, suite, ctx.progress, &test.kind).await {
+        Some(v) => Some(with_cause(ctx, suite, &test.kind, v).await),
+        None => None,
+    };
+    EarlyRun {
+        test,
+        on,
+        verdict,
+        took: t0.elapsed(),
+    }
+}
+
+/// An early pass is the test's verdict; an early failure is not (the rest of the stack was still
+/// coming up): the test runs again with the others once the stack is up.
+pub(super) fn record_early(r: &mut Runner<'_>, ran: EarlyRun) {
+    let EarlyRun {
+        test,
+        on,
+        verdict,
+        took,
+    } = ran;
+    match verdict {
+        Some(v) if v.passed => {
+            let started = Instant::now()
+                .checked_sub(took)
+                .unwrap_or_else(Instant::now);
+            r.record(&test.kind, v, started);
+            r.early_passes.push((test, on));
+        }
+        Some(v) => {
+            let said = r.masker.mask(&crate::report::snippet(&v.message, 200));
+            r.progress.phase(&format!(
+                "{} failed during bring-up ({said}); it runs again once the stack is up",
+                test.name
+            ));
+        }
+        None => {}
+    }
+}
+
 /// A `running`/`healthy` promise holds for the run: each one that passed is looked at again once
 /// the checks that only look are done (and before scenarios act on the stack on purpose); a
 /// service that exited, restarted or turned unhealthy since fails its state test after all.
 async fn states_held(r: &mut Runner<'_>) {
     for held in std::mem::take(&mut r.held) {
         if let Some(v) = held.still_holds(r.engine).await {
+            let service = held.service().to_string();
             let kind = TestKind::Service {
-                service: held.service().to_string(),
+                service: service.clone(),
                 promise: ServicePromise::State,
             };
             r.record(&kind, v, Instant::now());
+            // A pass earned during bring-up stood on this service being up; it is not up now.
+            let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.early_passes)
+                .into_iter()
+                .partition(|(_, on)| on.contains(&service));
+            r.early_passes = kept;
+            for (t, _) in undone {
+                let v = Verdict::fail(format!(
+                    "passed during bring-up, but `{service}` did not stay in its promised state afterwards (see {})",
+                    r.name_of(&kind).unwrap_or_default()
+                ));
+                r.record(&t.kind, v, Instant::now());
+            }
         }
     }
 }
@@ -264,6 +329,7 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
     });
     let (scenarios, looks): (Vec<_>, Vec<_>) = runtime
         .into_iter()
+        .filter(|t| !r.decided(&t.kind))
         .partition(|t| is_scenario(suite, &t.kind));
     r.halt()?;
     engine.ping().await.map_err(engine_gone)?;
