@@ -21,14 +21,32 @@ fn a_check_on_a_ready_service_passes_before_a_slower_service_is_up() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let suite = fixture("early/suite.yaml");
-    let out = stackcheck(&[
-        "run",
-        suite.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let console = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{console}");
+    // stdout and stderr into one file, so that progress and outcomes keep their order.
+    let both = dir.path().join("console");
+    let file = std::fs::File::create(&both).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args([
+            "run",
+            suite.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .current_dir(common::root())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    let console = std::fs::read_to_string(&both).unwrap();
+    assert_eq!(status.code(), Some(0), "{console}");
+    // The image test (static) ran while the stack came up, not before `up`.
+    let starting = console
+        .lines()
+        .position(|l| l == "· early: starting 2 services")
+        .unwrap_or_else(|| panic!("{console}"));
+    assert!(
+        starting < line_of(&console, "early::image::python:3.9-slim::files"),
+        "{console}"
+    );
     // `front answers` is decided while `back` (about 20 s) is still starting.
     let early = line_of(&console, "early::checks::front answers");
     let back = line_of(&console, "early::service::back::state");

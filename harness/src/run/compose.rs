@@ -263,7 +263,11 @@ async fn build(
     }
     r.halt()?;
     build_own_images(r, id, deadline).await;
-    image_tests(r, id).await;
+    // With a stack to bring up, the image tests run during its bring-up wait (`judge_states`);
+    // `--fail-fast` keeps them first, so that a failed one starts nothing.
+    if selected.is_empty() || r.fail_fast {
+        image_tests(r, id).await;
+    }
     r.halt()
 }
 
@@ -380,9 +384,20 @@ async fn judge_states(
     tokio::pin!(waiting);
     let mut early = ctx.map(|_| super::early::Early::new(&loaded.suite, model, &r.tests));
     let mut running = futures_util::stream::FuturesUnordered::new();
+    // The image tests that build left for now: static, they only need the images.
+    let images: Vec<PlannedTest> = match starting {
+        true => r.tests_where(|k| matches!(k, TestKind::Image { .. })),
+        false => Vec::new(),
+    };
+    let images: Vec<PlannedTest> = images.into_iter().filter(|t| !r.decided(&t.kind)).collect();
+    let mut image_verdicts =
+        std::pin::pin!(super::images::image_verdicts(engine, loaded, id, images));
     let mut report = None;
     loop {
         tokio::select! {
+            Some((t, v, t0)) = futures_util::StreamExt::next(&mut image_verdicts) => {
+                r.record(&t.kind, v, t0);
+            }
             done = &mut waiting, if report.is_none() => report = Some(done),
             Some((service, verdict, infos)) = decisions.recv() => {
                 let passed = decide(r, model, &wants, &service, verdict, &infos, &mut unstarted, t0);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::runner::{Runner, Stop};
 use crate::checks::{self, Verdict};
 use crate::engine::{docker_build, pulled_line, ComposeModel, Engine};
-use crate::plan::{Needs, RunIdentity, TestKind};
+use crate::plan::{Needs, PlannedTest, RunIdentity, TestKind};
 use crate::report::ServiceImage;
 use crate::suite::{BuildSpec, PullPolicy};
 
@@ -174,21 +174,39 @@ pub(super) async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadl
 
 /// The promises about each image's metadata, files and base.
 pub(super) async fn image_tests(r: &mut Runner<'_>, id: &RunIdentity) {
-    for t in r.tests_where(|k| matches!(k, TestKind::Image { .. })) {
-        let TestKind::Image { image, promise } = &t.kind else {
-            continue;
-        };
-        let t0 = Instant::now();
-        let v = checks::check_image(
-            r.engine,
-            image,
-            promise,
-            &r.loaded.suite.images[image],
-            &id.labels,
-        )
-        .await;
+    let tests = r.tests_where(|k| matches!(k, TestKind::Image { .. }));
+    let verdicts = image_verdicts(r.engine, r.loaded, id, tests);
+    let mut verdicts = std::pin::pin!(verdicts);
+    while let Some((t, v, t0)) = futures_util::StreamExt::next(&mut verdicts).await {
         r.record(&t.kind, v, t0);
     }
+}
+
+/// The verdicts of image tests, one at a time, each with when it started: a stream, so that they
+/// can be recorded as they come while the stack comes up.
+pub(super) fn image_verdicts<'a>(
+    engine: &'a Engine,
+    loaded: &'a crate::suite::LoadedSuite,
+    id: &'a RunIdentity,
+    tests: Vec<PlannedTest>,
+) -> impl futures_util::Stream<Item = (PlannedTest, Verdict, Instant)> + 'a {
+    futures_util::StreamExt::then(futures_util::stream::iter(tests), move |t| async move {
+        let t0 = Instant::now();
+        let v = match &t.kind {
+            TestKind::Image { image, promise } => {
+                checks::check_image(
+                    engine,
+                    image,
+                    promise,
+                    &loaded.suite.images[image],
+                    &id.labels,
+                )
+                .await
+            }
+            _ => Verdict::fail("not an image test"),
+        };
+        (t, v, t0)
+    })
 }
 
 /// What each service's container runs, read from the engine.
