@@ -155,12 +155,6 @@ fn a_failing_run_exits_1_and_writes_junit_failures() {
 
 #[test]
 fn ctrl_c_during_bring_up_tears_everything_down() {
-    let label = "io.stackcheck.suite=broken-never-healthy";
-    assert!(
-        docker_labelled(label).is_empty(),
-        "leftovers before the test: {:?}",
-        docker_labelled(label)
-    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
         .args(["run", "fixtures/broken/never-healthy/suite.yaml"])
         .current_dir(root())
@@ -168,6 +162,8 @@ fn ctrl_c_during_bring_up_tears_everything_down() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // This process's own resources: other tests may run the same suite at the same time.
+    let label = &format!("io.stackcheck.owner-pid={}", child.id());
     // Wait (bounded) until the run has created something, then interrupt it.
     let deadline = Instant::now() + Duration::from_secs(120);
     while docker_labelled(label).is_empty() {

@@ -117,3 +117,37 @@ fn two_runs_of_one_stack_with_ephemeral_ports_share_an_engine() {
         );
     }
 }
+
+/// Two processes run that stack as documented at the same time: its fixed `container_name`,
+/// host port and volume name are claimed on the engine, so the second waits for the first to
+/// tear down (and says for what) instead of failing halfway through its `up`; both pass.
+#[test]
+fn two_processes_with_the_same_fixed_names_wait_for_each_other_on_the_engine() {
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+            .args([
+                "run",
+                "--ports",
+                "documented",
+                "fixtures/parallel/suite.yaml",
+            ])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut waited = 0;
+    for run in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        let (out, err) = (
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr),
+        );
+        assert_eq!(run.status.code(), Some(0), "{out}{err}");
+        if err.contains("waiting for container name parallel-web: stackcheck run ") {
+            waited += 1;
+        }
+    }
+    assert_eq!(waited, 1, "exactly one run waits for the other's claim");
+}

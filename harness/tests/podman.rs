@@ -33,7 +33,9 @@ fn run_on_podman(suite: &Path) -> (Option<i32>, String, serde_json::Value) {
     let out_dir = tempfile::tempdir().unwrap();
     let json = out_dir.path().join("r.json");
     let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-        .args(["run"])
+        // Host ports are the host's, not one engine's: docker runs of the same fixture elsewhere
+        // in the test run claim theirs on the other engine.
+        .args(["run", "--ports", "ephemeral"])
         .arg(suite)
         .arg("--json")
         .arg(&json)

@@ -296,17 +296,12 @@ impl Engine {
     /// Returns what could not be removed.
     pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {
         let found = self.labelled(label).await?;
-        for c in &found.containers {
-            let opts = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            let _ = bounded(
-                format!("remove container {c}"),
-                CALL_TIMEOUT,
-                self.docker.remove_container(c, Some(opts)),
-            )
-            .await;
+        let (claims, containers): (Vec<&String>, Vec<&String>) = found
+            .containers
+            .iter()
+            .partition(|c| super::claims::is_claim(c));
+        for c in containers {
+            self.force_remove(c).await;
         }
         for n in &found.networks {
             let _ = bounded(
@@ -327,7 +322,31 @@ impl Engine {
             )
             .await;
         }
+        // Claims go last, and only once the rest is gone: another run waiting on one starts the
+        // moment it goes, and must not meet this run's port, name or network still there.
+        if !claims.is_empty() {
+            let rest = self.labelled(label).await?;
+            let held = rest.containers.iter().any(|c| !super::claims::is_claim(c));
+            if !held && rest.networks.is_empty() && rest.volumes.is_empty() {
+                for c in claims {
+                    self.force_remove(c).await;
+                }
+            }
+        }
         self.remove_built_images(&found.images).await;
         self.labelled(label).await
+    }
+
+    async fn force_remove(&self, container: &str) {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let _ = bounded(
+            format!("remove container {container}"),
+            CALL_TIMEOUT,
+            self.docker.remove_container(container, Some(opts)),
+        )
+        .await;
     }
 }

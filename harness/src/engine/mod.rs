@@ -3,6 +3,7 @@
 //! Every call here is bounded in time; a call that runs out says what it waited for.
 
 mod build;
+mod claims;
 mod cli;
 mod compose;
 pub mod containers;

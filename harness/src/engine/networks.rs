@@ -4,15 +4,12 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListNetworksOptions, ListNetworksOptionsBuilder,
-};
+use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
+use bollard::query_parameters::{ListNetworksOptions, ListNetworksOptionsBuilder};
 use ipnet::Ipv4Net;
 
 use super::{
-    bounded, label_filter, optional, remote_engine_host, Engine, EngineError, CALL_TIMEOUT,
-    LABEL_RUN,
+    bounded, label_filter, remote_engine_host, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN,
 };
 
 /// One IPv4 range in use.
@@ -56,72 +53,6 @@ impl Engine {
             out.extend(host_routes(&table));
         }
         Ok(out)
-    }
-}
-
-impl Engine {
-    /// Claims `subnet` for the run with these labels, across processes and hosts sharing the
-    /// engine: a container named after the subnet, created and never started (the engine lets
-    /// only one container have a name). Teardown removes it with the run's other resources.
-    /// `Ok(None)`: claimed; `Ok(Some(run))`: that stackcheck run holds it.
-    pub async fn claim_subnet(
-        &self,
-        subnet: &Ipv4Net,
-        labels: &BTreeMap<String, String>,
-        images: &[String],
-    ) -> Result<Option<String>, EngineError> {
-        let name = claim_name(subnet);
-        // Any image will do, the container never starts: the stack's own (present by now, and
-        // kept until this run's teardown, which removes the claim first). Not another run's
-        // build: that run's teardown could not remove it.
-        let mut images = images.iter();
-        let mut image = images.next();
-        let mut conflicts = 0;
-        while let Some(img) = image {
-            let body = ContainerCreateBody {
-                image: Some(img.clone()),
-                cmd: Some(vec!["claim".into()]),
-                labels: Some(labels.clone().into_iter().collect()),
-                host_config: Some(HostConfig {
-                    network_mode: Some("none".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-            let created = bounded(
-                format!("claim subnet {subnet}"),
-                CALL_TIMEOUT,
-                self.docker.create_container(Some(opts), body),
-            )
-            .await;
-            match created {
-                Ok(_) => return Ok(None),
-                Err(EngineError::Call { cause, .. }) if cause.contains("No such image") => {
-                    image = images.next();
-                }
-                Err(EngineError::Call { cause, .. })
-                    if super::status_code(&cause) == Some(409)
-                        || cause.contains("already in use") =>
-                {
-                    if let Some(info) = optional(self.inspect(&name).await)? {
-                        let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
-                        let run = labels.get(LABEL_RUN).cloned();
-                        return Ok(Some(run.unwrap_or_else(|| "(unlabelled)".into())));
-                    }
-                    // Released between our create and our look: try again.
-                    conflicts += 1;
-                    if conflicts == 3 {
-                        return Ok(Some("(claims churn)".into()));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(EngineError::Call {
-            what: format!("claim subnet {subnet}"),
-            cause: "none of the stack's images is on the engine to create a claim from".into(),
-        })
     }
 }
 
@@ -185,11 +116,6 @@ impl Engine {
 
 /// Names of the networks that reserve a run's subnets until its `up`.
 const HOLD_PREFIX: &str = "stackcheck-hold-";
-
-/// The container name that claims `subnet` (`/` is not allowed in names).
-pub fn claim_name(subnet: &Ipv4Net) -> String {
-    format!("stackcheck-subnet-{}", subnet.to_string().replace('/', "_"))
-}
 
 /// The non-default routes of `/proc/net/route` (little-endian hex destination and mask).
 fn host_routes(table: &str) -> Vec<UsedRange> {

@@ -46,6 +46,7 @@ pub(super) async fn compose_phase(
     } else {
         Vec::new()
     };
+    let deadline = deadline + super::claims::hold(r, &model, &id.labels, deadline).await?;
     build(r, compose, id, &model, &selected, deadline).await?;
     if !live {
         return Ok(());

@@ -3,9 +3,11 @@
 //!
 //! `runner` records verdicts for both kinds of stack: compose projects (`compose`) and
 //! `docker run` containers (`containers`); `images` requires and builds images, `runtime`
-//! runs the checks against the live stack, `teardown` ends every run, and `schedule` runs
-//! several suites at once by their claims.
+//! runs the checks against the live stack, `teardown` ends every run, `schedule` runs
+//! several suites at once by their claims, and `claims` holds a run's claims on the engine against
+//! other processes.
 
+mod claims;
 mod compose;
 mod containers;
 mod early;

@@ -23,8 +23,8 @@ pub fn default_jobs() -> usize {
 
 /// What of the engine a stack holds exclusively, from its compose model under a throwaway
 /// project name (names compose derives from the project are per run and never clash). With
-/// ephemeral ports, only the fixed subnets a run cannot move remain: ports, names and the other
-/// subnets are made unique per run.
+/// ephemeral ports, only the tags it builds and the fixed subnets a run cannot move remain:
+/// ports, names and the other subnets are made unique per run.
 pub fn claims_of(
     model: &ComposeModel,
     suite_text: &str,
@@ -46,6 +46,14 @@ pub fn claims_of(
         }
         if let Some(c) = &s.container_name {
             out.insert(format!("container name {c}"));
+        }
+    }
+    // The tag a stack builds is one per engine whatever the ports mode: a second run's build
+    // would move it, and that run's teardown remove it, under the first run's image tests and
+    // its `down`/`up` steps.
+    for s in model.services.values().filter(|s| s.build.is_some()) {
+        if let Some(image) = &s.image {
+            out.insert(format!("image {image}"));
         }
     }
     // With ephemeral ports, a run moves the subnets it can to free ranges of its own.

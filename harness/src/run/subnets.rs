@@ -4,17 +4,15 @@
 //! it keeps as written are waited for while another stackcheck run holds them, within the suite's
 //! budget, and refused at once when a network that is no run's overlaps them.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ipnet::Ipv4Net;
 
+use super::claims::wait_or_stop;
 use super::runner::{Runner, Stop};
 use crate::engine::{ComposeModel, Engine, UsedRange, LABEL_RUN};
 use crate::plan::subnets::{choose, movable, overlaps};
 use crate::plan::SubnetMoves;
-
-/// How often a run waiting for a subnet looks again.
-const POLL: Duration = Duration::from_millis(500);
 
 /// Draws of a free range before giving up (each lost only to a concurrent claim).
 const ATTEMPTS: usize = 16;
@@ -54,7 +52,7 @@ pub(super) async fn settle(
                         wait_or_stop(
                             r.progress,
                             &mut said,
-                            subnet,
+                            &format!("subnet {subnet}"),
                             format!("stackcheck run {run} holds it"),
                             t0,
                             deadline,
@@ -77,10 +75,26 @@ pub(super) async fn settle(
                 // Taken between the look and the hold: look again.
                 None => {
                     let holder = "a network created as this run claimed it".to_string();
-                    wait_or_stop(r.progress, &mut said, subnet, holder, t0, deadline).await?
+                    wait_or_stop(
+                        r.progress,
+                        &mut said,
+                        &format!("subnet {subnet}"),
+                        holder,
+                        t0,
+                        deadline,
+                    )
+                    .await?
                 }
                 Some(network) => {
-                    wait_or_stop(r.progress, &mut said, subnet, network, t0, deadline).await?
+                    wait_or_stop(
+                        r.progress,
+                        &mut said,
+                        &format!("subnet {subnet}"),
+                        network,
+                        t0,
+                        deadline,
+                    )
+                    .await?
                 }
             }
         }
@@ -123,31 +137,6 @@ pub(super) async fn settle(
         moves.0.insert(from, to);
     }
     Ok(moves)
-}
-
-/// One poll of a wait for `subnet` held by `holder`: says so (once per holder) and sleeps, or
-/// stops the run when the budget is spent.
-async fn wait_or_stop(
-    progress: &dyn crate::report::Progress,
-    said: &mut String,
-    subnet: &Ipv4Net,
-    holder: String,
-    t0: Instant,
-    deadline: Instant,
-) -> Result<(), Stop> {
-    let waiting = format!("waiting for subnet {subnet}: {holder}");
-    if Instant::now() >= deadline {
-        return Err(Stop::Infra(format!(
-            "{waiting}, still after {} s, when the suite's budget ran out",
-            t0.elapsed().as_secs()
-        )));
-    }
-    if *said != waiting {
-        progress.phase(&waiting);
-        *said = waiting;
-    }
-    tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
-    Ok(())
 }
 
 /// With the claim held, what still overlaps `subnet` on the engine: a network of another run
@@ -204,7 +193,8 @@ pub(super) async fn wait_clear(
             .await
             .map_err(|stop| stop.to_string())?
         {
-            wait_or_stop(progress, &mut said, subnet, holder, t0, deadline)
+            let what = format!("subnet {subnet}");
+            wait_or_stop(progress, &mut said, &what, holder, t0, deadline)
                 .await
                 .map_err(|stop| stop.to_string())?;
         }
@@ -214,7 +204,7 @@ pub(super) async fn wait_clear(
 
 /// Images to make a claim from: the stack's own, those it does not build first (compose names a
 /// build without `image:` `<project>-<service>`).
-fn claim_images(model: &ComposeModel) -> Vec<String> {
+pub(super) fn claim_images(model: &ComposeModel) -> Vec<String> {
     let named = |(name, s): (&String, &crate::engine::ModelService)| {
         s.image
             .clone()
