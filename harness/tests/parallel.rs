@@ -21,6 +21,17 @@ fn run(args: &[&str]) -> (i32, Vec<String>) {
     (out.status.code().unwrap_or(-1), lines)
 }
 
+/// `stackcheck ARGS` started in the background, its output captured.
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn position(lines: &[String], what: &str) -> usize {
     lines
         .iter()
@@ -87,16 +98,8 @@ fn suites_claiming_the_same_host_port_wait_for_each_other() {
 /// `ports: ephemeral` both pass, and `ports` still proves the documented mapping.
 #[test]
 fn two_runs_of_one_stack_with_ephemeral_ports_share_an_engine() {
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-            .args(["run", "fixtures/parallel/suite.yaml"])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn(), spawn());
+    let args = ["run", "fixtures/parallel/suite.yaml"];
+    let (a, b) = (spawn(&args), spawn(&args));
     for run in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
         let out = String::from_utf8_lossy(&run.stdout);
         assert_eq!(
@@ -123,21 +126,13 @@ fn two_runs_of_one_stack_with_ephemeral_ports_share_an_engine() {
 /// tear down (and says for what) instead of failing halfway through its `up`; both pass.
 #[test]
 fn two_processes_with_the_same_fixed_names_wait_for_each_other_on_the_engine() {
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-            .args([
-                "run",
-                "--ports",
-                "documented",
-                "fixtures/parallel/suite.yaml",
-            ])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn(), spawn());
+    let args = [
+        "run",
+        "--ports",
+        "documented",
+        "fixtures/parallel/suite.yaml",
+    ];
+    let (a, b) = (spawn(&args), spawn(&args));
     let mut waited = 0;
     for run in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
         let (out, err) = (

@@ -295,6 +295,16 @@ impl Engine {
     /// Removes everything carrying `label`: containers first, then networks and volumes.
     /// Returns what could not be removed.
     pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {
+        self.sweep_with(label, true).await
+    }
+
+    /// [`Engine::sweep`], but the run's claims stay: teardown's first pass, while a `docker
+    /// compose` the run interrupted may still be creating what the claims keep others off.
+    pub async fn sweep_holding_claims(&self, label: &str) -> Result<Leftovers, EngineError> {
+        self.sweep_with(label, false).await
+    }
+
+    async fn sweep_with(&self, label: &str, release: bool) -> Result<Leftovers, EngineError> {
         let found = self.labelled(label).await?;
         let (claims, containers): (Vec<&String>, Vec<&String>) = found
             .containers
@@ -324,7 +334,7 @@ impl Engine {
         }
         // Claims go last, and only once the rest is gone: another run waiting on one starts the
         // moment it goes, and must not meet this run's port, name or network still there.
-        if !claims.is_empty() {
+        if release && !claims.is_empty() {
             let rest = self.labelled(label).await?;
             let held = rest.containers.iter().any(|c| !super::claims::is_claim(c));
             if !held && rest.networks.is_empty() && rest.volumes.is_empty() {

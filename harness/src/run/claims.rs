@@ -15,8 +15,12 @@ use crate::engine::{ComposeModel, LABEL_RUN};
 /// How often a run waiting for a claim looks again.
 const POLL: Duration = Duration::from_millis(500);
 
+/// The least a run waits for another run's claims, whatever its own budget: a run of a suite
+/// with a two-minute `timeout` may well wait for one with five.
+const WAIT_AT_LEAST: Duration = Duration::from_secs(600);
+
 /// Claims every fixed port and name of the stack (its subnets are `subnets::settle`'s), waiting
-/// while another stackcheck run holds one, at most as long as the suite's budget has left.
+/// while another stackcheck run holds one, as long as the suite's budget has left or ten minutes.
 /// Returns how long it waited: the run's own work gets that back, since a suite's `timeout` is
 /// for its stack, not for another run's.
 pub(super) async fn hold(
@@ -43,6 +47,7 @@ pub(super) async fn hold(
     let plain = r.engine.plain_images().await;
     images.extend(plain.map_err(|e| Stop::Infra(e.to_string()))?);
     let own = labels.get(LABEL_RUN);
+    let deadline = deadline.max(t0 + WAIT_AT_LEAST);
     let mut said = String::new();
     for what in claims {
         loop {
@@ -72,7 +77,7 @@ pub(super) async fn wait_or_stop(
     let waiting = format!("waiting for {what}: {holder}");
     if Instant::now() >= deadline {
         return Err(Stop::Infra(format!(
-            "{waiting}, still after {} s, when the suite's budget ran out",
+            "{waiting}, still after {} s, when the wait ran out",
             t0.elapsed().as_secs()
         )));
     }

@@ -46,7 +46,7 @@ pub async fn teardown(
         }
     }
     // Helpers (canary, probes) first: a canary still attached keeps compose from removing networks.
-    let _ = engine.sweep(&id.run_label()).await;
+    let _ = engine.sweep_holding_claims(&id.run_label()).await;
     if !compose.files.is_empty() {
         // Without the override (not yet written) compose still finds the project by name.
         let mut compose = compose.clone();
