@@ -29,13 +29,14 @@ fn podman() {
 }
 
 /// `stackcheck run SUITE --json` on Podman; exit code, console and the JSON report.
-fn run_on_podman(suite: &Path) -> (Option<i32>, String, serde_json::Value) {
+/// Host ports are the host's, not one engine's, and docker runs of the features fixture elsewhere
+/// in the test run claim 18081 on the other engine: a run here either publishes ephemeral ports
+/// or its own copy of the fixture publishes another fixed port.
+fn run_on_podman(suite: &Path, ports: &str) -> (Option<i32>, String, serde_json::Value) {
     let out_dir = tempfile::tempdir().unwrap();
     let json = out_dir.path().join("r.json");
     let out = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-        // Host ports are the host's, not one engine's: docker runs of the same fixture elsewhere
-        // in the test run claim theirs on the other engine.
-        .args(["run", "--ports", "ephemeral"])
+        .args(["run", "--ports", ports])
         .arg(suite)
         .arg("--json")
         .arg(&json)
@@ -85,7 +86,8 @@ fn assert_podman_run(report: &serde_json::Value) {
 #[test]
 fn features_as_written_fail_only_where_podman_breaks_them() {
     podman();
-    let (code, out, report) = run_on_podman(&root().join("fixtures/features/suite.yaml"));
+    let features = root().join("fixtures/features/suite.yaml");
+    let (code, out, report) = run_on_podman(&features, "ephemeral");
     assert_eq!(code, Some(1), "{out}");
     for service in ["web", "api"] {
         let name = format!("features::service::{service}::state");
@@ -98,6 +100,15 @@ fn features_as_written_fail_only_where_podman_breaks_them() {
             "{m}"
         );
     }
+    // Under ephemeral ports, a host command naming the documented port would reach whatever
+    // else holds it (a docker run of this fixture, in this test run): it fails, never passes.
+    let host = "features::checks::the host reaches web on its published loopback port";
+    assert_eq!(status(&report, host), "failed", "{out}");
+    let m = message(&report, host);
+    assert!(
+        m.contains("names host port 18081, which this run does not publish"),
+        "{m}"
+    );
     let stop = "features::checks::cache stops, starts and restarts on request";
     assert_eq!(status(&report, stop), "failed", "{out}");
     let m = message(&report, stop);
@@ -183,7 +194,14 @@ fn features_promises_hold_on_podman() {
         "back: { internal: true }",
         "back: { internal: false }",
     );
-    let (code, out, report) = run_on_podman(&dir.path().join("suite.yaml"));
+    // Its own host port, so that `from_host` reaches this stack and no docker run's.
+    edit(
+        "docker-compose.yml",
+        "127.0.0.1:18081:8081",
+        "127.0.0.1:18181:8081",
+    );
+    edit("suite.yaml", "localhost:18081/", "localhost:18181/");
+    let (code, out, report) = run_on_podman(&dir.path().join("suite.yaml"), "documented");
     assert_eq!(code, Some(0), "{out}");
     assert_podman_run(&report);
 }

@@ -313,12 +313,22 @@ fn a_network_taking_a_subnet_as_the_stack_starts_is_waited_for() {
         .unwrap();
     let lines = std::io::BufReader::new(events.stdout.take().unwrap()).lines();
     let name = intruder.clone();
+    // A live run's network (this process owns it): no other test's stale sweep takes it.
+    let owner = format!("io.stackcheck.owner={}", stackcheck::engine::owner());
+    let pid = format!("io.stackcheck.owner-pid={}", std::process::id());
     let made = std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             if line == "stackcheck-hold-10.29.1.0_24" {
                 let out = Command::new("docker")
                     .args(["network", "create", "--subnet", "10.29.1.0/24", "--label"])
-                    .args(["io.stackcheck.run=intruder", &name])
+                    .args([
+                        "io.stackcheck.run=intruder",
+                        "--label",
+                        &owner,
+                        "--label",
+                        &pid,
+                        &name,
+                    ])
                     .output()
                     .unwrap();
                 return common::text(&out);
@@ -365,10 +375,18 @@ fn a_network_taking_a_subnet_as_the_stack_starts_is_waited_for() {
 #[test]
 fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
     let run = format!("hold{}", std::process::id());
-    let labels = std::collections::BTreeMap::from([(
-        stackcheck::engine::LABEL_RUN.to_string(),
-        run.clone(),
-    )]);
+    // Owned by this live process, or another test's stale sweep would take the hold mid-test.
+    let labels = std::collections::BTreeMap::from([
+        (stackcheck::engine::LABEL_RUN.to_string(), run.clone()),
+        (
+            stackcheck::engine::LABEL_OWNER.to_string(),
+            stackcheck::engine::owner(),
+        ),
+        (
+            stackcheck::engine::LABEL_OWNER_PID.to_string(),
+            std::process::id().to_string(),
+        ),
+    ]);
     let subnet_of = |name: &str| -> ipnet::Ipv4Net {
         let out = std::process::Command::new("docker")
             .args([

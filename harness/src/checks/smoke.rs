@@ -71,6 +71,20 @@ pub(super) fn files(ctx: &Ctx<'_>, paths: &[String]) -> Verdict {
 /// Runs the command in a throwaway, labelled container on the host's network with the image the
 /// service's container runs (the image ID, so a rebuilt tag cannot change what is tested).
 pub(super) async fn from_host(ctx: &Ctx<'_>, p: &FromHostCheck, expect: &Expect) -> Verdict {
+    // With ephemeral ports the stack is not on its documented host ports: a command that names
+    // one would reach whatever else listens there (another run of the same stack, say) and
+    // could pass on it.
+    if ctx.ephemeral_ports {
+        let documented = ctx.model.services.values().flat_map(|s| &s.ports);
+        let documented = documented.filter_map(|p| p.published.as_deref()?.parse::<u16>().ok());
+        if let Some(port) = names_host_port(&p.cmd, &documented.collect::<Vec<_>>()) {
+            return Verdict::fail(format!(
+                "the command names host port {port}, which this run does not publish (ports: \
+                 ephemeral): it would reach whatever else listens there, not this stack; run \
+                 with `--ports documented`"
+            ));
+        }
+    }
     let (_, info) = match ctx.inspect(&p.image_of).await {
         Ok(x) => x,
         Err(v) => return v,
@@ -95,6 +109,19 @@ pub(super) async fn from_host(ctx: &Ctx<'_>, p: &FromHostCheck, expect: &Expect)
         Ok(out) => expect_exec(expect, &out, t0.elapsed()),
         Err(e) => Verdict::fail(format!("from the host with `{}`'s image: {e}", p.image_of)),
     }
+}
+
+/// The first of `ports` that `cmd` names as a port (`:18081`, not a digit run inside a number).
+fn names_host_port(cmd: &[String], ports: &[u16]) -> Option<u16> {
+    ports.iter().copied().find(|port| {
+        let needle = format!(":{port}");
+        cmd.iter().any(|arg| {
+            arg.match_indices(&needle).any(|(at, _)| {
+                let after = arg[at + needle.len()..].chars().next();
+                !after.is_some_and(|c| c.is_ascii_digit())
+            })
+        })
+    })
 }
 
 /// Where to reach a service's container port: its published loopback port, else the container's
@@ -196,5 +223,21 @@ mod tests {
         assert!(v.message.contains("line 2 does: WARN x"), "{}", v.message);
         let v = expect_exec(&e, &output(0, "", "", &e), Duration::from_secs(1));
         assert!(v.message.contains("took 1.00s"), "{}", v.message);
+    }
+
+    #[test]
+    fn a_documented_host_port_is_named_only_as_a_whole_port() {
+        let cmd = |s: &str| vec!["python3".to_string(), "-c".into(), s.to_string()];
+        let url = cmd("u.urlopen('http://localhost:18081/', timeout=5)");
+        assert_eq!(names_host_port(&url, &[5432, 18081]), Some(18081));
+        assert_eq!(
+            names_host_port(&cmd("nc 127.0.0.1:18081"), &[18081]),
+            Some(18081)
+        );
+        assert_eq!(
+            names_host_port(&cmd("http://localhost:180810/"), &[18081]),
+            None
+        );
+        assert_eq!(names_host_port(&cmd("sleep 18081"), &[18081]), None);
     }
 }

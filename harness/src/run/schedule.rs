@@ -185,4 +185,20 @@ mod tests {
         let ephemeral: Vec<String> = claims_of(&m, pinned, "sc-x-1", true).into_iter().collect();
         assert_eq!(ephemeral, ["subnet 172.28.0.0/16"]);
     }
+
+    #[test]
+    fn a_tag_the_stack_builds_is_a_claim_in_either_ports_mode() {
+        let m = model(serde_json::json!({
+            "name": "sc-x-1",
+            "services": {
+                "api": { "image": "features-api:1.0", "build": { "context": "." } },
+                "db": { "image": "postgres:15-alpine" },
+                "worker": { "build": { "context": "." } }
+            }
+        }));
+        for ephemeral in [false, true] {
+            let got: Vec<String> = claims_of(&m, "", "sc-x-1", ephemeral).into_iter().collect();
+            assert_eq!(got, ["image features-api:1.0"], "ephemeral: {ephemeral}");
+        }
+    }
 }
