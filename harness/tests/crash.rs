@@ -97,7 +97,9 @@ fn interrupt(
     let (mut child, rx) = spawn(cmd);
     let pid = child.id();
     let label = format!("io.stackcheck.owner-pid={pid}");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Generous: the run may first wait for another test's run of the same fixture to release
+    // what both claim (its fixed ports, names and the tags it builds).
+    let deadline = Instant::now() + Duration::from_secs(600);
     let mut output = Vec::new();
     let reached = loop {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
@@ -113,7 +115,7 @@ fn interrupt(
     };
     assert!(
         reached,
-        "never reached {trigger:?} within 120 s; output:\n{}",
+        "never reached {trigger:?} within 600 s; output:\n{}",
         output.join("\n")
     );
     std::thread::sleep(jitter(max_extra_ms));
