@@ -1,7 +1,6 @@
 //! Claims: what only one stack can hold at a time on an engine (a fixed host port, a
 //! `container_name`, a fixed network or volume name, the tag of an image it builds, a fixed
-//! subnet), held by a run across
-//! processes and hosts sharing the engine. A claim is a container named after what it claims,
+//! subnet), held by a run across processes and hosts sharing the engine. A claim is a container named after what it claims,
 //! created and never started: the engine lets only one container have a name, so creating it is
 //! the atomic test-and-set. It carries the run's labels, so teardown, the stale sweep and the
 //! crash watcher remove it with the run's other resources.
@@ -47,9 +46,8 @@ impl Engine {
         labels: &BTreeMap<String, String>,
         images: &[String],
     ) -> Result<Option<String>, EngineError> {
-        // Any image will do, the container never starts: the stack's own (present by now, and
-        // kept until this run's teardown, which removes the claim first). Not another run's
-        // build: that run's teardown could not remove it.
+        // Any image will do, the container never starts; the caller lists the candidates. Never
+        // another run's build: that run's teardown could not remove an image a claim stands on.
         let mut images = images.iter();
         let mut image = images.next();
         let mut conflicts = 0;

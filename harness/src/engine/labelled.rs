@@ -292,8 +292,8 @@ impl Engine {
         }
     }
 
-    /// Removes everything carrying `label`: containers first, then networks and volumes.
-    /// Returns what could not be removed.
+    /// Removes everything carrying `label`: containers first, then networks and volumes, then the
+    /// run's claims once nothing else of it is left. Returns what could not be removed.
     pub async fn sweep(&self, label: &str) -> Result<Leftovers, EngineError> {
         self.sweep_with(label, true).await
     }

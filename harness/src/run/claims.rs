@@ -1,10 +1,10 @@
 //! Before its build, what only one stack can hold at a time (fixed host ports, `container_name`s,
 //! fixed network and volume names, the tags it builds: `schedule::claims_of`) is claimed on the
-//! engine, so a second
-//! stackcheck process on the same engine (another CI job, another test binary) waits for this
-//! run instead of colliding with it halfway through its `up`. In one process, `schedule` already
-//! keeps such suites apart; this is the same rule across processes. Claims are taken in one
-//! order (sorted, subnets last: `subnets::settle`), so two runs never wait for each other.
+//! engine, so a second stackcheck process on the same engine (another CI job, another test
+//! binary) waits for this run instead of colliding with it halfway through its `up`. In one
+//! process, `schedule` already keeps such suites apart; this is the same rule across processes.
+//! Claims are taken in one order (sorted, subnets last: `subnets::settle`), so two runs never
+//! each hold what the other waits for.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -39,9 +39,9 @@ pub(super) async fn hold(
     if claims.is_empty() {
         return Ok(Duration::ZERO);
     }
-    // Before the build (the tags it builds are claims): the stack's images that are already
-    // there, else any image no run built.
-    // Not a tag it builds: that may be another run's build, which that run could then not remove.
+    // Taken before the build (its tags are claims), so made from an image already there: one
+    // the stack pulls, else any image no run built. Never a tag it builds: that may be another
+    // run's build, which that run could then not remove.
     let pulled = model.services.values().filter(|s| s.build.is_none());
     let mut images: Vec<String> = pulled.filter_map(|s| s.image.clone()).collect();
     let plain = r.engine.plain_images().await;

@@ -38,6 +38,7 @@ pub(super) async fn settle(
     let own = labels.get(LABEL_RUN);
     let images = claim_images(model);
     for subnet in &kept {
+        let what = format!("subnet {subnet}");
         let mut claimed = false;
         loop {
             // Once claimed, only the networks of a run that is ending may still be in the way.
@@ -52,7 +53,7 @@ pub(super) async fn settle(
                         wait_or_stop(
                             r.progress,
                             &mut said,
-                            &format!("subnet {subnet}"),
+                            &what,
                             format!("stackcheck run {run} holds it"),
                             t0,
                             deadline,
@@ -75,26 +76,10 @@ pub(super) async fn settle(
                 // Taken between the look and the hold: look again.
                 None => {
                     let holder = "a network created as this run claimed it".to_string();
-                    wait_or_stop(
-                        r.progress,
-                        &mut said,
-                        &format!("subnet {subnet}"),
-                        holder,
-                        t0,
-                        deadline,
-                    )
-                    .await?
+                    wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
                 }
                 Some(network) => {
-                    wait_or_stop(
-                        r.progress,
-                        &mut said,
-                        &format!("subnet {subnet}"),
-                        network,
-                        t0,
-                        deadline,
-                    )
-                    .await?
+                    wait_or_stop(r.progress, &mut said, &what, network, t0, deadline).await?
                 }
             }
         }
@@ -204,7 +189,7 @@ pub(super) async fn wait_clear(
 
 /// Images to make a claim from: the stack's own, those it does not build first (compose names a
 /// build without `image:` `<project>-<service>`).
-pub(super) fn claim_images(model: &ComposeModel) -> Vec<String> {
+fn claim_images(model: &ComposeModel) -> Vec<String> {
     let named = |(name, s): (&String, &crate::engine::ModelService)| {
         s.image
             .clone()
