@@ -450,3 +450,41 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
     );
     assert!(labelled(&format!("io.stackcheck.run={run}")).is_empty());
 }
+
+/// Why a crossing made while networks change is probed again (`checks/net.rs`): every network
+/// created or removed reprograms Docker's firewall, and for that moment an internal network
+/// leaks. The watch must see such changes, made by any client, while a probe runs.
+#[test]
+fn network_changes_by_any_client_are_seen_while_a_probe_runs() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = rt
+        .block_on(stackcheck::engine::Engine::connect(
+            std::time::Duration::from_secs(5),
+        ))
+        .unwrap();
+    let name = format!("sc-test-churn-{}", std::process::id());
+    let seen = rt.block_on(async {
+        let watch = engine.watch_network_changes();
+        for args in [
+            vec![
+                "network",
+                "create",
+                "--label",
+                "io.stackcheck.test=churn",
+                &name,
+            ],
+            vec!["network", "rm", &name],
+        ] {
+            let out = tokio::process::Command::new("docker")
+                .args(&args)
+                .output()
+                .await
+                .unwrap();
+            assert!(out.status.success(), "{}", common::text(&out));
+        }
+        watch.finish().await
+    });
+    for change in [format!("create {name}"), format!("destroy {name}")] {
+        assert!(seen.contains(&change), "{change} not in {seen:?}");
+    }
+}

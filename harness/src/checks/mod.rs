@@ -12,6 +12,7 @@ mod expect;
 mod home;
 mod http;
 mod image;
+mod judge;
 mod listen;
 mod net;
 pub mod policy;

@@ -214,6 +214,80 @@ async fn namespace_of(ctx: &Ctx<'_>, service: &str) -> Result<(String, Option<St
     ))
 }
 
+/// Tries before a crossing made while networks kept changing counts anyway.
+const CROSSING_TRIES: usize = 5;
+
+/// Whether `target` accepts TCP from a probe in `network_mode`, and in words how it went.
+async fn reaches(
+    ctx: &Ctx<'_>,
+    network_mode: String,
+    target: &str,
+    confirm: bool,
+) -> Result<(bool, String), Verdict> {
+    judge_crossing(confirm, |look| {
+        let mode = network_mode.clone();
+        async move {
+            let changes = ctx.engine.watch_network_changes();
+            let out = run_probe(ctx, mode, vec![], "net", &[target.to_string()]).await?;
+            let result = serde_json::from_str::<NetReport>(out.trim())
+                .ok()
+                .and_then(|r| r.reached.get(target).cloned())
+                .unwrap_or_else(|| {
+                    format!(
+                        "unreadable probe report: {}",
+                        crate::report::snippet(&out, 200)
+                    )
+                });
+            let changed = match look && result == "open" {
+                true => changes.finish().await,
+                false => Vec::new(),
+            };
+            Ok((result, changed))
+        }
+    })
+    .await
+}
+
+/// The verdict of probes `try_once(look)` makes (its answer, and when `look`, the networks the
+/// engine changed meanwhile). Where a connection would fail the promise (`confirm`), it counts
+/// only when no network was created or removed meanwhile (see `engine/network_events.rs`);
+/// otherwise the probe is made again, and after [`CROSSING_TRIES`] such tries the connection
+/// counts, since isolation was never shown.
+async fn judge_crossing<F, Fut>(confirm: bool, mut try_once: F) -> Result<(bool, String), Verdict>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<(String, Vec<String>), Verdict>>,
+{
+    let mut during = Vec::new();
+    for _ in 0..CROSSING_TRIES {
+        let (result, changed) = try_once(confirm).await?;
+        let note = match during.len() {
+            0 => String::new(),
+            n => format!(
+                " (after {n} connection(s) made while the engine changed networks: {})",
+                during.join("; ")
+            ),
+        };
+        if result != "open" {
+            return Ok((false, format!("{result}{note}")));
+        }
+        if !confirm {
+            return Ok((true, result));
+        }
+        if changed.is_empty() {
+            return Ok((true, format!("connected{note}")));
+        }
+        during.push(changed.join(", "));
+    }
+    Ok((
+        true,
+        format!(
+            "connected on each of {CROSSING_TRIES} tries, each while the engine changed networks: {}",
+            during.join("; ")
+        ),
+    ))
+}
+
 pub async fn check_isolated(ctx: &Ctx<'_>, service: &str) -> Verdict {
     let canary = match ctx.canary().await {
         Ok(c) => c,
@@ -297,28 +371,17 @@ pub async fn check_reach(ctx: &Ctx<'_>, probe: &ReachCheck) -> Verdict {
         Err(v) => return v,
     };
     let target = format!("{to}:{port}");
-    let out = match run_probe(
+    let (reached, result) = match reaches(
         ctx,
         format!("container:{from}"),
-        vec![],
-        "net",
-        std::slice::from_ref(&target),
+        &target,
+        probe.expect == Reachability::Unreachable,
     )
     .await
     {
-        Ok(o) => o,
+        Ok(r) => r,
         Err(v) => return v,
     };
-    let result = serde_json::from_str::<NetReport>(out.trim())
-        .ok()
-        .and_then(|r| r.reached.get(&target).cloned())
-        .unwrap_or_else(|| {
-            format!(
-                "unreadable probe report: {}",
-                crate::report::snippet(&out, 200)
-            )
-        });
-    let reached = result == "open";
     match (probe.expect, reached) {
         (Reachability::Reachable, true) => {
             Verdict::pass(format!("{} → {target}: connected", probe.from))
@@ -331,7 +394,7 @@ pub async fn check_reach(ctx: &Ctx<'_>, probe: &ReachCheck) -> Verdict {
             probe.from
         )),
         (Reachability::Unreachable, true) => Verdict::fail(format!(
-            "expected {target} to be unreachable from {}, but a TCP connection succeeded",
+            "expected {target} to be unreachable from {}, but a TCP connection succeeded ({result})",
             probe.from
         )),
     }
@@ -345,28 +408,15 @@ pub async fn check_egress(ctx: &Ctx<'_>, engine_network: &str, internal: bool) -
         Err(e) => return Verdict::fail(format!("cannot start the canaries: {e}")),
     };
     let gw = canary.egress.clone();
-    let out = match run_probe(
-        ctx,
-        engine_network.to_string(),
-        vec![],
-        "net",
-        std::slice::from_ref(&gw),
-    )
-    .await
-    {
-        Ok(o) => o,
+    let (left, result) = match reaches(ctx, engine_network.to_string(), &gw, internal).await {
+        Ok(r) => r,
         Err(v) => return v,
     };
-    let result = serde_json::from_str::<NetReport>(out.trim())
-        .ok()
-        .and_then(|r| r.reached.get(&gw).cloned())
-        .unwrap_or_default();
-    let left = result == "open";
     match (internal, left) {
         (true, false) => Verdict::pass(format!("internal: a container on `{engine_network}` cannot leave it ({result})")),
         (false, true) => Verdict::pass(format!("not internal: a container on `{engine_network}` reached {gw} outside it")),
         (true, true) => Verdict::fail(format!(
-            "expected `{engine_network}` to be internal, but a container on it reached the harness's canary {gw} outside the network"
+            "expected `{engine_network}` to be internal, but a container on it reached the harness's canary {gw} outside the network ({result})"
         )),
         (false, false) => Verdict::fail(format!("expected `{engine_network}` to allow egress, the canary {gw} was unreachable: {result}")),
     }
@@ -437,5 +487,66 @@ pub async fn check_mount_writes(
             "expected read-only mounts in `{service}`: {}",
             wrong.join("; ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the judgement over answers given in order (a probe's result, the changes it saw).
+    fn judged(confirm: bool, answers: &[(&str, &[&str])]) -> (bool, String, usize) {
+        let mut left = answers.iter();
+        let mut made = 0;
+        let verdict = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(judge_crossing(confirm, |_| {
+                made += 1;
+                let (r, c) = left.next().expect("no more probes expected");
+                let answer = (r.to_string(), c.iter().map(|c| c.to_string()).collect());
+                async move { Ok(answer) }
+            }));
+        let (reached, said) = verdict.unwrap();
+        (reached, said, made)
+    }
+
+    #[test]
+    fn a_crossing_while_the_engine_changed_networks_is_tried_again() {
+        let (reached, said, made) = judged(
+            true,
+            &[
+                ("open", &["create other_net"]),
+                ("TimeoutError: timed out", &[]),
+            ],
+        );
+        assert!(!reached);
+        assert_eq!(made, 2);
+        assert_eq!(
+            said,
+            "TimeoutError: timed out (after 1 connection(s) made while the engine changed networks: create other_net)"
+        );
+    }
+
+    #[test]
+    fn a_crossing_while_nothing_changed_is_a_leak_at_once() {
+        let (reached, said, made) = judged(true, &[("open", &[])]);
+        assert!(reached);
+        assert_eq!((said.as_str(), made), ("connected", 1));
+    }
+
+    #[test]
+    fn crossings_that_always_coincide_with_changes_count_in_the_end() {
+        let answers = [("open", &["destroy n"][..]); CROSSING_TRIES];
+        let (reached, said, made) = judged(true, &answers);
+        assert!(reached, "isolation was never shown");
+        assert_eq!(made, CROSSING_TRIES);
+        assert!(said.starts_with("connected on each of 5 tries"), "{said}");
+    }
+
+    #[test]
+    fn a_connection_the_promise_wants_is_taken_at_once() {
+        let (reached, _, made) = judged(false, &[("open", &["create n"])]);
+        assert!(reached);
+        assert_eq!(made, 1);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bollard::models::ContainerSummary;
 
-use super::state::Judgement;
+use super::judge::Judgement;
 use super::Verdict;
 use crate::engine::LABEL_SERVICE;
 

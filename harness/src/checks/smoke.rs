@@ -111,14 +111,18 @@ pub(super) async fn from_host(ctx: &Ctx<'_>, p: &FromHostCheck, expect: &Expect)
     }
 }
 
-/// The first of `ports` that `cmd` names as a port (`:18081`, not a digit run inside a number).
+/// The first of `ports` that `cmd` names: as a whole number anywhere (`:18081`, `nc host 18081`,
+/// `-p5432`), since a port can be given as its own word; not a digit run inside a longer number or
+/// a dotted one (`180810`, `10.0.0.80`). A number that only looks like the port (`sleep 18081`)
+/// counts too: a refused check says why, a missed one passes on someone else's listener.
 fn names_host_port(cmd: &[String], ports: &[u16]) -> Option<u16> {
+    let bound = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_digit() || c == '.');
     ports.iter().copied().find(|port| {
-        let needle = format!(":{port}");
+        let needle = port.to_string();
         cmd.iter().any(|arg| {
             arg.match_indices(&needle).any(|(at, _)| {
-                let after = arg[at + needle.len()..].chars().next();
-                !after.is_some_and(|c| c.is_ascii_digit())
+                bound(arg[..at].chars().next_back())
+                    && bound(arg[at + needle.len()..].chars().next())
             })
         })
     })
@@ -226,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn a_documented_host_port_is_named_only_as_a_whole_port() {
+    fn a_documented_host_port_is_named_as_a_whole_number_anywhere() {
         let cmd = |s: &str| vec!["python3".to_string(), "-c".into(), s.to_string()];
         let url = cmd("u.urlopen('http://localhost:18081/', timeout=5)");
         assert_eq!(names_host_port(&url, &[5432, 18081]), Some(18081));
@@ -238,6 +242,15 @@ mod tests {
             names_host_port(&cmd("http://localhost:180810/"), &[18081]),
             None
         );
-        assert_eq!(names_host_port(&cmd("sleep 18081"), &[18081]), None);
+        // As its own word, the way `nc`, `pg_isready -p` and `redis-cli -p` take it.
+        for c in [
+            "nc localhost 18081",
+            "pg_isready -h localhost -p5432",
+            "x --port=5432",
+        ] {
+            assert!(names_host_port(&cmd(c), &[5432, 18081]).is_some(), "{c}");
+        }
+        assert_eq!(names_host_port(&cmd("ping -c1 10.0.0.80"), &[80]), None);
+        assert_eq!(names_host_port(&cmd("python3.11 -V"), &[11]), None);
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
 
+use super::judge::{desired, instance_of, judge, Judgement, Uptime};
 use super::replicas::{fold_replicas, replicas_of};
 use super::Verdict;
 use crate::engine::{ComposeError, Engine};
@@ -14,13 +15,6 @@ use crate::engine::{ComposeError, Engine};
 use crate::suite::DesiredState;
 
 const POLL: Duration = Duration::from_millis(500);
-/// How long a container must have been up (this instance: a restart starts it over) before its
-/// `running` or `healthy` promise passes: a service that crashes seconds after starting must not
-/// pass in the moment before. Measured from the first poll that saw it running.
-pub const SETTLE: Duration = Duration::from_secs(3);
-/// Restarts by the restart policy after which a service counts as crash-looping rather than
-/// recovering (Docker's back-off makes 8 restarts take about 25 s plus the runs themselves).
-const CRASH_LOOP: i64 = 8;
 pub const LOG_LINES: usize = 50;
 
 /// What the waiter concluded, per service, and the containers it found.
@@ -248,120 +242,6 @@ where
     }
 }
 
-pub(super) enum Judgement {
-    Decided(Verdict),
-    Waiting(String),
-}
-
-/// Since when one container instance has been seen running (a restart starts a new instance).
-#[derive(Default)]
-struct Uptime(Option<(String, Instant)>);
-
-impl Uptime {
-    /// How long the instance `info` describes has been seen running; zero when it is not running.
-    fn observe(&mut self, info: &ContainerInspectResponse, running: bool) -> Duration {
-        let instance = instance_of(info);
-        match &self.0 {
-            Some((seen, since)) if running && *seen == instance => since.elapsed(),
-            _ if running => {
-                self.0 = Some((instance, Instant::now()));
-                Duration::ZERO
-            }
-            _ => {
-                self.0 = None;
-                Duration::ZERO
-            }
-        }
-    }
-}
-
-/// One run of a container: its id, when it started, how often it was restarted.
-fn instance_of(info: &ContainerInspectResponse) -> String {
-    format!(
-        "{}@{}#{}",
-        info.id.as_deref().unwrap_or_default(),
-        info.state
-            .as_ref()
-            .and_then(|s| s.started_at.as_deref())
-            .unwrap_or_default(),
-        info.restart_count.unwrap_or(0)
-    )
-}
-
-fn judge(
-    service: &str,
-    want: Option<DesiredState>,
-    info: &ContainerInspectResponse,
-    elapsed: f32,
-    uptime: &mut Uptime,
-) -> Judgement {
-    let state = info.state.clone().unwrap_or_default();
-    let status = state
-        .status
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let health = state.health.as_ref().and_then(|h| h.status);
-    let has_health = crate::engine::has_healthcheck(info);
-    let want = desired(want, info);
-    let code = state.exit_code.unwrap_or(0);
-    let exited = matches!(status.as_str(), "exited" | "dead");
-    let up_for = uptime.observe(info, status == "running");
-    let settling = format!("{status}, up {:.0?} of {SETTLE:?}", up_for);
-    match want {
-        DesiredState::Exited(expected) if exited => {
-            if code == expected {
-                Judgement::Decided(Verdict::pass(format!("`{service}` exited with code {code} after {elapsed:.1}s")))
-            } else {
-                Judgement::Decided(Verdict::fail(format!("`{service}` exited with code {code}, expected exited:{expected}")))
-            }
-        }
-        DesiredState::Exited(_) => Judgement::Waiting(status),
-        // Exited and about to be restarted by its policy: the engine marks it unhealthy on exit,
-        // but the next start begins a new health history (stacks whose `depends_on` only waits
-        // for start crash this way once, by design). Still within the budget, so keep waiting.
-        _ if status == "restarting" && info.restart_count.unwrap_or(0) >= CRASH_LOOP => {
-            Judgement::Decided(Verdict::fail(format!(
-                "`{service}` is crash-looping: restarted {}× by its restart policy in {elapsed:.1}s, last exit code {code} (expected {want})",
-                info.restart_count.unwrap_or(0)
-            )))
-        }
-        _ if status == "restarting" => Judgement::Waiting(format!(
-            "restarting after exit code {code} ({} restarts)",
-            info.restart_count.unwrap_or(0)
-        )),
-        _ if exited => Judgement::Decided(Verdict::fail(format!(
-            "`{service}` exited with code {code} after {elapsed:.1}s (expected {want})"
-        ))),
-        _ if health == Some(HealthStatusEnum::UNHEALTHY) => Judgement::Decided(Verdict::fail(format!(
-            "`{service}` became unhealthy after {elapsed:.1}s (expected {want}); last health check: {}",
-            last_health_output(info).unwrap_or_else(|| "(no output)".into())
-        ))),
-        DesiredState::Healthy if !has_health => Judgement::Decided(Verdict::fail(format!(
-            "`{service}` has no healthcheck, so it can never be healthy (expected healthy; it is {status})"
-        ))),
-        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) && up_for >= SETTLE => {
-            Judgement::Decided(Verdict::pass(format!("`{service}` healthy after {elapsed:.1}s{}", restarts(info))))
-        }
-        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) => Judgement::Waiting(format!("healthy, {settling}")),
-        DesiredState::Healthy => Judgement::Waiting(format!("{status}, health {}", health.map(|h| h.to_string()).unwrap_or_default())),
-        // Up for the settle window, so a container that crashes right after start is not passed.
-        DesiredState::Running if status == "running" && up_for >= SETTLE => {
-            Judgement::Decided(Verdict::pass(format!("`{service}` running after {elapsed:.1}s{}", restarts(info))))
-        }
-        DesiredState::Running if status == "running" => Judgement::Waiting(settling),
-        DesiredState::Running => Judgement::Waiting(status),
-    }
-}
-
-/// The promised state, or the default: healthy with a healthcheck, else running.
-fn desired(want: Option<DesiredState>, info: &ContainerInspectResponse) -> DesiredState {
-    want.unwrap_or(if crate::engine::has_healthcheck(info) {
-        DesiredState::Healthy
-    } else {
-        DesiredState::Running
-    })
-}
-
 /// A `running` or `healthy` promise that passed, and the container instances (one per replica)
 /// it passed on: the promise is that it holds for the run, so it is looked at again when the
 /// checks end.
@@ -485,16 +365,6 @@ pub async fn trouble(engine: &Engine, service: &str, id: &str) -> Option<String>
     }
 }
 
-fn last_health_output(info: &ContainerInspectResponse) -> Option<String> {
-    let log = info.state.as_ref()?.health.as_ref()?.log.as_ref()?;
-    let last = log.last()?;
-    Some(format!(
-        "exit {}: {}",
-        last.exit_code.unwrap_or(-1),
-        crate::report::snippet(last.output.as_deref().unwrap_or(""), 300)
-    ))
-}
-
 /// The container's last health-check outputs and its last log lines.
 pub async fn diagnostics(engine: &Engine, id: &str) -> String {
     let mut out = String::new();
@@ -518,14 +388,6 @@ pub async fn diagnostics(engine: &Engine, id: &str) -> String {
     out.push_str(&format!("--- last {LOG_LINES} log lines ---\n"));
     out.push_str(&engine.logs_tail(id, LOG_LINES).await);
     out
-}
-
-/// " (restarted N× by its restart policy)" when the engine restarted it while we waited.
-fn restarts(info: &ContainerInspectResponse) -> String {
-    match info.restart_count.unwrap_or(0) {
-        0 => String::new(),
-        n => format!(" (restarted {n}× by its restart policy)"),
-    }
 }
 
 /// A container's state in one line: `running`, `running (healthy)`, `exited:1`…

@@ -15,6 +15,7 @@ mod labelled;
 mod logs;
 mod model;
 mod model_cache;
+mod network_events;
 mod networks;
 pub mod output;
 mod podman;
@@ -40,6 +41,7 @@ pub use model::{
     ComposeModel, ModelBuild, ModelHealthcheck, ModelNetwork, ModelPort, ModelService,
     ModelVolumeMount,
 };
+pub use network_events::NetworkChanges;
 pub use networks::UsedRange;
 pub use output::{Captured, Lines, Watching};
 pub use podman::{stop_timeout_note, stored_healthcheck_note, EngineKind, HealthDriver};
