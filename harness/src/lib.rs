@@ -6,7 +6,8 @@
 //! model; console, JUnit, JSON, summary).
 //! [`run`] drives one suite through all stages and always tears down; [`init`] writes a first
 //! suite from an existing compose project; [`validate`] is what can be known without an engine;
-//! [`commands`] are the subcommands besides `run`, as the CLI prints them.
+//! [`commands`] are the subcommands besides `run`, as the CLI prints them; [`nextest`] makes a
+//! crate's suites its `cargo nextest run` tests.
 
 #![warn(missing_docs)]
 
@@ -15,9 +16,13 @@ pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod init;
+pub mod nextest;
 pub mod plan;
 pub mod reap;
 pub mod report;
 pub mod run;
+mod stack;
 pub mod suite;
 pub mod validate;
+
+pub use stack::{Stack, StackBuilder, StackError};

@@ -27,7 +27,8 @@ enum Command {
     /// Exit codes: 0 all passed, 1 a check failed, 2 invalid input (nothing started),
     /// 3 engine unavailable or infrastructure error, 130 interrupted (after teardown).
     Run {
-        /// Suite files, or folders of them.
+        /// Suite files, or folders of them (a folder's compose files, `compose.*` and
+        /// `docker-compose.*`, are not suites).
         #[arg(required = true)]
         suites: Vec<PathBuf>,
         /// Write JUnit XML here (with the run's versions and images as properties).
@@ -396,6 +397,7 @@ fn main() -> ExitCode {
                 reuse,
                 logs_dir: logs_dir.clone(),
                 health: health.map(Health::mode),
+                ..Default::default()
             };
             let outputs = Outputs {
                 junit,

@@ -145,7 +145,9 @@ pub async fn reap(
     let stale: Vec<RunResources> = runs(engine)
         .await?
         .into_iter()
-        .filter(|r| include_live || (!r.owner_alive && r.kept.is_none()))
+        .filter(|r| {
+            include_live || (!r.owner_alive && !r.kept.as_ref().is_some_and(KeptStack::on_purpose))
+        })
         .collect();
     if !dry_run {
         for r in &stale {
@@ -204,7 +206,12 @@ async fn not_kept(
     let run_of = |t: &crate::engine::Tagged| t.labels.get(LABEL_RUN).cloned().unwrap_or_default();
     let kept: BTreeSet<String> = tagged
         .iter()
-        .filter(|t| t.kind == ResourceKind::Volume && t.labels.contains_key(LABEL_KEPT))
+        .filter(|t| t.kind == ResourceKind::Volume)
+        .filter(|t| {
+            t.labels
+                .get(LABEL_KEPT)
+                .is_some_and(|why| why != crate::run::HELD)
+        })
         .map(run_of)
         .collect();
     let doomed: Vec<_> = tagged

@@ -257,8 +257,11 @@ fn a_suite_is_brought_up_once_per_run_and_only_when_selected() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let log = root()
-        .join("target/stackcheck-conformance")
+    // `<target>/stackcheck-conformance/<run>/`, beside the binary's `<target>/<profile>/deps/`.
+    let binary = common::conformance_binary();
+    let target = binary.ancestors().nth(3).unwrap();
+    let log = target
+        .join("stackcheck-conformance")
         .join(&run_id)
         .join("bring-ups");
     let bring_ups = std::fs::read_to_string(&log).unwrap_or_default();

@@ -53,7 +53,7 @@ impl Engine {
 }
 
 impl NetworkChanges {
-    /// The changes seen until a moment after now (see [`LINGER`]); ends the watch.
+    /// The changes seen until a moment after now (a second: the engine reports a change once its rules are in place); ends the watch.
     pub async fn finish(self) -> Vec<String> {
         tokio::time::sleep(LINGER).await;
         self.task.abort();

@@ -21,6 +21,8 @@ const LABEL_KEPT_STACK: &str = "io.stackcheck.kept.stack";
 const LABEL_KEPT_PORTS: &str = "io.stackcheck.kept.ports";
 const LABEL_KEPT_SUBNETS: &str = "io.stackcheck.kept.subnets";
 const LABEL_KEPT_WORKDIR: &str = "io.stackcheck.kept.workdir";
+/// The `why` of a stack held by a live process's [`crate::Stack`].
+pub(crate) const HELD: &str = "held";
 
 /// When `run` leaves the stack up instead of tearing it down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +33,9 @@ pub enum Keep {
     Always,
     /// `stackcheck up`: the stack is the point of the run.
     Up,
+    /// Up for a [`crate::Stack`] while its process lives: unlike the others, not kept on purpose
+    /// once that process is gone, so sweeps and the watcher remove it then.
+    Held,
 }
 
 impl Keep {
@@ -39,6 +44,7 @@ impl Keep {
             Keep::OnFailure => "on-failure",
             Keep::Always => "always",
             Keep::Up => "up",
+            Keep::Held => HELD,
         }
     }
 }
@@ -142,8 +148,19 @@ impl KeptStack {
         })
     }
 
+    /// Kept on purpose, beyond the life of the process that brought it up.
+    pub fn on_purpose(&self) -> bool {
+        self.why != HELD
+    }
+
     /// How to look at the kept stack and how to remove it.
     pub fn hint(&self, suite_path: &std::path::Path) -> String {
+        if !self.on_purpose() {
+            return format!(
+                "held by this process: project {} (run {}), taken down when its Stack is dropped or the process ends",
+                self.project, self.run_id
+            );
+        }
         format!(
             "kept (--keep {}): project {} (run {}); look: `docker compose -p {} ps`, `docker compose -p {} logs`; remove: `stackcheck down {}` or `stackcheck reap --include-live`",
             self.why,

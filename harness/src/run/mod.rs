@@ -23,6 +23,7 @@ mod teardown;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub(crate) use keep::HELD;
 pub use keep::{down, kept, reusable, stack_of, Keep, KeptStack};
 pub use schedule::{claims, default_jobs, run_all};
 pub use teardown::teardown;
@@ -53,6 +54,9 @@ pub struct RunOptions {
     pub keep: Option<Keep>,
     /// Check the stack `stackcheck up` (or `--keep`) left: no build, no bring-up, no teardown.
     pub reuse: bool,
+    /// The kept stack to check (a [`crate::Stack`]'s own); without it, `reuse` looks for the
+    /// suite's one kept stack.
+    pub reuse_stack: Option<KeptStack>,
     /// Write each service's whole log (masked) under this folder, before teardown.
     pub logs_dir: Option<std::path::PathBuf>,
     /// Overrides each suite's `stack.health`.
@@ -85,12 +89,13 @@ pub async fn run_suite_with(
 ) -> SuiteReport {
     let started = Instant::now();
     let suite_id = &loaded.suite.id;
-    let reusing = match options.reuse {
-        true => match keep::reusable(engine, loaded).await {
+    let reusing = match (&options.reuse_stack, options.reuse) {
+        (Some(k), _) => Some(k.clone()),
+        (None, true) => match keep::reusable(engine, loaded).await {
             Ok(k) => Some(k),
             Err(why) => return not_started(loaded, engine, why, started),
         },
-        false => None,
+        (None, false) => None,
     };
     let id = match &reusing {
         Some(k) => k.adopted_identity(),
@@ -120,7 +125,7 @@ pub async fn run_suite_with(
         },
         pull: options.pull.unwrap_or(loaded.suite.stack.pull),
         no_flaky: options.no_flaky,
-        up_only: options.keep == Some(Keep::Up),
+        up_only: matches!(options.keep, Some(Keep::Up | Keep::Held)),
         reusing: reusing.clone(),
         logs_dir: options.logs_dir.clone(),
         fast_health,
@@ -166,7 +171,7 @@ pub async fn run_suite_with(
         && reusing.is_none()
         && !loaded.suite.stack.compose.is_empty()
         && match options.keep {
-            Some(Keep::Always | Keep::Up) => true,
+            Some(Keep::Always | Keep::Up | Keep::Held) => true,
             Some(Keep::OnFailure) => failed,
             None => false,
         };
@@ -282,7 +287,7 @@ fn stage_runs(kind: &TestKind, keep: Option<Keep>, reusing: bool) -> bool {
             promise: ServicePromise::State,
             ..
         } => true,
-        _ => keep != Some(Keep::Up),
+        _ => !matches!(keep, Some(Keep::Up | Keep::Held)),
     }
 }
 

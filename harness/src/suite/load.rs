@@ -150,6 +150,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
                 .filter(|f| {
                     f.is_file()
                         && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                        && !is_compose_file(f)
                 })
                 .collect();
             found.sort();
@@ -161,9 +162,43 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
     Ok(out)
 }
 
+/// Compose's own file names (`compose.yaml`, `docker-compose.yml`, `docker-compose.prod.yml`,
+/// `compose.override.yaml`): a folder of suites usually holds the stacks they describe too.
+fn is_compose_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    ["compose.", "docker-compose."]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_yields_its_suites_not_the_compose_files_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "api.yaml",
+            "docker-compose.yml",
+            "docker-compose.prod.yml",
+            "compose.yaml",
+            "db.yml",
+            "notes.txt",
+            "my-compose.yml",
+        ] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let found = discover(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = found
+            .iter()
+            .map(|f| f.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["api.yaml", "db.yml", "my-compose.yml"]);
+    }
 
     fn err(text: &str) -> String {
         load_str(Path::new("s.yaml"), text).unwrap_err().to_string()

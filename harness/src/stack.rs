@@ -1,0 +1,359 @@
+//! A suite's stack for hand-written tests: bring it up, ask it what a test needs, run the suite's
+//! own promises on demand, and have it torn down on drop (a panicking test included).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), stackcheck::StackError> {
+//! use stackcheck::Stack;
+//!
+//! let stack = Stack::up("tests/stacks/api.yaml").await?;
+//! let base = stack.base_url("api", 8080).await?;     // "http://127.0.0.1:49153"
+//! let out = stack.exec("db", ["pg_isready"]).await?;
+//! assert_eq!(out.exit, 0);
+//! let report = stack.check().await;                   // the suite's promises, on this stack
+//! assert!(report.infra_error.is_none());
+//! stack.down().await?;                                // or let it drop
+//! # Ok(()) }
+//! ```
+//!
+//! Leak-proof like the CLI: everything the stack is made of carries its run's labels, and a
+//! watcher process (the `docker` CLI, started beside the test) removes it if the test process is
+//! killed before it could tear down; any later stackcheck run removes it as stale too.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::{Engine, ExecOutput};
+use crate::report::{Quiet, Status, SuiteReport};
+use crate::run::{KeptStack, RunOptions};
+use crate::suite::{HealthMode, LoadedSuite, PortsMode};
+
+/// Why a [`Stack`] could not be brought up or asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// The suite did not load (its file, line and column are in the message).
+    #[error("{0}")]
+    Suite(String),
+    /// No engine answered, or it refused a call.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// The stack did not come up as the suite promises; it was taken down again.
+    #[error("the stack of suite `{suite}` did not come up: {failures}")]
+    Up {
+        /// The suite id.
+        suite: String,
+        /// The failed tests and why, one per line.
+        failures: String,
+    },
+    /// The stack has no such service, or it publishes no such port.
+    #[error("{0}")]
+    NotThere(String),
+}
+
+/// How to bring a suite's stack up: [`Stack::builder`].
+#[derive(Clone, Debug)]
+pub struct StackBuilder {
+    suite: PathBuf,
+    variant: Option<String>,
+    options: RunOptions,
+}
+
+/// A suite's stack, up until [`Stack::down`] or drop.
+pub struct Stack {
+    engine: Engine,
+    loaded: LoadedSuite,
+    kept: KeptStack,
+    down: bool,
+}
+
+impl Stack {
+    /// Brings the stack of the suite at `suite` up as the suite describes it (its ports mode and
+    /// health mode), and waits until every service is in its promised state.
+    pub async fn up(suite: impl AsRef<Path>) -> Result<Stack, StackError> {
+        Stack::builder(suite).up().await
+    }
+
+    /// A builder to choose ports, health mode, variant and which services are needed.
+    pub fn builder(suite: impl AsRef<Path>) -> StackBuilder {
+        StackBuilder {
+            suite: suite.as_ref().to_path_buf(),
+            variant: None,
+            options: RunOptions::default(),
+        }
+    }
+
+    /// The compose project the stack runs as.
+    pub fn project(&self) -> &str {
+        &self.kept.project
+    }
+
+    /// The suite as loaded.
+    pub fn suite(&self) -> &LoadedSuite {
+        &self.loaded
+    }
+
+    /// Where the host reaches `service`'s container port `port` (TCP): `127.0.0.1:49153`.
+    pub async fn host_port(&self, service: &str, port: u16) -> Result<String, StackError> {
+        let id = self.container(service).await?;
+        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        info.network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            .map(|p| crate::engine::published_addr(&p))
+            .ok_or_else(|| {
+                StackError::NotThere(format!("`{service}` publishes no host port for {port}/tcp"))
+            })
+    }
+
+    /// `http://` and [`Stack::host_port`].
+    pub async fn base_url(&self, service: &str, port: u16) -> Result<String, StackError> {
+        Ok(format!("http://{}", self.host_port(service, port).await?))
+    }
+
+    /// Runs `cmd` in `service`'s (first) container, at most 60 s, and returns its exit code and output.
+    pub async fn exec<I, S>(&self, service: &str, cmd: I) -> Result<ExecOutput, StackError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let id = self.container(service).await?;
+        let cmd: Vec<String> = cmd.into_iter().map(Into::into).collect();
+        self.engine
+            .exec(
+                &id,
+                &cmd,
+                None,
+                Duration::from_secs(60),
+                &Default::default(),
+            )
+            .await
+            .map_err(engine)
+    }
+
+    /// The last `lines` lines `service`'s (first) container wrote, stdout and stderr interleaved.
+    pub async fn logs(&self, service: &str, lines: usize) -> Result<String, StackError> {
+        let id = self.container(service).await?;
+        Ok(self.engine.logs_tail(&id, lines).await)
+    }
+
+    /// Runs the suite's own promises against this stack (no build, no bring-up, no teardown).
+    pub async fn check(&self) -> SuiteReport {
+        let options = RunOptions {
+            reuse_stack: Some(self.kept.clone()),
+            ..Default::default()
+        };
+        crate::run::run_suite_with(&self.loaded, &self.engine, &Quiet, &options).await
+    }
+
+    /// Tears the stack down as a run does; says what survived, if anything.
+    pub async fn down(mut self) -> Result<(), StackError> {
+        self.down = true;
+        take_down(&self.engine, &self.loaded, &self.kept).await
+    }
+
+    async fn container(&self, service: &str) -> Result<String, StackError> {
+        let listed = self
+            .engine
+            .project_containers(&self.kept.project)
+            .await
+            .map_err(engine)?;
+        listed
+            .into_iter()
+            .filter(|c| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.compose.service"))
+                    == Some(&service.to_string())
+            })
+            .min_by_key(|c| {
+                let n = c
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.compose.container-number"));
+                n.and_then(|n| n.parse::<u32>().ok()).unwrap_or(u32::MAX)
+            })
+            .and_then(|c| c.id)
+            .ok_or_else(|| {
+                StackError::NotThere(format!(
+                    "project {} has no container of `{service}`",
+                    self.kept.project
+                ))
+            })
+    }
+}
+
+impl StackBuilder {
+    /// `documented` (the suite's host ports and names) or `ephemeral` (free ports, unique names,
+    /// so that tests can hold several stacks of one suite at once).
+    pub fn ports(mut self, ports: PortsMode) -> Self {
+        self.options.ports = Some(ports);
+        self
+    }
+
+    /// `fast`: every healthcheck polls each second (`--health fast`).
+    pub fn health(mut self, health: HealthMode) -> Self {
+        self.options.health = Some(health);
+        self
+    }
+
+    /// Only what tests matching these globs need is built and started (`--filter`).
+    pub fn filter(mut self, glob: impl Into<String>) -> Self {
+        self.options.filter.push(glob.into());
+        self
+    }
+
+    /// Which of the suite's `stack.variants` (needed when it has any).
+    pub fn variant(mut self, name: impl Into<String>) -> Self {
+        self.variant = Some(name.into());
+        self
+    }
+
+    /// Brings the stack up and waits for its promised states; on failure it is taken down again.
+    pub async fn up(self) -> Result<Stack, StackError> {
+        let loaded = self.load()?;
+        let engine = Engine::connect(Duration::from_secs(5))
+            .await
+            .map_err(engine)?;
+        let options = RunOptions {
+            keep: Some(crate::run::Keep::Held),
+            ..self.options
+        };
+        let report = crate::run::run_suite_with(&loaded, &engine, &Quiet, &options).await;
+        let kept = crate::run::kept(&engine, Some(&loaded.suite.id))
+            .await
+            .map_err(|e| StackError::Engine(e.to_string()))?
+            .into_iter()
+            .find(|k| k.run_id == report.run_id);
+        let failures = failures(&report);
+        match kept {
+            Some(kept) if failures.is_empty() => {
+                watch(&kept.run_id);
+                Ok(Stack {
+                    engine,
+                    loaded,
+                    kept,
+                    down: false,
+                })
+            }
+            kept => {
+                if let Some(k) = kept {
+                    let _ = take_down(&engine, &loaded, &k).await;
+                }
+                let failures = match failures.is_empty() {
+                    true => "it was not kept up".into(),
+                    false => failures,
+                };
+                Err(StackError::Up {
+                    suite: loaded.suite.id,
+                    failures,
+                })
+            }
+        }
+    }
+
+    fn load(&self) -> Result<LoadedSuite, StackError> {
+        let runs = crate::validate::load_runs(&self.suite)
+            .map_err(|e| StackError::Suite(e.to_string()))?;
+        let ids: Vec<&str> = runs.iter().map(|r| r.suite.id.as_str()).collect();
+        let wanted = |r: &LoadedSuite| match &self.variant {
+            Some(v) => r.suite.id.ends_with(&format!("@{v}")),
+            None => runs.len() == 1,
+        };
+        runs.iter().find(|r| wanted(r)).cloned().ok_or_else(|| {
+            StackError::Suite(format!(
+                "{}: choose one of {ids:?} with `.variant(..)`",
+                self.suite.display()
+            ))
+        })
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.down {
+            return;
+        }
+        // Inside a runtime (a `#[tokio::test]`), blocking on it would deadlock: a thread of its own.
+        let (engine, loaded, kept) = (self.engine.clone(), self.loaded.clone(), self.kept.clone());
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().ok()?;
+            rt.block_on(take_down(&engine, &loaded, &kept)).err()
+        })
+        .join();
+        if let Ok(Some(e)) = done {
+            eprintln!("stackcheck: {e}");
+        }
+    }
+}
+
+async fn take_down(
+    engine: &Engine,
+    loaded: &LoadedSuite,
+    kept: &KeptStack,
+) -> Result<(), StackError> {
+    let left = crate::run::down(engine, loaded, kept)
+        .await
+        .map_err(|e| StackError::Engine(e.to_string()))?;
+    match left.is_empty() {
+        true => Ok(()),
+        false => Err(StackError::Engine(format!(
+            "left behind after taking project {} down: {}",
+            kept.project,
+            left.describe()
+        ))),
+    }
+}
+
+/// Removes the run's resources once this process is gone. A test binary has no `stackcheck
+/// __watch` of its own, so the docker CLI does it, in a process group of its own (the test's group
+/// may be killed whole), with the engine this process resolved (the CLI resolves it alike).
+fn watch(run_id: &str) {
+    use std::os::unix::process::CommandExt;
+    const SWEEP: &str = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
+f="label=$2"
+for _ in 1 2 3; do
+  docker ps -aq --filter "$f" | xargs -r docker rm -fv
+  docker network ls -q --filter "$f" | xargs -r docker network rm
+  docker volume ls -q --filter "$f" | xargs -r docker volume rm -f
+  docker image ls -q --filter "$f" | xargs -r docker rmi -f
+  sleep 1
+done"#;
+    let label = format!("{}={run_id}", crate::engine::LABEL_RUN);
+    let spawned = std::process::Command::new("sh")
+        .args([
+            "-c",
+            SWEEP,
+            "stackcheck-watch",
+            &std::process::id().to_string(),
+            &label,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!(
+            "stackcheck: no watcher for crash cleanup ({e}); `stackcheck reap` removes leftovers"
+        );
+    }
+}
+
+fn failures(report: &SuiteReport) -> String {
+    let failed = report
+        .outcomes
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .map(|o| format!("{}: {}", o.name, o.message));
+    report
+        .infra_error
+        .iter()
+        .cloned()
+        .chain(failed)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn engine(e: impl std::fmt::Display) -> StackError {
+    StackError::Engine(e.to_string())
+}
