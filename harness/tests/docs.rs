@@ -189,3 +189,19 @@ fn no_source_file_is_over_600_lines() {
     }
     assert!(long.is_empty(), "split these by concept: {long:?}");
 }
+
+/// Issue 21: the public API's docs (`stackcheck::nextest`, `stackcheck::Stack` and the rest)
+/// build as docs.rs would build them, without a warning (`missing_docs` included, and no link to
+/// an item a reader cannot see).
+#[test]
+fn the_public_api_docs_build_without_warnings() {
+    let target = common::conformance_binary();
+    let out = Command::new("cargo")
+        .args(["doc", "--no-deps", "--offline", "-p", "stackcheck"])
+        .current_dir(root())
+        .env("CARGO_TARGET_DIR", target.ancestors().nth(3).unwrap())
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+}
