@@ -95,10 +95,7 @@ impl Stack {
     pub async fn host_port(&self, service: &str, port: u16) -> Result<String, StackError> {
         let id = self.container(service).await?;
         let info = self.engine.inspect(&id).await.map_err(engine)?;
-        info.network_settings
-            .and_then(|n| n.ports)
-            .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
-            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+        crate::engine::published_host_port(&info, port)
             .map(|p| crate::engine::published_addr(&p))
             .ok_or_else(|| {
                 StackError::NotThere(format!("`{service}` publishes no host port for {port}/tcp"))

@@ -71,10 +71,7 @@ impl Canary {
             host_listener(engine, &gateway, labels).await?
         } else {
             let info = engine.inspect(&id).await.map_err(|e| e.to_string())?;
-            info.network_settings
-                .and_then(|n| n.ports)
-                .and_then(|p| p.get(&format!("{CANARY_PORT}/tcp")).cloned().flatten())
-                .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            crate::engine::published_host_port(&info, CANARY_PORT)
                 .ok_or("the egress canary got no published port")?
         };
         let egress = format!("{gateway}:{port}");

@@ -137,12 +137,8 @@ pub(super) async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<St
         .inspect(&id)
         .await
         .map_err(|e| Verdict::fail(e.to_string()))?;
+    let published = crate::engine::published_host_port(&info, port);
     let settings = info.network_settings.unwrap_or_default();
-    let published = settings
-        .ports
-        .as_ref()
-        .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
-        .and_then(|b| b.into_iter().find_map(|b| b.host_port));
     let addr = match published {
         Some(host_port) => crate::engine::published_addr(&host_port),
         None if crate::engine::remote_engine_host().is_some() => {

@@ -197,6 +197,13 @@ fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), all)])
 }
 
+/// The host port the engine published a container's TCP `port` on, if any.
+pub fn published_host_port(info: &ContainerInspectResponse, port: u16) -> Option<String> {
+    let bindings = info.network_settings.as_ref()?.ports.as_ref()?;
+    let bound = bindings.get(&format!("{port}/tcp")).cloned().flatten()?;
+    bound.into_iter().find_map(|b| b.host_port)
+}
+
 /// `host:port` of a published port as seen from this machine.
 pub fn published_addr(host_port: &str) -> String {
     let host = remote_engine_host().unwrap_or_else(|| "127.0.0.1".into());
