@@ -324,6 +324,26 @@ fn remote_host_of(docker_host: Option<&str>) -> Option<String> {
     (!host.is_empty() && !loopback).then(|| host.to_string())
 }
 
+/// The host port the engine published a container's TCP `port` on, if any.
+pub fn published_host_port(
+    info: &bollard::models::ContainerInspectResponse,
+    port: u16,
+) -> Option<String> {
+    let bindings = info.network_settings.as_ref()?.ports.as_ref()?;
+    let bound = bindings.get(&format!("{port}/tcp")).cloned().flatten()?;
+    bound.into_iter().find_map(|b| b.host_port)
+}
+
+/// `host:port` of a published port as seen from this machine.
+pub fn published_addr(host_port: &str) -> String {
+    let host = remote_engine_host().unwrap_or_else(|| "127.0.0.1".into());
+    if host.contains(':') {
+        format!("[{host}]:{host_port}")
+    } else {
+        format!("{host}:{host_port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

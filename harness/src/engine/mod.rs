@@ -33,7 +33,9 @@ pub use crate::error::{BuildError, ComposeError, EngineError};
 pub use build::docker_build;
 pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
-pub use endpoint::{remote_engine_host, Endpoint, EndpointError, Tls};
+pub use endpoint::{
+    published_addr, published_host_port, remote_engine_host, Endpoint, EndpointError, Tls,
+};
 pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
 pub use image_fs::{FileFacts, ImageFs};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
@@ -195,23 +197,6 @@ pub(crate) fn is_absent(cause: &str) -> bool {
 fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     let all = label.split(" & ").map(str::to_string).collect();
     HashMap::from([("label".to_string(), all)])
-}
-
-/// The host port the engine published a container's TCP `port` on, if any.
-pub fn published_host_port(info: &ContainerInspectResponse, port: u16) -> Option<String> {
-    let bindings = info.network_settings.as_ref()?.ports.as_ref()?;
-    let bound = bindings.get(&format!("{port}/tcp")).cloned().flatten()?;
-    bound.into_iter().find_map(|b| b.host_port)
-}
-
-/// `host:port` of a published port as seen from this machine.
-pub fn published_addr(host_port: &str) -> String {
-    let host = remote_engine_host().unwrap_or_else(|| "127.0.0.1".into());
-    if host.contains(':') {
-        format!("[{host}]:{host_port}")
-    } else {
-        format!("{host}:{host_port}")
-    }
 }
 
 impl Engine {
