@@ -36,13 +36,20 @@ const STACK_TEST: &str = r#"use std::io::{Read, Write};
 
 use rstest::rstest;
 use stackcheck::report::Status;
+use stackcheck::suite::{HealthMode, PortsMode};
 use stackcheck::Stack;
 
 #[rstest]
 #[case::its_root("/")]
 #[tokio::test]
 async fn the_web_service_answers_on_its_published_port(#[case] path: &str) {
-    let stack = Stack::up("tests/stacks/suite.yaml").await.unwrap();
+    let stack = Stack::builder("tests/stacks/suite.yaml")
+        .ports(PortsMode::Ephemeral)
+        .health(HealthMode::Fast)
+        .filter("outside::service::*")
+        .up()
+        .await
+        .unwrap();
     let addr = stack.host_port("web", 8000).await.unwrap();
     let mut http = std::net::TcpStream::connect(&addr).unwrap();
     write!(http, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
@@ -53,6 +60,9 @@ async fn the_web_service_answers_on_its_published_port(#[case] path: &str) {
     let out = stack.exec("web", ["python3", "-c", "print('inside')"]).await.unwrap();
     assert_eq!((out.exit, out.stdout.text().trim()), (0, "inside"));
     assert!(stack.project().starts_with("sc-outside-"), "{}", stack.project());
+    // The request above is in the server's log.
+    let logs = stack.logs("web", 20).await.unwrap();
+    assert!(logs.contains(&format!("\"GET {path} HTTP/1.0\" 200")), "{logs}");
     let report = stack.check().await;
     let failed: Vec<_> = report.outcomes.iter().filter(|o| o.status == Status::Failed).collect();
     assert!(failed.is_empty() && report.infra_error.is_none(), "{failed:?} {:?}", report.infra_error);
