@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::engine::{
-    Engine, EngineError, Leftovers, ResourceKind, LABEL_KEPT, LABEL_OWNER, LABEL_OWNER_PID,
-    LABEL_RUN, LABEL_SUITE,
+    Engine, EngineError, Leftovers, ResourceKind, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN,
+    LABEL_SUITE,
 };
 use crate::run::KeptStack;
 
@@ -207,11 +207,7 @@ async fn not_kept(
     let kept: BTreeSet<String> = tagged
         .iter()
         .filter(|t| t.kind == ResourceKind::Volume)
-        .filter(|t| {
-            t.labels
-                .get(LABEL_KEPT)
-                .is_some_and(|why| why != crate::run::HELD)
-        })
+        .filter(|t| KeptStack::from_labels(&t.labels).is_some_and(|k| k.on_purpose()))
         .map(run_of)
         .collect();
     let doomed: Vec<_> = tagged

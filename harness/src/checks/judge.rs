@@ -137,16 +137,18 @@ pub(super) fn judge(
         _ if exited => {
             let restarts = info.restart_count.unwrap_or(0);
             let exit = format!("`{service}` exited with code {code} after {elapsed:.1}s (expected {want})");
-            Judgement::Decided(Verdict::fail(match restart_promised(info, code) {
-                Some(p) if restarts >= CRASH_LOOP => format!(
+            match restart_promised(info, code) {
+                Some(p) if restarts >= CRASH_LOOP => Judgement::Decided(Verdict::fail(format!(
                     "`{service}` is crash-looping: restarted {restarts}× by its restart policy `{p}` in {elapsed:.1}s, last exit code {code} (expected {want})"
-                ),
+                ))),
                 Some(p) if down_for < RESTART_GRACE => {
-                    return Judgement::Waiting(format!("exited with code {code}, restart policy `{p}`"))
+                    Judgement::Waiting(format!("exited with code {code}, restart policy `{p}`"))
                 }
-                Some(p) => format!("{exit}; its restart policy `{p}` did not start it again within {RESTART_GRACE:?}"),
-                None => exit,
-            }))
+                Some(p) => Judgement::Decided(Verdict::fail(format!(
+                    "{exit}; its restart policy `{p}` did not start it again within {RESTART_GRACE:?}"
+                ))),
+                None => Judgement::Decided(Verdict::fail(exit)),
+            }
         }
         _ if health == Some(HealthStatusEnum::UNHEALTHY) => Judgement::Decided(Verdict::fail(format!(
             "`{service}` became unhealthy after {elapsed:.1}s (expected {want}); last health check: {}",

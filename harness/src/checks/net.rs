@@ -227,7 +227,7 @@ async fn reaches(
     judge_crossing(confirm, |look| {
         let mode = network_mode.clone();
         async move {
-            let changes = ctx.engine.watch_network_changes();
+            let changes = look.then(|| ctx.engine.watch_network_changes());
             let out = run_probe(ctx, mode, vec![], "net", &[target.to_string()]).await?;
             let result = serde_json::from_str::<NetReport>(out.trim())
                 .ok()
@@ -238,9 +238,9 @@ async fn reaches(
                         crate::report::snippet(&out, 200)
                     )
                 });
-            let changed = match look && result == "open" {
-                true => changes.finish().await,
-                false => Vec::new(),
+            let changed = match changes.filter(|_| result == "open") {
+                Some(changes) => changes.finish().await,
+                None => Vec::new(),
             };
             Ok((result, changed))
         }

@@ -1,7 +1,7 @@
 //! Claims: what only one stack can hold at a time on an engine (a fixed host port, a
 //! `container_name`, a fixed network or volume name, the tag of an image it builds, a fixed
-//! subnet), held by a run across processes and hosts sharing the engine. A claim is a container named after what it claims,
-//! created and never started: the engine lets only one container have a name, so creating it is
+//! subnet), held by a run across processes and hosts sharing the engine. A claim is a container
+//! named after what it claims, created and never started: the engine lets only one container have a name, so creating it is
 //! the atomic test-and-set. It carries the run's labels, so teardown, the stale sweep and the
 //! crash watcher remove it with the run's other resources.
 

@@ -1,8 +1,8 @@
 //! Watching the engine create and remove networks. Each such change reprograms Docker's firewall,
 //! and while it does, a container on an internal or separate network can reach across: measured
-//! here (Docker 20.10), a container on an internal network connected to a published port on another
-//! network in most tries while another client created and removed networks, and in none before or
-//! after. A connection that crosses a network boundary proves a leak only when no change overlapped it.
+//! here (Docker 20.10), a container on an internal network connected to a published port on
+//! another network in most tries while another client created and removed networks, and in none
+//! before or after. A crossing proves a leak only when no change overlapped it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,7 +53,8 @@ impl Engine {
 }
 
 impl NetworkChanges {
-    /// The changes seen until a moment after now (a second: the engine reports a change once its rules are in place); ends the watch.
+    /// The changes seen until a moment after now (a second: the engine reports a change once its
+    /// rules are in place); ends the watch.
     pub async fn finish(self) -> Vec<String> {
         tokio::time::sleep(LINGER).await;
         self.task.abort();

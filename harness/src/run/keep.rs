@@ -22,7 +22,7 @@ const LABEL_KEPT_PORTS: &str = "io.stackcheck.kept.ports";
 const LABEL_KEPT_SUBNETS: &str = "io.stackcheck.kept.subnets";
 const LABEL_KEPT_WORKDIR: &str = "io.stackcheck.kept.workdir";
 /// The `why` of a stack held by a live process's [`crate::Stack`].
-pub(crate) const HELD: &str = "held";
+const HELD: &str = "held";
 
 /// When `run` leaves the stack up instead of tearing it down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

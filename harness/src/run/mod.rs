@@ -23,7 +23,6 @@ mod teardown;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub(crate) use keep::HELD;
 pub use keep::{down, kept, reusable, stack_of, Keep, KeptStack};
 pub use schedule::{claims, default_jobs, run_all};
 pub use teardown::teardown;
