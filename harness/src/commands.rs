@@ -1,11 +1,13 @@
-//! The subcommands besides `run`, each as the CLI prints it and with its exit code: `validate`,
-//! `init`, `reap` and `down`. `main.rs` parses the command line and dispatches here.
+//! Each subcommand as the CLI prints it and with its exit code: `validate`, `init`, `reap`,
+//! `down`, `mutate`, and `run` (and `up`) once their input is checked. `main.rs` parses the
+//! command line and dispatches here.
 
 use std::time::Duration;
 
 use crate::engine::Engine;
-use crate::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INVALID, EXIT_OK};
+use crate::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK};
 use crate::report::Status;
+use crate::report::{Console, Outputs};
 use crate::suite::LoadedSuite;
 
 /// The engine, or exit 3 with how to start one (said by the error).
@@ -101,6 +103,114 @@ pub async fn init(req: crate::init::InitRequest, force: bool) -> i32 {
     EXIT_OK
 }
 
+/// What `stackcheck mutate` was asked.
+#[derive(Debug)]
+pub struct MutateRequest {
+    /// Only these kinds (all when empty).
+    pub only: Vec<crate::mutate::MutantKind>,
+    /// Mutant runs at the same time (default: one per core, at most 4).
+    pub jobs: Option<usize>,
+    /// No mutant starts after this.
+    pub budget: Duration,
+    /// Write the JSON report here.
+    pub json: Option<std::path::PathBuf>,
+    /// Write the Markdown summary here.
+    pub markdown: Option<std::path::PathBuf>,
+    /// Exit 1 under this score.
+    pub min_score: Option<f64>,
+}
+
+/// `stackcheck mutate`: the baseline, every mutant, then the table and the files asked for.
+pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
+    let suite = match loaded.as_slice() {
+        [one] if !one.suite.stack.compose.is_empty() => one,
+        [one] => {
+            eprintln!(
+                "error: {}: mutate works on compose stacks; this suite runs `stack.containers`",
+                one.path.display()
+            );
+            return EXIT_INVALID;
+        }
+        many => {
+            let ids: Vec<&str> = many.iter().map(|s| s.suite.id.as_str()).collect();
+            eprintln!(
+                "error: mutate takes one suite run; this file is {} ({}): give the variant its own file",
+                many.len(),
+                ids.join(", ")
+            );
+            return EXIT_INVALID;
+        }
+    };
+    if let Some(s) = req.min_score.filter(|s| !(0.0..=1.0).contains(s)) {
+        eprintln!("error: --min-score {s}: expected a number from 0 to 1");
+        return EXIT_INVALID;
+    }
+    for f in req.json.iter().chain(&req.markdown) {
+        let parent = f.parent().filter(|p| !p.as_os_str().is_empty());
+        if parent.is_some_and(|p| !p.is_dir()) {
+            eprintln!("error: {}: its folder does not exist", f.display());
+            return EXIT_INVALID;
+        }
+    }
+    let engine = match connect().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    if let Err(e) = crate::reap::reap(&engine, false, false).await {
+        eprintln!("warning: could not look for stale runs: {e}");
+    }
+    match std::env::current_exe() {
+        Ok(exe) => crate::reap::spawn_watcher(&exe),
+        Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
+    }
+    let options = crate::mutate::MutateOptions {
+        only: req.only,
+        jobs: req.jobs.unwrap_or_else(crate::run::default_jobs),
+        budget: req.budget,
+    };
+    let console = Console::new(false);
+    let line = |l: &str| eprintln!("{l}");
+    let report = match crate::mutate::mutate(suite, &engine, &options, &console, &line).await {
+        Ok(r) => r,
+        Err(e @ crate::mutate::MutateError::BaselineFailed(_)) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+        Err(e @ crate::mutate::MutateError::Interrupted) => {
+            eprintln!("{e}");
+            return EXIT_INTERRUPTED;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INFRA;
+        }
+    };
+    print!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let files = [
+        (req.json.as_ref(), json),
+        (req.markdown.as_ref(), report.markdown()),
+    ];
+    for (path, text) in files {
+        if let Some(p) = path {
+            if let Err(e) = std::fs::write(p, text) {
+                eprintln!("error: cannot write {}: {e}", p.display());
+                return EXIT_INFRA;
+            }
+        }
+    }
+    if report.interrupted {
+        return EXIT_INTERRUPTED;
+    }
+    match (req.min_score, report.score) {
+        (Some(min), Some(score)) if score < min => {
+            eprintln!("score {} is under --min-score {min}", report.score_text());
+            EXIT_FAILED
+        }
+        _ => EXIT_OK,
+    }
+}
+
 /// `stackcheck reap`: removes (or lists) what earlier runs left.
 pub async fn reap(dry_run: bool, include_live: bool) -> i32 {
     let engine = match connect().await {
@@ -170,4 +280,78 @@ pub async fn down(loaded: Vec<LoadedSuite>) -> i32 {
         }
     }
     code
+}
+
+/// `stackcheck run` and `up`: stale runs reaped, the watcher started, every suite run, the
+/// summary and report files written; the exit code.
+pub async fn run(
+    loaded: Vec<LoadedSuite>,
+    outputs: Outputs,
+    verbose: bool,
+    options: crate::run::RunOptions,
+    jobs: usize,
+) -> i32 {
+    let engine = match crate::commands::connect().await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    match crate::reap::reap(&engine, false, false).await {
+        Ok(stale) => {
+            for r in stale {
+                eprintln!("removed a stale {}", r.describe());
+            }
+        }
+        Err(e) => eprintln!("warning: could not look for stale runs: {e}"),
+    }
+    match std::env::current_exe() {
+        Ok(exe) => crate::reap::spawn_watcher(&exe),
+        Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
+    }
+    if options.keep == Some(crate::run::Keep::Up) {
+        for s in &loaded {
+            match crate::run::kept(&engine, Some(&s.suite.id)).await {
+                Ok(k) if !k.is_empty() => {
+                    eprintln!(
+                        "error: a stack of suite `{}` is already up (project {}, run {}): check it with `stackcheck run {} --reuse`, or `stackcheck down {}` first",
+                        s.suite.id,
+                        k[0].project,
+                        k[0].run_id,
+                        s.path.display(),
+                        s.path.display()
+                    );
+                    return EXIT_INFRA;
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: could not look for kept stacks: {e}"),
+            }
+        }
+    }
+    if options.reuse {
+        let mut bad = false;
+        for s in &loaded {
+            if let Err(why) = crate::run::reusable(&engine, s).await {
+                eprintln!("error: --reuse: {why}");
+                bad = true;
+            }
+        }
+        if bad {
+            return EXIT_INFRA;
+        }
+    }
+    let started = std::time::Instant::now();
+    let console = Console::new(verbose);
+    let reports = crate::run::run_all(&loaded, &engine, &console, &options, jobs).await;
+    console.summary(&reports);
+    if !outputs.write(&reports, started.elapsed().as_millis() as u64) {
+        return EXIT_INFRA;
+    }
+    if reports.iter().any(|r| r.interrupted) {
+        EXIT_INTERRUPTED
+    } else if reports.iter().any(|r| r.infra_error.is_some()) {
+        EXIT_INFRA
+    } else if reports.iter().any(|r| r.failed() > 0) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
 }

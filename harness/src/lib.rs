@@ -16,6 +16,7 @@ pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod init;
+pub mod mutate;
 pub mod nextest;
 pub mod plan;
 pub mod reap;

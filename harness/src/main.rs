@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use stackcheck::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK};
-use stackcheck::report::{Console, Outputs};
+use stackcheck::error::{EXIT_INFRA, EXIT_INVALID, EXIT_OK};
+use stackcheck::report::Outputs;
 use stackcheck::suite::{self, LoadedSuite};
 
 #[derive(Parser)]
@@ -143,11 +143,42 @@ enum Command {
         #[arg(long, value_name = "GLOB")]
         filter: Vec<String>,
     },
-    /// Print the JSON Schema of the suite format (or, with --report, of `run --json` output).
+    /// Break the stack on purpose, one way at a time, and report which breakages the suite misses.
+    ///
+    /// Runs the suite on the stack as written first (it must pass), then once per mutant: a
+    /// compose file added after yours (never an edit of them). Killed: a test failed; survived:
+    /// every test passed. Exit codes: 0 done, 1 the suite fails as written or the score is under
+    /// --min-score, 2 invalid input, 3 engine or infrastructure error, 130 interrupted.
+    Mutate {
+        /// The suite file.
+        suite: PathBuf,
+        /// Only these kinds of mutant. Repeatable.
+        #[arg(long, value_enum, value_name = "KIND")]
+        only: Vec<stackcheck::mutate::MutantKind>,
+        /// Mutant runs at the same time (default: one per core, at most 4).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+        jobs: Option<u16>,
+        /// Start no mutant run after this long (e.g. `20m`); running ones finish.
+        #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = duration)]
+        budget: std::time::Duration,
+        /// Write the verdicts as JSON (schema `stackcheck-mutate/1`: `stackcheck schema --mutate`).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write a Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+        /// Exit 1 when killed / (killed + survived) is below this (0 to 1).
+        #[arg(long, value_name = "SCORE")]
+        min_score: Option<f64>,
+    },
+    /// Print the JSON Schema of the suite format (or of `run --json` / `mutate --json` output).
     Schema {
         /// The schema of the JSON report instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mutate")]
         report: bool,
+        /// The schema of `mutate --json` instead.
+        #[arg(long)]
+        mutate: bool,
     },
     /// Remove what runs left behind: resources labelled `io.stackcheck.run` whose owner process is
     /// gone from this machine (every `run` does this first, too).
@@ -287,8 +318,10 @@ fn main() -> ExitCode {
         quiet_on_closed_stdout();
     }
     match cli.command {
-        Command::Schema { report } => {
-            if report {
+        Command::Schema { report, mutate } => {
+            if mutate {
+                println!("{}", stackcheck::mutate::mutation_schema_json());
+            } else if report {
                 println!("{}", stackcheck::report::report_schema_json());
             } else {
                 println!("{}", suite::schema_json());
@@ -347,6 +380,32 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }),
+        Command::Mutate {
+            suite,
+            only,
+            jobs,
+            budget,
+            json,
+            markdown,
+            min_score,
+        } => {
+            let Ok(runtime) = tokio::runtime::Runtime::new() else {
+                return ExitCode::from(EXIT_INFRA as u8);
+            };
+            let loaded = match load_and_resolve(std::slice::from_ref(&suite), &runtime) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let request = stackcheck::commands::MutateRequest {
+                only,
+                jobs: jobs.map(usize::from),
+                budget,
+                json,
+                markdown,
+                min_score,
+            };
+            ExitCode::from(runtime.block_on(stackcheck::commands::mutate(loaded, request)) as u8)
+        }
         Command::Down { suites } => match load_all(&suites) {
             Ok(loaded) => with_runtime(stackcheck::commands::down(loaded)),
             Err(code) => code,
@@ -449,7 +508,9 @@ fn start_run(
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID as u8);
     }
-    ExitCode::from(runtime.block_on(run(loaded, outputs, verbose, options, jobs)) as u8)
+    ExitCode::from(runtime.block_on(stackcheck::commands::run(
+        loaded, outputs, verbose, options, jobs,
+    )) as u8)
 }
 
 impl Ports {
@@ -480,81 +541,14 @@ impl Pull {
     }
 }
 
+/// A duration as suites write them (`90s`, `20m`).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    stackcheck::suite::Dur::parse(text).map(|d| d.0)
+}
+
 fn with_runtime(work: impl std::future::Future<Output = i32>) -> ExitCode {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => ExitCode::from(rt.block_on(work) as u8),
         Err(_) => ExitCode::from(EXIT_INFRA as u8),
-    }
-}
-
-async fn run(
-    loaded: Vec<LoadedSuite>,
-    outputs: Outputs,
-    verbose: bool,
-    options: stackcheck::run::RunOptions,
-    jobs: usize,
-) -> i32 {
-    let engine = match stackcheck::commands::connect().await {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
-    match stackcheck::reap::reap(&engine, false, false).await {
-        Ok(stale) => {
-            for r in stale {
-                eprintln!("removed a stale {}", r.describe());
-            }
-        }
-        Err(e) => eprintln!("warning: could not look for stale runs: {e}"),
-    }
-    match std::env::current_exe() {
-        Ok(exe) => stackcheck::reap::spawn_watcher(&exe),
-        Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
-    }
-    if options.keep == Some(stackcheck::run::Keep::Up) {
-        for s in &loaded {
-            match stackcheck::run::kept(&engine, Some(&s.suite.id)).await {
-                Ok(k) if !k.is_empty() => {
-                    eprintln!(
-                        "error: a stack of suite `{}` is already up (project {}, run {}): check it with `stackcheck run {} --reuse`, or `stackcheck down {}` first",
-                        s.suite.id,
-                        k[0].project,
-                        k[0].run_id,
-                        s.path.display(),
-                        s.path.display()
-                    );
-                    return EXIT_INFRA;
-                }
-                Ok(_) => {}
-                Err(e) => eprintln!("warning: could not look for kept stacks: {e}"),
-            }
-        }
-    }
-    if options.reuse {
-        let mut bad = false;
-        for s in &loaded {
-            if let Err(why) = stackcheck::run::reusable(&engine, s).await {
-                eprintln!("error: --reuse: {why}");
-                bad = true;
-            }
-        }
-        if bad {
-            return EXIT_INFRA;
-        }
-    }
-    let started = std::time::Instant::now();
-    let console = Console::new(verbose);
-    let reports = stackcheck::run::run_all(&loaded, &engine, &console, &options, jobs).await;
-    console.summary(&reports);
-    if !outputs.write(&reports, started.elapsed().as_millis() as u64) {
-        return EXIT_INFRA;
-    }
-    if reports.iter().any(|r| r.interrupted) {
-        EXIT_INTERRUPTED
-    } else if reports.iter().any(|r| r.infra_error.is_some()) {
-        EXIT_INFRA
-    } else if reports.iter().any(|r| r.failed() > 0) {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
     }
 }

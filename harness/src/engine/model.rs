@@ -19,6 +19,9 @@ pub struct ComposeModel {
     pub(crate) networks: BTreeMap<String, ModelNetwork>,
     #[serde(default)]
     pub(crate) volumes: BTreeMap<String, ModelVolume>,
+    /// The whole of compose's output: mutants (`crate::mutate`) copy the long forms they change.
+    #[serde(skip)]
+    pub(crate) raw: serde_json::Value,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -366,8 +369,12 @@ impl ComposeModel {
 
     /// Reads `docker compose config --format json` output.
     pub fn parse(json: &str) -> Result<ComposeModel, String> {
-        serde_json::from_str(json)
-            .map_err(|e| format!("unexpected `docker compose config` output: {e}"))
+        let raw: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| format!("unexpected `docker compose config` output: {e}"))?;
+        let mut model: ComposeModel = serde_json::from_value(raw.clone())
+            .map_err(|e| format!("unexpected `docker compose config` output: {e}"))?;
+        model.raw = raw;
+        Ok(model)
     }
 
     /// The engine-side name of a compose network (`<project>_<name>` unless named explicitly).

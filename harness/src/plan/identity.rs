@@ -187,13 +187,21 @@ impl RunIdentity {
             })
             .collect();
         let doc = json!({ "services": services, "networks": networks, "volumes": volumes });
-        // JSON is YAML; the one YAML-only part is the `!override` tag that replaces (instead of
-        // extends) a list. A JSON string can never contain the unescaped key.
-        let re =
-            regex::Regex::new(&format!(r#""{OVERRIDE_PREFIX}(\w+)":"#)).expect("a valid pattern");
-        re.replace_all(&doc.to_string(), r#""$1":!override "#)
-            .into_owned()
+        tagged_yaml(&doc)
     }
+}
+
+/// A compose file from JSON with keys made by [`override_key`] and [`reset_key`]. JSON is YAML;
+/// the YAML-only parts are the tags: `!override` replaces (instead of extends) a list or map,
+/// `!reset` removes a key. A JSON string can never contain the unescaped key.
+pub(crate) fn tagged_yaml(doc: &serde_json::Value) -> String {
+    let text = doc.to_string();
+    let over =
+        regex::Regex::new(&format!(r#""{OVERRIDE_PREFIX}([^"]+)":"#)).expect("a valid pattern");
+    let text = over.replace_all(&text, r#""$1":!override "#);
+    let reset =
+        regex::Regex::new(&format!(r#""{RESET_PREFIX}([^"]+)":null"#)).expect("a valid pattern");
+    reset.replace_all(&text, r#""$1":!reset null"#).into_owned()
 }
 
 /// Whether network `key` of a model with moved subnets has one (a moved config remembers the
@@ -207,9 +215,14 @@ fn has_moved(moved: &ComposeModel, key: &str) -> bool {
     configs.into_iter().any(|c| c.documented.is_some())
 }
 
-/// Placeholder for a key whose list replaces the compose files' (see `label_override`).
-fn override_key(key: &str) -> String {
+/// Placeholder for a key whose list or map replaces the compose files' ([`tagged_yaml`]).
+pub(crate) fn override_key(key: &str) -> String {
     format!("{OVERRIDE_PREFIX}{key}")
+}
+
+/// Placeholder for a key the compose files set and the generated file removes ([`tagged_yaml`]).
+pub(crate) fn reset_key(key: &str) -> String {
+    format!("{RESET_PREFIX}{key}")
 }
 
 /// A suite's compose project as written, for reading its model before any run (no override,
@@ -251,6 +264,7 @@ impl RunIdentity {
 }
 
 const OVERRIDE_PREFIX: &str = "x-stackcheck-override-";
+const RESET_PREFIX: &str = "x-stackcheck-reset-";
 
 #[cfg(test)]
 mod tests {

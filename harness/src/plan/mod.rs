@@ -6,6 +6,7 @@ mod identity;
 mod select;
 pub mod subnets;
 
+pub(crate) use identity::{override_key, reset_key, tagged_yaml};
 pub use identity::{static_compose, RunIdentity};
 pub use select::{check_quarantine, filter_matches, needs, select, select_for_run, Needs};
 pub use subnets::SubnetMoves;

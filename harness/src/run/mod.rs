@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use keep::{down, kept, reusable, stack_of, Keep, KeptStack};
 pub use schedule::{claims, default_jobs, run_all};
+pub(crate) use teardown::interruption;
 pub use teardown::teardown;
 
 use crate::checks::Verdict;
@@ -60,6 +61,11 @@ pub struct RunOptions {
     pub logs_dir: Option<std::path::PathBuf>,
     /// Overrides each suite's `stack.health`.
     pub health: Option<HealthMode>,
+    /// A compose file added after the suite's own (a mutant of `stackcheck mutate`): the run sees
+    /// the stack as if its files said so, its model included.
+    pub mutation: Option<std::path::PathBuf>,
+    /// Before teardown, read each running service's facts into this (`stackcheck mutate`).
+    pub observe: Option<crate::mutate::Observed>,
 }
 
 impl RunOptions {
@@ -139,10 +145,11 @@ pub async fn run_suite_with(
         )),
         None => std::env::temp_dir().join(format!("stackcheck-{}", id.run_id)),
     };
-    let compose = match &reusing {
+    let mut compose = match &reusing {
         Some(k) => k.compose(loaded),
         None => id.compose(loaded, Some(workdir.join(keep::OVERRIDE))),
     };
+    compose.files.extend(options.mutation.clone());
     progress.phase(&format!(
         "{suite_id}: project {} (run {})",
         id.project, id.run_id
@@ -160,6 +167,9 @@ pub async fn run_suite_with(
     };
 
     drop(health);
+    if let Some(observed) = options.observe.as_ref().filter(|_| !interrupted) {
+        observed.fill(engine, &id.project).await;
+    }
     if let Some(dir) = options.logs_dir.as_ref().filter(|_| runner.logs.is_none()) {
         progress.phase(&format!("{suite_id}: writing logs to {}", dir.display()));
         let services = logs::project_services(engine, &id.project).await;

@@ -13,7 +13,7 @@ const ENGINE_RETURN: Duration = Duration::from_secs(60);
 
 /// Ctrl-C (SIGINT) or SIGTERM (what `cargo nextest` and CI runners send first): either way the
 /// run stops and tears down.
-pub(super) async fn interruption() -> &'static str {
+pub(crate) async fn interruption() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;

@@ -1,0 +1,77 @@
+//! What the unmutated stack showed while it ran: each service's command, healthcheck, restart
+//! policy and shell, read from its container before the baseline run tears down.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::ServiceFacts;
+use crate::engine::{Engine, Watching, LABEL_SERVICE};
+
+/// Where a run leaves its services' facts (`RunOptions::observe`).
+#[derive(Clone, Debug, Default)]
+pub struct Observed(Arc<Mutex<BTreeMap<String, ServiceFacts>>>);
+
+impl Observed {
+    /// The facts gathered so far (empty before the run reached its teardown).
+    pub fn facts(&self) -> BTreeMap<String, ServiceFacts> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads every running container of `project`.
+    pub async fn fill(&self, engine: &Engine, project: &str) {
+        let Ok(containers) = engine.project_containers(project).await else {
+            return;
+        };
+        let mut facts = BTreeMap::new();
+        for c in containers {
+            let Some(id) = c.id else { continue };
+            let Ok(info) = engine.inspect(&id).await else {
+                continue;
+            };
+            let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
+            let config = info.config.unwrap_or_default();
+            let Some(service) = config
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SERVICE))
+                .cloned()
+            else {
+                continue;
+            };
+            let test = config.healthcheck.and_then(|h| h.test).unwrap_or_default();
+            let restart = info
+                .host_config
+                .and_then(|h| h.restart_policy)
+                .and_then(|r| r.name)
+                .map(|n| n.to_string())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "no".into());
+            // An idle or exiting command is a shell script: without `sh` and `sleep` in the
+            // image those mutants would fail to start for a reason no promise is about.
+            let probe = ["sh", "-c", "command -v sleep"].map(String::from);
+            let shell = running
+                && engine
+                    .exec(
+                        &id,
+                        &probe,
+                        None,
+                        Duration::from_secs(10),
+                        &Watching::default(),
+                    )
+                    .await
+                    .is_ok_and(|out| out.exit == 0);
+            facts.insert(
+                service,
+                ServiceFacts {
+                    entrypoint: config.entrypoint.unwrap_or_default(),
+                    cmd: config.cmd.unwrap_or_default(),
+                    healthcheck: !test.is_empty() && test[0] != "NONE",
+                    restart,
+                    shell,
+                },
+            );
+        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = facts;
+    }
+}

@@ -1,0 +1,221 @@
+//! `stackcheck mutate`: how strong a suite is as a gate. The stack is broken on purpose, one
+//! breakage at a time (`mutants`), and the suite is run against each: a mutant is killed when a
+//! test fails, survived when every test passes. Every mutant run is a normal run (ephemeral ports,
+//! labels, watcher, teardown, the no-leaks proof) with one compose file added after the user's.
+//!
+//! First the suite runs on the stack as written (the baseline): it must pass, or no verdict on a
+//! mutant would mean anything; that run also shows what the files alone do not say
+//! (`facts`). `report` writes the verdicts.
+
+mod facts;
+mod mutants;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+pub use facts::Observed;
+pub use mutants::{mutants, Mutant, MutantKind, ServiceFacts};
+pub use report::{mutation_schema_json, MutantResult, MutantVerdict, MutationReport};
+
+use crate::engine::{Engine, CONFIG_TIMEOUT};
+use crate::report::{Progress, Status, SuiteReport};
+use crate::run::{run_suite_with, RunOptions};
+use crate::suite::{HealthMode, LoadedSuite, PortsMode};
+
+/// Why a mutant's own run did not finish.
+const INTERRUPTED: &str = "interrupted";
+
+/// How `mutate` runs.
+#[derive(Clone, Debug)]
+pub struct MutateOptions {
+    /// Only these kinds (all when empty).
+    pub only: Vec<MutantKind>,
+    /// Mutant runs at the same time.
+    pub jobs: usize,
+    /// No mutant run starts after this much time (running ones finish, each bounded by the
+    /// suite's own timeout).
+    pub budget: Duration,
+}
+
+/// Why `mutate` produced no verdicts.
+#[derive(Debug, thiserror::Error)]
+pub enum MutateError {
+    /// The suite fails on the stack as written: a mutant's verdict would mean nothing.
+    #[error("the suite fails on the stack as written ({}); mutants are judged against a passing suite", .0.join("; "))]
+    BaselineFailed(Vec<String>),
+    /// The baseline could not be carried out (engine, compose).
+    #[error("the baseline run could not be carried out: {0}")]
+    Infra(String),
+    /// Ctrl-C during the baseline (after its teardown).
+    #[error("interrupted during the baseline run")]
+    Interrupted,
+}
+
+/// Runs the baseline, derives the mutants and runs the suite against each. `progress` sees the
+/// baseline's tests; `line` gets one line per phase and per mutant verdict.
+pub async fn mutate(
+    loaded: &LoadedSuite,
+    engine: &Engine,
+    options: &MutateOptions,
+    progress: &dyn Progress,
+    line: &(dyn Fn(&str) + Sync),
+) -> Result<MutationReport, MutateError> {
+    let started = Instant::now();
+    let (baseline, health) = baseline(loaded, engine, progress, line).await?;
+    let facts = baseline.facts();
+    let model = crate::plan::static_compose(loaded)
+        .config_static(true, CONFIG_TIMEOUT)
+        .await
+        .map_err(|e| MutateError::Infra(e.to_string()))?;
+    let all: Vec<Mutant> = mutants(&model, &facts)
+        .into_iter()
+        .filter(|m| options.only.is_empty() || options.only.contains(&m.kind))
+        .collect();
+    line(&format!(
+        "{} mutant(s) of {} service(s), {} at a time (budget {}s)",
+        all.len(),
+        facts.len(),
+        options.jobs,
+        options.budget.as_secs()
+    ));
+    let dir = std::env::temp_dir().join(format!("stackcheck-mutate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| MutateError::Infra(format!("cannot create {}: {e}", dir.display())))?;
+    let deadline = started + options.budget;
+    // Runs under way see Ctrl-C themselves and tear down; this keeps the queued ones from
+    // starting (between two runs nobody else would notice it).
+    let stop = Arc::new(AtomicBool::new(false));
+    let watch = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            crate::run::interruption().await;
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let done = AtomicUsize::new(0);
+    let total = all.len();
+    let runs = all.iter().enumerate().map(|(i, m)| {
+        let file = dir.join(format!("mutant-{i}.yaml"));
+        let (stop, done) = (&*stop, &done);
+        async move {
+            let result = if stop.load(Ordering::SeqCst) {
+                MutantResult::not_run(m, "not started: the command was interrupted")
+            } else if Instant::now() >= deadline {
+                MutantResult::not_run(m, "the budget was spent before it started")
+            } else {
+                one(loaded, engine, m, file, health).await
+            };
+            if result.verdict == MutantVerdict::NotRun && result.detail == INTERRUPTED {
+                stop.store(true, Ordering::SeqCst);
+            }
+            let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+            line(&report::progress_line(n, total, &result));
+            (i, result)
+        }
+    });
+    let mut results: Vec<(usize, MutantResult)> = futures_util::stream::iter(runs)
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+    watch.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    results.sort_by_key(|(i, _)| *i);
+    Ok(MutationReport::new(
+        loaded,
+        health,
+        started.elapsed(),
+        stop.load(Ordering::SeqCst),
+        results.into_iter().map(|(_, r)| r).collect(),
+    ))
+}
+
+/// The suite on the stack as written, with fast health if it passes so (every mutant run is then
+/// faster), else as documented. Returns what it observed and the health mode that passed.
+async fn baseline(
+    loaded: &LoadedSuite,
+    engine: &Engine,
+    progress: &dyn Progress,
+    line: &(dyn Fn(&str) + Sync),
+) -> Result<(Observed, HealthMode), MutateError> {
+    let mut failures = Vec::new();
+    for health in [HealthMode::Fast, HealthMode::Documented] {
+        line(&format!(
+            "baseline: the suite on the stack as written ({} health, ephemeral ports)",
+            match health {
+                HealthMode::Fast => "fast",
+                HealthMode::Documented => "documented",
+            }
+        ));
+        let observed = Observed::default();
+        let options = RunOptions {
+            ports: Some(PortsMode::Ephemeral),
+            health: Some(health),
+            observe: Some(observed.clone()),
+            ..Default::default()
+        };
+        let report = run_suite_with(loaded, engine, progress, &options).await;
+        if report.interrupted {
+            return Err(MutateError::Interrupted);
+        }
+        if let Some(e) = &report.infra_error {
+            return Err(MutateError::Infra(e.clone()));
+        }
+        failures = failed(&report);
+        if failures.is_empty() {
+            return Ok((observed, health));
+        }
+        line(&format!(
+            "baseline failed with {} test(s) failing",
+            failures.len()
+        ));
+    }
+    Err(MutateError::BaselineFailed(failures))
+}
+
+/// One mutant's run and verdict.
+async fn one(
+    loaded: &LoadedSuite,
+    engine: &Engine,
+    m: &Mutant,
+    file: PathBuf,
+    health: HealthMode,
+) -> MutantResult {
+    let t0 = Instant::now();
+    if let Err(e) = std::fs::write(&file, &m.file) {
+        return MutantResult::invalid(m, format!("cannot write {}: {e}", file.display()), t0);
+    }
+    let options = RunOptions {
+        ports: Some(PortsMode::Ephemeral),
+        health: Some(health),
+        // The first failing test kills the mutant; the rest would only cost time.
+        fail_fast: true,
+        mutation: Some(file),
+        ..Default::default()
+    };
+    let report = run_suite_with(loaded, engine, &Silent, &options).await;
+    MutantResult::judged(m, &report, t0)
+}
+
+/// `name: message` of each failed test.
+fn failed(report: &SuiteReport) -> Vec<String> {
+    report
+        .outcomes
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .map(|o| format!("{}: {}", o.name, o.message))
+        .collect()
+}
+
+/// A mutant run prints nothing of its own: its verdict is one line.
+struct Silent;
+
+impl Progress for Silent {
+    fn phase(&self, _: &str) {}
+    fn detail(&self, _: &str) {}
+    fn outcome(&self, _: &crate::report::Outcome) {}
+}
