@@ -110,6 +110,8 @@ pub struct MutateRequest {
     pub only: Vec<crate::mutate::MutantKind>,
     /// Mutant runs at the same time (default: one per core, at most 4).
     pub jobs: Option<usize>,
+    /// Ports of every run (`--ports`; unset: as `mutate` decides).
+    pub ports: Option<crate::suite::PortsMode>,
     /// No mutant starts after this.
     pub budget: Duration,
     /// Write the JSON report here.
@@ -167,6 +169,7 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
         only: req.only,
         jobs: req.jobs.unwrap_or_else(crate::run::default_jobs),
         budget: req.budget,
+        ports: req.ports,
     };
     let console = Console::new(false);
     let line = |l: &str| eprintln!("{l}");

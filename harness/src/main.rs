@@ -158,6 +158,11 @@ enum Command {
         /// Mutant runs at the same time (default: one per core, at most 4).
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
         jobs: Option<u16>,
+        /// Host ports and fixed names of every run: ephemeral (mutants run side by side) or
+        /// documented (runs take turns on them). Default: ephemeral, unless a `from_host` command
+        /// of the suite names a documented host port.
+        #[arg(long, value_enum)]
+        ports: Option<Ports>,
         /// Start no mutant run after this long (e.g. `20m`); running ones finish.
         #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = duration)]
         budget: std::time::Duration,
@@ -384,6 +389,7 @@ fn main() -> ExitCode {
             suite,
             only,
             jobs,
+            ports,
             budget,
             json,
             markdown,
@@ -399,6 +405,7 @@ fn main() -> ExitCode {
             let request = stackcheck::commands::MutateRequest {
                 only,
                 jobs: jobs.map(usize::from),
+                ports: ports.map(Ports::mode),
                 budget,
                 json,
                 markdown,

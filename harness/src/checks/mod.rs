@@ -25,6 +25,7 @@ pub mod state;
 
 pub use image::check_image;
 pub use service::check_service;
+pub use smoke::names_a_documented_port;
 pub use stack::{check_config, check_network, check_volume};
 
 mod ctx;

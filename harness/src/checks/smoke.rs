@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::expect;
 use super::listen::{listen, not_listening};
 use super::{Ctx, Verdict};
-use crate::engine::{ExecOutput, HelperSpec};
+use crate::engine::{ComposeModel, ExecOutput, HelperSpec};
 use crate::report::{snippet, tail_snippet};
 use crate::suite::{ExecCheck, Expect, FromHostCheck, TcpCheck};
 
@@ -109,6 +109,31 @@ pub(super) async fn from_host(ctx: &Ctx<'_>, p: &FromHostCheck, expect: &Expect)
         Ok(out) => expect_exec(expect, &out, t0.elapsed()),
         Err(e) => Verdict::fail(format!("from the host with `{}`'s image: {e}", p.image_of)),
     }
+}
+
+/// The first `from_host` command of the suite (check or step) naming a documented host port,
+/// as `(check name, port)`: such a suite cannot run with ephemeral ports (see [`from_host`]).
+pub fn names_a_documented_port(
+    suite: &crate::suite::Suite,
+    model: &ComposeModel,
+) -> Option<(String, u16)> {
+    let documented: Vec<u16> = model
+        .services
+        .values()
+        .flat_map(|s| &s.ports)
+        .filter_map(|p| p.published.as_deref()?.parse::<u16>().ok())
+        .collect();
+    suite.checks.iter().find_map(|c| {
+        c.kind
+            .with_steps()
+            .into_iter()
+            .find_map(|(_, kind)| match kind {
+                crate::suite::CheckKind::FromHost(p) => {
+                    names_host_port(&p.cmd, &documented).map(|port| (c.name.clone(), port))
+                }
+                _ => None,
+            })
+    })
 }
 
 /// The first of `ports` that `cmd` names: as a whole number anywhere (`:18081`, `nc host 18081`,
@@ -248,5 +273,31 @@ mod tests {
         }
         assert_eq!(names_host_port(&cmd("ping -c1 10.0.0.80"), &[80]), None);
         assert_eq!(names_host_port(&cmd("python3.11 -V"), &[11]), None);
+    }
+
+    #[test]
+    fn a_suite_whose_host_command_names_a_documented_port_is_found_statically() {
+        let model = ComposeModel::parse(
+            r#"{"services":{"web":{"ports":[{"target":80,"published":"18081"}]}}}"#,
+        )
+        .unwrap();
+        let suite = |check: &str| {
+            let text = format!("suite: s\nstack: {{ compose: [c.yml] }}\nchecks:\n{check}");
+            crate::suite::load_str(std::path::Path::new("s.yaml"), &text)
+                .unwrap()
+                .suite
+        };
+        let named = suite(
+            "  - name: host\n    from_host: { image_of: web, cmd: [curl, 'localhost:18081'] }\n",
+        );
+        assert_eq!(
+            names_a_documented_port(&named, &model),
+            Some(("host".to_string(), 18081))
+        );
+        let stepped = suite("  - name: steps\n    steps:\n      - from_host: { image_of: web, cmd: [nc, localhost, '18081'] }\n");
+        assert!(names_a_documented_port(&stepped, &model).is_some());
+        let other =
+            suite("  - name: host\n    from_host: { image_of: web, cmd: [curl, 'localhost:9'] }\n");
+        assert_eq!(names_a_documented_port(&other, &model), None);
     }
 }

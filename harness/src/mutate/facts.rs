@@ -61,9 +61,24 @@ impl Observed {
                     )
                     .await
                     .is_ok_and(|out| out.exit == 0);
+            // The image's own variables: removing one the compose file sets to the same value
+            // changes nothing (an equivalent mutant, which no suite could kill).
+            let image_env = match info.image.as_deref() {
+                Some(image) => engine.image(image).await.ok().flatten(),
+                None => None,
+            }
+            .and_then(|i| i.config?.env)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
             facts.insert(
                 service,
                 ServiceFacts {
+                    image_env,
                     entrypoint: config.entrypoint.unwrap_or_default(),
                     cmd: config.cmd.unwrap_or_default(),
                     healthcheck: !test.is_empty() && test[0] != "NONE",

@@ -37,6 +37,10 @@ pub struct MutateOptions {
     pub only: Vec<MutantKind>,
     /// Mutant runs at the same time.
     pub jobs: usize,
+    /// Host ports and fixed names of every run: ephemeral (runs share the engine) or documented
+    /// (runs take turns on them). Unset: ephemeral, unless a `from_host` command of the suite
+    /// names a documented host port.
+    pub ports: Option<PortsMode>,
     /// No mutant run starts after this much time (running ones finish, each bounded by the
     /// suite's own timeout).
     pub budget: Duration,
@@ -66,21 +70,36 @@ pub async fn mutate(
     line: &(dyn Fn(&str) + Sync),
 ) -> Result<MutationReport, MutateError> {
     let started = Instant::now();
-    let (baseline, health) = baseline(loaded, engine, progress, line).await?;
-    let facts = baseline.facts();
     let model = crate::plan::static_compose(loaded)
         .config_static(true, CONFIG_TIMEOUT)
         .await
         .map_err(|e| MutateError::Infra(e.to_string()))?;
+    let needs = crate::checks::names_a_documented_port(&loaded.suite, &model);
+    let ports = match (options.ports, needs) {
+        (Some(p), _) => p,
+        (None, Some((check, port))) => {
+            line(&format!(
+                "check `{check}` reaches documented host port {port}: every run uses the documented ports, one after another"
+            ));
+            PortsMode::Documented
+        }
+        (None, None) => PortsMode::Ephemeral,
+    };
+    let (baseline, health) = baseline(loaded, engine, ports, progress, line).await?;
+    let facts = baseline.facts();
     let all: Vec<Mutant> = mutants(&model, &facts)
         .into_iter()
         .filter(|m| options.only.is_empty() || options.only.contains(&m.kind))
         .collect();
+    // On the documented ports, runs of one stack can only take turns.
+    let jobs = match ports {
+        PortsMode::Documented => 1,
+        PortsMode::Ephemeral => options.jobs.max(1),
+    };
     line(&format!(
-        "{} mutant(s) of {} service(s), {} at a time (budget {}s)",
+        "{} mutant(s) of {} service(s), {jobs} at a time (budget {}s)",
         all.len(),
         facts.len(),
-        options.jobs,
         options.budget.as_secs()
     ));
     let dir = std::env::temp_dir().join(format!("stackcheck-mutate-{}", std::process::id()));
@@ -108,7 +127,7 @@ pub async fn mutate(
             } else if Instant::now() >= deadline {
                 MutantResult::not_run(m, "the budget was spent before it started")
             } else {
-                one(loaded, engine, m, file, health).await
+                one(loaded, engine, m, file, health, ports).await
             };
             if result.verdict == MutantVerdict::NotRun && result.detail == INTERRUPTED {
                 stop.store(true, Ordering::SeqCst);
@@ -119,7 +138,7 @@ pub async fn mutate(
         }
     });
     let mut results: Vec<(usize, MutantResult)> = futures_util::stream::iter(runs)
-        .buffer_unordered(options.jobs.max(1))
+        .buffer_unordered(jobs)
         .collect()
         .await;
     watch.abort();
@@ -139,21 +158,26 @@ pub async fn mutate(
 async fn baseline(
     loaded: &LoadedSuite,
     engine: &Engine,
+    ports: PortsMode,
     progress: &dyn Progress,
     line: &(dyn Fn(&str) + Sync),
 ) -> Result<(Observed, HealthMode), MutateError> {
     let mut failures = Vec::new();
     for health in [HealthMode::Fast, HealthMode::Documented] {
         line(&format!(
-            "baseline: the suite on the stack as written ({} health, ephemeral ports)",
+            "baseline: the suite on the stack as written ({} health, {} ports)",
             match health {
                 HealthMode::Fast => "fast",
                 HealthMode::Documented => "documented",
+            },
+            match ports {
+                PortsMode::Ephemeral => "ephemeral",
+                PortsMode::Documented => "documented",
             }
         ));
         let observed = Observed::default();
         let options = RunOptions {
-            ports: Some(PortsMode::Ephemeral),
+            ports: Some(ports),
             health: Some(health),
             observe: Some(observed.clone()),
             ..Default::default()
@@ -184,13 +208,14 @@ async fn one(
     m: &Mutant,
     file: PathBuf,
     health: HealthMode,
+    ports: PortsMode,
 ) -> MutantResult {
     let t0 = Instant::now();
     if let Err(e) = std::fs::write(&file, &m.file) {
         return MutantResult::invalid(m, format!("cannot write {}: {e}", file.display()), t0);
     }
     let options = RunOptions {
-        ports: Some(PortsMode::Ephemeral),
+        ports: Some(ports),
         health: Some(health),
         // The first failing test kills the mutant; the rest would only cost time.
         fail_fast: true,

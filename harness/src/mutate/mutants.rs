@@ -83,6 +83,8 @@ pub struct ServiceFacts {
     pub restart: String,
     /// `sh` and `sleep` run in it: an idle or exiting command can be put in its place.
     pub shell: bool,
+    /// The variables its image sets (`ENV`).
+    pub image_env: BTreeMap<String, String>,
 }
 
 /// One breakage of the stack.
@@ -204,11 +206,13 @@ pub fn mutants(model: &ComposeModel, facts: &BTreeMap<String, ServiceFacts>) -> 
                 change,
             ));
         }
-        for var in raw["environment"]
-            .as_object()
-            .into_iter()
-            .flat_map(|e| e.keys())
-        {
+        for (var, value) in raw["environment"].as_object().into_iter().flatten() {
+            if value
+                .as_str()
+                .is_some_and(|v| f.image_env.get(var).is_some_and(|i| i == v))
+            {
+                continue;
+            }
             out.push(m.make(
                 MutantKind::EnvRemoved,
                 var,
@@ -393,6 +397,7 @@ mod tests {
             healthcheck,
             restart: restart.into(),
             shell: true,
+            image_env: BTreeMap::new(),
         };
         BTreeMap::from([
             ("api".to_string(), shell("unless-stopped", true)),
@@ -405,6 +410,24 @@ mod tests {
                 },
             ),
         ])
+    }
+
+    #[test]
+    fn a_variable_the_image_sets_to_the_same_value_is_no_mutant() {
+        let mut facts = facts();
+        let api = facts.get_mut("api").unwrap();
+        api.image_env = BTreeMap::from([("GREETING".to_string(), "hello".to_string())]);
+        let env = |facts: &BTreeMap<String, ServiceFacts>| -> Vec<String> {
+            mutants(&model(), facts)
+                .iter()
+                .filter(|m| m.kind == MutantKind::EnvRemoved)
+                .map(Mutant::id)
+                .collect()
+        };
+        assert!(env(&facts).is_empty());
+        let api = facts.get_mut("api").unwrap();
+        api.image_env.insert("GREETING".into(), "hi".into());
+        assert_eq!(env(&facts), ["env-removed:api:GREETING"]);
     }
 
     #[test]
