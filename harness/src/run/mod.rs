@@ -108,6 +108,11 @@ pub async fn run_suite_with(
     };
     let mut tests = plan::select_for_run(&loaded.suite, &options.filter);
     tests.retain(|t| stage_runs(&t.kind, options.keep, reusing.is_some()));
+    // A mutant is a compose file: it never changes how an image is built, so the image's own
+    // promises cannot see it (its build still runs: the stack needs the image).
+    if options.mutation.is_some() {
+        tests.retain(|t| !matches!(t.kind, TestKind::Image { .. }));
+    }
     let needs = (!options.filter.is_empty()).then(|| plan::needs(&loaded.suite, &tests));
     let masker = Masker::for_suite(loaded);
     // A reused stack polls as it was brought up; its override says how.
