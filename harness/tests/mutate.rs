@@ -27,22 +27,7 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 
 /// The report at `path`, checked against `docs/mutate.schema.json`.
 fn valid(path: &Path) -> serde_json::Value {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/mutate.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&report)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "the report does not match its schema: {errors:#?}"
-    );
-    report
+    common::valid_against("docs/mutate.schema.json", path)
 }
 
 /// Nothing of any run of `suite` is left on the engine.

@@ -177,10 +177,14 @@ pub fn cli_labelled(cli: &str, label: &str) -> Vec<String> {
 
 /// The JSON report at `path` must satisfy `docs/report.schema.json`; returns it parsed.
 pub fn valid_report(path: &Path) -> serde_json::Value {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("docs/report.schema.json")).unwrap(),
-    )
-    .unwrap();
+    valid_against("docs/report.schema.json", path)
+}
+
+/// The JSON at `path` must satisfy the committed schema `schema` (relative to the root); returns
+/// it parsed.
+pub fn valid_against(schema: &str, path: &Path) -> serde_json::Value {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join(schema)).unwrap()).unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
