@@ -60,8 +60,11 @@ for c in mt5-strategy-runner mt5-feature-api; do
   name="$c restart"; ok eq "$(insp "$c" '{{.HostConfig.RestartPolicy.Name}}')" unless-stopped
 done
 name="strategy env"; ok has "$(insp mt5-strategy-runner '{{json .Config.Env}}')" "CONFIG_PATH=/app/config/strategies.yaml"
+name="strategy zmq env"; ok has "$(insp mt5-strategy-runner '{{json .Config.Env}}')" "ZMQ_MARKET_PORT=5556"
+name="strategy zmq env"; ok has "$(insp mt5-strategy-runner '{{json .Config.Env}}')" "ZMQ_EXEC_PORT=5555"
 name="api env"; ok has "$(insp mt5-feature-api '{{json .Config.Env}}')" "REDIS_URL=redis://redis:6379"
 name="db env"; ok has "$(insp mt5-db '{{json .Config.Env}}')" "POSTGRES_DB=mt5"
+name="grafana env"; ok has "$(insp mt5-grafana '{{json .Config.Env}}')" "GF_INSTALL_PLUGINS=grafana-piechart-panel"
 for m in /app/config /app/models; do name="strategy $m read-only"; ok sh -c "! docker exec mt5-strategy-runner touch $m/.probe"; done
 name="api /app/models read-only"; ok sh -c '! docker exec mt5-feature-api touch /app/models/.probe'
 name="strategy /data/logs writable"; ok docker exec mt5-strategy-runner sh -c 'touch /data/logs/.probe && rm /data/logs/.probe'
