@@ -185,6 +185,12 @@ fn shown_value(v: &serde_json::Value) -> String {
     }
 }
 
+/// How long one attempt of a check may take: its default bound, or the check's `within` when that
+/// is longer (a promise of three minutes is not cut at one).
+pub(super) fn attempt_bound(default: Duration, expect: &Expect) -> Duration {
+    expect.within.map_or(default, |w| w.0.max(default))
+}
+
 /// The answer came within the bound.
 pub(super) fn within(what: &str, limit: Option<Duration>, took: Duration) -> Result<(), String> {
     match limit {
@@ -202,6 +208,21 @@ mod tests {
     use super::*;
     use rstest::rstest;
     use serde_json::json;
+
+    #[test]
+    fn a_longer_within_is_the_attempt_bound_and_a_shorter_one_is_not() {
+        let ten = Duration::from_secs(10);
+        let with = |w: Option<u64>| Expect {
+            within: w.map(|s| crate::suite::Dur(Duration::from_secs(s))),
+            ..Default::default()
+        };
+        assert_eq!(attempt_bound(ten, &with(None)), ten);
+        assert_eq!(attempt_bound(ten, &with(Some(2))), ten);
+        assert_eq!(
+            attempt_bound(ten, &with(Some(180))),
+            Duration::from_secs(180)
+        );
+    }
 
     #[rstest]
     #[case("/error/i", "ok\nall fine\n", None)]

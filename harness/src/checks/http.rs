@@ -168,6 +168,9 @@ async fn request(
     if let Some(body) = &p.body {
         req = req.body(vars.expand(body).map_err(|e| format!("body: {e}"))?.text);
     }
+    // A response promised `within` longer than the default bound gets that long: cutting it
+    // sooner would fail a promise the stack keeps.
+    req = req.timeout(expect::attempt_bound(REQUEST_TIMEOUT, expect));
     let t0 = Instant::now();
     let failed = |e: reqwest::Error| format!("request to {url} failed: {}", request_error(&e));
     let mut resp = req.send().await.map_err(failed)?;

@@ -15,6 +15,7 @@ use crate::suite::{ExecCheck, Expect, FromHostCheck, TcpCheck};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const FROM_HOST_LIMIT: Duration = Duration::from_secs(60);
+const EXEC_LIMIT: Duration = Duration::from_secs(60);
 
 /// A TCP connection to a service's port is accepted.
 pub(super) async fn tcp(ctx: &Ctx<'_>, p: &TcpCheck) -> Verdict {
@@ -42,7 +43,7 @@ pub(super) async fn exec(ctx: &Ctx<'_>, p: &ExecCheck, expect: &Expect) -> Verdi
             &id,
             &p.cmd,
             p.user.as_deref(),
-            Duration::from_secs(60),
+            expect::attempt_bound(EXEC_LIMIT, expect),
             &expect::watching(expect),
         )
         .await
@@ -103,7 +104,11 @@ pub(super) async fn from_host(ctx: &Ctx<'_>, p: &FromHostCheck, expect: &Expect)
     let watching = expect::watching(expect);
     match ctx
         .engine
-        .run_helper(&spec, FROM_HOST_LIMIT, &watching)
+        .run_helper(
+            &spec,
+            expect::attempt_bound(FROM_HOST_LIMIT, expect),
+            &watching,
+        )
         .await
     {
         Ok(out) => expect_exec(expect, &out, t0.elapsed()),
