@@ -214,6 +214,18 @@ async fn one(
     if let Err(e) = std::fs::write(&file, &m.file) {
         return MutantResult::invalid(m, format!("cannot write {}: {e}", file.display()), t0);
     }
+    let mut compose = crate::plan::static_compose(loaded);
+    compose.files.push(file.clone());
+    match compose.config(CONFIG_TIMEOUT).await {
+        Ok(model) if m.took_effect(&model.raw) => {}
+        Ok(_) => {
+            let why = "compose's model with the mutant's file does not have the change (a merge rule kept it)";
+            return MutantResult::invalid(m, why.into(), t0);
+        }
+        Err(e) => {
+            return MutantResult::invalid(m, format!("compose refuses the mutant's file: {e}"), t0)
+        }
+    }
     let options = RunOptions {
         ports: Some(ports),
         health: Some(health),

@@ -106,6 +106,44 @@ pub struct Mutant {
 }
 
 impl Mutant {
+    /// Whether compose's model with the mutant's file (`raw`, as `config` prints it) has the
+    /// change: a merge rule can quietly keep what a file meant to take away, and a mutant that
+    /// changed nothing would be a false survivor.
+    pub fn took_effect(&self, raw: &Value) -> bool {
+        if let Some(key) = self.target.strip_prefix("network ") {
+            return raw["networks"][key]["internal"] != json!(true);
+        }
+        let s = &raw["services"][&self.target];
+        let list = |key: &str| s[key].as_array().cloned().unwrap_or_default();
+        let has = |key: &str, text: &str| list(key).iter().any(|v| v.as_str() == Some(text));
+        match self.kind {
+            MutantKind::PortDropped => !list("ports").iter().any(|p| {
+                let mapping = format!("{}:{}", p["published"].as_str().unwrap_or(""), p["target"]);
+                mapping == self.part
+            }),
+            MutantKind::HealthFails => s["healthcheck"]["test"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|v| v.as_str() == Some(NO_PROBE))),
+            MutantKind::IdleCommand => has("entrypoint", IDLE),
+            MutantKind::ExitsEarly => has("entrypoint", &literal(EXIT_EARLY)),
+            MutantKind::NetworkOpened => s["network_mode"] == json!("bridge"),
+            MutantKind::VolumeFresh => !list("volumes")
+                .iter()
+                .any(|v| v["source"].as_str() == Some(&self.part)),
+            MutantKind::RestartRemoved => {
+                matches!(s["restart"].as_str(), None | Some("no"))
+                    && s["deploy"]["restart_policy"].is_null()
+            }
+            MutantKind::EnvRemoved => s["environment"].get(&self.part).is_none(),
+            MutantKind::DependsOnDropped => {
+                s["depends_on"][&self.part]["condition"] == json!("service_started")
+            }
+            MutantKind::MountWritable => list("volumes")
+                .iter()
+                .any(|v| v["target"].as_str() == Some(&self.part) && v["read_only"] != json!(true)),
+        }
+    }
+
     /// Stable id: `<kind>:<target>[:<part>]`.
     pub fn id(&self) -> String {
         match self.part.as_str() {
@@ -120,6 +158,12 @@ impl Mutant {
 const IDLE: &str = "trap 'exit 0' TERM; while :; do sleep 1; done";
 /// Runs the service's own command, and exits with 1 two seconds after the start.
 const EXIT_EARLY: &str = "\"$@\" & sleep 2; exit 1";
+
+/// `text` as a compose file must write it to mean it literally: compose interpolates `$`, and
+/// prints a literal one as `$$` (what the container ran, e.g. `sh -c 'echo $HOME'`, is literal).
+fn literal(text: &str) -> String {
+    text.replace('$', "$$")
+}
 /// A healthcheck whose command cannot start fails on every engine, shell or not.
 const NO_PROBE: &str = "/stackcheck-mutant/no-such-healthcheck";
 
@@ -159,13 +203,15 @@ pub fn mutants(model: &ComposeModel, facts: &BTreeMap<String, ServiceFacts>) -> 
                 let mut entrypoint = vec![
                     "sh".to_string(),
                     "-c".into(),
-                    EXIT_EARLY.into(),
+                    literal(EXIT_EARLY),
                     "sh".into(),
                 ];
-                entrypoint.extend(f.entrypoint.iter().cloned());
+                entrypoint.extend(f.entrypoint.iter().map(|a| literal(a)));
                 let command = match f.cmd.is_empty() {
                     true => json!({ reset_key("command"): null }),
-                    false => json!({ override_key("command"): f.cmd }),
+                    false => {
+                        json!({ override_key("command"): f.cmd.iter().map(|a| literal(a)).collect::<Vec<_>>() })
+                    }
                 };
                 let mut change = json!({ override_key("entrypoint"): entrypoint });
                 merge(&mut change, command);
@@ -213,12 +259,16 @@ pub fn mutants(model: &ComposeModel, facts: &BTreeMap<String, ServiceFacts>) -> 
             {
                 continue;
             }
+            // The whole map without it: `!reset` of one key leaves a variable written in list
+            // form (`- KEY=value`) in place. Values as compose printed them (`$` already `$$`).
+            let mut rest = raw["environment"].as_object().cloned().unwrap_or_default();
+            rest.remove(var);
             out.push(m.make(
                 MutantKind::EnvRemoved,
                 var,
                 format!("`{name}` starts without `{var}`"),
                 format!("`services.{name}.env: {{ {var}: … }}`, or a check that depends on it"),
-                json!({ "environment": { reset_key(var): null } }),
+                json!({ override_key("environment"): rest }),
             ));
         }
         let deps = raw["depends_on"].as_object().into_iter().flatten();
@@ -366,6 +416,7 @@ mod tests {
                 "services": {
                     "api": {
                         "image": "api:1",
+                        "restart": "unless-stopped",
                         "ports": [
                             { "target": 8080, "published": "18480", "protocol": "tcp" },
                             { "target": 9000 }
@@ -410,6 +461,31 @@ mod tests {
                 },
             ),
         ])
+    }
+
+    #[test]
+    fn a_mutant_whose_change_compose_kept_out_is_told_apart() {
+        let all = mutants(&model(), &facts());
+        let get = |id: &str| all.iter().find(|m| m.id() == id).unwrap().clone();
+        let original = model().raw;
+        // Unmutated, no mutant has taken effect.
+        for m in &all {
+            assert!(!m.took_effect(&original), "{}", m.id());
+        }
+        let mut raw = original.clone();
+        raw["services"]["api"]["environment"] = json!({});
+        raw["services"]["api"]["ports"] = json!([{ "target": 9000 }]);
+        raw["services"]["cache"]["volumes"] = json!([{ "type": "tmpfs", "target": "/data" }]);
+        raw["networks"]["back"]["internal"] = json!(false);
+        for id in [
+            "env-removed:api:GREETING",
+            "port-dropped:api:18480:8080",
+            "volume-fresh:cache:ledger_data",
+            "network-opened:network back",
+        ] {
+            assert!(get(id).took_effect(&raw), "{id}");
+        }
+        assert!(!get("restart-removed:api").took_effect(&raw));
     }
 
     #[test]
@@ -464,10 +540,10 @@ mod tests {
         );
         assert_eq!(
             file("env-removed:api:GREETING"),
-            r#"{"services":{"api":{"environment":{"GREETING":!reset null}}}}"#
+            r#"{"services":{"api":{"environment":!override {}}}}"#
         );
         assert!(file("exits-early:api").contains(
-            r#""entrypoint":!override ["sh","-c","\"$@\" & sleep 2; exit 1","sh","python3"]"#
+            r#""entrypoint":!override ["sh","-c","\"$$@\" & sleep 2; exit 1","sh","python3"]"#
         ));
         assert!(file("exits-early:api").contains(r#""command":!override ["/app/server.py"]"#));
         assert!(file("volume-fresh:cache:ledger_data")
