@@ -94,17 +94,11 @@ pub async fn check_service(
                 Ok(id) => id,
                 Err(v) => return v,
             };
-            let live = ctx
-                .engine
-                .inspect(&id)
-                .await
-                .ok()
-                .and_then(|i| i.host_config)
-                .and_then(|h| h.restart_policy)
-                .and_then(|r| r.name)
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            if live == want || (want == "no" && live.is_empty()) {
+            let live = match ctx.engine.inspect(&id).await {
+                Ok(info) => crate::engine::Engine::restart_policy(&info),
+                Err(e) => return Verdict::fail(format!("cannot inspect the container: {e}")),
+            };
+            if live == want {
                 Verdict::pass(format!("restart policy `{want}`"))
             } else {
                 Verdict::fail(format!(

@@ -270,6 +270,17 @@ impl Engine {
         self.inspect_container(id).await
     }
 
+    /// The container's restart policy as the engine applies it (`no` when none is set).
+    pub fn restart_policy(info: &ContainerInspectResponse) -> String {
+        info.host_config
+            .as_ref()
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|r| r.name)
+            .map(|n| n.to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "no".into())
+    }
+
     /// The last `n` lines a container wrote (stdout and stderr interleaved).
     pub async fn logs_tail(&self, id: &str, n: usize) -> String {
         let opts = LogsOptionsBuilder::default()

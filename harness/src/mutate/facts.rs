@@ -30,6 +30,7 @@ impl Observed {
                 continue;
             };
             let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
+            let restart = Engine::restart_policy(&info);
             let config = info.config.unwrap_or_default();
             let Some(service) = config
                 .labels
@@ -40,13 +41,6 @@ impl Observed {
                 continue;
             };
             let test = config.healthcheck.and_then(|h| h.test).unwrap_or_default();
-            let restart = info
-                .host_config
-                .and_then(|h| h.restart_policy)
-                .and_then(|r| r.name)
-                .map(|n| n.to_string())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "no".into());
             // An idle or exiting command is a shell script: without `sh` and `sleep` in the
             // image those mutants would fail to start for a reason no promise is about.
             let probe = ["sh", "-c", "command -v sleep"].map(String::from);

@@ -253,10 +253,9 @@ pub fn mutants(model: &ComposeModel, facts: &BTreeMap<String, ServiceFacts>) -> 
             ));
         }
         for (var, value) in raw["environment"].as_object().into_iter().flatten() {
-            if value
-                .as_str()
-                .is_some_and(|v| f.image_env.get(var).is_some_and(|i| i == v))
-            {
+            // Compose prints a literal `$` as `$$`; the image's ENV has it plain.
+            let same = |v: &str| f.image_env.get(var) == Some(&v.replace("$$", "$"));
+            if value.as_str().is_some_and(same) {
                 continue;
             }
             // The whole map without it: `!reset` of one key leaves a variable written in list
@@ -504,6 +503,15 @@ mod tests {
         let api = facts.get_mut("api").unwrap();
         api.image_env.insert("GREETING".into(), "hi".into());
         assert_eq!(env(&facts), ["env-removed:api:GREETING"]);
+        // A literal `$` reaches the model as `$$` and the image as `$`: still the same value.
+        let mut model = model();
+        model.raw["services"]["api"]["environment"]["GREETING"] = json!("co$$t");
+        let api = facts.get_mut("api").unwrap();
+        api.image_env.insert("GREETING".into(), "co$t".into());
+        let equivalent = mutants(&model, &facts)
+            .iter()
+            .any(|m| m.id() == "env-removed:api:GREETING");
+        assert!(!equivalent);
     }
 
     #[test]
