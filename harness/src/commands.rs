@@ -106,8 +106,8 @@ pub async fn init(req: crate::init::InitRequest, force: bool) -> i32 {
 /// What `stackcheck mutate` was asked.
 #[derive(Debug)]
 pub struct MutateRequest {
-    /// Only these kinds (all when empty).
-    pub only: Vec<crate::mutate::MutantKind>,
+    /// Only the mutants these select (all when empty).
+    pub only: Vec<crate::mutate::MutantFilter>,
     /// Mutant runs at the same time (default: one per core, at most 4).
     pub jobs: Option<usize>,
     /// Ports of every run (`--ports`; unset: as `mutate` decides).

@@ -152,9 +152,10 @@ enum Command {
     Mutate {
         /// The suite file.
         suite: PathBuf,
-        /// Only these kinds of mutant. Repeatable.
-        #[arg(long, value_enum, value_name = "KIND")]
-        only: Vec<stackcheck::mutate::MutantKind>,
+        /// Only these mutants: a kind (`env-removed`), or a mutant's id or its start
+        /// (`env-removed:api`, `env-removed:api:GREETING`). Repeatable.
+        #[arg(long, value_name = "KIND[:SERVICE[:PART]]")]
+        only: Vec<stackcheck::mutate::MutantFilter>,
         /// Mutant runs at the same time (default: one per core, at most 4).
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
         jobs: Option<u16>,

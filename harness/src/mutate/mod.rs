@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 pub use facts::Observed;
-pub use mutants::{mutants, Mutant, MutantKind, ServiceFacts};
+pub use mutants::{mutants, Mutant, MutantFilter, MutantKind, ServiceFacts};
 pub use report::{mutation_schema_json, MutantResult, MutantVerdict, MutationReport};
 
 use crate::engine::{Engine, CONFIG_TIMEOUT};
@@ -33,8 +33,8 @@ const INTERRUPTED: &str = "interrupted";
 /// How `mutate` runs.
 #[derive(Clone, Debug)]
 pub struct MutateOptions {
-    /// Only these kinds (all when empty).
-    pub only: Vec<MutantKind>,
+    /// Only the mutants these select (all when empty).
+    pub only: Vec<MutantFilter>,
     /// Mutant runs at the same time.
     pub jobs: usize,
     /// Host ports and fixed names of every run: ephemeral (runs share the engine) or documented
@@ -79,7 +79,7 @@ pub async fn mutate(
         (Some(p), _) => p,
         (None, Some((check, port))) => {
             line(&format!(
-                "check `{check}` reaches documented host port {port}: every run uses the documented ports, one after another"
+                "check `{check}` names documented host port {port} (a host command may reach it): every run uses the documented ports, one after another"
             ));
             PortsMode::Documented
         }
@@ -89,7 +89,7 @@ pub async fn mutate(
     let facts = baseline.facts();
     let all: Vec<Mutant> = mutants(&model, &facts)
         .into_iter()
-        .filter(|m| options.only.is_empty() || options.only.contains(&m.kind))
+        .filter(|m| options.only.is_empty() || options.only.iter().any(|f| f.selects(m)))
         .collect();
     // On the documented ports, runs of one stack can only take turns.
     let jobs = match ports {
