@@ -99,6 +99,24 @@ fn a_state_that_does_not_hold_fails_with_when_and_why() {
     assert_message(&r, answers, "(cause: `worker` exited with code 3)");
 }
 
+/// Item 3, with no checks to wait for: a suite of states alone still watches each pass for a
+/// while. `worker` exits 6 s after its start, just after it passed `running`; without the hold
+/// window the run looked again a moment after the pass and ended green (a false pass seen under
+/// load in `stackcheck mutate`). The twin that stays up passes.
+#[test]
+fn a_state_that_ends_right_after_its_pass_fails_without_any_check() {
+    let ok = run_file(&fixture("holds/states-only.yaml"));
+    assert_failed_exactly(&ok, &[]);
+    let r = run_file(&fixture("broken/ends-after-pass/suite.yaml"));
+    let worker = "broken-ends-after-pass::service::worker::state";
+    assert_failed_exactly(&r, &[worker]);
+    assert_message(
+        &r,
+        worker,
+        "`worker` did not stay running: it is exited:3 now",
+    );
+}
+
 fn skipped(r: &stackcheck::report::SuiteReport) -> Vec<&str> {
     r.outcomes
         .iter()

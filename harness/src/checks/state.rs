@@ -296,6 +296,11 @@ impl Held {
         &self.service
     }
 
+    /// How long ago the state passed.
+    pub fn held_for(&self) -> Duration {
+        self.since.elapsed()
+    }
+
     /// None while every replica's container instance is still in the promised state; else the
     /// first failure: what it is now, when it exited and with which code, how often it was
     /// restarted since, and its health checks and last log lines.

@@ -8,6 +8,7 @@
 //! (`facts`). `report` writes the verdicts.
 
 mod facts;
+mod filter;
 mod mutants;
 mod report;
 
@@ -19,7 +20,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 pub use facts::Observed;
-pub use mutants::{mutants, Mutant, MutantFilter, MutantKind, ServiceFacts};
+pub use filter::MutantFilter;
+pub use mutants::{mutants, Mutant, MutantKind, ServiceFacts};
 pub use report::{mutation_schema_json, MutantResult, MutantVerdict, MutationReport};
 
 use crate::engine::{Engine, CONFIG_TIMEOUT};

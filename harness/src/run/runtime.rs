@@ -163,31 +163,75 @@ pub(super) fn record_early(r: &mut Runner<'_>, ran: EarlyRun) {
     }
 }
 
+/// The least time a passed `running`/`healthy` state is watched before the run may end. A run
+/// with few checks would otherwise look again a moment after the pass, and an engine under load
+/// reports a container that crashed 2 s after its start as up a moment longer (it passed the
+/// 3 s settle window on a stale view): 5 s more is past any lag seen here.
+const HOLD_AT_LEAST: Duration = Duration::from_secs(5);
+
+/// How often the states are looked at while the hold window is still open.
+const HOLD_POLL: Duration = Duration::from_millis(500);
+
 /// A `running`/`healthy` promise holds for the run: each one that passed is looked at again once
-/// the checks that only look are done (and before scenarios act on the stack on purpose); a
-/// service that exited, restarted or turned unhealthy since fails its state test after all.
+/// the checks that only look are done (and before scenarios act on the stack on purpose), and
+/// watched until it has held for [`HOLD_AT_LEAST`]; a service that exited, restarted or turned
+/// unhealthy since fails its state test after all.
 async fn states_held(r: &mut Runner<'_>) {
-    for held in std::mem::take(&mut r.held) {
-        if let Some(v) = held.still_holds(r.engine).await {
-            let service = held.service().to_string();
-            let kind = TestKind::Service {
-                service: service.clone(),
-                promise: ServicePromise::State,
-            };
-            r.record(&kind, v, Instant::now());
-            // A pass earned during bring-up stood on this service being up; it is not up now.
-            let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.early_passes)
-                .into_iter()
-                .partition(|(_, on)| on.contains(&service));
-            r.early_passes = kept;
-            for (t, _) in undone {
-                let v = Verdict::fail(format!(
-                    "passed during bring-up, but `{service}` did not stay in its promised state afterwards (see {})",
-                    r.name_of(&kind).unwrap_or_default()
-                ));
-                r.record(&t.kind, v, Instant::now());
+    let mut watching = std::mem::take(&mut r.held);
+    let mut said = false;
+    loop {
+        let mut failed = Vec::new();
+        let mut still = Vec::new();
+        for held in watching {
+            match held.still_holds(r.engine).await {
+                Some(v) => failed.push((held, v)),
+                None => still.push(held),
             }
         }
+        for (held, v) in failed {
+            state_not_held(r, &held, v);
+        }
+        watching = still;
+        let Some(left) = watching
+            .iter()
+            .map(|h| HOLD_AT_LEAST.saturating_sub(h.held_for()))
+            .max()
+            .filter(|left| !left.is_zero())
+        else {
+            return;
+        };
+        if !said {
+            r.progress.detail(&format!(
+                "watching {} state(s) hold for {:.1}s more",
+                watching.len(),
+                left.as_secs_f32()
+            ));
+            said = true;
+        }
+        tokio::time::sleep(left.min(HOLD_POLL)).await;
+    }
+}
+
+/// A state that passed did not hold: its test fails, and so does every early pass that stood
+/// on it.
+fn state_not_held(r: &mut Runner<'_>, held: &state::Held, v: Verdict) {
+    let service = held.service().to_string();
+    let kind = TestKind::Service {
+        service: service.clone(),
+        promise: ServicePromise::State,
+    };
+    r.record(&kind, v, Instant::now());
+    // A pass earned during bring-up stood on this service being up; it is not up now.
+    let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.early_passes)
+        .into_iter()
+        .partition(|(_, on)| on.contains(&service));
+    r.early_passes = kept;
+    for (t, _) in undone {
+        let v = Verdict::fail(format!(
+            "passed during bring-up, but `{service}` did not stay in its promised state afterwards (see {})",
+            r.name_of(&kind).unwrap_or_default()
+        ));
+        r.record(&t.kind, v, Instant::now());
     }
 }
 
