@@ -191,12 +191,15 @@ async fn states_held(r: &mut Runner<'_>) {
         for (held, v) in failed {
             state_not_held(r, &held, v);
         }
-        watching = still;
+        // A state that held through its window and was seen holding now is done.
+        watching = still
+            .into_iter()
+            .filter(|h| h.held_for() < HOLD_AT_LEAST)
+            .collect();
         let Some(left) = watching
             .iter()
             .map(|h| HOLD_AT_LEAST.saturating_sub(h.held_for()))
             .max()
-            .filter(|left| !left.is_zero())
         else {
             return;
         };
