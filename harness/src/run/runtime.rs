@@ -180,22 +180,16 @@ async fn states_held(r: &mut Runner<'_>) {
     let mut watching = std::mem::take(&mut r.held);
     let mut said = false;
     loop {
-        let mut failed = Vec::new();
         let mut still = Vec::new();
         for held in watching {
             match held.still_holds(r.engine).await {
-                Some(v) => failed.push((held, v)),
+                Some(v) => state_not_held(r, &held, v),
+                // Seen holding after its whole window: done.
+                None if held.held_for() >= HOLD_AT_LEAST => {}
                 None => still.push(held),
             }
         }
-        for (held, v) in failed {
-            state_not_held(r, &held, v);
-        }
-        // A state that held through its window and was seen holding now is done.
-        watching = still
-            .into_iter()
-            .filter(|h| h.held_for() < HOLD_AT_LEAST)
-            .collect();
+        watching = still;
         let Some(left) = watching
             .iter()
             .map(|h| HOLD_AT_LEAST.saturating_sub(h.held_for()))
