@@ -343,7 +343,10 @@ fn uncached_build_steps(out: &str) -> Vec<String> {
 /// although teardown removed the run's tagged images.
 #[test]
 fn a_second_run_takes_every_build_step_from_the_cache() {
-    let suite = "fixtures/features/suite.yaml";
+    // A copy with tags and a host port of its own: it waits for no other test's run.
+    let (_copy, fixtures) = common::features_copy(&["features"]);
+    let suite = fixtures.join("features/suite.yaml");
+    let suite = suite.to_str().unwrap();
     let first = stackcheck(&["run", "-v", suite]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let second = stackcheck(&["run", "-v", suite]);
@@ -477,10 +480,13 @@ fn flaky_checks_pass_marked_quarantined_failures_warn_and_no_flaky_fails() {
 #[test]
 fn filter_runs_matching_tests_and_starts_only_what_they_need() {
     let dir = tempfile::tempdir().unwrap();
+    let (_copy, fixtures) = common::features_copy(&["features"]);
+    let suite = fixtures.join("features/suite.yaml");
+    let suite = suite.to_str().unwrap();
     let json = dir.path().join("r.json");
     let o = stackcheck(&[
         "run",
-        "fixtures/features/suite.yaml",
+        suite,
         "--filter",
         "service::api::*",
         "--json",
@@ -529,7 +535,7 @@ fn filter_runs_matching_tests_and_starts_only_what_they_need() {
 
     let o = stackcheck(&[
         "run",
-        "fixtures/features/suite.yaml",
+        suite,
         "--filter",
         "policy::*",
         "--json",
@@ -548,12 +554,7 @@ fn filter_runs_matching_tests_and_starts_only_what_they_need() {
     );
     assert_eq!(report["suites"][0]["images"], serde_json::json!([]));
 
-    let o = stackcheck(&[
-        "run",
-        "fixtures/features/suite.yaml",
-        "--filter",
-        "service::nope::*",
-    ]);
+    let o = stackcheck(&["run", suite, "--filter", "service::nope::*"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("--filter service::nope::*: no test matches"),

@@ -146,29 +146,44 @@ fn run_features() -> Command {
     cmd
 }
 
+/// The features suite from a copy with tags and a host port of its own (`features_copy`): the
+/// interrupt tests then hold nothing another one waits for. The copy lives as long as the returned dir.
+fn run_features_copy() -> (tempfile::TempDir, Command) {
+    let (dir, fixtures) = common::features_copy(&["features"]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcheck"));
+    cmd.args(["run", "-v"])
+        .arg(fixtures.join("features/suite.yaml"));
+    (dir, cmd)
+}
+
 #[test]
 fn sigkill_during_build_leaves_nothing_within_15s() {
-    interrupt(run_features(), Signal::SIGKILL, BUILD, 1500);
+    let (_copy, cmd) = run_features_copy();
+    interrupt(cmd, Signal::SIGKILL, BUILD, 1500);
 }
 
 #[test]
 fn sigkill_during_bring_up_leaves_nothing_within_15s() {
-    interrupt(run_features(), Signal::SIGKILL, BRING_UP, 3000);
+    let (_copy, cmd) = run_features_copy();
+    interrupt(cmd, Signal::SIGKILL, BRING_UP, 3000);
 }
 
 #[test]
 fn sigkill_during_checks_leaves_nothing_within_15s() {
-    interrupt(run_features(), Signal::SIGKILL, CHECKS, 8000);
+    let (_copy, cmd) = run_features_copy();
+    interrupt(cmd, Signal::SIGKILL, CHECKS, 8000);
 }
 
 #[test]
 fn sigkill_during_teardown_leaves_nothing_within_15s() {
-    interrupt(run_features(), Signal::SIGKILL, TEARDOWN, 1500);
+    let (_copy, cmd) = run_features_copy();
+    interrupt(cmd, Signal::SIGKILL, TEARDOWN, 1500);
 }
 
 /// Ctrl-C: the harness tears down itself and exits 130 (during teardown it finishes teardown).
 fn ctrl_c(trigger: Trigger, max_extra_ms: u64) {
-    let status = interrupt(run_features(), Signal::SIGINT, trigger, max_extra_ms);
+    let (_copy, cmd) = run_features_copy();
+    let status = interrupt(cmd, Signal::SIGINT, trigger, max_extra_ms);
     let during_teardown = matches!(trigger, Trigger::Line(l) if l == "tearing down");
     if !during_teardown {
         assert_eq!(status.code(), Some(130), "{status:?}");

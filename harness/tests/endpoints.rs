@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{root, text};
+use common::{free_port, root, text};
 
 /// An endpoint a `ci/*-endpoint.sh` script serves for this test (`start DIR PORT`); stopped
 /// (`stop DIR PORT`) when dropped.
@@ -64,14 +64,6 @@ impl TlsEndpoint {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `stackcheck run SUITE --json` with exactly these engine variables (the test's own are
 /// removed); exit code, console and the JSON report.
 fn run(suite: &str, envs: &[(&str, String)]) -> (Option<i32>, String, String) {
@@ -102,8 +94,11 @@ fn run(suite: &str, envs: &[(&str, String)]) -> (Option<i32>, String, String) {
 #[test]
 fn a_whole_suite_passes_through_a_tls_endpoint() {
     let tls = TlsEndpoint::start();
+    // A copy with tags and a host port of its own: it waits for no other test's run.
+    let (_copy, fixtures) = common::features_copy(&["features"]);
+    let suite = fixtures.join("features/suite.yaml");
     let (code, out, json) = run(
-        "fixtures/features/suite.yaml",
+        suite.to_str().unwrap(),
         &[
             ("DOCKER_HOST", tls.host()),
             ("DOCKER_TLS_VERIFY", "1".into()),
@@ -295,10 +290,10 @@ impl SshEndpoint {
 #[test]
 fn a_whole_suite_passes_through_an_ssh_endpoint() {
     let ssh = SshEndpoint::start();
-    let (code, out, json) = run(
-        "fixtures/features/suite.yaml",
-        &[("DOCKER_HOST", ssh.host())],
-    );
+    // A copy with tags and a host port of its own: it waits for no other test's run.
+    let (_copy, fixtures) = common::features_copy(&["features"]);
+    let suite = fixtures.join("features/suite.yaml");
+    let (code, out, json) = run(suite.to_str().unwrap(), &[("DOCKER_HOST", ssh.host())]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         json.contains(&format!(" at {} (DOCKER_HOST)\"", ssh.host())),

@@ -99,8 +99,9 @@ fn init_writes_suites_that_validate_and_refuses_to_overwrite() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
-/// The round trip on the engine: all generated suites in one run (suites that claim the same
-/// host ports wait for each other), every test passing.
+/// The round trip on the engine: all generated suites in one run, every test passing. On
+/// ephemeral ports with fast health: what `init` writes is judged the same, and the run waits
+/// neither for other runs' documented ports nor for each healthcheck's written interval.
 #[test]
 fn every_fixture_round_trips_through_init_and_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,6 +110,10 @@ fn every_fixture_round_trips_through_init_and_run() {
     let o = stackcheck(&[
         "run",
         dir.path().to_str().unwrap(),
+        "--ports",
+        "ephemeral",
+        "--health",
+        "fast",
         "--json",
         json.to_str().unwrap(),
     ]);

@@ -139,19 +139,27 @@ fn ctrl_c_still_writes_the_logs_before_teardown() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupted once both services run.
+    // Interrupted once talker has printed its token line: a container `running` may not have
+    // run its first `echo` yet, and an empty log would prove nothing about masking.
     let deadline = Instant::now() + Duration::from_secs(90);
+    let label = "label=io.stackcheck.suite=logs-int";
     loop {
         let ps = Command::new("docker")
-            .args(["ps", "-q", "--filter", "label=io.stackcheck.suite=logs-int"])
+            .args(["ps", "-q", "--filter", label])
+            .args(["--filter", "label=com.docker.compose.service=talker"])
             .output()
             .unwrap();
-        if String::from_utf8_lossy(&ps.stdout).lines().count() == 2 {
+        let id = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+        let printed = !id.is_empty() && {
+            let logs = Command::new("docker").args(["logs", &id]).output().unwrap();
+            String::from_utf8_lossy(&logs.stdout).contains("tick")
+        };
+        if printed {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the stack did not come up in 90 s"
+            "talker did not print its first lines in 90 s"
         );
         std::thread::sleep(Duration::from_millis(200));
     }

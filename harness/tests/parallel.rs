@@ -2,6 +2,8 @@
 //! at the same time; suites that claim the same fixed host port wait for each other; all pass.
 //! Order of events is read from the console, never from timings.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -41,20 +43,24 @@ fn position(lines: &[String], what: &str) -> usize {
 
 #[test]
 fn suites_without_common_claims_run_at_the_same_time() {
+    // slow-health as written is healthy only after its first 30 s healthcheck interval; l3 is
+    // done in seconds. Neither holds what the other needs.
     let (code, lines) = run(&[
         "run",
         "--jobs",
         "2",
-        "fixtures/features/suite.yaml",
+        "--health",
+        "documented",
+        "fixtures/slow-health/suite.yaml",
         "fixtures/l3/suite.yaml",
     ]);
     assert_eq!(code, 0, "{}", lines.join("\n"));
-    // The l3 run (a few seconds) finishes while features (half a minute) is still running.
+    // The l3 run finishes while slow-health is still waiting for its first healthcheck.
     let l3_done = position(&lines, "l3-dry-run::teardown::no-leaks");
-    let features_done = position(&lines, "features::teardown::no-leaks");
-    let features_first = position(&lines, "features::");
+    let slow_done = position(&lines, "slow-health::teardown::no-leaks");
+    let slow_first = position(&lines, "slow-health::");
     assert!(
-        features_first < l3_done && l3_done < features_done,
+        slow_first < l3_done && l3_done < slow_done,
         "not overlapped:\n{}",
         lines.join("\n")
     );
@@ -62,22 +68,24 @@ fn suites_without_common_claims_run_at_the_same_time() {
 
 #[test]
 fn suites_claiming_the_same_host_port_wait_for_each_other() {
-    // The same suite twice: both publish 127.0.0.1:18081, so the second starts after the first
-    // has torn down; both pass.
+    // The same suite twice, as documented: both publish 127.0.0.1:18090 (and fix a container
+    // name and a volume name), so the second starts after the first has torn down; both pass.
     let (code, lines) = run(&[
         "run",
         "--jobs",
         "2",
-        "fixtures/features/suite.yaml",
-        "fixtures/features/suite.yaml",
+        "--ports",
+        "documented",
+        "fixtures/parallel/suite.yaml",
+        "fixtures/parallel/suite.yaml",
     ]);
     assert_eq!(code, 0, "{}", lines.join("\n"));
-    let first_done = position(&lines, "features::teardown::no-leaks");
+    let first_done = position(&lines, "parallel::teardown::no-leaks");
     let second_start = lines
         .iter()
         .enumerate()
         .skip(first_done + 1)
-        .find(|(_, l)| l.contains("features::stack::config"))
+        .find(|(_, l)| l.contains("parallel::stack::config"))
         .map(|(i, _)| i);
     assert!(
         second_start.is_some(),
@@ -87,7 +95,7 @@ fn suites_claiming_the_same_host_port_wait_for_each_other() {
     assert_eq!(
         lines
             .iter()
-            .filter(|l| l.contains("features::teardown::no-leaks") && l.starts_with("PASS"))
+            .filter(|l| l.contains("parallel::teardown::no-leaks") && l.starts_with("PASS"))
             .count(),
         2
     );
@@ -145,4 +153,91 @@ fn two_processes_with_the_same_fixed_names_wait_for_each_other_on_the_engine() {
         }
     }
     assert_eq!(waited, 1, "exactly one run waits for the other's claim");
+}
+
+/// A run of some services of a stack claims what those services hold, not the whole stack's:
+/// while one run of the whole stack holds its host port (its check takes half a minute), a run of
+/// only the other service starts at once instead of waiting for that port.
+#[test]
+fn a_run_of_some_services_waits_only_for_what_they_hold() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            r#"services:
+  web:
+    image: python:3.9-slim
+    command: ["python3", "-m", "http.server", "8000"]
+    ports: ["127.0.0.1:{port}:8000"]
+  worker:
+    image: python:3.9-slim
+    command: ["sleep", "1000000"]
+"#
+        ),
+    )
+    .unwrap();
+    let write = |name: &str, stack_services: &str, rest: &str| {
+        let path = dir.path().join(name);
+        let suite = format!(
+            "suite: {name}-{}\nstack: {{ compose: [docker-compose.yml], timeout: 2m{stack_services} }}\n{rest}",
+            std::process::id()
+        );
+        std::fs::write(&path, suite).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let whole = write(
+        "whole",
+        "",
+        "services:\n  web: { state: running }\nchecks:\n  - name: a long look\n    exec: { service: web, cmd: [sleep, \"30\"] }\n",
+    );
+    let part = write(
+        "part",
+        ", services: [worker]",
+        "services:\n  worker: { state: running }\n",
+    );
+    let mut first = spawn(&["run", &whole]);
+    // Its output read to the end on a thread of its own: a run writing to a full pipe waits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = first.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let stderr = first.stderr.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut { stderr }, &mut std::io::sink()));
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        let up = line.contains("::service::web::state");
+        seen.push(line);
+        if up {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.starts_with("PASS")),
+        "the whole stack did not come up within 2 minutes: {seen:?}"
+    );
+    let (code, said) = {
+        let out = spawn(&["run", &part]).wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    let still = first.try_wait().unwrap().is_none();
+    let _ = first.wait();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("waiting for"), "{said}");
+    assert!(
+        still,
+        "the whole stack's run ended first: the runs did not overlap"
+    );
 }

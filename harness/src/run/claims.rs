@@ -1,5 +1,5 @@
 //! Before its build, what only one stack can hold at a time (fixed host ports, `container_name`s,
-//! fixed network and volume names, the tags it builds: `schedule::claims_of`) is claimed on the
+//! fixed network and volume names, the tags it builds: `schedule::claims_of`, `suite_builds`) is claimed on the
 //! engine, so a second stackcheck process on the same engine (another CI job, another test
 //! binary) waits for this run instead of colliding with it halfway through its `up`. In one
 //! process, `schedule` already keeps such suites apart; this is the same rule across processes.
@@ -30,7 +30,8 @@ pub(super) async fn hold(
     deadline: Instant,
 ) -> Result<Duration, Stop> {
     let text = std::fs::read_to_string(&r.loaded.path).unwrap_or_default();
-    let claims = super::schedule::claims_of(model, &text, &model.name, r.ephemeral);
+    let mut claims = super::schedule::claims_of(model, &text, &model.name, r.ephemeral);
+    claims.extend(super::schedule::suite_builds(r.loaded));
     let claims: Vec<&String> = claims
         .iter()
         .filter(|c| !c.starts_with("subnet "))

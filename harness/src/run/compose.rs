@@ -46,7 +46,8 @@ pub(super) async fn compose_phase(
     } else {
         Vec::new()
     };
-    let deadline = deadline + super::claims::hold(r, &model, &id.labels, deadline).await?;
+    let touched = touched(r, &model, &selected);
+    let deadline = deadline + super::claims::hold(r, &touched, &id.labels, deadline).await?;
     build(r, compose, id, &model, &selected, deadline).await?;
     if !live {
         return Ok(());
@@ -157,6 +158,26 @@ fn services_to_start(r: &Runner<'_>, model: &ComposeModel) -> Vec<String> {
         Some(Some(named)) => with_dependencies(model, named.iter().cloned()),
         _ => selected,
     }
+}
+
+/// The model narrowed to what this run starts and builds (`selected`, what they depend on, the
+/// builders of the images they run, the services of the suite's `images`): a run of two services
+/// of a stack claims their ports and builds, not the rest of the stack's.
+fn touched(r: &Runner<'_>, model: &ComposeModel, selected: &[String]) -> ComposeModel {
+    let mut keep = with_dependencies(model, selected.iter().cloned());
+    let images = keep.iter().filter_map(|s| model.services[s].image.clone());
+    let builders: Vec<String> = images.filter_map(|i| builder_of(model, &i)).collect();
+    keep.extend(builders);
+    keep.extend(
+        r.loaded
+            .suite
+            .images
+            .values()
+            .filter_map(|i| i.service.clone()),
+    );
+    let mut out = model.clone();
+    out.services.retain(|name, _| keep.contains(name));
+    out
 }
 
 /// Step 2: images that cannot be built must already exist; then build what compose builds, the

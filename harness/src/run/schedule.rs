@@ -84,6 +84,15 @@ pub fn claims_of(
     out
 }
 
+/// The tags the suite's own `images` build (`docker build`, outside compose): like the tags
+/// compose builds, one per engine, and removed by the run's teardown.
+pub fn suite_builds(loaded: &LoadedSuite) -> impl Iterator<Item = String> + '_ {
+    let images = loaded.suite.images.iter();
+    images
+        .filter(|(_, spec)| spec.build.is_some())
+        .map(|(tag, _)| format!("image {tag}"))
+}
+
 /// The claims of one suite (none when compose cannot resolve its files: its run will say why),
 /// from the static model the pre-flight checks already resolved (its project is a throwaway).
 pub async fn claims(loaded: &LoadedSuite, ephemeral: bool) -> BTreeSet<String> {
@@ -93,7 +102,9 @@ pub async fn claims(loaded: &LoadedSuite, ephemeral: bool) -> BTreeSet<String> {
     match crate::validate::static_model(loaded).await {
         Ok(model) => {
             let text = std::fs::read_to_string(&loaded.path).unwrap_or_default();
-            claims_of(&model, &text, &model.name, ephemeral)
+            let mut out = claims_of(&model, &text, &model.name, ephemeral);
+            out.extend(suite_builds(loaded));
+            out
         }
         Err(_) => BTreeSet::new(),
     }

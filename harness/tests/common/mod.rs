@@ -42,13 +42,19 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 pub fn run_file(path: &Path) -> SuiteReport {
+    run_file_with(path, &stackcheck::run::RunOptions::default())
+}
+
+/// [`run_file`] with the CLI's options (`--ports ephemeral`: `ports` promises are still judged
+/// against the compose model, and the run waits for no other run's documented host ports).
+pub fn run_file_with(path: &Path, options: &stackcheck::run::RunOptions) -> SuiteReport {
     let loaded = stackcheck::validate::load_file(path).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let engine = Engine::connect(Duration::from_secs(5))
             .await
             .expect("a Docker engine (run ci/engine.sh)");
-        stackcheck::run::run_suite(&loaded, &engine, &Quiet).await
+        stackcheck::run::run_suite_with(&loaded, &engine, &Quiet, options).await
     })
 }
 
@@ -336,4 +342,67 @@ pub fn failed_in(report: &serde_json::Value) -> Vec<&str> {
         .filter(|t| t["status"] == "failed")
         .map(|t| t["name"].as_str().unwrap())
         .collect()
+}
+
+/// The tags `fixtures/features` builds (compose's `api`, the suite's `features-scratch`).
+const FEATURES_TAGS: [&str; 2] = ["features-api:1.0", "features-scratch:1.0"];
+/// The one host port `fixtures/features` publishes (and a host-side check names).
+const FEATURES_PORT: &str = "18081";
+
+/// A loopback port nothing listens on now (the kernel's pick).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Copies of `fixtures/<dirs>` under a temporary root laid out as `fixtures/` (relative paths
+/// between them hold), with the tags the features fixture builds renamed to `…:p<pid>` (nextest
+/// runs each test in a process of its own). A run
+/// builds, claims and removes the tags it builds; copies with their own tags, run on ephemeral
+/// ports, claim nothing another test's copy needs, and so never wait for each other. Returns the
+/// root (kept alive by the caller) and the copied `fixtures/` under it.
+pub fn features_copy(dirs: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let name = format!("p{}", std::process::id());
+    let port = free_port().to_string();
+    let root = tempfile::tempdir().unwrap();
+    // The copy's repository, which `{suite_dir}/..` placeholders may not leave.
+    std::fs::create_dir(root.path().join(".git")).unwrap();
+    let fixtures = root.path().join("fixtures");
+    for dir in dirs {
+        let to = fixtures.join(dir);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let cp = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(fixture(dir))
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(cp.success(), "cp -r fixtures/{dir}");
+        // What earlier runs wrote to the host stays behind: the copy's run must write its own.
+        if let Ok(reports) = std::fs::read_dir(to.join("reports")) {
+            for entry in reports.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with("_snapshot.md")
+                {
+                    std::fs::remove_file(entry.path()).unwrap();
+                }
+            }
+        }
+        for entry in std::fs::read_dir(&to).unwrap() {
+            let path = entry.unwrap().path();
+            let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
+            if yaml {
+                let mut text = std::fs::read_to_string(&path).unwrap();
+                for tag in FEATURES_TAGS {
+                    let renamed = tag.replace(":1.0", &format!(":{name}"));
+                    text = text.replace(tag, &renamed);
+                }
+                text = text.replace(FEATURES_PORT, &port);
+                std::fs::write(&path, text).unwrap();
+            }
+        }
+    }
+    (root, fixtures)
 }
