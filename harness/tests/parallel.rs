@@ -68,24 +68,33 @@ fn suites_without_common_claims_run_at_the_same_time() {
 
 #[test]
 fn suites_claiming_the_same_host_port_wait_for_each_other() {
-    // The same suite twice, as documented: both publish 127.0.0.1:18090 (and fix a container
-    // name and a volume name), so the second starts after the first has torn down; both pass.
-    let (code, lines) = run(&[
-        "run",
-        "--jobs",
-        "2",
-        "--ports",
-        "documented",
-        "fixtures/parallel/suite.yaml",
-        "fixtures/parallel/suite.yaml",
-    ]);
+    // The same suite twice: both publish one fixed host port, so the second starts after the
+    // first has torn down; both pass. A stack of its own: another test's run of a shared fixture
+    // would hold that port too, and this one would wait for it instead.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            "services:\n  web:\n    image: python:3.9-slim\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    ports: [\"127.0.0.1:{}:8000\"]\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        "suite: same-port\nstack: { compose: [docker-compose.yml], timeout: 2m }\nservices:\n  web: { state: running }\n",
+    )
+    .unwrap();
+    let suite = suite.to_str().unwrap();
+    let (code, lines) = run(&["run", "--jobs", "2", suite, suite]);
     assert_eq!(code, 0, "{}", lines.join("\n"));
-    let first_done = position(&lines, "parallel::teardown::no-leaks");
+    let first_done = position(&lines, "same-port::teardown::no-leaks");
     let second_start = lines
         .iter()
         .enumerate()
         .skip(first_done + 1)
-        .find(|(_, l)| l.contains("parallel::stack::config"))
+        .find(|(_, l)| l.contains("same-port::stack::config"))
         .map(|(i, _)| i);
     assert!(
         second_start.is_some(),
@@ -95,7 +104,7 @@ fn suites_claiming_the_same_host_port_wait_for_each_other() {
     assert_eq!(
         lines
             .iter()
-            .filter(|l| l.contains("parallel::teardown::no-leaks") && l.starts_with("PASS"))
+            .filter(|l| l.contains("same-port::teardown::no-leaks") && l.starts_with("PASS"))
             .count(),
         2
     );
