@@ -1,10 +1,10 @@
 //! Before its build, what only one stack can hold at a time (fixed host ports, `container_name`s,
-//! fixed network and volume names, the tags it builds: `schedule::claims_of`, `suite_builds`) is claimed on the
-//! engine, so a second stackcheck process on the same engine (another CI job, another test
-//! binary) waits for this run instead of colliding with it halfway through its `up`. In one
-//! process, `schedule` already keeps such suites apart; this is the same rule across processes.
-//! Claims are taken in one order (sorted, subnets last: `subnets::settle`), so two runs never
-//! each hold what the other waits for.
+//! fixed network and volume names, the tags it builds: `schedule::claims_of`, `suite_builds`) is
+//! claimed on the engine, so a second stackcheck process on the same engine (another CI job,
+//! another test binary) waits for this run instead of colliding with it halfway through its `up`.
+//! In one process, `schedule` already keeps such suites apart; this is the same rule across
+//! processes. Claims are taken in one order (sorted, subnets last: `subnets::settle`), so two runs
+//! never each hold what the other waits for.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -198,6 +198,16 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_the_suites_own_images_build_is_a_claim() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/features/suite.yaml");
+        let loaded = crate::validate::load_file(&path).unwrap();
+        let got: Vec<String> = suite_builds(&loaded).collect();
+        // `features-api:1.0` is built by compose (a `service:` image), so claims_of has it.
+        assert_eq!(got, ["image features-scratch:1.0"]);
+    }
+
+    #[test]
     fn a_tag_the_stack_builds_is_a_claim_in_either_ports_mode() {
         let m = model(serde_json::json!({
             "name": "sc-x-1",
