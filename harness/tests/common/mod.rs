@@ -357,10 +357,10 @@ pub fn free_port() -> u16 {
 
 /// Copies of `fixtures/<dirs>` under a temporary root laid out as `fixtures/` (relative paths
 /// between them hold), with the tags the features fixture builds renamed to `…:p<pid>` (nextest
-/// runs each test in a process of its own). A run
-/// builds, claims and removes the tags it builds; copies with their own tags, run on ephemeral
-/// ports, claim nothing another test's copy needs, and so never wait for each other. Returns the
-/// root (kept alive by the caller) and the copied `fixtures/` under it.
+/// runs each test in a process of its own) and its host port moved to a free one. A run claims
+/// the tags it builds and the host ports it publishes, so copies claim nothing another test's
+/// copy needs and never wait for each other. Returns the root (kept alive by the caller) and the
+/// copied `fixtures/` under it.
 pub fn features_copy(dirs: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let name = format!("p{}", std::process::id());
     let port = free_port().to_string();
