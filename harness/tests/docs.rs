@@ -195,11 +195,8 @@ fn no_source_file_is_over_600_lines() {
 /// an item a reader cannot see).
 #[test]
 fn the_public_api_docs_build_without_warnings() {
-    let target = common::conformance_binary();
-    let out = Command::new("cargo")
+    let out = common::cargo()
         .args(["doc", "--no-deps", "--offline", "-p", "stackcheck"])
-        .current_dir(root())
-        .env("CARGO_TARGET_DIR", target.ancestors().nth(3).unwrap())
         .env("RUSTDOCFLAGS", "-D warnings")
         .output()
         .unwrap();

@@ -137,26 +137,7 @@ fn ci_templates_parse_and_call_commands_that_exist() {
 }
 
 fn partition(k: u32, n: u32) -> BTreeSet<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // The test's own environment (set by cargo and nextest for test binaries) changes build
-    // scripts' fingerprints: the child cargo would rebuild, and the next build again.
-    let keep = [
-        "PATH",
-        "HOME",
-        "CARGO_HOME",
-        "RUSTUP_HOME",
-        "RUSTUP_TOOLCHAIN",
-        "CARGO_TARGET_DIR",
-        "DOCKER_HOST",
-    ];
-    let mut cmd = Command::new(cargo);
-    cmd.env_clear();
-    for k in keep {
-        if let Some(v) = std::env::var_os(k) {
-            cmd.env(k, v);
-        }
-    }
-    let out = cmd
+    let out = common::cargo()
         .args([
             "nextest",
             "list",
@@ -169,7 +150,6 @@ fn partition(k: u32, n: u32) -> BTreeSet<String> {
         .arg(format!("count:{k}/{n}"))
         .args(["--message-format", "oneline"])
         .env("STACKCHECK_TRIALS", "suite")
-        .current_dir(root())
         .output()
         .unwrap();
     assert!(

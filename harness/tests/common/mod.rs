@@ -323,6 +323,37 @@ pub fn conformance_binary() -> PathBuf {
         .unwrap_or_else(|| panic!("no conformance test binary in {}", deps.display()))
 }
 
+/// A child `cargo` in the repository, on this build's target folder, with none of the test's
+/// own environment: cargo and nextest set variables for test binaries (`CARGO_MANIFEST_DIR`
+/// among them) that build scripts such as ring's list as inputs, so a child that saw them would
+/// rebuild those crates, and the next outer build would rebuild them again.
+pub fn cargo() -> std::process::Command {
+    let keep = [
+        "PATH",
+        "HOME",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "DOCKER_HOST",
+        "TMPDIR",
+    ];
+    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear();
+    for k in keep {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    let target = conformance_binary()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_path_buf();
+    cmd.env("CARGO_TARGET_DIR", target).current_dir(root());
+    cmd
+}
+
 /// The run id a run printed (`(run 1a2b3c4d)`).
 pub fn run_id(out: &str) -> String {
     out.split("(run ")
