@@ -226,6 +226,35 @@ fn fresh_run_id(what: &str) -> String {
     )
 }
 
+/// `stackcheck run … | head -1`: the reader of the results goes away after the first line. The run
+/// still tears down what it started, soon, and exits with its verdict (every test passes): a
+/// closed stdout is no reason to leave a stack behind or to hold its claims.
+#[test]
+fn a_reader_that_goes_away_after_one_line_stops_nothing_but_the_output() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .args(["run", "fixtures/parallel/suite.yaml"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let label = format!("io.stackcheck.owner-pid={}", child.id());
+    let stderr = child.stderr.take().unwrap();
+    let said = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("PASS"), "first line: {first:?}");
+    // The reader is dropped here: every later line meets a closed pipe.
+    let status = exit_within(&mut child, Duration::from_secs(180), "the first line");
+    let said = said.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+    let (clean, left) = wait_for(&label, Duration::from_secs(15), Leftovers::is_empty);
+    assert!(clean, "left after the run exited: {left:?}\n{said}");
+}
+
 /// nextest interrupted (SIGINT to the test's process group, SIGTERM, or SIGKILL after its grace
 /// period) while a conformance test has the stack up: nothing is left.
 #[test]

@@ -9,6 +9,27 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::Progress;
 use super::{snippet, Ending, Outcome, Status, SuiteReport};
 
+// A reader that goes away (`stackcheck run … | head -1`, a closed CI log pipe) must not end the
+// run before its teardown, as `println!` would by panicking on EPIPE: what it can't write is
+// dropped, and the run goes on to tear down and exit with its verdict.
+macro_rules! out {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 /// Progress and results on the terminal: phases and outcomes as lines, ongoing work on a spinner.
 pub struct Console {
     bar: ProgressBar,
@@ -65,19 +86,19 @@ impl Console {
         );
         for r in reports {
             if let Some(e) = &r.infra_error {
-                eprintln!("error: {}: {e}", r.suite);
+                err!("error: {}: {e}", r.suite);
             }
             if r.fast_health {
-                eprintln!(
+                err!(
                     "{}: health fast: healthchecks polled every 1 s in this run (the written intervals are judged as static promises)",
                     r.suite
                 );
             }
             if let Some(k) = &r.kept {
-                eprintln!("{}: {k}", r.suite);
+                err!("{}: {k}", r.suite);
             }
             if !r.logs.is_empty() {
-                eprintln!(
+                err!(
                     "{}: logs in {}",
                     r.suite,
                     super::summary::logs_named(&r.logs)
@@ -88,13 +109,13 @@ impl Console {
                 .iter()
                 .filter(|o| o.status == Status::Failed && !o.detail.is_empty())
             {
-                eprintln!("\n--- {} ---\n{}", o.name, tail_lines(&o.detail, 15));
+                err!("\n--- {} ---\n{}", o.name, tail_lines(&o.detail, 15));
             }
         }
         if reports.len() > 1 {
-            println!();
+            out!();
             for r in reports {
-                println!(
+                out!(
                     "  {:<24} {:>4} passed, {} failed, {} not run in {:.1}s",
                     r.suite,
                     r.outcomes.len() - r.failed() - r.skipped(),
@@ -124,7 +145,7 @@ impl Console {
         } else {
             String::new()
         };
-        println!(
+        out!(
             "\n{} passed{warned}, {} failed{skipped} ({} suites, {secs:.1}s)",
             total - failed - not_run,
             failed,
@@ -145,7 +166,7 @@ impl Progress for Console {
             self.bar.set_prefix(msg.to_string());
             self.bar.set_message("");
         } else {
-            eprintln!("· {msg}");
+            err!("· {msg}");
         }
     }
 
@@ -153,7 +174,7 @@ impl Progress for Console {
         if self.tty {
             self.bar.set_message(snippet(msg, 120));
         } else if self.verbose {
-            eprintln!("  {msg}");
+            err!("  {msg}");
         }
     }
 
@@ -173,7 +194,7 @@ impl Progress for Console {
             o.message.as_str()
         };
         self.bar.suspend(|| {
-            println!(
+            out!(
                 "{mark:<5} [{secs:>6.1}s] {}  {message}{}",
                 o.name,
                 o.flaky_note()
@@ -187,11 +208,11 @@ pub struct Quiet;
 
 impl Progress for Quiet {
     fn phase(&self, msg: &str) {
-        eprintln!("· {msg}");
+        err!("· {msg}");
     }
     fn detail(&self, _: &str) {}
     fn outcome(&self, o: &Outcome) {
         let mark = o.ending().mark().to_ascii_lowercase();
-        eprintln!("  {mark} {}  {}", o.name, o.message);
+        err!("  {mark} {}  {}", o.name, o.message);
     }
 }
