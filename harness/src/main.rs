@@ -378,12 +378,9 @@ fn main() -> ExitCode {
             include_live,
         } => with_runtime(stackcheck::commands::reap(dry_run, include_live)),
         Command::Watch { pid } => with_runtime(async move {
-            match stackcheck::commands::connect().await {
-                Ok(engine) => match stackcheck::reap::watch(&engine, pid).await {
-                    Ok(_) => EXIT_OK,
-                    Err(_) => EXIT_INFRA,
-                },
-                Err(code) => code,
+            match stackcheck::reap::watch(pid).await {
+                Ok(_) => EXIT_OK,
+                Err(_) => EXIT_INFRA,
             }
         }),
         Command::Mutate {

@@ -164,10 +164,21 @@ pub async fn reap(
 
 /// The watcher: waits until process `pid` is gone, then removes everything it owned but the runs it
 /// kept on purpose, sweeping until the engine stays clean. Returns what the first sweep found.
-pub async fn watch(engine: &Engine, pid: i32) -> Result<Leftovers, EngineError> {
+pub async fn watch(pid: i32) -> Result<Leftovers, EngineError> {
     while pid_alive(pid) {
         tokio::time::sleep(WATCH_EVERY).await;
     }
+    // Connected only now, and again until it answers: an engine busy enough to miss one 5 s
+    // answer (at the run's start, or now) must not leave a killed harness's stack behind.
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let engine = loop {
+        match Engine::connect(Duration::from_secs(5)).await {
+            Ok(engine) => break engine,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    };
+    let engine = &engine;
     // This machine's pid: another machine's harness may have the same number.
     let label = format!("{LABEL_OWNER}={}", crate::engine::owner_of(pid));
     let first = not_kept(engine, &label).await.map(|(left, _)| left);

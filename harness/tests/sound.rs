@@ -445,9 +445,13 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
         ))
         .unwrap();
     // The range after a fresh network is the pool's next; a network another test creates at the
-    // same moment may take it first (then the hold is rightly refused): try again, a few times.
-    let (first, held) = (0..5)
+    // same moment may take it first (then the hold is rightly refused): try again, after a pause
+    // of random length, so that a burst of other runs' networks (a mutation run) has passed.
+    let (first, held) = (0..20)
         .find_map(|attempt| {
+            if attempt > 0 {
+                std::thread::sleep(common::jitter(2_000));
+            }
             let first = make(&format!("sc-test-pool-a-{pid}-{attempt}"));
             let after = u32::from(first.broadcast()) + 1;
             let next = ipnet::Ipv4Net::new(after.into(), first.prefix_len()).unwrap();
@@ -456,7 +460,7 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
                 .unwrap()
                 .then_some((first, held))
         })
-        .expect("the pool's next range was taken by another network 5 times in a row");
+        .expect("the pool's next range was taken by another network 20 times in a row");
     let second = make(&format!("sc-test-pool-b-{pid}"));
     // A second hold over the same range is refused: the hold is also a claim on the range.
     let again = rt.block_on(engine.reserve_subnet(&held, &labels)).unwrap();

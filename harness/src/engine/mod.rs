@@ -371,14 +371,23 @@ impl Engine {
                     if seen.len() == 20 {
                         seen.pop_front();
                     }
-                    seen.push_back(crate::report::snippet(&line, 300));
+                    // Cut when shown, not per line: most of a long log is never shown.
+                    seen.push_back(if line.len() > 1200 {
+                        crate::report::snippet(&line, 300)
+                    } else {
+                        line
+                    });
                 }
             }
             lines.rest().filter(|l| matches(l))
         };
         match tokio::time::timeout(within, scan).await {
             Ok(Some(line)) => Ok(line),
-            _ => Err(seen.into_iter().collect::<Vec<_>>().join("\n")),
+            _ => Err(seen
+                .iter()
+                .map(|l| crate::report::snippet(l, 300))
+                .collect::<Vec<_>>()
+                .join("\n")),
         }
     }
 

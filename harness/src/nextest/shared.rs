@@ -123,11 +123,8 @@ pub(super) fn watch(pid: i32) -> i32 {
         return 3;
     };
     rt.block_on(async {
-        match Engine::connect(Duration::from_secs(5)).await {
-            Ok(engine) => match crate::reap::watch(&engine, pid).await {
-                Ok(_) => 0,
-                Err(_) => 3,
-            },
+        match crate::reap::watch(pid).await {
+            Ok(_) => 0,
             Err(_) => 3,
         }
     })
