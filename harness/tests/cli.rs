@@ -360,6 +360,46 @@ fn a_second_run_takes_every_build_step_from_the_cache() {
     assert!(work.is_empty(), "rebuilt on a warm run: {work:#?}\n{out}");
 }
 
+/// The same when the base image carries a label of ours, as the offline stand-ins do
+/// (`io.stackcheck.standin`, inherited by every step of a Dockerfile over them): teardown removed
+/// the whole classic cache down to the base, so every run ran every step (pip installs included).
+#[test]
+fn the_classic_cache_over_a_base_labelled_by_us_survives_teardown() {
+    let base = Command::new("docker")
+        .args(["image", "inspect", "python:3.11-slim", "-f"])
+        .arg("{{index .Config.Labels \"io.stackcheck.standin\"}}")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&base.stdout).trim().is_empty(),
+        "python:3.11-slim should be a stand-in carrying io.stackcheck.standin: {}",
+        text(&base)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("sc-labelled-base:p{}", std::process::id());
+    let write = |name: &str, body: &str| std::fs::write(dir.path().join(name), body).unwrap();
+    write(
+        "Dockerfile",
+        "FROM python:3.11-slim\nRUN echo built once > /built\n",
+    );
+    write("compose.yaml", "services: {}\n");
+    write(
+        "suite.yaml",
+        &format!(
+            "suite: labelled-base\nstack:\n  compose: [compose.yaml]\nimages:\n  {tag}:\n    build: {{ context: . }}\n    files: {{ /built: present }}\n"
+        ),
+    );
+    let suite = dir.path().join("suite.yaml");
+    let first = stackcheck(&["run", "-v", suite.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let second = stackcheck(&["run", "-v", suite.to_str().unwrap()]);
+    let out = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{out}");
+    assert!(out.contains("Using cache"), "{out}");
+    let work = uncached_build_steps(&out);
+    assert!(work.is_empty(), "rebuilt on a warm run: {work:#?}\n{out}");
+}
+
 #[test]
 fn uncached_steps_are_recognised_in_both_builders_output() {
     let out = "#6 [api 2/4] RUN make\n#6 DONE 1.2s\n#7 [api 3/4] COPY a /\n#7 CACHED\n\

@@ -267,8 +267,10 @@ impl Engine {
             let mut first = true;
             while let Some(image) = next.take() {
                 let info = by_id.get(image.as_str());
-                let ours =
-                    info.is_some_and(|i| i.labels.keys().any(|k| k.starts_with("io.stackcheck.")));
+                // A `--label` step's image carries the owner (the first label added). Any other
+                // label of ours is inherited from the base: the offline stand-ins carry
+                // `io.stackcheck.standin`, and the Dockerfile's own steps over them are the cache.
+                let ours = info.is_some_and(|i| i.labels.contains_key(super::LABEL_OWNER));
                 // The engine lists an untagged image as `<none>:<none>`.
                 let tagged = info.is_some_and(|i| i.repo_tags.iter().any(|t| t != "<none>:<none>"));
                 if !first && (!ours || tagged) {
