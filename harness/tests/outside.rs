@@ -90,13 +90,20 @@ async fn holds_its_stack_until_killed() {
 /// `cargo nextest <args>` in `project`, with this build's target folder (the dependencies are
 /// compiled already) and none of the outer nextest run's variables.
 fn nextest(project: &Path, args: &[&str]) -> std::process::Output {
-    common::cargo()
-        .arg("nextest")
+    let deps = common::conformance_binary();
+    let target = deps.ancestors().nth(3).unwrap();
+    let mut cmd = Command::new("cargo");
+    cmd.arg("nextest")
         .args(args)
         .arg("--offline")
         .current_dir(project)
-        .output()
-        .unwrap()
+        .env("CARGO_TARGET_DIR", target);
+    for (k, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("NEXTEST") || k.starts_with("CARGO_"))
+    {
+        cmd.env_remove(k);
+    }
+    cmd.env("CARGO_TARGET_DIR", target).output().unwrap()
 }
 
 #[test]
