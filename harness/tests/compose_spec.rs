@@ -113,6 +113,11 @@ fn every_feature_keeps_its_promises() {
     "broken-spec-grace-period-default::checks::stop_grace_period cuts a 4 s shutdown at 2 s",
     "exited:0"
 )]
+#[case::shutdown_hook_wipes_the_store(
+    "spec-stop-hook-wipes",
+    "broken-spec-stop-hook-wipes::checks::the store keeps its data across down and up",
+    "step 3 (exec check) failed"
+)]
 #[case::profile_not_enabled(
     "spec-profile-not-enabled",
     "broken-spec-profile-not-enabled::service::admin::state",
@@ -147,4 +152,20 @@ fn a_profile_no_service_uses_is_refused_before_anything_starts() {
     assert_eq!(o.status.code(), Some(2), "{out}");
     assert!(out.contains(":4:"), "{out}");
     assert!(out.contains("stack.profiles: `debgu` is not a profile of the compose files (profiles: admin, debug); did you mean `debug`?"), "{out}");
+}
+
+/// A scenario's `down` skips a grace only where nothing can tell: `store` and `worker` (Python
+/// PID 1s without a SIGTERM handler) are killed at once, but `store` only after `drainer`'s
+/// shutdown hook has reached it (the goodbye line is there after `up`). The broken twin (the hook
+/// wipes the store) fails for the same reason: the hook ran, as it does in a real `down`.
+#[test]
+fn a_down_skips_only_the_grace_nothing_can_observe() {
+    let r = run_file(&fixture("compose-spec/stop-signals/suite.yaml"));
+    let name = "spec-stop-signals::checks::the store keeps its data and hears the drainer's goodbye across down and up";
+    assert_failed_exactly(&r, &[]);
+    assert_message(
+        &r,
+        name,
+        "killed at once, not after an idle grace (PID 1 drops its stop signal; no shutdown was running): store, worker)",
+    );
 }

@@ -250,7 +250,7 @@ async fn reaches(
 
 /// The verdict of probes `try_once(look)` makes (its answer, and when `look`, the networks the
 /// engine changed meanwhile). Where a connection would fail the promise (`confirm`), it counts
-/// only when no network was created or removed meanwhile (see `engine/network_events.rs`);
+/// only when no network was created or removed meanwhile (see `engine/events.rs`);
 /// otherwise the probe is made again, and after [`CROSSING_TRIES`] such tries the connection
 /// counts, since isolation was never shown.
 async fn judge_crossing<F, Fut>(confirm: bool, mut try_once: F) -> Result<(bool, String), Verdict>

@@ -202,7 +202,11 @@ pub async fn check_steps(ctx: &Ctx<'_>, steps: &[Step]) -> Verdict {
             let msg = format!("step {} ({what}) failed: {}", i + 1, v.message);
             return Verdict { message: msg, ..v };
         }
-        done.push(what);
+        // What a `down_up` skipped is part of how the verdict was earned: it is said.
+        match step.action {
+            Action::DownUp => done.push(format!("{what} ({})", v.message)),
+            _ => done.push(what),
+        }
     }
     Verdict::pass(format!("{} steps: {}", steps.len(), done.join(" → ")))
 }
@@ -292,7 +296,16 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         anonymous.extend(ctx.engine.anonymous_volumes(id).await);
         limit = limit.max(ctx.engine.stop_bound(id).await + Duration::from_secs(60));
     }
-    if let Err(e) = compose.down_keep_volumes(limit).await {
+    let deps = ctx
+        .model
+        .services
+        .iter()
+        .map(|(n, s)| (n.clone(), s.depends_on.keys().cloned().collect()))
+        .collect();
+    let idle = ctx.engine.skip_idle_grace(&compose.project, deps);
+    let down = compose.down_keep_volumes(limit).await;
+    let skipped = idle.finish();
+    if let Err(e) = down {
         return Verdict::fail(format!("down: {e}"));
     }
     for v in &anonymous {
@@ -331,7 +344,14 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         .collect();
     match (&report.up_error, failed.is_empty()) {
         (Some(e), _) => Verdict::fail(format!("up: {}", snippet(e, 300))),
-        (None, true) => Verdict::pass(format!("{} services back", services.len())),
+        (None, true) if skipped.is_empty() => {
+            Verdict::pass(format!("{} services back", services.len()))
+        }
+        (None, true) => Verdict::pass(format!(
+            "{} services back; killed at once, not after an idle grace (PID 1 drops its stop signal; no shutdown was running): {}",
+            services.len(),
+            skipped.join(", ")
+        )),
         (None, false) => Verdict::fail(failed.join("; ")),
     }
 }

@@ -76,9 +76,12 @@ where
     let mut containers: BTreeMap<String, String> = BTreeMap::new();
     let mut running_since: BTreeMap<String, Uptime> = BTreeMap::new();
     let mut last_line = String::new();
+    let mut changes = engine.container_changes(project);
     loop {
         tokio::select! {
             r = &mut up, if up_result.is_none() => up_result = Some(r),
+            // A healthcheck's first pass ends a wait at once, not up to a poll later.
+            () = changes.next() => {}
             _ = tokio::time::sleep(POLL) => {}
         }
         let listed = match engine.project_containers(project).await {

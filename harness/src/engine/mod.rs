@@ -9,13 +9,14 @@ mod compose;
 pub mod containers;
 mod dockerfile;
 mod endpoint;
+mod events;
+mod grace;
 mod helper;
 mod image_fs;
 mod labelled;
 mod logs;
 mod model;
 mod model_cache;
-mod network_events;
 mod networks;
 pub mod output;
 mod podman;
@@ -36,6 +37,8 @@ pub use dockerfile::Dockerfile;
 pub use endpoint::{
     published_addr, published_host_port, remote_engine_host, Endpoint, EndpointError, Tls,
 };
+pub use events::{ContainerChanges, NetworkChanges};
+pub use grace::{Dependencies, IdleGrace};
 pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
 pub use image_fs::{FileFacts, ImageFs};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
@@ -43,7 +46,6 @@ pub use model::{
     ComposeModel, ModelBuild, ModelHealthcheck, ModelNetwork, ModelPort, ModelService,
     ModelVolumeMount,
 };
-pub use network_events::NetworkChanges;
 pub use networks::UsedRange;
 pub use output::{Captured, Lines, Watching};
 pub use podman::{stop_timeout_note, stored_healthcheck_note, EngineKind, HealthDriver};

@@ -1,4 +1,8 @@
-//! Watching the engine create and remove networks. Each such change reprograms Docker's firewall,
+//! What the engine reports as it happens: a compose project's containers starting, exiting or
+//! changing health (so a wait looks the moment something changed, not a poll later), and networks
+//! anyone creates or removes.
+//!
+//! Networks: each such change reprograms Docker's firewall,
 //! and while it does, a container on an internal or separate network can reach across: measured
 //! here (Docker 20.10), a container on an internal network connected to a published port on
 //! another network in most tries while another client created and removed networks, and in none
@@ -11,7 +15,29 @@ use std::time::Duration;
 use bollard::query_parameters::EventsOptions;
 use futures_util::StreamExt;
 
-use super::Engine;
+use super::{Engine, LABEL_PROJECT};
+
+/// Wakes a waiter each time a container of a project starts, exits or changes health.
+pub struct ContainerChanges {
+    rx: tokio::sync::mpsc::Receiver<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ContainerChanges {
+    /// Resolves at the next change; never, once the engine's stream ended (an engine without
+    /// events leaves the waiter to its own poll).
+    pub async fn next(&mut self) {
+        if self.rx.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for ContainerChanges {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 /// How long after a probe a change is still looked for: the engine reports a change once its
 /// firewall rules are in place, which is after the moment they let traffic through.
@@ -24,6 +50,31 @@ pub struct NetworkChanges {
 }
 
 impl Engine {
+    /// Starts watching `project`'s containers for starts, exits and health changes.
+    pub fn container_changes(&self, project: &str) -> ContainerChanges {
+        let options = EventsOptions {
+            filters: Some(HashMap::from([
+                ("type".into(), vec!["container".into()]),
+                ("label".into(), vec![format!("{LABEL_PROJECT}={project}")]),
+                // The engine matches `health_status` against `health_status: healthy` and the rest.
+                (
+                    "event".into(),
+                    ["start", "die", "health_status"].map(String::from).to_vec(),
+                ),
+            ])),
+            ..Default::default()
+        };
+        let mut events = self.docker.events(Some(options));
+        // One pending wake is enough: the waiter looks at everything when it wakes.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            while let Some(Ok(_)) = events.next().await {
+                let _ = tx.try_send(());
+            }
+        });
+        ContainerChanges { rx, task }
+    }
+
     /// Starts noting every network the engine creates or removes. An engine that does not stream
     /// events yields none, so a crossing there counts as a leak, as it would without the watch.
     pub fn watch_network_changes(&self) -> NetworkChanges {
