@@ -312,8 +312,9 @@ impl Engine {
             .containers
             .iter()
             .partition(|c| super::claims::is_claim(c));
-        // Side by side: each removal is mostly the engine waiting on its own kill and unmount.
-        futures_util::future::join_all(containers.into_iter().map(|c| self.force_remove(c))).await;
+        for c in containers {
+            self.force_remove(c).await;
+        }
         for n in &found.networks {
             let _ = bounded(
                 format!("remove network {n}"),
