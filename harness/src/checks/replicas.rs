@@ -7,23 +7,19 @@ use bollard::models::ContainerSummary;
 
 use super::judge::Judgement;
 use super::Verdict;
-use crate::engine::LABEL_SERVICE;
+use crate::engine::{is_oneoff, LABEL_SERVICE};
 
-/// Compose's labels for a replica's number and for `compose run` containers.
+/// Compose's label for a replica's number.
 const LABEL_NUMBER: &str = "com.docker.compose.container-number";
-const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
 
 /// The containers of each service, by replica number; `compose run` one-offs are not the service.
 pub(super) fn replicas_of(listed: &[ContainerSummary]) -> BTreeMap<String, Vec<String>> {
     let mut by_service: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
     for c in listed {
-        let labels = c.labels.clone().unwrap_or_default();
-        if labels
-            .get(LABEL_ONEOFF)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
+        if is_oneoff(c) {
             continue;
         }
+        let labels = c.labels.clone().unwrap_or_default();
         if let (Some(svc), Some(id)) = (labels.get(LABEL_SERVICE), c.id.as_ref()) {
             let n = labels
                 .get(LABEL_NUMBER)

@@ -87,11 +87,10 @@ impl Engine {
         listed
             .into_iter()
             .filter(|c| c.state.map(|s| s.to_string()).as_deref() == Some("running"))
+            .filter(|c| !super::is_oneoff(c))
             .filter_map(|c| {
-                let labels = c.labels.unwrap_or_default();
-                let oneoff = labels.get("com.docker.compose.oneoff").map(String::as_str);
-                let service = labels.get(LABEL_SERVICE)?.clone();
-                (oneoff != Some("True")).then_some((c.id?, service))
+                let service = c.labels?.get(LABEL_SERVICE)?.clone();
+                Some((c.id?, service))
             })
             .collect()
     }

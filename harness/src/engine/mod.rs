@@ -83,6 +83,16 @@ pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
 /// Put by `ci/images.sh` on offline stand-ins: what the image really is.
 pub const LABEL_STANDIN: &str = "io.stackcheck.standin";
+/// Compose's label on `docker compose run` containers: one-offs, never the service itself.
+const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
+
+/// Whether a listed container is a `compose run` one-off rather than one of its service's own.
+pub fn is_oneoff(c: &ContainerSummary) -> bool {
+    c.labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_ONEOFF))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
 
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
