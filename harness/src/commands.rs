@@ -214,6 +214,17 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
     }
 }
 
+/// What a reap could not remove, said right under the run it belongs to.
+fn say_survivors(r: &crate::reap::RunResources) {
+    if !r.survived.is_empty() {
+        eprintln!(
+            "  but not all of it: {} could not be removed (`docker network inspect` names what \
+             still uses a network)",
+            r.survived.describe()
+        );
+    }
+}
+
 /// `stackcheck reap`: removes (or lists) what earlier runs left.
 pub async fn reap(dry_run: bool, include_live: bool) -> i32 {
     let engine = match connect().await {
@@ -225,11 +236,15 @@ pub async fn reap(dry_run: bool, include_live: bool) -> i32 {
             let verb = if dry_run { "would remove" } else { "removed" };
             for r in &found {
                 println!("{verb} {}", r.describe());
+                say_survivors(r);
             }
             if found.is_empty() {
                 println!("nothing to reap");
             }
-            EXIT_OK
+            match found.iter().any(|r| !r.survived.is_empty()) {
+                true => EXIT_INFRA,
+                false => EXIT_OK,
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -302,6 +317,7 @@ pub async fn run(
         Ok(stale) => {
             for r in stale {
                 eprintln!("removed a stale {}", r.describe());
+                say_survivors(&r);
             }
         }
         Err(e) => eprintln!("warning: could not look for stale runs: {e}"),

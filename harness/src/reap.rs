@@ -35,6 +35,9 @@ pub struct RunResources {
     pub left: Leftovers,
     /// Set when the run left its stack up on purpose (`--keep`, `stackcheck up`): not stale.
     pub kept: Option<KeptStack>,
+    /// After a reap, what its sweep could not remove (a network another container is attached
+    /// to); empty otherwise.
+    pub survived: Leftovers,
 }
 
 impl RunResources {
@@ -130,19 +133,21 @@ pub async fn runs(engine: &Engine) -> Result<Vec<RunResources>, EngineError> {
                 owner_pid,
                 left: Leftovers::from_tagged(tagged),
                 kept,
+                survived: Leftovers::default(),
             }
         })
         .collect())
 }
 
 /// Removes the runs whose owner is gone and that were not kept on purpose (all of them with
-/// `include_live`); returns what was found, before removal. `dry_run` only lists.
+/// `include_live`); returns what was found, before removal, and what survived it. `dry_run` only
+/// lists.
 pub async fn reap(
     engine: &Engine,
     include_live: bool,
     dry_run: bool,
 ) -> Result<Vec<RunResources>, EngineError> {
-    let stale: Vec<RunResources> = runs(engine)
+    let mut stale: Vec<RunResources> = runs(engine)
         .await?
         .into_iter()
         .filter(|r| {
@@ -150,8 +155,8 @@ pub async fn reap(
         })
         .collect();
     if !dry_run {
-        for r in &stale {
-            engine.sweep(&format!("{LABEL_RUN}={}", r.run)).await?;
+        for r in &mut stale {
+            r.survived = engine.sweep(&format!("{LABEL_RUN}={}", r.run)).await?;
             if let Some(k) = &r.kept {
                 if k.workdir.starts_with(std::env::temp_dir()) {
                     let _ = std::fs::remove_dir_all(&k.workdir);

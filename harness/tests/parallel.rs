@@ -250,3 +250,117 @@ fn a_run_of_some_services_waits_only_for_what_they_hold() {
         "the whole stack's run ended first: the runs did not overlap"
     );
 }
+
+/// A run killed together with its watcher, whose network another container still uses: the
+/// stale sweep cannot remove that network, so the run's claims stay (they go with the last of
+/// its resources). A later run needing the claimed host port does not wait ten minutes for a
+/// release that cannot come: it sweeps the dead run itself, sees its leftovers survive, and stops
+/// at once naming them (and `stackcheck reap` says what it could not remove, exit 3); once they
+/// are freed, the same run passes.
+#[test]
+fn a_claim_of_a_dead_run_that_cannot_be_swept_stops_the_wait_naming_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            "services:\n  web:\n    image: python:3.9-slim\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    ports: [\"127.0.0.1:{port}:8000\"]\n"
+        ),
+    )
+    .unwrap();
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            "suite: orphan-wait-{}\nstack: {{ compose: [docker-compose.yml], timeout: 2m }}\nservices:\n  web: {{ state: running }}\n",
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    // The dead run: its network and its claim on the port, owned by a process that ends only once
+    // both are there (a concurrent run's stale sweep would otherwise take them half-made).
+    let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
+    let dead = owner.id() as i32;
+    let run_id = format!("orphan{}", std::process::id());
+    let labels = [
+        format!("io.stackcheck.run={run_id}"),
+        format!("io.stackcheck.owner-pid={dead}"),
+        format!("io.stackcheck.owner={}", stackcheck::engine::owner_of(dead)),
+        "io.stackcheck.suite=orphan".to_string(),
+    ];
+    let label_args: Vec<&str> = labels
+        .iter()
+        .flat_map(|l| ["--label", l.as_str()])
+        .collect();
+    let network = format!("sc-{run_id}_default");
+    let blocker = format!("sc-{run_id}-user-debug-shell");
+    let _cleanup = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), blocker.clone()],
+        vec!["network".into(), "rm".into(), network.clone()],
+        vec![
+            "rm".into(),
+            "-f".into(),
+            format!("stackcheck-claim-host_port_{port}_tcp"),
+        ],
+    ]);
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            common::text(&out)
+        );
+    };
+    docker(&[&["network", "create"], &label_args[..], &[&network]].concat());
+    let claim = format!("stackcheck-claim-host_port_{port}_tcp");
+    docker(
+        &[
+            &["create", "--name", &claim, "--network", "none"][..],
+            &label_args,
+            &["python:3.9-slim", "claim"],
+        ]
+        .concat(),
+    );
+    // Someone's debugging shell, attached to the dead run's network: not the run's, so no sweep
+    // removes it, and the network cannot go while it is there.
+    let d = ["run", "-d", "--name", &blocker, "--network", &network];
+    docker(&[&d[..], &["python:3.9-slim", "sleep", "600"]].concat());
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+
+    let out = common::stackcheck(&["run", suite.to_str().unwrap()]);
+    let said = common::text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains(&format!(
+            "host port {port}/tcp: stackcheck run {run_id} holds it, its harness (pid {dead}) is gone"
+        )) && said.contains(&format!("networks [\"{network}\"]")),
+        "{said}"
+    );
+    assert!(
+        !said.contains("still after"),
+        "stopped only when the wait ran out: {said}"
+    );
+    let reap = common::stackcheck(&["reap"]);
+    let reaped = common::text(&reap);
+    assert_eq!(reap.status.code(), Some(3), "{reaped}");
+    let survived = format!("networks [\"{network}\"] could not be removed");
+    assert!(reaped.contains(&survived), "{reaped}");
+
+    // Freed by hand, as the message says: the next run sweeps the rest and passes.
+    docker(&["rm", "-f", &blocker]);
+    let out = common::stackcheck(&["run", suite.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    assert!(common::labelled(&format!("io.stackcheck.run={run_id}")).is_empty());
+}
+
+/// `docker ARGS` for each, whatever happened: what a test created outside any run.
+struct Cleanup(Vec<Vec<String>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for args in &self.0 {
+            let _ = Command::new("docker").args(args).output();
+        }
+    }
+}

@@ -121,7 +121,7 @@ impl Engine {
 }
 
 /// Whether a container (by name, as the engine lists it) is a claim.
-pub(super) fn is_claim(name: &str) -> bool {
+pub(crate) fn is_claim(name: &str) -> bool {
     let name = name.trim_start_matches('/');
     name.starts_with(CLAIM_PREFIX) || name.starts_with(SUBNET_PREFIX)
 }

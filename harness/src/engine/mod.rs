@@ -32,6 +32,7 @@ use futures_util::StreamExt;
 
 pub use crate::error::{BuildError, ComposeError, EngineError};
 pub use build::docker_build;
+pub(crate) use claims::is_claim;
 pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
 pub use endpoint::{

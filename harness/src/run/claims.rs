@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::runner::{Runner, Stop};
-use crate::engine::{ComposeModel, LABEL_RUN};
+use crate::engine::{ComposeModel, Engine, Leftovers, LABEL_RUN};
 
 /// How often a run waiting for a claim looks again.
 const POLL: Duration = Duration::from_millis(500);
@@ -50,11 +50,13 @@ pub(super) async fn hold(
     let own = labels.get(LABEL_RUN);
     let deadline = deadline.max(t0 + WAIT_AT_LEAST);
     let mut said = String::new();
+    let mut orphans = Orphans::default();
     for what in claims {
         loop {
             let held = r.engine.claim(what, labels, &images).await;
             match held.map_err(|e| Stop::Infra(e.to_string()))? {
                 Some(run) if Some(&run) != own => {
+                    orphans.sweep_if_stale(r.engine, what, &run).await?;
                     let holder = format!("stackcheck run {run} holds it");
                     wait_or_stop(r.progress, &mut said, what, holder, t0, deadline).await?;
                 }
@@ -88,4 +90,106 @@ pub(super) async fn wait_or_stop(
     }
     tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
     Ok(())
+}
+
+/// How many sweeps in a row that leave a stale run's leftovers as they were prove them stuck.
+const STUCK_AFTER: u32 = 3;
+
+/// Claims of a run whose harness is gone (killed with its watcher, or whose last sweep met a
+/// resource it could not remove). Nobody releases those: claims go only once the rest of the run
+/// is gone (`Engine::sweep`). So a waiting run sweeps such a holder itself, as the stale sweep at
+/// its start does, and when what the holder left survives its sweeps unchanged (a network another
+/// container is still attached to, an endpoint the engine lost), stops at once naming it, instead
+/// of waiting ten minutes for a release that cannot come.
+#[derive(Default)]
+pub(super) struct Orphans {
+    /// Per stale run: its leftovers after the last sweep, and how many sweeps in a row left them.
+    swept: BTreeMap<String, (Leftovers, u32)>,
+}
+
+impl Orphans {
+    /// Sweeps `run` (which holds `what`) when its owner is gone and it was not kept on purpose;
+    /// an error once its leftovers are stuck.
+    pub(super) async fn sweep_if_stale(
+        &mut self,
+        engine: &Engine,
+        what: &str,
+        run: &str,
+    ) -> Result<(), Stop> {
+        let infra = |e: crate::engine::EngineError| Stop::Infra(e.to_string());
+        let runs = crate::reap::runs(engine).await.map_err(infra)?;
+        let Some(holder) = runs.iter().find(|h| h.run == run) else {
+            return Ok(());
+        };
+        let kept = holder.kept.as_ref().is_some_and(|k| k.on_purpose());
+        if holder.owner_alive || kept {
+            return Ok(());
+        }
+        let left = engine
+            .sweep(&format!("{LABEL_RUN}={run}"))
+            .await
+            .map_err(infra)?;
+        let (before, times) = self.swept.entry(run.to_string()).or_default();
+        *times = if *before == left { *times + 1 } else { 1 };
+        *before = left;
+        let stuck = is_stuck(before, *times);
+        if !stuck {
+            return Ok(());
+        }
+        let owner = holder.owner_pid.map_or("its harness".to_string(), |p| {
+            format!("its harness (pid {p})")
+        });
+        let rest = Leftovers {
+            containers: before
+                .containers
+                .iter()
+                .filter(|c| !crate::engine::is_claim(c))
+                .cloned()
+                .collect(),
+            ..before.clone()
+        };
+        Err(Stop::Infra(format!(
+            "{what}: stackcheck run {run} holds it, {owner} is gone, and {STUCK_AFTER} sweeps in \
+             a row could not remove what it left: {}; its claims go with the last of it. Free \
+             it by hand (`docker network inspect` names what still uses a network), then run \
+             `stackcheck reap`",
+            rest.describe()
+        )))
+    }
+}
+
+/// Whether leftovers that `times` sweeps in a row left alike are stuck: containers (other than
+/// claims) would mean something is still creating them, a `docker compose up` the dead harness
+/// started, and the sweeps go on until the wait runs out.
+fn is_stuck(left: &Leftovers, times: u32) -> bool {
+    let busy = left.containers.iter().any(|c| !crate::engine::is_claim(c));
+    let nothing_but_claims = left.networks.is_empty() && left.volumes.is_empty();
+    times >= STUCK_AFTER && !busy && !nothing_but_claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(containers: &[&str], networks: &[&str]) -> Leftovers {
+        Leftovers {
+            containers: containers.iter().map(|c| c.to_string()).collect(),
+            networks: networks.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn leftovers_are_stuck_only_when_alike_long_enough_and_nothing_is_still_creating_them() {
+        let net = left(&["stackcheck-claim-host_port_80_tcp"], &["sc-x_default"]);
+        assert!(!is_stuck(&net, STUCK_AFTER - 1));
+        assert!(is_stuck(&net, STUCK_AFTER));
+        let creating = left(
+            &["sc-x-web-1", "stackcheck-claim-host_port_80_tcp"],
+            &["sc-x_default"],
+        );
+        assert!(!is_stuck(&creating, STUCK_AFTER + 5));
+        let released = left(&["stackcheck-claim-host_port_80_tcp"], &[]);
+        assert!(!is_stuck(&released, STUCK_AFTER + 5));
+    }
 }

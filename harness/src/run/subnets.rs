@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ipnet::Ipv4Net;
 
-use super::claims::wait_or_stop;
+use super::claims::{wait_or_stop, Orphans};
 use super::runner::{Runner, Stop};
 use crate::engine::{ComposeModel, Engine, UsedRange, LABEL_RUN};
 use crate::plan::subnets::{choose, movable, overlaps};
@@ -37,6 +37,7 @@ pub(super) async fn settle(
     let mut said = String::new();
     let own = labels.get(LABEL_RUN);
     let images = claim_images(model);
+    let mut orphans = Orphans::default();
     for subnet in &kept {
         let what = format!("subnet {subnet}");
         let mut claimed = false;
@@ -50,6 +51,7 @@ pub(super) async fn settle(
                     .map_err(infra)?
                 {
                     Some(run) if Some(&run) != own => {
+                        orphans.sweep_if_stale(r.engine, &what, &run).await?;
                         wait_or_stop(
                             r.progress,
                             &mut said,
@@ -78,7 +80,8 @@ pub(super) async fn settle(
                     let holder = "a network created as this run claimed it".to_string();
                     wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
                 }
-                Some(network) => {
+                Some((network, run)) => {
+                    orphans.sweep_if_stale(r.engine, &what, &run).await?;
                     wait_or_stop(r.progress, &mut said, &what, network, t0, deadline).await?
                 }
             }
@@ -126,12 +129,12 @@ pub(super) async fn settle(
 
 /// With the claim held, what still overlaps `subnet` on the engine: a network of another run
 /// (that run predates claims, is ending, or took a default pool over it: wait) or one that is no
-/// run's (refused: stop).
+/// run's (refused: stop). A run's comes with that run's id.
 async fn foreign_or_running(
     engine: &Engine,
     subnet: &Ipv4Net,
     own: Option<&String>,
-) -> Result<Option<String>, Stop> {
+) -> Result<Option<(String, String)>, Stop> {
     let used = engine
         .used_ranges()
         .await
@@ -141,9 +144,9 @@ async fn foreign_or_running(
         return Ok(None);
     };
     match &u.run {
-        Some(run) => Ok(Some(format!(
-            "network `{}` of stackcheck run {run} holds it",
-            u.holder
+        Some(run) => Ok(Some((
+            format!("network `{}` of stackcheck run {run} holds it", u.holder),
+            run.clone(),
         ))),
         None => Err(Stop::Infra(format!(
             "subnet {subnet} overlaps {} of network `{}`, which is not a stackcheck run's: the \
@@ -173,12 +176,14 @@ pub(super) async fn wait_clear(
     deadline: Instant,
 ) -> Result<(), String> {
     let (mut said, t0) = (String::new(), Instant::now());
+    let mut orphans = Orphans::default();
     for subnet in ours {
-        while let Some(holder) = foreign_or_running(engine, subnet, own)
+        while let Some((holder, run)) = foreign_or_running(engine, subnet, own)
             .await
             .map_err(|stop| stop.to_string())?
         {
             let what = format!("subnet {subnet}");
+            (orphans.sweep_if_stale(engine, &what, &run).await).map_err(|stop| stop.to_string())?;
             wait_or_stop(progress, &mut said, &what, holder, t0, deadline)
                 .await
                 .map_err(|stop| stop.to_string())?;
