@@ -364,3 +364,69 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// A stack kept up on purpose (`stackcheck up`) holds its host port until someone takes it down:
+/// a run needing that port waits, and says whose stack it is and how to free it, instead of only
+/// naming a run id.
+#[test]
+fn a_wait_on_a_stack_kept_up_on_purpose_says_how_to_free_it() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            "services:\n  web:\n    image: python:3.9-slim\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    ports: [\"127.0.0.1:{port}:8000\"]\n"
+        ),
+    )
+    .unwrap();
+    let id = format!("kept-wait-{}", std::process::id());
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        format!("suite: {id}\nstack: {{ compose: [docker-compose.yml], timeout: 2m }}\nservices:\n  web: {{ state: running }}\n"),
+    )
+    .unwrap();
+    let suite = suite.to_str().unwrap();
+    let up = common::stackcheck(&["up", suite]);
+    // Taken down whatever happens below.
+    struct Down<'a>(&'a str);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = common::stackcheck(&["down", self.0]);
+        }
+    }
+    let _down = Down(suite);
+    assert_eq!(up.status.code(), Some(0), "{}", common::text(&up));
+
+    let mut waiting = spawn(&["run", suite]);
+    let stderr = waiting.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let needle = format!("waiting for host port {port}/tcp: stackcheck run ");
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        let found = line.contains(&needle);
+        seen.push(line);
+        if found {
+            break;
+        }
+    }
+    let _ = waiting.kill();
+    let _ = waiting.wait();
+    let said = seen.last().cloned().unwrap_or_default();
+    assert!(
+        said.contains(&needle)
+            && said.contains(&format!(
+                "kept up on purpose by `stackcheck up` (suite `{id}`): `stackcheck down` with that suite"
+            )),
+        "no wait that says how to free the port within 60 s: {seen:#?}"
+    );
+}

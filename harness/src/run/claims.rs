@@ -56,8 +56,8 @@ pub(super) async fn hold(
             let held = r.engine.claim(what, labels, &images).await;
             match held.map_err(|e| Stop::Infra(e.to_string()))? {
                 Some(run) if Some(&run) != own => {
-                    orphans.sweep_if_stale(r.engine, what, &run).await?;
-                    let holder = format!("stackcheck run {run} holds it");
+                    let kept = orphans.look_at(r.engine, what, &run).await?;
+                    let holder = format!("stackcheck run {run} holds it{kept}");
                     wait_or_stop(r.progress, &mut said, what, holder, t0, deadline).await?;
                 }
                 _ => break,
@@ -108,22 +108,33 @@ pub(super) struct Orphans {
 }
 
 impl Orphans {
-    /// Sweeps `run` (which holds `what`) when its owner is gone and it was not kept on purpose;
-    /// an error once its leftovers are stuck.
-    pub(super) async fn sweep_if_stale(
+    /// Looks at `run`, which holds `what`. A run kept up on purpose is waited for, and the wait
+    /// says how to free it (the returned note, else empty): nothing else will. A run whose owner
+    /// is gone is swept; an error once its leftovers are stuck.
+    pub(super) async fn look_at(
         &mut self,
         engine: &Engine,
         what: &str,
         run: &str,
-    ) -> Result<(), Stop> {
+    ) -> Result<String, Stop> {
         let infra = |e: crate::engine::EngineError| Stop::Infra(e.to_string());
         let runs = crate::reap::runs(engine).await.map_err(infra)?;
         let Some(holder) = runs.iter().find(|h| h.run == run) else {
-            return Ok(());
+            return Ok(String::new());
         };
-        let kept = holder.kept.as_ref().is_some_and(|k| k.on_purpose());
-        if holder.owner_alive || kept {
-            return Ok(());
+        if let Some(k) = holder.kept.as_ref().filter(|k| k.on_purpose()) {
+            let by = match k.why.as_str() {
+                "up" => "`stackcheck up`".to_string(),
+                why => format!("`--keep {why}`"),
+            };
+            return Ok(format!(
+                ", kept up on purpose by {by} (suite `{}`): `stackcheck down` with that suite, or \
+                 `stackcheck reap --include-live`, frees it",
+                k.suite
+            ));
+        }
+        if holder.owner_alive {
+            return Ok(String::new());
         }
         let left = engine
             .sweep(&format!("{LABEL_RUN}={run}"))
@@ -134,7 +145,7 @@ impl Orphans {
         *before = left;
         let stuck = is_stuck(before, *times);
         if !stuck {
-            return Ok(());
+            return Ok(String::new());
         }
         let owner = holder.owner_pid.map_or("its harness".to_string(), |p| {
             format!("its harness (pid {p})")

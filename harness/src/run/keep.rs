@@ -249,12 +249,15 @@ pub(super) async fn keep(
     helpers(engine, &label).await
 }
 
-/// Containers and networks carrying `label` that compose did not create: a run's helpers.
+/// Containers and networks carrying `label` that compose did not create: a run's helpers. Not its
+/// claims: a stack left up still holds its host ports and names, so another run waits for its
+/// `down` instead of colliding with it halfway through its `up`.
 async fn helpers(engine: &Engine, label: &str) -> Result<Leftovers, EngineError> {
     let tagged = engine.tagged(label).await?;
     Ok(Leftovers::from_tagged(tagged.into_iter().filter(|t| {
         matches!(t.kind, ResourceKind::Container | ResourceKind::Network)
             && !t.labels.contains_key(LABEL_PROJECT)
+            && !crate::engine::is_claim(&t.name)
     })))
 }
 

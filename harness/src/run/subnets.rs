@@ -51,12 +51,12 @@ pub(super) async fn settle(
                     .map_err(infra)?
                 {
                     Some(run) if Some(&run) != own => {
-                        orphans.sweep_if_stale(r.engine, &what, &run).await?;
+                        let kept = orphans.look_at(r.engine, &what, &run).await?;
                         wait_or_stop(
                             r.progress,
                             &mut said,
                             &what,
-                            format!("stackcheck run {run} holds it"),
+                            format!("stackcheck run {run} holds it{kept}"),
                             t0,
                             deadline,
                         )
@@ -81,8 +81,8 @@ pub(super) async fn settle(
                     wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
                 }
                 Some((network, run)) => {
-                    orphans.sweep_if_stale(r.engine, &what, &run).await?;
-                    wait_or_stop(r.progress, &mut said, &what, network, t0, deadline).await?
+                    let holder = network + &orphans.look_at(r.engine, &what, &run).await?;
+                    wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
                 }
             }
         }
@@ -183,7 +183,8 @@ pub(super) async fn wait_clear(
             .map_err(|stop| stop.to_string())?
         {
             let what = format!("subnet {subnet}");
-            (orphans.sweep_if_stale(engine, &what, &run).await).map_err(|stop| stop.to_string())?;
+            let kept = orphans.look_at(engine, &what, &run).await;
+            let holder = holder + &kept.map_err(|stop| stop.to_string())?;
             wait_or_stop(progress, &mut said, &what, holder, t0, deadline)
                 .await
                 .map_err(|stop| stop.to_string())?;
