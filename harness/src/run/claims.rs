@@ -50,13 +50,13 @@ pub(super) async fn hold(
     let own = labels.get(LABEL_RUN);
     let deadline = deadline.max(t0 + WAIT_AT_LEAST);
     let mut said = String::new();
-    let mut orphans = Orphans::default();
+    let mut holders = Holders::default();
     for what in claims {
         loop {
             let held = r.engine.claim(what, labels, &images).await;
             match held.map_err(|e| Stop::Infra(e.to_string()))? {
                 Some(run) if Some(&run) != own => {
-                    let kept = orphans.look_at(r.engine, what, &run).await?;
+                    let kept = holders.look_at(r.engine, what, &run).await?;
                     let holder = format!("stackcheck run {run} holds it{kept}");
                     wait_or_stop(r.progress, &mut said, what, holder, t0, deadline).await?;
                 }
@@ -95,19 +95,20 @@ pub(super) async fn wait_or_stop(
 /// How many sweeps in a row that leave a stale run's leftovers as they were prove them stuck.
 const STUCK_AFTER: u32 = 3;
 
-/// Claims of a run whose harness is gone (killed with its watcher, or whose last sweep met a
-/// resource it could not remove). Nobody releases those: claims go only once the rest of the run
-/// is gone (`Engine::sweep`). So a waiting run sweeps such a holder itself, as the stale sweep at
-/// its start does, and when what the holder left survives its sweeps unchanged (a network another
-/// container is still attached to, an endpoint the engine lost), stops at once naming it, instead
-/// of waiting ten minutes for a release that cannot come.
+/// The runs a wait is for, when they will not end by themselves. A stack kept up on purpose ends
+/// with its `down`: the wait says so. A run whose harness is gone (killed with its watcher, or
+/// whose last sweep met a resource it could not remove) never releases its claims: they go only
+/// once the rest of the run is gone (`Engine::sweep`). So a waiting run sweeps such a holder
+/// itself, as the stale sweep at its start does, and when what the holder left survives its sweeps
+/// unchanged (a network another container is still attached to, an endpoint the engine lost),
+/// stops at once naming it, instead of waiting ten minutes for a release that cannot come.
 #[derive(Default)]
-pub(super) struct Orphans {
+pub(super) struct Holders {
     /// Per stale run: its leftovers after the last sweep, and how many sweeps in a row left them.
     swept: BTreeMap<String, (Leftovers, u32)>,
 }
 
-impl Orphans {
+impl Holders {
     /// Looks at `run`, which holds `what`. A run kept up on purpose is waited for, and the wait
     /// says how to free it (the returned note, else empty): nothing else will. A run whose owner
     /// is gone is swept; an error once its leftovers are stuck.
@@ -123,13 +124,10 @@ impl Orphans {
             return Ok(String::new());
         };
         if let Some(k) = holder.kept.as_ref().filter(|k| k.on_purpose()) {
-            let by = match k.why.as_str() {
-                "up" => "`stackcheck up`".to_string(),
-                why => format!("`--keep {why}`"),
-            };
             return Ok(format!(
-                ", kept up on purpose by {by} (suite `{}`): `stackcheck down` with that suite, or \
+                ", kept up on purpose by {} (suite `{}`): `stackcheck down` with that suite, or \
                  `stackcheck reap --include-live`, frees it",
+                k.left_up_by(),
                 k.suite
             ));
         }

@@ -153,6 +153,14 @@ impl KeptStack {
         self.why != HELD
     }
 
+    /// What left it up, as the user typed it: `stackcheck up`, `--keep always`.
+    pub fn left_up_by(&self) -> String {
+        match self.why.as_str() {
+            w if w == Keep::Up.word() => "`stackcheck up`".into(),
+            w => format!("`--keep {w}`"),
+        }
+    }
+
     /// How to look at the kept stack and how to remove it.
     pub fn hint(&self, suite_path: &std::path::Path) -> String {
         if !self.on_purpose() {
@@ -364,6 +372,7 @@ mod tests {
         let labels: std::collections::HashMap<_, _> = kept.labels(&id).into_iter().collect();
         assert_eq!(KeptStack::from_labels(&labels), Some(kept.clone()));
         assert_eq!(kept.stack, "compose files /s/c.yml; profiles debug");
+        assert_eq!(kept.left_up_by(), "`--keep on-failure`");
         assert!(kept
             .hint(Path::new("suite.yaml"))
             .contains("stackcheck down suite.yaml"));

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ipnet::Ipv4Net;
 
-use super::claims::{wait_or_stop, Orphans};
+use super::claims::{wait_or_stop, Holders};
 use super::runner::{Runner, Stop};
 use crate::engine::{ComposeModel, Engine, UsedRange, LABEL_RUN};
 use crate::plan::subnets::{choose, movable, overlaps};
@@ -37,7 +37,7 @@ pub(super) async fn settle(
     let mut said = String::new();
     let own = labels.get(LABEL_RUN);
     let images = claim_images(model);
-    let mut orphans = Orphans::default();
+    let mut holders = Holders::default();
     for subnet in &kept {
         let what = format!("subnet {subnet}");
         let mut claimed = false;
@@ -51,7 +51,7 @@ pub(super) async fn settle(
                     .map_err(infra)?
                 {
                     Some(run) if Some(&run) != own => {
-                        let kept = orphans.look_at(r.engine, &what, &run).await?;
+                        let kept = holders.look_at(r.engine, &what, &run).await?;
                         wait_or_stop(
                             r.progress,
                             &mut said,
@@ -81,7 +81,7 @@ pub(super) async fn settle(
                     wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
                 }
                 Some((network, run)) => {
-                    let holder = network + &orphans.look_at(r.engine, &what, &run).await?;
+                    let holder = network + &holders.look_at(r.engine, &what, &run).await?;
                     wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
                 }
             }
@@ -176,14 +176,14 @@ pub(super) async fn wait_clear(
     deadline: Instant,
 ) -> Result<(), String> {
     let (mut said, t0) = (String::new(), Instant::now());
-    let mut orphans = Orphans::default();
+    let mut holders = Holders::default();
     for subnet in ours {
         while let Some((holder, run)) = foreign_or_running(engine, subnet, own)
             .await
             .map_err(|stop| stop.to_string())?
         {
             let what = format!("subnet {subnet}");
-            let kept = orphans.look_at(engine, &what, &run).await;
+            let kept = holders.look_at(engine, &what, &run).await;
             let holder = holder + &kept.map_err(|stop| stop.to_string())?;
             wait_or_stop(progress, &mut said, &what, holder, t0, deadline)
                 .await
