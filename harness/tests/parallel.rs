@@ -41,6 +41,26 @@ fn position(lines: &[String], what: &str) -> usize {
         .unwrap_or_else(|| panic!("no line with {what:?}:\n{}", lines.join("\n")))
 }
 
+/// A one-service stack publishing `port` (python's http.server), and its suite `name` checking
+/// only that it runs: a stack of a test's own, so no other test's run holds its port.
+fn web_on_port(port: u16, name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            "services:\n  web:\n    image: python:3.9-slim\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    ports: [\"127.0.0.1:{port}:8000\"]\n"
+        ),
+    )
+    .unwrap();
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        format!("suite: {name}\nstack: {{ compose: [docker-compose.yml], timeout: 2m }}\nservices:\n  web: {{ state: running }}\n"),
+    )
+    .unwrap();
+    (dir, suite)
+}
+
 #[test]
 fn suites_without_common_claims_run_at_the_same_time() {
     // slow-health as written is healthy only after its first 30 s healthcheck interval; l3 is
@@ -71,21 +91,7 @@ fn suites_claiming_the_same_host_port_wait_for_each_other() {
     // The same suite twice: both publish one fixed host port, so the second starts after the
     // first has torn down; both pass. A stack of its own: another test's run of a shared fixture
     // would hold that port too, and this one would wait for it instead.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("docker-compose.yml"),
-        format!(
-            "services:\n  web:\n    image: python:3.9-slim\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    ports: [\"127.0.0.1:{}:8000\"]\n",
-            common::free_port()
-        ),
-    )
-    .unwrap();
-    let suite = dir.path().join("suite.yaml");
-    std::fs::write(
-        &suite,
-        "suite: same-port\nstack: { compose: [docker-compose.yml], timeout: 2m }\nservices:\n  web: { state: running }\n",
-    )
-    .unwrap();
+    let (_dir, suite) = web_on_port(common::free_port(), "same-port");
     let suite = suite.to_str().unwrap();
     let (code, lines) = run(&["run", "--jobs", "2", suite, suite]);
     assert_eq!(code, 0, "{}", lines.join("\n"));
@@ -259,24 +265,8 @@ fn a_run_of_some_services_waits_only_for_what_they_hold() {
 /// are freed, the same run passes.
 #[test]
 fn a_claim_of_a_dead_run_that_cannot_be_swept_stops_the_wait_naming_why() {
-    let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    std::fs::write(
-        dir.path().join("docker-compose.yml"),
-        format!(
-            "services:\n  web:\n    image: python:3.9-slim\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    ports: [\"127.0.0.1:{port}:8000\"]\n"
-        ),
-    )
-    .unwrap();
-    let suite = dir.path().join("suite.yaml");
-    std::fs::write(
-        &suite,
-        format!(
-            "suite: orphan-wait-{}\nstack: {{ compose: [docker-compose.yml], timeout: 2m }}\nservices:\n  web: {{ state: running }}\n",
-            std::process::id()
-        ),
-    )
-    .unwrap();
+    let (_dir, suite) = web_on_port(port, &format!("orphan-wait-{}", std::process::id()));
     // The dead run: its network and its claim on the port, owned by a process that ends only once
     // both are there (a concurrent run's stale sweep would otherwise take them half-made).
     let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
@@ -371,22 +361,9 @@ impl Drop for Cleanup {
 #[test]
 fn a_wait_on_a_stack_kept_up_on_purpose_says_how_to_free_it() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    std::fs::write(
-        dir.path().join("docker-compose.yml"),
-        format!(
-            "services:\n  web:\n    image: python:3.9-slim\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    ports: [\"127.0.0.1:{port}:8000\"]\n"
-        ),
-    )
-    .unwrap();
     let id = format!("kept-wait-{}", std::process::id());
-    let suite = dir.path().join("suite.yaml");
-    std::fs::write(
-        &suite,
-        format!("suite: {id}\nstack: {{ compose: [docker-compose.yml], timeout: 2m }}\nservices:\n  web: {{ state: running }}\n"),
-    )
-    .unwrap();
+    let (_dir, suite) = web_on_port(port, &id);
     let suite = suite.to_str().unwrap();
     let up = common::stackcheck(&["up", suite]);
     // Taken down whatever happens below.
