@@ -48,7 +48,11 @@ else
   if ! { [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; }; then
     pgrep -x containerd >/dev/null 2>&1 || true
     log "starting dockerd in the background (log: /var/log/dockerd.log)"
-    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    # In a session of its own, from /: not in the caller's process group (a shell that ends takes
+    # its group with it), not holding the caller's stdout, not in a checkout that may be removed
+    # while it runs (its children, containerd's shims or Podman's conmon, fail without a working
+    # directory).
+    (cd / && exec setsid -f dockerd </dev/null >/var/log/dockerd.log 2>&1)
   fi
   wait_for_engine
   log "engine up: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
@@ -100,7 +104,8 @@ network_backend = "cni"'
   if ! DOCKER_HOST="unix://$PODMAN_SOCKET" docker version >/dev/null 2>&1; then
     mkdir -p "$(dirname "$PODMAN_SOCKET")"
     log "starting podman system service on $PODMAN_SOCKET (log: /var/log/podman-service.log)"
-    nohup podman system service -t 0 "unix://$PODMAN_SOCKET" >/var/log/podman-service.log 2>&1 &
+    # Started as dockerd is, above.
+    (cd / && exec setsid -f podman system service -t 0 "unix://$PODMAN_SOCKET" </dev/null >/var/log/podman-service.log 2>&1)
     deadline=$((SECONDS + 60))
     until DOCKER_HOST="unix://$PODMAN_SOCKET" docker version >/dev/null 2>&1; do
       [ "$SECONDS" -lt "$deadline" ] || { tail -n 30 /var/log/podman-service.log >&2 || true; die "podman system service did not answer within 60 s"; }

@@ -63,7 +63,9 @@ ip -n "$NS" link set lo up
 mkdir -p "$DATA" "$RUN/exec"
 printf '{ "userland-proxy": false }\n' > "$RUN/daemon.json"
 log "starting dockerd in namespace $NS at $DOCKER_AT (log: $RUN/dockerd.log)"
-# nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup hierarchy dockerd needs.
+# nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup hierarchy dockerd needs. From /,
+# as ci/engine.sh starts its daemons: not from a checkout that may be removed while it runs.
+cd /
 nohup nsenter --net="/run/netns/$NS" dockerd \
   --config-file "$RUN/daemon.json" \
   --data-root "$DATA" \
