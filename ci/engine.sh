@@ -46,7 +46,6 @@ else
   fi
   # The main daemon by its pidfile: `ci/remote-engine.sh` may run a second dockerd.
   if ! { [ -f /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; }; then
-    pgrep -x containerd >/dev/null 2>&1 || true
     log "starting dockerd in the background (log: /var/log/dockerd.log)"
     # In a session of its own, from /: not in the caller's process group (a shell that ends takes
     # its group with it), not holding the caller's stdout, not in a checkout that may be removed

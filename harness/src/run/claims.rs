@@ -148,13 +148,9 @@ impl Holders {
         let owner = holder.owner_pid.map_or("its harness".to_string(), |p| {
             format!("its harness (pid {p})")
         });
+        // Stuck leftovers hold no container but its claims, which the message words on its own.
         let rest = Leftovers {
-            containers: before
-                .containers
-                .iter()
-                .filter(|c| !crate::engine::is_claim(c))
-                .cloned()
-                .collect(),
+            containers: Vec::new(),
             ..before.clone()
         };
         Err(Stop::Infra(format!(
