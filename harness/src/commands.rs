@@ -12,7 +12,7 @@ use crate::suite::LoadedSuite;
 
 /// The engine, or exit 3 with how to start one (said by the error).
 pub async fn connect() -> Result<Engine, i32> {
-    Engine::connect(Duration::from_secs(5)).await.map_err(|e| {
+    Engine::connect().await.map_err(|e| {
         eprintln!("error: {e}");
         EXIT_INFRA
     })
@@ -23,7 +23,7 @@ pub async fn validate(loaded: &[LoadedSuite]) -> i32 {
     let mut code = EXIT_OK;
     // All suites' compose calls at once; results printed in order.
     let policies =
-        futures_util::future::join_all(loaded.iter().map(crate::validate::static_policy)).await;
+        futures_util::future::join_all(loaded.iter().map(crate::preflight::static_policy)).await;
     for (s, policy) in loaded.iter().zip(policies) {
         // A variant is named: one file is several suites then.
         let variant = match s.suite.id.split_once('@') {
@@ -91,7 +91,7 @@ pub async fn init(req: crate::init::InitRequest, force: bool) -> i32 {
         return EXIT_INFRA;
     }
     // What it wrote must load: a suite `init` writes and `validate` rejects is a bug of ours.
-    if let Err(e) = crate::validate::load_file(&req.output) {
+    if let Err(e) = crate::plan::load_file(&req.output) {
         eprintln!("error: the written suite does not validate (please report): {e}");
         return EXIT_INFRA;
     }
@@ -158,11 +158,11 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    if let Err(e) = crate::reap::reap(&engine, false, false).await {
+    if let Err(e) = crate::run::reap::reap(&engine, false, false).await {
         eprintln!("warning: could not look for stale runs: {e}");
     }
     match std::env::current_exe() {
-        Ok(exe) => crate::reap::spawn_watcher(&exe),
+        Ok(exe) => crate::run::reap::spawn_watcher(&exe, &engine),
         Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
     }
     let options = crate::mutate::MutateOptions {
@@ -215,7 +215,7 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
 }
 
 /// What a reap could not remove, said right under the run it belongs to.
-fn say_survivors(r: &crate::reap::RunResources) {
+fn say_survivors(r: &crate::run::reap::RunResources) {
     if !r.survived.is_empty() {
         eprintln!(
             "  but not all of it: {} could not be removed (`docker network inspect` names what \
@@ -231,7 +231,7 @@ pub async fn reap(dry_run: bool, include_live: bool) -> i32 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    match crate::reap::reap(&engine, include_live, dry_run).await {
+    match crate::run::reap::reap(&engine, include_live, dry_run).await {
         Ok(found) => {
             let verb = if dry_run { "would remove" } else { "removed" };
             for r in &found {
@@ -313,7 +313,7 @@ pub async fn run(
         Ok(e) => e,
         Err(code) => return code,
     };
-    match crate::reap::reap(&engine, false, false).await {
+    match crate::run::reap::reap(&engine, false, false).await {
         Ok(stale) => {
             for r in stale {
                 eprintln!("removed a stale {}", r.describe());
@@ -323,7 +323,7 @@ pub async fn run(
         Err(e) => eprintln!("warning: could not look for stale runs: {e}"),
     }
     match std::env::current_exe() {
-        Ok(exe) => crate::reap::spawn_watcher(&exe),
+        Ok(exe) => crate::run::reap::spawn_watcher(&exe, &engine),
         Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
     }
     if options.keep == Some(crate::run::Keep::Up) {

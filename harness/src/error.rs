@@ -2,7 +2,7 @@
 //! and the conformance target map them to. Each module re-exports the errors it returns.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Every test passed.
 pub const EXIT_OK: i32 = 0;
@@ -101,6 +101,41 @@ pub enum ValueError {
     },
 }
 
+/// Why no endpoint could be resolved; said before anything starts (exit 3).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EndpointError {
+    /// The named context has no entry in the store.
+    #[error("docker context `{name}` ({from}) is not in the context store: no {path}; `docker context ls` lists those there are")]
+    NoContext {
+        /// The context's name.
+        name: String,
+        /// Who named it.
+        from: String,
+        /// Where its metadata should be.
+        path: PathBuf,
+    },
+    /// The config or a context's metadata cannot be read.
+    #[error("docker context `{name}`: {path}: {cause}")]
+    BadContext {
+        /// The context's name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
+    /// TLS is asked for and a file of its material is missing.
+    #[error("TLS to {host} ({from}) needs {path}, which is missing (ca.pem, cert.pem and key.pem are read from {dir})", dir = path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
+    MissingTlsFile {
+        /// The endpoint.
+        host: String,
+        /// Who chose it.
+        from: String,
+        /// The missing file.
+        path: PathBuf,
+    },
+}
+
 /// A call to the Docker API that failed or did not answer in time.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -114,7 +149,7 @@ pub enum EngineError {
     },
     /// The endpoint the docker CLI would use cannot be resolved (context, TLS material).
     #[error("cannot tell which Docker engine to use: {0}")]
-    Endpoint(#[from] crate::engine::EndpointError),
+    Endpoint(#[from] EndpointError),
     /// The engine answered with an error.
     #[error("engine call `{what}` failed: {cause}")]
     Call {

@@ -32,6 +32,7 @@ pub async fn scaffold(req: &InitRequest) -> Result<String, ComposeError> {
         env: BTreeMap::new(),
         override_file: None,
         profiles: Vec::new(),
+        endpoint: None,
     };
     let model = compose.config(CONFIG_TIMEOUT).await?;
     let suite_dir = absolute(req.output.parent().unwrap_or(Path::new(".")));
@@ -120,6 +121,16 @@ fn list(items: &[String]) -> String {
 }
 
 fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -> String {
+    let mut y = render_stack(model, req, suite_dir, id);
+    render_images(model, &mut y);
+    render_services(model, &mut y);
+    render_topology(model, &mut y);
+    render_examples(model, &mut y);
+    y
+}
+
+/// The header comment, the suite id and `stack:` (compose files, env file, profiled services).
+fn render_stack(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -> String {
     let mut y = String::new();
     let given: Vec<String> = req
         .compose
@@ -158,102 +169,40 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
             profiled.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
+    y
+}
 
+/// `images:`: each built image with the metadata its Dockerfile declares.
+fn render_images(model: &ComposeModel, y: &mut String) {
     let images = built_images(model);
     if !images.is_empty() {
         let _ = writeln!(
-            y,
+            *y,
             "\n# Built images, with the metadata their Dockerfiles declare.\nimages:"
         );
         for (tag, service, facts) in &images {
-            let _ = writeln!(y, "  {}:\n    service: {}", q(tag), q(service));
-            render_dockerfile(facts, &mut y);
+            let _ = writeln!(*y, "  {}:\n    service: {}", q(tag), q(service));
+            render_dockerfile(facts, y);
         }
     }
+}
 
-    let _ = writeln!(y, "\nservices:");
+/// `services:`: each service not behind a profile with its state, image, ports, networks, restart
+/// policy and dependencies; one whose state only its author knows is written commented out.
+fn render_services(model: &ComposeModel, y: &mut String) {
+    let _ = writeln!(*y, "\nservices:");
     let completes = completes_successfully(model);
     let mut promised = 0;
     for (name, s) in model.services.iter().filter(|(_, s)| s.profiles.is_empty()) {
-        let mut b = String::new();
-        let _ = writeln!(b, "  {}:", q(name));
-        let state = if completes.contains(name) {
-            "exited:0"
-        } else if s.has_healthcheck(Path::new(".")) {
-            "healthy"
-        } else {
-            "running"
-        };
-        // No healthcheck, no published port, no restart policy: a one-shot job (`compose run`)
-        // or a quiet worker; only the author knows which, so the promise is left to them.
-        let unknowable = state == "running"
-            && !s.ports.iter().any(|p| p.published.is_some())
-            && matches!(s.restart.as_deref(), None | Some("") | Some("no"));
-        let _ = writeln!(b, "    state: {}", q(state));
-        if let Some(image) = &s.image {
-            let _ = writeln!(b, "    image: {}", q(image));
-        }
-        let ports: Vec<String> = s
-            .ports
-            .iter()
-            .filter(|p| p.published.as_deref().is_some_and(|h| !h.is_empty()))
-            .map(|p| {
-                let mut m = format!("{}:{}", p.published.clone().unwrap_or_default(), p.target);
-                if let Some(ip) = p
-                    .host_ip
-                    .as_deref()
-                    .filter(|ip| !ip.is_empty() && *ip != "0.0.0.0")
-                {
-                    m = format!("{ip}:{m}");
-                }
-                if let Some(proto) = p.protocol.as_deref().filter(|p| *p != "tcp") {
-                    m.push('/');
-                    m.push_str(proto);
-                }
-                m
-            })
-            .collect();
-        if !ports.is_empty() && !completes.contains(name) {
-            let _ = writeln!(b, "    ports: {}", list(&ports));
-        }
-        if let Some(nets) = &s.networks {
-            if s.network_mode.is_none() {
-                let _ = writeln!(
-                    b,
-                    "    networks: {}",
-                    list(&nets.keys().cloned().collect::<Vec<_>>())
-                );
-            }
-        }
-        if let Some(r) = s.restart.as_deref().filter(|r| !r.is_empty()) {
-            let _ = writeln!(b, "    restart: {}", q(r));
-        }
-        if !s.depends_on.is_empty() {
-            let deps: Vec<String> = s
-                .depends_on
-                .iter()
-                .map(|(d, c)| {
-                    format!(
-                        "{}: {}",
-                        q(d),
-                        q(if c.condition.is_empty() {
-                            "service_started"
-                        } else {
-                            &c.condition
-                        })
-                    )
-                })
-                .collect();
-            let _ = writeln!(b, "    depends_on: {{ {} }}", deps.join(", "));
-        }
+        let (b, unknowable) = render_service(name, s, completes.contains(name));
         if unknowable {
             let _ = writeln!(
-                y,
+                *y,
                 "  # `{name}` has no healthcheck, published port or restart policy: a one-shot job\n  \
                  # (state \"exited:0\"), or a long-running service (state running)? Uncomment and say which."
             );
             for line in b.lines() {
-                let _ = writeln!(y, "  # {}", line.strip_prefix("  ").unwrap_or(line));
+                let _ = writeln!(*y, "  # {}", line.strip_prefix("  ").unwrap_or(line));
             }
         } else {
             y.push_str(&b);
@@ -261,16 +210,96 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
         }
     }
     if promised == 0 {
-        y = y.replacen("\nservices:\n", "\nservices: {}\n", 1);
+        *y = y.replacen("\nservices:\n", "\nservices: {}\n", 1);
     }
+}
 
+/// One service's promises, and whether its state is one only its author can tell (no
+/// healthcheck, published port or restart policy: a one-shot job or a quiet worker).
+fn render_service(name: &str, s: &crate::engine::ModelService, completes: bool) -> (String, bool) {
+    let mut b = String::new();
+    let _ = writeln!(b, "  {}:", q(name));
+    let state = if completes {
+        "exited:0"
+    } else if s.has_healthcheck(Path::new(".")) {
+        "healthy"
+    } else {
+        "running"
+    };
+    // No healthcheck, no published port, no restart policy: a one-shot job (`compose run`)
+    // or a quiet worker; only the author knows which, so the promise is left to them.
+    let unknowable = state == "running"
+        && !s.ports.iter().any(|p| p.published.is_some())
+        && matches!(s.restart.as_deref(), None | Some("") | Some("no"));
+    let _ = writeln!(b, "    state: {}", q(state));
+    if let Some(image) = &s.image {
+        let _ = writeln!(b, "    image: {}", q(image));
+    }
+    let ports: Vec<String> = s
+        .ports
+        .iter()
+        .filter(|p| p.published.as_deref().is_some_and(|h| !h.is_empty()))
+        .map(|p| {
+            let mut m = format!("{}:{}", p.published.clone().unwrap_or_default(), p.target);
+            if let Some(ip) = p
+                .host_ip
+                .as_deref()
+                .filter(|ip| !ip.is_empty() && *ip != "0.0.0.0")
+            {
+                m = format!("{ip}:{m}");
+            }
+            if let Some(proto) = p.protocol.as_deref().filter(|p| *p != "tcp") {
+                m.push('/');
+                m.push_str(proto);
+            }
+            m
+        })
+        .collect();
+    if !ports.is_empty() && !completes {
+        let _ = writeln!(b, "    ports: {}", list(&ports));
+    }
+    if let Some(nets) = &s.networks {
+        if s.network_mode.is_none() {
+            let _ = writeln!(
+                b,
+                "    networks: {}",
+                list(&nets.keys().cloned().collect::<Vec<_>>())
+            );
+        }
+    }
+    if let Some(r) = s.restart.as_deref().filter(|r| !r.is_empty()) {
+        let _ = writeln!(b, "    restart: {}", q(r));
+    }
+    if !s.depends_on.is_empty() {
+        let deps: Vec<String> = s
+            .depends_on
+            .iter()
+            .map(|(d, c)| {
+                format!(
+                    "{}: {}",
+                    q(d),
+                    q(if c.condition.is_empty() {
+                        "service_started"
+                    } else {
+                        &c.condition
+                    })
+                )
+            })
+            .collect();
+        let _ = writeln!(b, "    depends_on: {{ {} }}", deps.join(", "));
+    }
+    (b, unknowable)
+}
+
+/// `networks:` and `volumes:`: those the project defines (not external ones).
+fn render_topology(model: &ComposeModel, y: &mut String) {
     let networks: Vec<(&String, &crate::engine::ModelNetwork)> = model
         .networks
         .iter()
         .filter(|(n, net)| !net.external && *n != "default")
         .collect();
     if !networks.is_empty() {
-        let _ = writeln!(y, "\nnetworks:");
+        let _ = writeln!(*y, "\nnetworks:");
         for (name, net) in networks {
             let mut keys = Vec::new();
             if let Some(d) = &net.driver {
@@ -287,7 +316,7 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
             if net.internal {
                 keys.push("internal: true".into());
             }
-            let _ = writeln!(y, "  {}: {{ {} }}", q(name), keys.join(", "));
+            let _ = writeln!(*y, "  {}: {{ {} }}", q(name), keys.join(", "));
         }
     }
     let volumes: Vec<String> = model
@@ -297,9 +326,12 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
         .map(|(n, _)| n.clone())
         .collect();
     if !volumes.is_empty() {
-        let _ = writeln!(y, "\nvolumes: {}", list(&volumes));
+        let _ = writeln!(*y, "\nvolumes: {}", list(&volumes));
     }
+}
 
+/// Commented example checks on the likeliest service, and every policy rule at `warn`.
+fn render_examples(model: &ComposeModel, y: &mut String) {
     let example = model
         .services
         .iter()
@@ -320,7 +352,7 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
         })
         .unwrap_or(("app", 8080));
     let _ = writeln!(
-        y,
+        *y,
         "\n# Behaviour your documentation promises; each check is one test (`<suite>::checks::<name>`).\n\
          # See docs/suite-format.md for every kind (http, tcp, exec, reach, isolated, logs, run, state,\n\
          # from_host, files, steps) and docs/writing-a-suite.md for a walk-through.\n\
@@ -337,11 +369,10 @@ fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -
          #       - state: {{ service: {svc}, is: running, within: 30s }}"
     );
     let _ = writeln!(
-        y,
+        *y,
         "\n# Release-gate rules over the compose files: `warn` reports, `error` fails, `off` skips.\n\
          policy:\n  no_latest_tags: warn\n  healthcheck_on_long_running: warn\n  no_default_credentials: warn\n  databases_not_on_all_interfaces: warn\n  resource_limits: warn\n  pinned_images: warn"
     );
-    y
 }
 
 /// One-shot jobs: services another service waits for with `service_completed_successfully`.
@@ -355,18 +386,22 @@ fn completes_successfully(model: &ComposeModel) -> Vec<String> {
         .collect()
 }
 
-/// (tag, service, what its Dockerfile declares) for every service that builds a named image.
+/// (key, service, what its Dockerfile declares) for every service that builds an image: the key is
+/// its `image:`, else the service's name (then only the promise's name, as `plan::image_of` says).
 fn built_images(model: &ComposeModel) -> Vec<(String, String, Dockerfile)> {
     let mut out = Vec::new();
     for (name, s) in &model.services {
-        let (Some(build), Some(tag)) = (&s.build, &s.image) else {
+        let Some(build) = &s.build else {
             continue;
         };
-        if out.iter().any(|(t, _, _)| t == tag) {
+        // Without `image:` compose names the build after the run's project; the key is a label.
+        let key = s.image.clone().unwrap_or_else(|| name.clone());
+        if out.iter().any(|(t, _, _)| *t == key) {
             continue;
         }
-        let facts = Dockerfile::read(&build.dockerfile_path(Path::new("."))).unwrap_or_default();
-        out.push((tag.clone(), name.clone(), facts));
+        let dockerfile = build.dockerfile_path(Path::new("."));
+        let facts = Dockerfile::read(&dockerfile, build.target.as_deref()).unwrap_or_default();
+        out.push((key, name.clone(), facts));
     }
     out
 }

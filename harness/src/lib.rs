@@ -1,29 +1,54 @@
 //! stackcheck: bring a container stack up, prove what its documentation promises, tear it down.
 //!
-//! The data flows through one module per stage:
-//! [`suite`] (what is promised) → [`plan`] (which tests, which project, which labels) →
-//! [`engine`] (Docker and Compose) → `checks` (proving each promise) → [`report`] (the result
-//! model; console, JUnit, JSON, summary).
-//! [`run`] drives one suite through all stages and always tears down; [`init`] writes a first
-//! suite from an existing compose project; [`validate`] is what can be known without an engine;
-//! [`commands`] are the subcommands besides `run`, as the CLI prints them; [`nextest`] makes a
-//! crate's suites its `cargo nextest run` tests.
+//! The modules follow the data flow, leaves first. Each uses only modules before it in this
+//! order (`tests/house.rs` counts the `crate::` paths and fails on an arrow against it):
+//!
+//! Module order: `error` → `text` → `mask` → `suite` → `engine` → `plan` → `report` → `checks` → `preflight` → `run` → `init` → `mutate` → `stack` → `nextest` → `commands`
+//!
+//! - leaves: [`error`] (every error type and the exit codes), [`text`] (clipping captured output
+//!   for one-line messages), [`mask`] (the masking rule: secret values become `****`);
+//! - [`suite`]: what is promised, read strictly with positions;
+//! - [`engine`]: the Docker engine, Compose and the docker CLI, each call bounded;
+//! - [`plan`]: the one suite loader, which tests a suite is, the run's project, labels and
+//!   secrets;
+//! - [`report`]: the result model and its writers (console, JUnit, JSON, Markdown summary);
+//! - `checks`: proving each promise against the compose model and the live stack;
+//! - [`preflight`]: what can be known before anything starts (references, static policy);
+//! - [`run`]: one suite through every stage, always torn down; claims, kept stacks, reaping;
+//! - entry points: [`init`] (a first suite from a compose project), [`mutate`] (how strong a
+//!   suite is), [`Stack`] (the library API), [`nextest`] (suites as `cargo nextest run` tests),
+//!   [`commands`] (the subcommands as the CLI prints them).
 
 #![warn(missing_docs)]
 
-pub(crate) mod checks;
-pub mod commands;
-pub mod engine;
 pub mod error;
-pub mod init;
-pub mod mutate;
-pub mod nextest;
-pub mod plan;
-pub mod reap;
-pub mod report;
-pub mod run;
-mod stack;
+
+pub mod text;
+
+pub mod mask;
+
 pub mod suite;
-pub mod validate;
+
+pub mod engine;
+
+pub mod plan;
+
+pub mod report;
+
+pub(crate) mod checks;
+
+pub mod preflight;
+
+pub mod run;
+
+pub mod init;
+
+pub mod mutate;
+
+mod stack;
+
+pub mod nextest;
+
+pub mod commands;
 
 pub use stack::{Stack, StackBuilder, StackError};

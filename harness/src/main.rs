@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 
 use stackcheck::error::{EXIT_INFRA, EXIT_INVALID, EXIT_OK};
 use stackcheck::report::Outputs;
-use stackcheck::suite::{self, LoadedSuite};
+use stackcheck::run::{Keep, RunOptions};
+use stackcheck::suite::{self, HealthMode, LoadedSuite, PortsMode, PullPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: `Run` carries the run's options whole, as the library takes them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run suites: build, bring the stack up, check every promise, tear down.
@@ -43,47 +46,12 @@ enum Command {
         /// Print every build and bring-up line (they are otherwise shown transiently).
         #[arg(short, long)]
         verbose: bool,
-        /// Stop at the first failing test (and skip the remaining suites); teardown still runs.
-        #[arg(long)]
-        fail_fast: bool,
         /// Suites to run at the same time (default: one per core, at most 4). Suites that claim
         /// the same fixed host port, container name, subnet or volume name never overlap.
         #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: Option<u16>,
-        /// Host ports and fixed names: as documented, or ephemeral (free host ports, run-unique
-        /// names) so runs of the same stack can share an engine. Overrides `stack.ports`.
-        #[arg(long, value_enum)]
-        ports: Option<Ports>,
-        /// When to pull the images the stacks run: missing (default), always or never. Overrides
-        /// `stack.pull`; a service's own `pull_policy` still wins.
-        #[arg(long, value_enum, value_name = "MODE")]
-        pull: Option<Pull>,
-        /// Fail checks that passed only on a re-run (`retries:`) instead of passing them as flaky.
-        #[arg(long)]
-        no_flaky: bool,
-        /// Run only the tests whose name matches GLOB (full, `mt5::service::db::*`, or without the
-        /// suite, `checks::*redis*`; `*` spans `::`). Repeatable. Builds and starts only what the
-        /// selected tests need; suites with no match are skipped.
-        #[arg(long, value_name = "GLOB")]
-        filter: Vec<String>,
-        /// Leave the stack up when the run ends: `on-failure` (a test failed) or `always`. Prints
-        /// the project and how to remove it (`stackcheck down`); Ctrl-C still tears down.
-        #[arg(long, value_enum, value_name = "WHEN")]
-        keep: Option<KeepWhen>,
-        /// Check the stack `stackcheck up` (or `--keep`) left running: no build, no bring-up, no
-        /// teardown. Fails before starting anything if it is not up, or up from other files.
-        #[arg(long, conflicts_with = "keep")]
-        reuse: bool,
-        /// Write each service's whole log (stdout and stderr, timestamped, secrets masked) to
-        /// DIR/<suite>/<service>.log before teardown, also on failure and Ctrl-C; a failing
-        /// test's JUnit <system-out> gets the last lines of the services it touches.
-        #[arg(long, value_name = "DIR")]
-        logs_dir: Option<PathBuf>,
-        /// How often healthchecks poll in this run: `documented` (as written) or `fast` (every
-        /// second, with the written interval × retries as the retry budget). Overrides
-        /// `stack.health`.
-        #[arg(long, value_enum, value_name = "MODE")]
-        health: Option<Health>,
+        #[command(flatten)]
+        options: RunOptions,
     },
     /// Bring suites' stacks up (build, state promises) and leave them running for `run --reuse`.
     Up {
@@ -94,13 +62,13 @@ enum Command {
         verbose: bool,
         /// Host ports and fixed names: as documented, or ephemeral. Overrides `stack.ports`.
         #[arg(long, value_enum)]
-        ports: Option<Ports>,
+        ports: Option<PortsMode>,
         /// When to pull the images the stacks run. Overrides `stack.pull`.
         #[arg(long, value_enum, value_name = "MODE")]
-        pull: Option<Pull>,
+        pull: Option<PullPolicy>,
         /// `documented` or `fast` healthchecks while it is up. Overrides `stack.health`.
         #[arg(long, value_enum, value_name = "MODE")]
-        health: Option<Health>,
+        health: Option<HealthMode>,
     },
     /// Remove the stacks `stackcheck up` or `run --keep` left for these suites, and prove nothing
     /// of them remains (exit 1 if something does).
@@ -163,7 +131,7 @@ enum Command {
         /// documented (runs take turns on them). Default: ephemeral, unless a `from_host` command
         /// of the suite names a documented host port.
         #[arg(long, value_enum)]
-        ports: Option<Ports>,
+        ports: Option<PortsMode>,
         /// Start no mutant run after this long (e.g. `20m`); running ones finish.
         #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = duration)]
         budget: std::time::Duration,
@@ -201,31 +169,6 @@ enum Command {
     Watch { pid: i32 },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Health {
-    Documented,
-    Fast,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum KeepWhen {
-    OnFailure,
-    Always,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Pull {
-    Missing,
-    Always,
-    Never,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Ports {
-    Documented,
-    Ephemeral,
-}
-
 fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
     let files = suite::discover(paths).map_err(|e| {
         eprintln!("error: {e}");
@@ -239,7 +182,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<LoadedSuite>, ExitCode> {
     let mut bad = 0;
     for f in files {
         // A suite with `stack.variants` is one run per variant.
-        match stackcheck::validate::load_runs(&f) {
+        match stackcheck::plan::load_runs(&f) {
             Ok(runs) => loaded.extend(runs),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -262,7 +205,7 @@ fn load_and_resolve(
     let loaded = load_all(paths)?;
     let mut bad = 0;
     for s in &loaded {
-        if let Err(e) = runtime.block_on(stackcheck::validate::check_references(s)) {
+        if let Err(e) = runtime.block_on(stackcheck::preflight::check_references(s)) {
             eprintln!("error: {e}");
             bad += 1;
         }
@@ -307,33 +250,15 @@ fn quiet_on_closed_stdout() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Every child (compose, `docker build`, testcontainers, the reaper) must reach the engine the
-    // harness reaches, context or not: hand them the resolved endpoint before any thread starts.
-    match stackcheck::engine::Endpoint::resolve() {
-        Ok(endpoint) => endpoint.export(),
-        // A run cannot start without knowing its engine: exit 3 before reading any suite (compose
-        // would fail on the same context and be blamed for it). Other commands say it if they
-        // need the engine.
-        Err(e) if matches!(cli.command, Command::Run { .. }) => {
-            eprintln!("error: cannot tell which Docker engine to use: {e}");
-            return ExitCode::from(EXIT_INFRA as u8);
-        }
-        Err(_) => {}
+    let run = matches!(cli.command, Command::Run { .. });
+    if let Err(code) = export_endpoint(run) {
+        return code;
     }
-    if !matches!(cli.command, Command::Run { .. }) {
+    if !run {
         quiet_on_closed_stdout();
     }
     match cli.command {
-        Command::Schema { report, mutate } => {
-            if mutate {
-                println!("{}", stackcheck::mutate::mutation_schema_json());
-            } else if report {
-                println!("{}", stackcheck::report::report_schema_json());
-            } else {
-                println!("{}", suite::schema_json());
-            }
-            ExitCode::from(EXIT_OK as u8)
-        }
+        Command::Schema { report, mutate } => schema(report, mutate),
         Command::Init {
             compose,
             output,
@@ -349,36 +274,14 @@ fn main() -> ExitCode {
             };
             with_runtime(stackcheck::commands::init(req, force))
         }
-        Command::Validate { suites } => {
-            let Ok(runtime) = tokio::runtime::Runtime::new() else {
-                return ExitCode::from(EXIT_INFRA as u8);
-            };
-            match load_and_resolve(&suites, &runtime) {
-                Ok(loaded) => {
-                    ExitCode::from(runtime.block_on(stackcheck::commands::validate(&loaded)) as u8)
-                }
-                Err(code) => code,
-            }
-        }
-        Command::List { suites, filter } => {
-            match load_all(&suites).and_then(|l| filtered(l, &filter)) {
-                Ok(loaded) => {
-                    for s in &loaded {
-                        for t in stackcheck::plan::select(&s.suite, &filter) {
-                            println!("{}", t.name);
-                        }
-                    }
-                    ExitCode::from(EXIT_OK as u8)
-                }
-                Err(code) => code,
-            }
-        }
+        Command::Validate { suites } => validate(&suites),
+        Command::List { suites, filter } => list(&suites, &filter),
         Command::Reap {
             dry_run,
             include_live,
         } => with_runtime(stackcheck::commands::reap(dry_run, include_live)),
         Command::Watch { pid } => with_runtime(async move {
-            match stackcheck::reap::watch(pid).await {
+            match stackcheck::run::reap::watch(pid).await {
                 Ok(_) => EXIT_OK,
                 Err(_) => EXIT_INFRA,
             }
@@ -393,23 +296,16 @@ fn main() -> ExitCode {
             markdown,
             min_score,
         } => {
-            let Ok(runtime) = tokio::runtime::Runtime::new() else {
-                return ExitCode::from(EXIT_INFRA as u8);
-            };
-            let loaded = match load_and_resolve(std::slice::from_ref(&suite), &runtime) {
-                Ok(l) => l,
-                Err(code) => return code,
-            };
             let request = stackcheck::commands::MutateRequest {
                 only,
                 jobs: jobs.map(usize::from),
-                ports: ports.map(Ports::mode),
+                ports,
                 budget,
                 json,
                 markdown,
                 min_score,
             };
-            ExitCode::from(runtime.block_on(stackcheck::commands::mutate(loaded, request)) as u8)
+            mutate(&suite, request)
         }
         Command::Down { suites } => match load_all(&suites) {
             Ok(loaded) => with_runtime(stackcheck::commands::down(loaded)),
@@ -422,11 +318,11 @@ fn main() -> ExitCode {
             pull,
             health,
         } => {
-            let options = stackcheck::run::RunOptions {
-                ports: ports.map(Ports::mode),
-                pull: pull.map(Pull::policy),
-                health: health.map(Health::mode),
-                keep: Some(stackcheck::run::Keep::Up),
+            let options = RunOptions {
+                ports,
+                pull,
+                health,
+                keep: Some(Keep::Up),
                 ..Default::default()
             };
             start_run(&suites, Outputs::default(), verbose, options, None)
@@ -437,41 +333,88 @@ fn main() -> ExitCode {
             json,
             summary,
             verbose,
-            fail_fast,
             jobs,
-            ports,
-            pull,
-            no_flaky,
-            filter,
-            keep,
-            reuse,
-            logs_dir,
-            health,
+            options,
         } => {
-            let options = stackcheck::run::RunOptions {
-                fail_fast,
-                no_flaky,
-                filter,
-                ports: ports.map(Ports::mode),
-                pull: pull.map(Pull::policy),
-                keep: keep.map(|k| match k {
-                    KeepWhen::OnFailure => stackcheck::run::Keep::OnFailure,
-                    KeepWhen::Always => stackcheck::run::Keep::Always,
-                }),
-                reuse,
-                logs_dir: logs_dir.clone(),
-                health: health.map(Health::mode),
-                ..Default::default()
-            };
             let outputs = Outputs {
                 junit,
                 json,
                 summary,
-                logs_dir,
+                logs_dir: options.logs_dir.clone(),
             };
             start_run(&suites, outputs, verbose, options, jobs)
         }
     }
+}
+
+/// The engine, resolved once as the docker CLI resolves it. Children get it from the connected
+/// engine through their own environment; testcontainers reads only the process environment, so
+/// it is put there, before any thread starts.
+fn export_endpoint(run: bool) -> Result<(), ExitCode> {
+    match stackcheck::engine::Endpoint::resolve() {
+        Ok(endpoint) => endpoint.export_for_testcontainers(),
+        // A run cannot start without knowing its engine: exit 3 before reading any suite (compose
+        // would fail on the same context and be blamed for it). Other commands say it if they
+        // need the engine.
+        Err(e) if run => {
+            eprintln!("error: cannot tell which Docker engine to use: {e}");
+            return Err(ExitCode::from(EXIT_INFRA as u8));
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// `schema`: the suite's JSON Schema, or the run report's, or `mutate --json`'s.
+fn schema(report: bool, mutate: bool) -> ExitCode {
+    if mutate {
+        println!("{}", stackcheck::mutate::mutation_schema_json());
+    } else if report {
+        println!("{}", stackcheck::report::report_schema_json());
+    } else {
+        println!("{}", suite::schema_json());
+    }
+    ExitCode::from(EXIT_OK as u8)
+}
+
+/// `validate`: each suite loaded, its references resolved, its static policy judged.
+fn validate(suites: &[PathBuf]) -> ExitCode {
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        return ExitCode::from(EXIT_INFRA as u8);
+    };
+    match load_and_resolve(suites, &runtime) {
+        Ok(loaded) => {
+            ExitCode::from(runtime.block_on(stackcheck::commands::validate(&loaded)) as u8)
+        }
+        Err(code) => code,
+    }
+}
+
+/// `list`: the test names `run` would run, one a line.
+fn list(suites: &[PathBuf], filter: &[String]) -> ExitCode {
+    match load_all(suites).and_then(|l| filtered(l, filter)) {
+        Ok(loaded) => {
+            for s in &loaded {
+                for t in stackcheck::plan::select(&s.suite, filter) {
+                    println!("{}", t.name);
+                }
+            }
+            ExitCode::from(EXIT_OK as u8)
+        }
+        Err(code) => code,
+    }
+}
+
+/// `mutate`: the suite loaded and resolved (exit 2 before anything starts), then the mutants.
+fn mutate(suite: &std::path::Path, request: stackcheck::commands::MutateRequest) -> ExitCode {
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        return ExitCode::from(EXIT_INFRA as u8);
+    };
+    let loaded = match load_and_resolve(&[suite.to_path_buf()], &runtime) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    ExitCode::from(runtime.block_on(stackcheck::commands::mutate(loaded, request)) as u8)
 }
 
 /// `run` and `up`: every suite loaded and resolved, report paths checked (exit 2 before anything
@@ -516,34 +459,6 @@ fn start_run(
     ExitCode::from(runtime.block_on(stackcheck::commands::run(
         loaded, outputs, verbose, options, jobs,
     )) as u8)
-}
-
-impl Ports {
-    fn mode(self) -> stackcheck::suite::PortsMode {
-        match self {
-            Ports::Documented => stackcheck::suite::PortsMode::Documented,
-            Ports::Ephemeral => stackcheck::suite::PortsMode::Ephemeral,
-        }
-    }
-}
-
-impl Health {
-    fn mode(self) -> stackcheck::suite::HealthMode {
-        match self {
-            Health::Documented => stackcheck::suite::HealthMode::Documented,
-            Health::Fast => stackcheck::suite::HealthMode::Fast,
-        }
-    }
-}
-
-impl Pull {
-    fn policy(self) -> stackcheck::suite::PullPolicy {
-        match self {
-            Pull::Missing => stackcheck::suite::PullPolicy::Missing,
-            Pull::Always => stackcheck::suite::PullPolicy::Always,
-            Pull::Never => stackcheck::suite::PullPolicy::Never,
-        }
-    }
 }
 
 /// A duration as suites write them (`90s`, `20m`).

@@ -96,7 +96,7 @@ impl Stack {
         let id = self.container(service).await?;
         let info = self.engine.inspect(&id).await.map_err(engine)?;
         crate::engine::published_host_port(&info, port)
-            .map(|p| crate::engine::published_addr(&p))
+            .map(|p| self.engine.published_addr(&p))
             .ok_or_else(|| {
                 StackError::NotThere(format!("`{service}` publishes no host port for {port}/tcp"))
             })
@@ -208,9 +208,7 @@ impl StackBuilder {
     /// Brings the stack up and waits for its promised states; on failure it is taken down again.
     pub async fn up(self) -> Result<Stack, StackError> {
         let loaded = self.load()?;
-        let engine = Engine::connect(Duration::from_secs(5))
-            .await
-            .map_err(engine)?;
+        let engine = Engine::connect().await.map_err(engine)?;
         let options = RunOptions {
             keep: Some(crate::run::Keep::Held),
             ..self.options
@@ -224,7 +222,7 @@ impl StackBuilder {
         let failures = failures(&report);
         match kept {
             Some(kept) if failures.is_empty() => {
-                watch(&kept.run_id);
+                watch(&kept.run_id, &engine);
                 Ok(Stack {
                     engine,
                     loaded,
@@ -249,8 +247,8 @@ impl StackBuilder {
     }
 
     fn load(&self) -> Result<LoadedSuite, StackError> {
-        let runs = crate::validate::load_runs(&self.suite)
-            .map_err(|e| StackError::Suite(e.to_string()))?;
+        let runs =
+            crate::plan::load_runs(&self.suite).map_err(|e| StackError::Suite(e.to_string()))?;
         let ids: Vec<&str> = runs.iter().map(|r| r.suite.id.as_str()).collect();
         let wanted = |r: &LoadedSuite| match &self.variant {
             Some(v) => r.suite.id.ends_with(&format!("@{v}")),
@@ -303,8 +301,8 @@ async fn take_down(
 
 /// Removes the run's resources once this process is gone. A test binary has no `stackcheck
 /// __watch` of its own, so the docker CLI does it, in a process group of its own (the test's group
-/// may be killed whole), with the engine this process resolved (the CLI resolves it alike).
-fn watch(run_id: &str) {
+/// may be killed whole), with this stack's engine in its environment.
+fn watch(run_id: &str, engine: &Engine) {
     use std::os::unix::process::CommandExt;
     const SWEEP: &str = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
 f="label=$2"
@@ -316,7 +314,9 @@ for _ in 1 2 3; do
   sleep 1
 done"#;
     let label = format!("{}={run_id}", crate::engine::LABEL_RUN);
-    let spawned = std::process::Command::new("sh")
+    let mut cmd = std::process::Command::new("sh");
+    engine.endpoint.apply(&mut cmd);
+    let spawned = cmd
         .args([
             "-c",
             SWEEP,

@@ -11,14 +11,14 @@ use common::{docker_labelled, root, stackcheck, test_status, text, valid_report}
 fn malformed_suites_exit_2_with_file_line_column_and_start_nothing() {
     let cases = [
         (
-            "unknown-key.yaml",
-            "unknown-key.yaml:6:5: unknown key `stat`; did you mean `state`?",
+            "unknown-service-key.yaml",
+            "unknown-service-key.yaml:5:10: unknown key `stat`; did you mean `state`?",
         ),
         ("wrong-type.yaml", "wrong-type.yaml:6:"),
         ("missing-stack.yaml", "missing required key `stack`"),
     ];
     for (file, expected) in cases {
-        let path = format!("harness/tests/data/{file}");
+        let path = format!("harness/tests/hostile/{file}");
         for cmd in ["validate", "run"] {
             // An engine that does not exist: were anything started, the run would report exit 3.
             let o = Command::new(env!("CARGO_BIN_EXE_stackcheck"))

@@ -18,7 +18,7 @@ fn features() -> Vec<(String, Vec<PathBuf>)> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("suite.yaml").is_file())
         .map(|dir| {
-            let loaded = stackcheck::validate::load_file(&dir.join("suite.yaml")).unwrap();
+            let loaded = stackcheck::plan::load_file(&dir.join("suite.yaml")).unwrap();
             let files = loaded
                 .suite
                 .stack
@@ -42,7 +42,7 @@ fn features() -> Vec<(String, Vec<PathBuf>)> {
 fn every_feature_goes_through_init_validate_and_run() {
     let dir = tempfile::tempdir().unwrap();
     let features = features();
-    assert!(features.len() >= 19, "{features:?}");
+    assert!(features.len() >= 20, "{features:?}");
     for (name, files) in &features {
         common::init_suite(
             files,
@@ -117,6 +117,11 @@ fn every_feature_keeps_its_promises() {
     "spec-stop-hook-wipes",
     "broken-spec-stop-hook-wipes::checks::the store keeps its data across down and up",
     "step 3 (exec check) failed"
+)]
+#[case::build_target_dev_instead_of_runtime(
+    "spec-build-target-dev",
+    "broken-spec-build-target-dev::image::api::labels",
+    "label stage=\"dev\", expected \"runtime\""
 )]
 #[case::profile_not_enabled(
     "spec-profile-not-enabled",

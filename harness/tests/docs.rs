@@ -1,6 +1,7 @@
-//! The docs stay true (issue 7 item 6, issue 20): `docs/suite-format.md` names every key of the suite
-//! schema, its examples are still in the suites they quote, every command and `run` flag of
-//! the CLI is documented, and the README's layout table is the source tree.
+//! The docs stay true: `docs/suite-format.md` names every key of the suite schema, the examples of
+//! it and of the README are still in the suites they quote, every command and `run` flag of the
+//! CLI is documented, the layout table of `docs/architecture.md` is the source tree, and the
+//! README stays a page a newcomer reads, about the product rather than the history of its work.
 
 use std::collections::BTreeSet;
 
@@ -45,7 +46,14 @@ fn the_format_reference_names_every_key_of_the_schema() {
 
 #[test]
 fn every_quoted_example_is_still_in_its_suite() {
-    let doc = read("docs/suite-format.md");
+    assert!(quoted_examples("docs/suite-format.md") >= 15);
+    assert!(quoted_examples("README.md") >= 1);
+}
+
+/// Checks every `yaml` block of a page against the file its first line names (`# from …`), and
+/// counts those blocks.
+fn quoted_examples(page: &str) -> usize {
+    let doc = read(page);
     let mut blocks = 0;
     for block in doc.split("```yaml\n").skip(1) {
         let body = block.split("```").next().unwrap();
@@ -63,12 +71,56 @@ fn every_quoted_example_is_still_in_its_suite() {
         for line in lines.map(str::trim).filter(|l| !l.is_empty()) {
             assert!(
                 have.contains(line),
-                "docs/suite-format.md quotes `{line}` from {source}, which no longer has it"
+                "{page} quotes `{line}` from {source}, which no longer has it"
             );
         }
         blocks += 1;
     }
-    assert!(blocks >= 15, "only {blocks} quoted examples");
+    blocks
+}
+
+/// Every page of the docs, README first.
+fn all_docs() -> String {
+    let mut pages: Vec<_> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    let mut text = read("README.md");
+    for page in pages {
+        text += "\n";
+        text += &std::fs::read_to_string(page).unwrap();
+    }
+    text
+}
+
+#[test]
+fn the_readme_is_read_in_ten_minutes_and_links_only_to_pages_that_exist() {
+    let readme = read("README.md");
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 150,
+        "README.md has {lines} lines; move detail to docs/"
+    );
+    let link = regex::Regex::new(r"\]\((docs/[^)#]+)").unwrap();
+    for target in link.captures_iter(&readme).map(|c| c[1].to_string()) {
+        assert!(
+            root().join(&target).exists(),
+            "README links to {target}, which does not exist"
+        );
+    }
+}
+
+#[test]
+fn the_docs_speak_of_the_product_not_of_the_history_of_its_work() {
+    let history = regex::Regex::new(r"(?i)\b(stop|issue|session) \d+\b").unwrap();
+    let found: Vec<String> = all_docs()
+        .lines()
+        .filter(|l| history.is_match(l))
+        .map(|l| l.chars().take(120).collect())
+        .collect();
+    assert!(found.is_empty(), "history in README/docs: {found:#?}");
 }
 
 fn help(args: &[&str]) -> String {
@@ -82,12 +134,7 @@ fn help(args: &[&str]) -> String {
 
 #[test]
 fn every_command_and_run_flag_is_documented() {
-    let docs = format!(
-        "{}\n{}\n{}",
-        read("README.md"),
-        read("docs/writing-a-suite.md"),
-        read("docs/suite-format.md")
-    );
+    let docs = all_docs();
     let top = help(&["--help"]);
     let commands: Vec<&str> = top
         .split("Commands:")
@@ -121,12 +168,12 @@ fn every_command_and_run_flag_is_documented() {
     }
 }
 
-/// The README's layout table is the source tree (issue 20): every module of `harness/src` has a
-/// row, every file of a module folder is named in its folder's row, and no row names a file that
-/// is gone. Also: no source file is over 600 lines.
+/// The layout table of `docs/architecture.md` is the source tree: every module of `harness/src`
+/// has a row, every file of a module folder is named in its folder's row, and no row names a file
+/// that is gone.
 #[test]
 fn the_layout_table_matches_the_source_tree() {
-    let readme = read("README.md");
+    let readme = read("docs/architecture.md");
     let rows: Vec<&str> = readme
         .lines()
         .filter(|l| l.starts_with("| `harness/src/"))
@@ -144,18 +191,20 @@ fn the_layout_table_matches_the_source_tree() {
             let row = rows
                 .iter()
                 .find(|r| r.starts_with(&format!("| `harness/src/{name}/`")))
-                .unwrap_or_else(|| panic!("README layout: no row for harness/src/{name}/"));
+                .unwrap_or_else(|| {
+                    panic!("docs/architecture.md layout: no row for harness/src/{name}/")
+                });
             for file in std::fs::read_dir(&path).unwrap() {
                 let file = file.unwrap().file_name().to_string_lossy().into_owned();
                 assert!(
                     row.contains(&format!("`{file}`")),
-                    "README layout: the row of harness/src/{name}/ does not name `{file}`"
+                    "docs/architecture.md layout: the row of harness/src/{name}/ does not name `{file}`"
                 );
             }
             for file in named.captures_iter(row).map(|c| c[1].to_string()) {
                 assert!(
                     path.join(&file).exists(),
-                    "README layout names harness/src/{name}/{file}, which does not exist"
+                    "docs/architecture.md layout names harness/src/{name}/{file}, which does not exist"
                 );
             }
         } else {
@@ -164,7 +213,7 @@ fn the_layout_table_matches_the_source_tree() {
                     .any(|r| r.contains(&format!("`harness/src/{name}`"))
                         || (r.starts_with("| `harness/src/lib.rs`")
                             && r.contains(&format!("`{name}`")))),
-                "README layout: no row names harness/src/{name}"
+                "docs/architecture.md layout: no row names harness/src/{name}"
             );
         }
     }
@@ -190,7 +239,7 @@ fn no_source_file_is_over_600_lines() {
     assert!(long.is_empty(), "split these by concept: {long:?}");
 }
 
-/// Issue 21: the public API's docs (`stackcheck::nextest`, `stackcheck::Stack` and the rest)
+/// The public API's docs (`stackcheck::nextest`, `stackcheck::Stack` and the rest)
 /// build as docs.rs would build them, without a warning (`missing_docs` included, and no link to
 /// an item a reader cannot see).
 #[test]

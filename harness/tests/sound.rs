@@ -56,8 +56,10 @@ fn a_published_port_with_nothing_listening_fails_ports_and_tcp() {
     let r = run_file(&fixture("broken/no-listener/suite.yaml"));
     let ports = "broken-no-listener::service::api::ports";
     let tcp = "broken-no-listener::checks::api accepts TCP on 8000";
-    assert_failed_exactly(&r, &[ports, tcp]);
-    for name in [ports, tcp] {
+    let http = "broken-no-listener::checks::api answers HTTP on 8000";
+    assert_failed_exactly(&r, &[ports, tcp, http]);
+    // One cause, one wording, whatever the check kind.
+    for name in [ports, tcp, http] {
         assert_message(
             &r,
             name,
@@ -74,7 +76,7 @@ fn services_that_stay_up_keep_their_state_for_the_run() {
     assert_failed_exactly(&r, &[]);
 }
 
-/// Item 3, broken twin: `worker` exits 5 s after start, after it passed `running`, while a slow
+/// Item 3, broken twin: `worker` exits 20 s after start, after it passed `running`, while a slow
 /// check runs; `api` crashes 2 s after every start under `restart: unless-stopped`. Both state
 /// tests fail (the worker's when the checks end, with the exit code and when; the API's as a crash
 /// loop, never passed in the moment before its first crash), and a check of the dead worker names
@@ -115,6 +117,27 @@ fn a_state_that_ends_right_after_its_pass_fails_without_any_check() {
         worker,
         "`worker` did not stay running: it is exited:3 now",
     );
+}
+
+/// A terminal cause ends the wait: a check polling a worker (`retry: 60s`) passes while it runs;
+/// when it exits 0 with no restart policy to start it again, the check stops at once naming that
+/// cause instead of polling out its budget (the message of a budget run out says "still failing
+/// after").
+#[test]
+fn a_check_stops_waiting_on_a_worker_that_ended_for_good() {
+    let ok = run_file(&fixture("holds/retry.yaml"));
+    assert_failed_exactly(&ok, &[]);
+    let r = run_file(&fixture("broken/worker-ends/suite.yaml"));
+    let state = "broken-worker-ends::service::worker::state";
+    let check = "broken-worker-ends::checks::the worker answers within its retry";
+    assert_failed_exactly(&r, &[state, check]);
+    assert_message(
+        &r,
+        check,
+        "(stopped waiting: `worker` exited with code 0 and no restart policy starts it again)",
+    );
+    let o = common::outcome(&r, check);
+    assert!(!o.message.contains("still failing after"), "{}", o.message);
 }
 
 fn skipped(r: &stackcheck::report::SuiteReport) -> Vec<&str> {
@@ -439,11 +462,7 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
     };
     let pid = std::process::id();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let engine = rt
-        .block_on(stackcheck::engine::Engine::connect(
-            std::time::Duration::from_secs(5),
-        ))
-        .unwrap();
+    let engine = rt.block_on(stackcheck::engine::Engine::connect()).unwrap();
     // The range after a fresh network is the pool's next; a network another test creates at the
     // same moment may take it first (then the hold is rightly refused): try again, after a pause
     // of random length, so that a burst of other runs' networks (a mutation run) has passed.
@@ -479,11 +498,7 @@ fn a_held_subnet_is_skipped_by_the_engines_default_pools() {
 #[test]
 fn network_changes_by_any_client_are_seen_while_a_probe_runs() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let engine = rt
-        .block_on(stackcheck::engine::Engine::connect(
-            std::time::Duration::from_secs(5),
-        ))
-        .unwrap();
+    let engine = rt.block_on(stackcheck::engine::Engine::connect()).unwrap();
     let name = format!("sc-test-churn-{}", std::process::id());
     let seen = rt.block_on(async {
         let watch = engine.watch_network_changes();

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::engine::{Captured, Watching};
-use crate::report::snippet;
 use crate::suite::{text_matches, Expect, Pattern};
+use crate::text::snippet;
 
 /// The patterns of `expect` to watch for while a command's output streams past.
 pub(super) fn watching(expect: &Expect) -> Watching {

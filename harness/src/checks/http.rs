@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use super::expect;
 use super::{Ctx, Verdict};
 use crate::engine::Captured;
-use crate::report::snippet;
 use crate::suite::{Expect, HttpCheck, Scheme, TlsOptions, Vars};
+use crate::text::snippet;
 
 /// Budget of one request, answer included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,8 +118,16 @@ pub(super) async fn http(ctx: &Ctx<'_>, p: &HttpCheck, expect: &Expect) -> Verdi
     };
     match request(ctx, p, &addr, &path, &method, expect).await {
         Ok(answer) => judge(&shown, &answer, expect),
-        Err(why) => Verdict::fail(format!("{shown}: {why}")),
+        Err(why) => Verdict::fail(format!("{shown}: {}", unanswered(&addr, p.port, why).await)),
     }
+}
+
+/// Why a request got no answer: when nothing listens behind the address, said as the `ports`
+/// and `tcp` checks say it (one cause, one wording); otherwise what the client said.
+async fn unanswered(addr: &str, port: u16, why: String) -> String {
+    let within = Duration::from_secs(2);
+    let seen = super::listen::listen(addr, within).await;
+    super::listen::not_listening(&seen, port, addr, within).unwrap_or(why)
 }
 
 /// What came back, and how long it took (sending to the last byte of the body).

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
+use bollard::models::ContainerInspectResponse;
 
 use super::Verdict;
+use crate::engine::{ContainerStatus, Health, ObservedState};
 use crate::suite::DesiredState;
 
 /// How long a container must have been up (this instance: a restart starts it over) before its
@@ -63,6 +64,24 @@ impl Uptime {
     }
 }
 
+/// Why a container will not run again by itself, if it will not: it exited and no restart policy
+/// starts it again, or its policy has been restarting it in a crash loop.
+pub(super) fn ended_for_good(service: &str, info: &ContainerInspectResponse) -> Option<String> {
+    let restarts = info.restart_count.unwrap_or(0);
+    let code = info.state.as_ref().and_then(|s| s.exit_code).unwrap_or(0);
+    match ObservedState::of(info).status {
+        ContainerStatus::Exited(code) if restart_promised(info, code).is_none() => Some(format!(
+            "`{service}` exited with code {code} and no restart policy starts it again"
+        )),
+        ContainerStatus::Exited(_) | ContainerStatus::Restarting if restarts >= CRASH_LOOP => {
+            Some(format!(
+                "`{service}` is crash-looping: restarted {restarts}× by its restart policy, last exit code {code}"
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// The restart policy that will start this exited container again, if any: Docker shows such a
 /// container as `restarting`, Podman as `exited` until its cleanup process restarts it.
 fn restart_promised(info: &ContainerInspectResponse, code: i64) -> Option<String> {
@@ -99,17 +118,15 @@ pub(super) fn judge(
     elapsed: f32,
     uptime: &mut Uptime,
 ) -> Judgement {
-    let state = info.state.clone().unwrap_or_default();
-    let status = state
-        .status
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let health = state.health.as_ref().and_then(|h| h.status);
+    let seen = ObservedState::of(info);
+    let (status, health) = (seen.status.word().to_string(), seen.health);
     let has_health = crate::engine::has_healthcheck(info);
     let want = desired(want, info);
-    let code = state.exit_code.unwrap_or(0);
-    let exited = matches!(status.as_str(), "exited" | "dead");
-    let up_for = uptime.observe(info, status == "running");
+    let code = info.state.as_ref().and_then(|s| s.exit_code).unwrap_or(0);
+    let exited = matches!(seen.status, ContainerStatus::Exited(_));
+    let running = seen.status == ContainerStatus::Running;
+    let restarting = seen.status == ContainerStatus::Restarting;
+    let up_for = uptime.observe(info, running);
     let down_for = uptime.exited_for(info, exited);
     let settling = format!("{status}, up {:.0?} of {SETTLE:?}", up_for);
     match want {
@@ -124,13 +141,13 @@ pub(super) fn judge(
         // Exited and about to be restarted by its policy: the engine marks it unhealthy on exit,
         // but the next start begins a new health history (stacks whose `depends_on` only waits
         // for start crash this way once, by design). Still within the budget, so keep waiting.
-        _ if status == "restarting" && info.restart_count.unwrap_or(0) >= CRASH_LOOP => {
+        _ if restarting && info.restart_count.unwrap_or(0) >= CRASH_LOOP => {
             Judgement::Decided(Verdict::fail(format!(
                 "`{service}` is crash-looping: restarted {}× by its restart policy in {elapsed:.1}s, last exit code {code} (expected {want})",
                 info.restart_count.unwrap_or(0)
             )))
         }
-        _ if status == "restarting" => Judgement::Waiting(format!(
+        _ if restarting => Judgement::Waiting(format!(
             "restarting after exit code {code} ({} restarts)",
             info.restart_count.unwrap_or(0)
         )),
@@ -150,23 +167,23 @@ pub(super) fn judge(
                 None => Judgement::Decided(Verdict::fail(exit)),
             }
         }
-        _ if health == Some(HealthStatusEnum::UNHEALTHY) => Judgement::Decided(Verdict::fail(format!(
+        _ if health == Some(Health::Unhealthy) => Judgement::Decided(Verdict::fail(format!(
             "`{service}` became unhealthy after {elapsed:.1}s (expected {want}); last health check: {}",
             last_health_output(info).unwrap_or_else(|| "(no output)".into())
         ))),
         DesiredState::Healthy if !has_health => Judgement::Decided(Verdict::fail(format!(
             "`{service}` has no healthcheck, so it can never be healthy (expected healthy; it is {status})"
         ))),
-        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) && up_for >= SETTLE => {
+        DesiredState::Healthy if health == Some(Health::Healthy) && up_for >= SETTLE => {
             Judgement::Decided(Verdict::pass(format!("`{service}` healthy after {elapsed:.1}s{}", restarts(info))))
         }
-        DesiredState::Healthy if health == Some(HealthStatusEnum::HEALTHY) => Judgement::Waiting(format!("healthy, {settling}")),
+        DesiredState::Healthy if health == Some(Health::Healthy) => Judgement::Waiting(format!("healthy, {settling}")),
         DesiredState::Healthy => Judgement::Waiting(format!("{status}, health {}", health.map(|h| h.to_string()).unwrap_or_default())),
         // Up for the settle window, so a container that crashes right after start is not passed.
-        DesiredState::Running if status == "running" && up_for >= SETTLE => {
+        DesiredState::Running if running && up_for >= SETTLE => {
             Judgement::Decided(Verdict::pass(format!("`{service}` running after {elapsed:.1}s{}", restarts(info))))
         }
-        DesiredState::Running if status == "running" => Judgement::Waiting(settling),
+        DesiredState::Running if running => Judgement::Waiting(settling),
         DesiredState::Running => Judgement::Waiting(status),
     }
 }
@@ -194,7 +211,7 @@ fn last_health_output(info: &ContainerInspectResponse) -> Option<String> {
     Some(format!(
         "exit {}: {}",
         last.exit_code.unwrap_or(-1),
-        crate::report::snippet(last.output.as_deref().unwrap_or(""), 300)
+        crate::text::snippet(last.output.as_deref().unwrap_or(""), 300)
     ))
 }
 
@@ -292,6 +309,138 @@ mod tests {
         let (decided, now) = said(look(&exited(policy, max, restarts, code), Duration::ZERO));
         assert!(decided, "{now}");
         assert_eq!(now, message);
+    }
+
+    #[rstest]
+    #[case::no_policy(
+        "no",
+        0,
+        0,
+        0,
+        Some("`starter` exited with code 0 and no restart policy starts it again")
+    )]
+    #[case::on_failure_after_success(
+        "on-failure",
+        0,
+        0,
+        0,
+        Some("`starter` exited with code 0 and no restart policy starts it again")
+    )]
+    #[case::unless_stopped_will_restart("unless-stopped", 0, 0, 1, None)]
+    #[case::on_failure_with_retries_left("on-failure", 3, 1, 1, None)]
+    #[case::crash_loop(
+        "always",
+        0,
+        8,
+        1,
+        Some("`starter` is crash-looping: restarted 8× by its restart policy, last exit code 1")
+    )]
+    fn an_exit_is_for_good_only_when_nothing_will_undo_it(
+        #[case] policy: &str,
+        #[case] max: i64,
+        #[case] restarts: i64,
+        #[case] code: i64,
+        #[case] why: Option<&str>,
+    ) {
+        let info = exited(policy, max, restarts, code);
+        assert_eq!(ended_for_good("starter", &info).as_deref(), why);
+    }
+
+    /// Replays a recorded bring-up: each inspection's `State` with the second it was made at,
+    /// judged in order as the wait judges them; time between looks passes for the recorded uptime.
+    fn replay(want: DesiredState, looks: &[(u64, serde_json::Value)]) -> Vec<(bool, String)> {
+        let mut uptime = Uptime::default();
+        let mut last = 0;
+        looks
+            .iter()
+            .map(|(at, state)| {
+                let passed = Duration::from_secs(at - last);
+                last = *at;
+                for (_, since) in uptime.running.iter_mut().chain(uptime.exited.iter_mut()) {
+                    *since -= passed;
+                }
+                let info = serde_json::from_value(serde_json::json!({
+                    "Id": "c1",
+                    "State": state,
+                    "Config": {"Healthcheck": {"Test": ["CMD", "true"]}},
+                }))
+                .unwrap();
+                said(judge("db", Some(want), &info, *at as f32, &mut uptime))
+            })
+            .collect()
+    }
+
+    fn running(health: &str) -> serde_json::Value {
+        serde_json::json!({"Status": "running", "StartedAt": "2026-12-04T00:00:00Z", "Health": {"Status": health}})
+    }
+
+    #[test]
+    fn a_recorded_healthy_bring_up_passes_only_once_it_has_settled() {
+        // Up since its first look as running (1 s); passes once up for SETTLE (3 s), not before.
+        let seen = replay(
+            DesiredState::Healthy,
+            &[
+                (1, running("starting")),
+                (2, running("healthy")),
+                (3, running("healthy")),
+                (4, running("healthy")),
+            ],
+        );
+        let waits: Vec<&str> = seen[..3]
+            .iter()
+            .map(|(decided, m)| {
+                assert!(!decided, "{m}");
+                m.as_str()
+            })
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                "running, health starting",
+                "healthy, running, up 1s of 3s",
+                "healthy, running, up 2s of 3s"
+            ]
+        );
+        assert_eq!(seen[3], (true, "`db` healthy after 4.0s".to_string()));
+    }
+
+    #[test]
+    fn a_recorded_crash_after_a_pass_fails_as_unhealthy_not_as_a_wait() {
+        let seen = replay(
+            DesiredState::Healthy,
+            &[(0, running("starting")), (3, running("unhealthy"))],
+        );
+        assert!(!seen[0].0);
+        assert!(seen[1].0, "{:?}", seen[1]);
+        assert!(
+            seen[1]
+                .1
+                .starts_with("`db` became unhealthy after 3.0s (expected healthy)"),
+            "{}",
+            seen[1].1
+        );
+    }
+
+    #[test]
+    fn a_recorded_one_shot_passes_on_its_exit_code_and_fails_on_another() {
+        let exit = |code: i64| serde_json::json!({"Status": "exited", "ExitCode": code});
+        let ok = replay(
+            DesiredState::Exited(0),
+            &[(0, running("none")), (2, exit(0))],
+        );
+        assert_eq!(ok[0], (false, "running".to_string()));
+        assert_eq!(
+            ok[1],
+            (true, "`db` exited with code 0 after 2.0s".to_string())
+        );
+        let bad = replay(DesiredState::Exited(0), &[(1, exit(3))]);
+        assert_eq!(
+            bad[0],
+            (
+                true,
+                "`db` exited with code 3, expected exited:0".to_string()
+            )
+        );
     }
 
     #[test]

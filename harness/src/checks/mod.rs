@@ -3,7 +3,7 @@
 //! Every check yields a [`Verdict`] with a one-line message (what was expected, what was seen)
 //! and, on failure, a detail block (health-check output, log lines) for reports. Which module
 //! proves which kind of check is decided here, in [`check_kind`]: service promises
-//! (`service`, `state`), images (`image`), networks and volumes (`stack`), smoke checks
+//! (`service`, `state`), images (`image`), networks and volumes (`topology`), smoke checks
 //! (`smoke`), network isolation and reach through helper containers (`net`), behaviour over time
 //! (`scenario`), the static rules (`policy`), and where probes may connect (`home`).
 
@@ -20,13 +20,13 @@ mod replicas;
 mod scenario;
 mod service;
 mod smoke;
-mod stack;
 pub mod state;
+mod topology;
 
 pub use image::check_image;
 pub use service::check_service;
 pub use smoke::names_a_documented_port;
-pub use stack::{check_config, check_network, check_volume};
+pub use topology::{check_config, check_network, check_volume};
 
 mod ctx;
 mod verdict;
@@ -56,7 +56,13 @@ pub(crate) async fn check_kind(
     retry: Option<&Retry>,
 ) -> Verdict {
     let budget = retry.map(|r| (r.for_.0, r.every.map(|e| e.0).unwrap_or(DEFAULT_EVERY)));
-    let verdict = with_retry(budget, || attempt(ctx, kind, expect)).await;
+    let waits_on = needs_running(kind);
+    let verdict = with_retry(
+        budget,
+        || attempt(ctx, kind, expect),
+        || ended_for_good(ctx, &waits_on),
+    )
+    .await;
     if verdict.passed || !verdict.detail.is_empty() {
         return verdict;
     }
@@ -67,6 +73,36 @@ pub(crate) async fn check_kind(
         }
         None => verdict,
     }
+}
+
+/// The services whose running container a check kind answers from: when one of them has ended
+/// for good, no later try can pass. (`state` may want one ended, `isolated` and `run` start
+/// their own, `from_host` runs only its image, and a scenario's steps stop and start services.)
+fn needs_running(kind: &CheckKind) -> Vec<String> {
+    match kind {
+        CheckKind::Http(_)
+        | CheckKind::Tcp(_)
+        | CheckKind::Exec(_)
+        | CheckKind::Reach(_)
+        | CheckKind::Logs(_) => kind.services(),
+        _ => Vec::new(),
+    }
+}
+
+/// Why one of `services` will not run again by itself, if one will not (see
+/// [`judge::ended_for_good`]): a terminal cause ends a retry at once.
+async fn ended_for_good(ctx: &Ctx<'_>, services: &[String]) -> Option<String> {
+    for service in services {
+        let Ok(id) = ctx.container(service) else {
+            continue;
+        };
+        if let Ok(info) = ctx.engine.inspect(&id).await {
+            if let Some(why) = judge::ended_for_good(service, &info) {
+                return Some(why);
+            }
+        }
+    }
+    None
 }
 
 /// One try of a check kind, by the module that proves it.

@@ -176,7 +176,7 @@ async fn run_probe(
         return Err(Verdict::fail(format!(
             "the probe failed (exit {}): {}",
             out.exit,
-            crate::report::snippet(&out.stderr.text(), 300)
+            crate::text::snippet(&out.stderr.text(), 300)
         )));
     }
     Ok(out.stdout.text())
@@ -190,7 +190,7 @@ pub async fn udp_bound(ctx: &Ctx<'_>, id: &str) -> Result<BTreeSet<u16>, Verdict
     serde_json::from_str(out.trim()).map_err(|e| {
         Verdict::fail(format!(
             "unreadable probe report ({e}): {}",
-            crate::report::snippet(&out, 300)
+            crate::text::snippet(&out, 300)
         ))
     })
 }
@@ -235,7 +235,7 @@ async fn reaches(
                 .unwrap_or_else(|| {
                     format!(
                         "unreadable probe report: {}",
-                        crate::report::snippet(&out, 200)
+                        crate::text::snippet(&out, 200)
                     )
                 });
             let changed = match changes.filter(|_| result == "open") {
@@ -308,7 +308,7 @@ pub async fn check_isolated(ctx: &Ctx<'_>, service: &str) -> Verdict {
         Err(e) => {
             return Verdict::fail(format!(
                 "unreadable probe report ({e}): {}",
-                crate::report::snippet(&out, 300)
+                crate::text::snippet(&out, 300)
             ))
         }
     };
@@ -454,7 +454,7 @@ pub async fn check_mount_writes(
         Err(e) => {
             return Verdict::fail(format!(
                 "unreadable probe report ({e}): {}",
-                crate::report::snippet(&out, 300)
+                crate::text::snippet(&out, 300)
             ))
         }
     };

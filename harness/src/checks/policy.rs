@@ -43,6 +43,10 @@ pub fn evaluate(
     raw: &ComposeModel,
     dir: &Path,
 ) -> Verdict {
+    // What the suite starts: services it leaves out (or behind a profile it does not enable)
+    // are not the release it gates.
+    let started = model.with_dependencies(crate::plan::services_up(suite, model));
+    let (model, raw) = (&model.only(&started), &raw.only(&started));
     let findings = match rule {
         Rule::NoLatestTags => latest_tags(model),
         Rule::HealthcheckOnLongRunning => missing_healthchecks(suite, model, dir),
@@ -243,6 +247,36 @@ mod tests {
         )
         .unwrap()
         .suite
+    }
+
+    /// The voting app's shape: `stack.services: [vote, redis, db]` starts those (and what they
+    /// depend on); `result` and `worker` are not the release this suite gates.
+    #[test]
+    fn policy_judges_only_what_the_suite_starts() {
+        let m = model(
+            r#"{"services":{"vote":{"image":"vote:1","depends_on":{"redis":{}}},"redis":{"image":"redis:7"},
+                "db":{"image":"postgres:15"},"result":{"image":"result:1"},"worker":{"image":"worker:1"},
+                "admin":{"image":"admin:1","profiles":["debug"]}}}"#,
+        );
+        let text = "suite: s\nstack: { compose: [c.yml], services: [vote, db] }\n";
+        let narrowed = crate::suite::load_str(Path::new("s.yaml"), text)
+            .unwrap()
+            .suite;
+        let rule = Rule::HealthcheckOnLongRunning;
+        let v = evaluate(rule, Level::Warn, &narrowed, &m, &m, Path::new("."));
+        for started in ["`vote`", "`redis`", "`db`"] {
+            assert!(v.message.contains(started), "{}", v.message);
+        }
+        for left_out in ["`result`", "`worker`", "`admin`"] {
+            assert!(!v.message.contains(left_out), "{}", v.message);
+        }
+        // Without `stack.services`, everything outside a profile it does not enable.
+        let v = evaluate(rule, Level::Warn, &suite(), &m, &m, Path::new("."));
+        assert!(
+            v.message.contains("`worker`") && !v.message.contains("`admin`"),
+            "{}",
+            v.message
+        );
     }
 
     #[test]

@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant};
 
 use super::{state, Ctx, Verdict};
-use crate::report::snippet;
+use crate::engine::ObservedState;
 use crate::suite::{
     signal_number, Action, DesiredState, Expect, KillAction, LogsCheck, Pattern, RunCheck,
     StateCheck, Step, ValueError,
 };
+use crate::text::snippet;
 
 const DEFAULT_WITHIN: Duration = Duration::from_secs(30);
 const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -30,8 +31,8 @@ pub async fn check_state(ctx: &Ctx<'_>, p: &StateCheck) -> Verdict {
             },
             Err(v) => return v,
         };
-        let seen = state::observe(&info);
-        if state::satisfies(&seen, p.is) {
+        let seen = ObservedState::of(&info);
+        if seen.satisfies(p.is) {
             return Verdict::pass(format!(
                 "`{}` is {} after {:.1}s",
                 p.service,
@@ -296,13 +297,9 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         anonymous.extend(ctx.engine.anonymous_volumes(id).await);
         limit = limit.max(ctx.engine.stop_bound(id).await + Duration::from_secs(60));
     }
-    let deps = ctx
-        .model
-        .services
-        .iter()
-        .map(|(n, s)| (n.clone(), s.depends_on.keys().cloned().collect()))
-        .collect();
-    let idle = ctx.engine.skip_idle_grace(&compose.project, deps);
+    let idle = ctx
+        .engine
+        .skip_idle_grace(&compose.project, ctx.model.dependencies());
     let down = compose.down_keep_volumes(limit).await;
     let skipped = idle.finish();
     if let Err(e) = down {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::listen::{listen, not_listening};
 use super::{Ctx, Verdict};
+use crate::engine::{ModelService, ObservedState};
 use crate::plan::ServicePromise;
 use crate::suite::ServiceSpec;
 
@@ -25,106 +26,12 @@ pub async fn check_service(
     };
     match promise {
         ServicePromise::State => Verdict::fail("state is decided while the stack comes up"),
-        ServicePromise::Image => {
-            let want = spec.image.as_deref().unwrap_or_default();
-            match model.image.as_deref() {
-                Some(got) if got == want => {}
-                got => {
-                    return Verdict::fail(format!(
-                        "expected image `{want}`, compose uses `{}`",
-                        got.unwrap_or("(none)")
-                    ))
-                }
-            }
-            match ctx.inspect(service).await {
-                Ok((_, info)) => {
-                    let running = info.config.and_then(|c| c.image).unwrap_or_default();
-                    if running == want {
-                        Verdict::pass(format!("runs `{want}`"))
-                    } else {
-                        Verdict::fail(format!(
-                            "expected image `{want}`, the container runs `{running}`"
-                        ))
-                    }
-                }
-                Err(v) => v,
-            }
-        }
+        ServicePromise::Image => check_image_name(ctx, service, spec, model).await,
         ServicePromise::Ports => check_ports(ctx, service, spec).await,
-        ServicePromise::Networks => {
-            let want: BTreeSet<&str> = spec.networks.iter().flatten().map(String::as_str).collect();
-            let got: BTreeSet<&str> = model
-                .networks
-                .iter()
-                .flat_map(|n| n.keys())
-                .map(String::as_str)
-                .collect();
-            if want != got {
-                return Verdict::fail(format!(
-                    "expected networks {want:?}, compose attaches {got:?}"
-                ));
-            }
-            let info = match ctx.inspect(service).await {
-                Ok((_, info)) => info,
-                Err(v) => return v,
-            };
-            let attached: BTreeSet<String> = info
-                .network_settings
-                .and_then(|n| n.networks)
-                .map(|n| n.into_keys().collect())
-                .unwrap_or_default();
-            for n in &want {
-                let engine_name = ctx.model.network_name(n);
-                if !attached.contains(&engine_name) {
-                    return Verdict::fail(format!(
-                        "the container is not attached to `{engine_name}` (attached: {attached:?})"
-                    ));
-                }
-            }
-            Verdict::pass(format!("attached to {want:?}"))
-        }
+        ServicePromise::Networks => check_networks(ctx, service, spec, model).await,
         ServicePromise::Volumes => check_volumes(ctx, service, spec).await,
-        ServicePromise::Restart => {
-            let want = spec.restart.as_deref().unwrap_or_default();
-            let got = model.restart.as_deref().unwrap_or("no");
-            if got != want {
-                return Verdict::fail(format!("expected restart `{want}`, compose says `{got}`"));
-            }
-            let id = match ctx.container(service) {
-                Ok(id) => id,
-                Err(v) => return v,
-            };
-            let live = match ctx.engine.inspect(&id).await {
-                Ok(info) => crate::engine::Engine::restart_policy(&info),
-                Err(e) => return Verdict::fail(format!("cannot inspect the container: {e}")),
-            };
-            if live == want {
-                Verdict::pass(format!("restart policy `{want}`"))
-            } else {
-                Verdict::fail(format!(
-                    "expected restart `{want}`, the container has `{live}`"
-                ))
-            }
-        }
-        ServicePromise::DependsOn => {
-            for (dep, cond) in spec.depends_on.iter().flatten() {
-                match model.depends_on.get(dep) {
-                    Some(d) if &d.condition == cond => {}
-                    Some(d) => {
-                        return Verdict::fail(format!(
-                            "depends on `{dep}` with condition `{}`, expected `{cond}`",
-                            d.condition
-                        ))
-                    }
-                    None => {
-                        return Verdict::fail(format!(
-                            "does not depend on `{dep}` (expected condition `{cond}`)"
-                        ))
-                    }
-                }
-            }
-            Verdict::pass("dependencies as documented")
-        }
+        ServicePromise::Restart => check_restart(ctx, service, spec, model).await,
+        ServicePromise::DependsOn => check_depends_on(spec, model),
         ServicePromise::ReadOnlyMounts => {
             super::net::check_mount_writes(
                 ctx,
@@ -143,34 +50,158 @@ pub async fn check_service(
             )
             .await
         }
-        ServicePromise::Env => {
-            let id = match ctx.container(service) {
-                Ok(id) => id,
-                Err(v) => return v,
-            };
-            let env = ctx
-                .engine
-                .inspect(&id)
-                .await
-                .ok()
-                .and_then(|i| i.config)
-                .and_then(|c| c.env)
-                .unwrap_or_default();
-            for (k, v) in spec.env.iter().flatten() {
-                let found = env.iter().find_map(|e| e.strip_prefix(&format!("{k}=")));
-                match found {
-                    Some(got) if got == v => {}
-                    Some(got) => return Verdict::fail(format!("{k}={got}, expected {k}={v}")),
-                    None => {
-                        return Verdict::fail(format!(
-                            "{k} is not set in the container (expected {k}={v})"
-                        ))
-                    }
-                }
-            }
-            Verdict::pass("environment as documented")
+        ServicePromise::Env => check_env(ctx, service, spec).await,
+    }
+}
+
+/// The image compose names, and the one the container runs.
+async fn check_image_name(
+    ctx: &Ctx<'_>,
+    service: &str,
+    spec: &ServiceSpec,
+    model: &ModelService,
+) -> Verdict {
+    let want = spec.image.as_deref().unwrap_or_default();
+    match model.image.as_deref() {
+        Some(got) if got == want => {}
+        got => {
+            return Verdict::fail(format!(
+                "expected image `{want}`, compose uses `{}`",
+                got.unwrap_or("(none)")
+            ))
         }
     }
+    match ctx.inspect(service).await {
+        Ok((_, info)) => {
+            let running = info.config.and_then(|c| c.image).unwrap_or_default();
+            if running == want {
+                Verdict::pass(format!("runs `{want}`"))
+            } else {
+                Verdict::fail(format!(
+                    "expected image `{want}`, the container runs `{running}`"
+                ))
+            }
+        }
+        Err(v) => v,
+    }
+}
+
+/// The networks compose attaches, and those the container is attached to.
+async fn check_networks(
+    ctx: &Ctx<'_>,
+    service: &str,
+    spec: &ServiceSpec,
+    model: &ModelService,
+) -> Verdict {
+    let want: BTreeSet<&str> = spec.networks.iter().flatten().map(String::as_str).collect();
+    let got: BTreeSet<&str> = model
+        .networks
+        .iter()
+        .flat_map(|n| n.keys())
+        .map(String::as_str)
+        .collect();
+    if want != got {
+        return Verdict::fail(format!(
+            "expected networks {want:?}, compose attaches {got:?}"
+        ));
+    }
+    let info = match ctx.inspect(service).await {
+        Ok((_, info)) => info,
+        Err(v) => return v,
+    };
+    let attached: BTreeSet<String> = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .map(|n| n.into_keys().collect())
+        .unwrap_or_default();
+    for n in &want {
+        let engine_name = ctx.model.network_name(n);
+        if !attached.contains(&engine_name) {
+            return Verdict::fail(format!(
+                "the container is not attached to `{engine_name}` (attached: {attached:?})"
+            ));
+        }
+    }
+    Verdict::pass(format!("attached to {want:?}"))
+}
+
+/// The restart policy compose sets, and the container's.
+async fn check_restart(
+    ctx: &Ctx<'_>,
+    service: &str,
+    spec: &ServiceSpec,
+    model: &ModelService,
+) -> Verdict {
+    let want = spec.restart.as_deref().unwrap_or_default();
+    let got = model.restart.as_deref().unwrap_or("no");
+    if got != want {
+        return Verdict::fail(format!("expected restart `{want}`, compose says `{got}`"));
+    }
+    let id = match ctx.container(service) {
+        Ok(id) => id,
+        Err(v) => return v,
+    };
+    let live = match ctx.engine.inspect(&id).await {
+        Ok(info) => crate::engine::Engine::restart_policy(&info),
+        Err(e) => return Verdict::fail(format!("cannot inspect the container: {e}")),
+    };
+    if live == want {
+        Verdict::pass(format!("restart policy `{want}`"))
+    } else {
+        Verdict::fail(format!(
+            "expected restart `{want}`, the container has `{live}`"
+        ))
+    }
+}
+
+/// Each documented dependency with its condition.
+fn check_depends_on(spec: &ServiceSpec, model: &ModelService) -> Verdict {
+    for (dep, cond) in spec.depends_on.iter().flatten() {
+        match model.depends_on.get(dep) {
+            Some(d) if &d.condition == cond => {}
+            Some(d) => {
+                return Verdict::fail(format!(
+                    "depends on `{dep}` with condition `{}`, expected `{cond}`",
+                    d.condition
+                ))
+            }
+            None => {
+                return Verdict::fail(format!(
+                    "does not depend on `{dep}` (expected condition `{cond}`)"
+                ))
+            }
+        }
+    }
+    Verdict::pass("dependencies as documented")
+}
+
+/// Each documented variable, as the container sees it.
+async fn check_env(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdict {
+    let id = match ctx.container(service) {
+        Ok(id) => id,
+        Err(v) => return v,
+    };
+    let env = ctx
+        .engine
+        .inspect(&id)
+        .await
+        .ok()
+        .and_then(|i| i.config)
+        .and_then(|c| c.env)
+        .unwrap_or_default();
+    for (k, v) in spec.env.iter().flatten() {
+        let found = env.iter().find_map(|e| e.strip_prefix(&format!("{k}=")));
+        match found {
+            Some(got) if got == v => {}
+            Some(got) => return Verdict::fail(format!("{k}={got}, expected {k}={v}")),
+            None => {
+                return Verdict::fail(format!(
+                    "{k} is not set in the container (expected {k}={v})"
+                ))
+            }
+        }
+    }
+    Verdict::pass("environment as documented")
 }
 
 async fn check_ports(ctx: &Ctx<'_>, service: &str, spec: &ServiceSpec) -> Verdict {
@@ -234,7 +265,7 @@ async fn replica_ports(
     if info.state.as_ref().and_then(|s| s.running) != Some(true) {
         return Err(Verdict::fail(format!(
             "`{service}` is not running ({})",
-            super::state::observe(&info)
+            ObservedState::of(&info)
         )));
     }
     let bindings = info
@@ -276,7 +307,8 @@ async fn replica_ports(
         live.push(format!("{host_port}→{key}"));
         if p.protocol == "tcp" {
             // The service is up; give a listener that binds a moment later a short, bounded grace.
-            let addr = crate::engine::published_addr(&host_port);
+            let addr = ctx.engine.published_addr(&host_port);
+            let waits_on = [service.to_string()];
             let verdict = super::with_retry(
                 Some((Duration::from_secs(10), Duration::from_millis(250))),
                 || {
@@ -290,6 +322,7 @@ async fn replica_ports(
                         }
                     }
                 },
+                || super::ended_for_good(ctx, &waits_on),
             )
             .await;
             if !verdict.passed {

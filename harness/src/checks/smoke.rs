@@ -10,8 +10,8 @@ use super::expect;
 use super::listen::{listen, not_listening};
 use super::{Ctx, Verdict};
 use crate::engine::{ComposeModel, ExecOutput, HelperSpec};
-use crate::report::{snippet, tail_snippet};
 use crate::suite::{ExecCheck, Expect, FromHostCheck, TcpCheck};
+use crate::text::{snippet, tail_snippet};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const FROM_HOST_LIMIT: Duration = Duration::from_secs(60);
@@ -170,8 +170,8 @@ pub(super) async fn target(ctx: &Ctx<'_>, service: &str, port: u16) -> Result<St
     let published = crate::engine::published_host_port(&info, port);
     let settings = info.network_settings.unwrap_or_default();
     let addr = match published {
-        Some(host_port) => crate::engine::published_addr(&host_port),
-        None if crate::engine::remote_engine_host().is_some() => {
+        Some(host_port) => ctx.engine.published_addr(&host_port),
+        None if ctx.engine.remote_host().is_some() => {
             return Err(Verdict::fail(format!(
                 "`{service}` port {port} is not published, and container addresses of a remote engine (DOCKER_HOST) cannot be reached from here"
             )))

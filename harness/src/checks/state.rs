@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
+use bollard::models::ContainerInspectResponse;
 
 use super::judge::{desired, instance_of, judge, Judgement, Uptime};
 use super::replicas::{fold_replicas, replicas_of};
 use super::Verdict;
-use crate::engine::{ComposeError, Engine};
+use crate::engine::{ComposeError, ContainerStatus, Engine, Health, ObservedState};
 
 use crate::suite::DesiredState;
 
@@ -48,200 +48,254 @@ pub async fn bring_up_and_wait<U>(
 where
     U: Future<Output = Result<(), ComposeError>>,
 {
-    let WaitFor {
-        project,
-        wants,
-        deadline,
-        stop_at_first_failure,
-    } = *wait;
-    let started = Instant::now();
-    let mut inspected: BTreeMap<String, Vec<ContainerInspectResponse>> = BTreeMap::new();
-    let mut announced: std::collections::BTreeSet<String> = Default::default();
-    let mut announce =
-        |verdicts: &BTreeMap<String, Verdict>,
-         inspected: &BTreeMap<String, Vec<ContainerInspectResponse>>| {
-            for (service, v) in verdicts {
-                if announced.insert(service.clone()) {
-                    let infos = inspected
-                        .get(service)
-                        .map(Vec::as_slice)
-                        .unwrap_or_default();
-                    on_decided(service, v, infos);
-                }
-            }
-        };
+    let mut watch = Watch::new(wait);
+    let mut changes = engine.container_changes(wait.project);
     tokio::pin!(up);
-    let mut up_result: Option<Result<(), ComposeError>> = None;
-    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
-    let mut containers: BTreeMap<String, String> = BTreeMap::new();
-    let mut running_since: BTreeMap<String, Uptime> = BTreeMap::new();
-    let mut last_line = String::new();
-    let mut changes = engine.container_changes(project);
     loop {
         tokio::select! {
-            r = &mut up, if up_result.is_none() => up_result = Some(r),
+            r = &mut up, if watch.up_result.is_none() => watch.up_result = Some(r),
             // A healthcheck's first pass ends a wait at once, not up to a poll later.
             () = changes.next() => {}
             _ = tokio::time::sleep(POLL) => {}
         }
-        let listed = match engine.project_containers(project).await {
-            Ok(l) => l,
-            Err(e) if engine.ping().await.is_err() => {
-                // Gone (restarting, crashed): waiting out the budget would only hide the cause.
-                for (service, _) in wants {
-                    verdicts.entry(service.clone()).or_insert_with(|| {
-                        Verdict::fail(format!(
-                            "the Docker engine stopped answering while `{service}` was starting ({e})"
-                        ))
-                    });
-                }
-                break;
-            }
-            Err(_) => Vec::new(),
+        let Some(summary) = watch.look(engine).await else {
+            break;
         };
-        let replicas = replicas_of(&listed);
-        for (svc, ids) in &replicas {
-            containers.insert(svc.clone(), ids[0].clone());
-        }
-        let mut summary = Vec::new();
-        for (service, want) in wants {
-            if verdicts.contains_key(service) {
-                continue;
-            }
-            let Some(ids) = replicas.get(service) else {
-                match &up_result {
-                    Some(Err(e)) => {
-                        verdicts.insert(
-                            service.clone(),
-                            Verdict::fail(format!(
-                                "`{service}` was never started: docker compose up failed"
-                            ))
-                            .with_detail(e.tail().to_string()),
-                        );
-                    }
-                    Some(Ok(())) => {
-                        verdicts.insert(
-                            service.clone(),
-                            Verdict::fail(format!("compose created no container for `{service}`")),
-                        );
-                    }
-                    None => summary.push(format!("{service}: not created")),
-                }
-                continue;
-            };
-            // Every replica (`deploy.replicas`) must reach the state; checks use the first.
-            let elapsed = started.elapsed().as_secs_f32();
-            let mut all = Vec::new();
-            let mut infos = Vec::new();
-            for (n, id) in ids.iter().enumerate() {
-                let Ok(info) = engine.inspect(id).await else {
-                    all.push((n + 1, id, Judgement::Waiting("not inspected".into())));
-                    continue;
-                };
-                let uptime = running_since
-                    .entry(format!("{service}#{}", n + 1))
-                    .or_default();
-                let judged = match &up_result {
-                    _ if observe(&info) != "created" => {
-                        judge(service, *want, &info, elapsed, uptime)
-                    }
-                    None => Judgement::Waiting("created".into()),
-                    Some(Err(e)) => Judgement::Decided(
-                        Verdict::fail(format!(
-                            "`{service}` was created but never started: docker compose up failed"
-                        ))
-                        .with_detail(e.tail().to_string()),
-                    ),
-                    Some(Ok(())) => Judgement::Decided(Verdict::fail(format!(
-                        "`{service}` was created but never started"
-                    ))),
-                };
-                all.push((n + 1, id, judged));
-                infos.push(info);
-            }
-            inspected.insert(service.clone(), infos);
-            match fold_replicas(service, all) {
-                (Judgement::Decided(v), _) if v.passed => {
-                    verdicts.insert(service.clone(), v);
-                }
-                (Judgement::Decided(v), id) if v.detail.is_empty() => {
-                    let detail = diagnostics(engine, id.unwrap_or(&ids[0])).await;
-                    verdicts.insert(service.clone(), v.with_detail(detail));
-                }
-                (Judgement::Decided(v), _) => {
-                    verdicts.insert(service.clone(), v);
-                }
-                (Judgement::Waiting(now), _) => summary.push(format!("{service}: {now}")),
-            }
-        }
-        let line = format!(
-            "{}/{} services ready; {}",
-            verdicts.len(),
-            wants.len(),
-            summary.join(", ")
-        );
-        if line != last_line {
-            progress(&line);
-            last_line = line;
-        }
-        announce(&verdicts, &inspected);
-        if stop_at_first_failure && verdicts.values().any(|v| !v.passed) {
+        watch.say(&summary, &mut progress);
+        watch.announce(&mut on_decided);
+        if wait.stop_at_first_failure && watch.verdicts.values().any(|v| !v.passed) {
             break;
         }
-        let all_decided = verdicts.len() == wants.len();
-        if all_decided && up_result.is_some() {
+        let all_decided = watch.verdicts.len() == wait.wants.len();
+        if all_decided && watch.up_result.is_some() {
             break;
         }
-        if Instant::now() >= deadline {
-            for (service, want) in wants {
-                if verdicts.contains_key(service) {
-                    continue;
-                }
-                let want = want
-                    .map(|w| w.to_string())
-                    .unwrap_or_else(|| "ready".into());
-                let seen = summary
-                    .iter()
-                    .find(|s| s.starts_with(&format!("{service}:")))
-                    .cloned()
-                    .unwrap_or_default();
-                let mut v = Verdict::fail(format!(
-                    "`{service}` not {want} within {:.0?} (last seen {seen})",
-                    deadline - started
-                ));
-                if let Some(id) = containers.get(service) {
-                    v = v.with_detail(diagnostics(engine, id).await);
-                }
-                verdicts.insert(service.clone(), v);
-            }
+        if Instant::now() >= wait.deadline {
+            watch.time_out(engine, &summary).await;
             break;
         }
         if all_decided {
             // Every wanted service is decided; `up` may still wait on services the suite does not
             // name. Give it until the deadline but no longer.
-            if let Ok(r) =
-                tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), &mut up)
-                    .await
-            {
-                up_result = Some(r);
+            let left = wait.deadline.saturating_duration_since(Instant::now());
+            if let Ok(r) = tokio::time::timeout(left, &mut up).await {
+                watch.up_result = Some(r);
             }
             break;
         }
     }
-    announce(&verdicts, &inspected);
-    // `up` may have created containers after the last look (services the suite does not name).
-    let listed = engine.project_containers(project).await.unwrap_or_default();
-    for (svc, ids) in replicas_of(&listed) {
-        containers.insert(svc, ids[0].clone());
+    watch.announce(&mut on_decided);
+    watch.report(engine).await
+}
+
+/// The wait in progress: what `up` said, each service's verdict once decided, and what the last
+/// look saw.
+struct Watch<'a> {
+    wait: &'a WaitFor<'a>,
+    started: Instant,
+    up_result: Option<Result<(), ComposeError>>,
+    verdicts: BTreeMap<String, Verdict>,
+    containers: BTreeMap<String, String>,
+    inspected: BTreeMap<String, Vec<ContainerInspectResponse>>,
+    running_since: BTreeMap<String, Uptime>,
+    announced: std::collections::BTreeSet<String>,
+    last_line: String,
+}
+
+impl<'a> Watch<'a> {
+    fn new(wait: &'a WaitFor<'a>) -> Watch<'a> {
+        Watch {
+            wait,
+            started: Instant::now(),
+            up_result: None,
+            verdicts: BTreeMap::new(),
+            containers: BTreeMap::new(),
+            inspected: BTreeMap::new(),
+            running_since: BTreeMap::new(),
+            announced: Default::default(),
+            last_line: String::new(),
+        }
     }
-    let up_error = match up_result {
-        Some(Err(e)) => Some(e.to_string()),
-        _ => None,
-    };
-    StateReport {
-        verdicts,
-        containers,
-        up_error,
+
+    /// One look at the project: judges every undecided service, and says what the others are
+    /// waiting for (`service: now`). None when the engine stopped answering: every undecided
+    /// service has failed with that cause, since waiting out the budget would only hide it.
+    async fn look(&mut self, engine: &Engine) -> Option<Vec<String>> {
+        let listed = match engine.project_containers(self.wait.project).await {
+            Ok(l) => l,
+            Err(e) if engine.ping().await.is_err() => {
+                for (service, _) in self.wait.wants {
+                    self.verdicts.entry(service.clone()).or_insert_with(|| {
+                        Verdict::fail(format!(
+                            "the Docker engine stopped answering while `{service}` was starting ({e})"
+                        ))
+                    });
+                }
+                return None;
+            }
+            Err(_) => Vec::new(),
+        };
+        let replicas = replicas_of(&listed);
+        for (svc, ids) in &replicas {
+            self.containers.insert(svc.clone(), ids[0].clone());
+        }
+        let mut summary = Vec::new();
+        for (service, want) in self.wait.wants {
+            if self.verdicts.contains_key(service) {
+                continue;
+            }
+            let waiting = match replicas.get(service) {
+                Some(ids) => self.judge_service(engine, service, *want, ids).await,
+                None => self.not_created(service),
+            };
+            summary.extend(waiting.map(|now| format!("{service}: {now}")));
+        }
+        Some(summary)
+    }
+
+    /// A service with no container yet: failed once `up` has ended, else still waited for.
+    fn not_created(&mut self, service: &str) -> Option<String> {
+        let verdict = match &self.up_result {
+            Some(Err(e)) => Verdict::fail(format!(
+                "`{service}` was never started: docker compose up failed"
+            ))
+            .with_detail(e.tail().to_string()),
+            Some(Ok(())) => Verdict::fail(format!("compose created no container for `{service}`")),
+            None => return Some("not created".into()),
+        };
+        self.verdicts.insert(service.to_string(), verdict);
+        None
+    }
+
+    /// Judges every replica of a service (`deploy.replicas`: each must reach the state; checks
+    /// use the first). What it is waiting for, while it is.
+    async fn judge_service(
+        &mut self,
+        engine: &Engine,
+        service: &str,
+        want: Option<DesiredState>,
+        ids: &[String],
+    ) -> Option<String> {
+        let elapsed = self.started.elapsed().as_secs_f32();
+        let mut all = Vec::new();
+        let mut infos = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            let Ok(info) = engine.inspect(id).await else {
+                all.push((n + 1, id, Judgement::Waiting("not inspected".into())));
+                continue;
+            };
+            let uptime = self
+                .running_since
+                .entry(format!("{service}#{}", n + 1))
+                .or_default();
+            let judged = match &self.up_result {
+                _ if ObservedState::of(&info).was_started() => {
+                    judge(service, want, &info, elapsed, uptime)
+                }
+                None => Judgement::Waiting("created".into()),
+                Some(Err(e)) => Judgement::Decided(
+                    Verdict::fail(format!(
+                        "`{service}` was created but never started: docker compose up failed"
+                    ))
+                    .with_detail(e.tail().to_string()),
+                ),
+                Some(Ok(())) => Judgement::Decided(Verdict::fail(format!(
+                    "`{service}` was created but never started"
+                ))),
+            };
+            all.push((n + 1, id, judged));
+            infos.push(info);
+        }
+        self.inspected.insert(service.to_string(), infos);
+        let verdict = match fold_replicas(service, all) {
+            (Judgement::Waiting(now), _) => return Some(now),
+            (Judgement::Decided(v), id) if !v.passed && v.detail.is_empty() => {
+                let detail = diagnostics(engine, id.unwrap_or(&ids[0])).await;
+                v.with_detail(detail)
+            }
+            (Judgement::Decided(v), _) => v,
+        };
+        self.verdicts.insert(service.to_string(), verdict);
+        None
+    }
+
+    /// The progress line, when it changed.
+    fn say(&mut self, summary: &[String], progress: &mut impl FnMut(&str)) {
+        let line = format!(
+            "{}/{} services ready; {}",
+            self.verdicts.len(),
+            self.wait.wants.len(),
+            summary.join(", ")
+        );
+        if line != self.last_line {
+            progress(&line);
+            self.last_line = line;
+        }
+    }
+
+    /// Hands each verdict reached since the last call to `on_decided`, once.
+    fn announce(
+        &mut self,
+        on_decided: &mut impl FnMut(&str, &Verdict, &[ContainerInspectResponse]),
+    ) {
+        for (service, v) in &self.verdicts {
+            if self.announced.insert(service.clone()) {
+                let infos = self
+                    .inspected
+                    .get(service)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                on_decided(service, v, infos);
+            }
+        }
+    }
+
+    /// The deadline passed: every undecided service fails with what it was last seen doing.
+    async fn time_out(&mut self, engine: &Engine, summary: &[String]) {
+        let WaitFor {
+            wants, deadline, ..
+        } = *self.wait;
+        for (service, want) in wants {
+            if self.verdicts.contains_key(service) {
+                continue;
+            }
+            let want = want
+                .map(|w| w.to_string())
+                .unwrap_or_else(|| "ready".into());
+            let seen = summary
+                .iter()
+                .find(|s| s.starts_with(&format!("{service}:")))
+                .cloned()
+                .unwrap_or_default();
+            let mut v = Verdict::fail(format!(
+                "`{service}` not {want} within {:.0?} (last seen {seen})",
+                deadline - self.started
+            ));
+            if let Some(id) = self.containers.get(service) {
+                v = v.with_detail(diagnostics(engine, id).await);
+            }
+            self.verdicts.insert(service.clone(), v);
+        }
+    }
+
+    async fn report(mut self, engine: &Engine) -> StateReport {
+        // `up` may have created containers after the last look (services the suite does not name).
+        let listed = engine
+            .project_containers(self.wait.project)
+            .await
+            .unwrap_or_default();
+        for (svc, ids) in replicas_of(&listed) {
+            self.containers.insert(svc, ids[0].clone());
+        }
+        let up_error = match self.up_result {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        StateReport {
+            verdicts: self.verdicts,
+            containers: self.containers,
+            up_error,
+        }
     }
 }
 
@@ -331,8 +385,8 @@ impl Held {
                 )))
             }
         };
-        let seen = observe(&info);
-        if instance_of(&info) == held.instance && satisfies(&seen, want) {
+        let seen = ObservedState::of(&info);
+        if instance_of(&info) == held.instance && seen.satisfies(want) {
             return None;
         }
         let state = info.state.clone().unwrap_or_default();
@@ -356,20 +410,20 @@ impl Held {
 /// cause to name when a check that touches it fails.
 pub async fn trouble(engine: &Engine, service: &str, id: &str) -> Option<String> {
     let info = engine.inspect(id).await.ok()?;
-    let state = info.state.clone().unwrap_or_default();
-    let code = state.exit_code.unwrap_or(0);
+    let code = info.state.as_ref().and_then(|s| s.exit_code).unwrap_or(0);
     let restarts = info.restart_count.unwrap_or(0);
-    let status = state.status.map(|s| s.to_string()).unwrap_or_default();
-    match status.as_str() {
-        "restarting" => Some(format!(
+    let seen = ObservedState::of(&info);
+    match (&seen.status, seen.health) {
+        (ContainerStatus::Restarting, _) => Some(format!(
             "`{service}` is restarting after exit code {code} (restarted {restarts}×)"
         )),
-        "exited" | "dead" => Some(format!("`{service}` exited with code {code}")),
-        "running" if state.health.and_then(|h| h.status) == Some(HealthStatusEnum::UNHEALTHY) => {
+        (ContainerStatus::Exited(code), _) => Some(format!("`{service}` exited with code {code}")),
+        (ContainerStatus::Running, Some(Health::Unhealthy)) => {
             Some(format!("`{service}` is unhealthy"))
         }
-        "running" | "" => None,
-        other => Some(format!("`{service}` is {other}")),
+        (ContainerStatus::Running, _) => None,
+        (ContainerStatus::Other(word), _) if word.is_empty() => None,
+        (status, _) => Some(format!("`{service}` is {}", status.word())),
     }
 }
 
@@ -396,35 +450,4 @@ pub async fn diagnostics(engine: &Engine, id: &str) -> String {
     out.push_str(&format!("--- last {LOG_LINES} log lines ---\n"));
     out.push_str(&engine.logs_tail(id, LOG_LINES).await);
     out
-}
-
-/// A container's state in one line: `running`, `running (healthy)`, `exited:1`…
-pub fn observe(info: &ContainerInspectResponse) -> String {
-    let state = info.state.clone().unwrap_or_default();
-    let status = state
-        .status
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "unknown".into());
-    if matches!(status.as_str(), "exited" | "dead") {
-        return format!("exited:{}", state.exit_code.unwrap_or(0));
-    }
-    match state.health.and_then(|h| h.status) {
-        Some(h)
-            if status == "running"
-                && h != HealthStatusEnum::NONE
-                && h != HealthStatusEnum::EMPTY =>
-        {
-            format!("running ({h})")
-        }
-        _ => status,
-    }
-}
-
-/// Whether an observed state (from [`observe`]) is the wanted one.
-pub fn satisfies(seen: &str, want: DesiredState) -> bool {
-    match want {
-        DesiredState::Healthy => seen == "running (healthy)",
-        DesiredState::Running => seen.starts_with("running"),
-        DesiredState::Exited(c) => seen == format!("exited:{c}"),
-    }
 }

@@ -72,10 +72,16 @@ impl Verdict {
 }
 
 /// Polls `attempt` until it passes or the retry budget ends; without a budget, tries once.
-pub async fn with_retry<F, Fut>(budget: Option<(Duration, Duration)>, mut attempt: F) -> Verdict
+pub async fn with_retry<F, Fut, E, EFut>(
+    budget: Option<(Duration, Duration)>,
+    mut attempt: F,
+    mut ended: E,
+) -> Verdict
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Verdict>,
+    E: FnMut() -> EFut,
+    EFut: std::future::Future<Output = Option<String>>,
 {
     let Some((total, every)) = budget else {
         return attempt().await;
@@ -97,6 +103,11 @@ where
                 message: waited,
                 ..v
             };
+        }
+        // What the check waits on has ended for good: another try cannot see anything else.
+        if let Some(why) = ended().await {
+            let message = format!("{} (stopped waiting: {why})", v.message);
+            return Verdict { message, ..v };
         }
         tokio::time::sleep(every).await;
     }
@@ -122,6 +133,7 @@ mod tests {
                     }
                 }
             },
+            || async { None },
         )
         .await;
         assert!(v.passed);
@@ -133,6 +145,7 @@ mod tests {
         let v = with_retry(
             Some((Duration::from_millis(30), Duration::from_millis(10))),
             || async { Verdict::fail("closed") },
+            || async { None },
         )
         .await;
         assert!(!v.passed);

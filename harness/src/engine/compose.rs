@@ -29,6 +29,9 @@ pub struct Compose {
     pub override_file: Option<PathBuf>,
     /// Profiles to enable (`--profile`).
     pub profiles: Vec<String>,
+    /// The engine its commands reach, handed to each through its own environment; `None` for a
+    /// project only read (`config`), which leaves the docker CLI's own choice.
+    pub endpoint: Option<super::Endpoint>,
 }
 
 /// `docker compose version --short`, asked once per process; empty if compose does not answer.
@@ -81,6 +84,12 @@ fn compose_plugin() -> Option<&'static Path> {
 }
 
 impl Compose {
+    /// The same project, its commands reaching `engine` (see [`Compose::endpoint`]).
+    pub fn reaching(mut self, engine: &super::Engine) -> Compose {
+        self.endpoint = Some(engine.endpoint.clone());
+        self
+    }
+
     fn command(&self, with_override: bool) -> Command {
         self.command_via(with_override, false)
     }
@@ -116,6 +125,9 @@ impl Compose {
         }
         for p in &self.profiles {
             cmd.arg("--profile").arg(p);
+        }
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.apply(cmd.as_std_mut());
         }
         cmd.envs(&self.env)
             .stdin(Stdio::null())

@@ -1,5 +1,6 @@
-//! What a Dockerfile's final stage declares (labels, HEALTHCHECK, exec-form ENTRYPOINT/CMD,
-//! EXPOSE, base image), read without building: for `init`'s promises and the static policy.
+//! What a Dockerfile's built stage declares (the final one, or a build's `target`: labels,
+//! HEALTHCHECK, exec-form ENTRYPOINT/CMD, EXPOSE, base image), read without building: for
+//! `init`'s promises and the static policy.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,15 +17,29 @@ pub struct Dockerfile {
 }
 
 impl Dockerfile {
-    /// Reads the file at `path`; None when it cannot be read.
-    pub fn read(path: &Path) -> Option<Dockerfile> {
+    /// Reads the file at `path`, as built to `target` (a stage's alias) or to its end; None when
+    /// it cannot be read.
+    pub fn read(path: &Path, target: Option<&str>) -> Option<Dockerfile> {
         std::fs::read_to_string(path)
             .ok()
-            .map(|t| Dockerfile::parse(&t))
+            .map(|t| Dockerfile::parse_to(&t, target))
     }
 
     /// Reads Dockerfile text; what it cannot read statically (shell forms, `$` values) is left out.
     pub fn parse(text: &str) -> Dockerfile {
+        Dockerfile::parse_to(text, None)
+    }
+
+    /// [`Dockerfile::parse`], stopping at the end of the stage `target` names (`build.target`:
+    /// what compose builds is that stage, not the last one).
+    ///
+    /// ```
+    /// use stackcheck::engine::Dockerfile;
+    /// let text = "FROM python:3.11-slim AS base\nLABEL stage=base\nFROM base AS dev\nLABEL stage=dev\n";
+    /// assert_eq!(Dockerfile::parse_to(text, Some("base")), Dockerfile::parse("FROM python:3.11-slim\nLABEL stage=base\n"));
+    /// assert_ne!(Dockerfile::parse_to(text, None), Dockerfile::parse_to(text, Some("base")));
+    /// ```
+    pub fn parse_to(text: &str, target: Option<&str>) -> Dockerfile {
         let mut d = Dockerfile::default();
         // Earlier stages by alias: `FROM <alias>` starts from what that stage declared.
         let mut stages: Vec<(String, Dockerfile)> = Vec::new();
@@ -40,6 +55,12 @@ impl Dockerfile {
             let rest = rest.trim();
             match word.to_ascii_uppercase().as_str() {
                 "FROM" => {
+                    // The stage that ends here is the one built: what follows is not in it.
+                    if let (Some(a), Some(t)) = (&alias, target) {
+                        if a.eq_ignore_ascii_case(t) {
+                            return d;
+                        }
+                    }
                     if let Some(a) = alias.take() {
                         stages.push((a, std::mem::take(&mut d)));
                     }

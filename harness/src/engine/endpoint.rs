@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::error::EndpointError;
+
 /// The engine the docker CLI uses when nothing says otherwise.
 pub const LOCAL_SOCKET: &str = "unix:///var/run/docker.sock";
 
@@ -28,41 +30,6 @@ pub struct Endpoint {
     pub tls: Option<Tls>,
 }
 
-/// Why no endpoint could be resolved; said before anything starts (exit 3).
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EndpointError {
-    /// The named context has no entry in the store.
-    #[error("docker context `{name}` ({from}) is not in the context store: no {path}; `docker context ls` lists those there are")]
-    NoContext {
-        /// The context's name.
-        name: String,
-        /// Who named it.
-        from: String,
-        /// Where its metadata should be.
-        path: PathBuf,
-    },
-    /// The config or a context's metadata cannot be read.
-    #[error("docker context `{name}`: {path}: {cause}")]
-    BadContext {
-        /// The context's name.
-        name: String,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        cause: String,
-    },
-    /// TLS is asked for and a file of its material is missing.
-    #[error("TLS to {host} ({from}) needs {path}, which is missing (ca.pem, cert.pem and key.pem are read from {dir})", dir = path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
-    MissingTlsFile {
-        /// The endpoint.
-        host: String,
-        /// Who chose it.
-        from: String,
-        /// The missing file.
-        path: PathBuf,
-    },
-}
-
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tls = if self.tls.is_some() { ", TLS" } else { "" };
@@ -72,7 +39,7 @@ impl std::fmt::Display for Endpoint {
 
 impl Endpoint {
     /// The endpoint of this process's environment and docker config, as first resolved: after
-    /// [`Endpoint::export`] the environment says `DOCKER_HOST`, but the choice (and the report)
+    /// [`Endpoint::export_for_testcontainers`] the environment says `DOCKER_HOST`, but the choice (and the report)
     /// stays the context's.
     pub fn resolve() -> Result<Endpoint, EndpointError> {
         static FIRST: std::sync::OnceLock<Result<Endpoint, EndpointError>> =
@@ -82,20 +49,49 @@ impl Endpoint {
             .clone()
     }
 
-    /// Puts this endpoint in the process environment as `DOCKER_HOST` (+ `DOCKER_TLS_VERIFY`,
-    /// `DOCKER_CERT_PATH`), without `DOCKER_CONTEXT`, so every child resolves the same engine
-    /// without reading the context store again. Call before any thread starts.
-    pub fn export(&self) {
-        std::env::set_var("DOCKER_HOST", &self.host);
-        std::env::remove_var("DOCKER_CONTEXT");
-        match &self.tls {
-            Some(t) => {
-                std::env::set_var("DOCKER_TLS_VERIFY", "1");
-                std::env::set_var("DOCKER_CERT_PATH", &t.dir);
-            }
-            None => {
-                std::env::remove_var("DOCKER_TLS_VERIFY");
-                std::env::remove_var("DOCKER_CERT_PATH");
+    /// The environment that makes the docker CLI, compose and testcontainers reach this engine:
+    /// `DOCKER_HOST` (+ `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`), and no `DOCKER_CONTEXT`, so a
+    /// child never reads the context store again. `None`: the variable is removed.
+    pub fn vars(&self) -> [(&'static str, Option<std::ffi::OsString>); 4] {
+        let tls = self.tls.as_ref();
+        [
+            ("DOCKER_HOST", Some(self.host.clone().into())),
+            ("DOCKER_CONTEXT", None),
+            ("DOCKER_TLS_VERIFY", tls.map(|_| "1".into())),
+            ("DOCKER_CERT_PATH", tls.map(|t| t.dir.clone().into())),
+        ]
+    }
+
+    /// Hands this endpoint to a child through its own environment ([`Endpoint::vars`]).
+    ///
+    /// ```
+    /// let endpoint = stackcheck::engine::Endpoint {
+    ///     host: "tcp://builder:2376".into(),
+    ///     from: "DOCKER_HOST".into(),
+    ///     tls: None,
+    /// };
+    /// let mut cmd = std::process::Command::new("docker");
+    /// endpoint.apply(&mut cmd);
+    /// let host = cmd.get_envs().find(|(k, _)| *k == "DOCKER_HOST").and_then(|(_, v)| v);
+    /// assert_eq!(host, Some(std::ffi::OsStr::new("tcp://builder:2376")));
+    /// ```
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        for (key, value) in self.vars() {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+    }
+
+    /// Puts this endpoint in the process environment, for testcontainers alone: it reads the
+    /// engine from the process environment and takes no other. Every child process gets it
+    /// through its own environment instead ([`Endpoint::apply`]). Call before any thread starts.
+    pub fn export_for_testcontainers(&self) {
+        for (key, value) in self.vars() {
+            match value {
+                Some(v) => std::env::set_var(key, v),
+                None => std::env::remove_var(key),
             }
         }
     }
@@ -276,23 +272,15 @@ fn tls_in(dir: PathBuf, host: &str, from: &str) -> Result<Tls, EndpointError> {
 /// published ports are. `None` for a local engine (unix socket, or a TCP one on loopback), whose
 /// published ports are on this machine's loopback.
 /// An `ssh://` alias is looked up in the ssh config, as ssh itself will (`ssh -G`).
-pub fn remote_engine_host() -> Option<String> {
-    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        let docker_host = Endpoint::resolve()
-            .ok()
-            .map(|e| e.host)
-            .or_else(|| std::env::var("DOCKER_HOST").ok());
-        let host = remote_host_of(docker_host.as_deref())?;
-        match docker_host.is_some_and(|h| h.starts_with("ssh://")) {
-            true => {
-                let real = ssh_hostname(&host).unwrap_or(host);
-                remote_host_of(Some(&format!("ssh://{real}")))
-            }
-            false => Some(host),
+pub(super) fn remote_host(endpoint: &Endpoint) -> Option<String> {
+    let host = remote_host_of(Some(&endpoint.host))?;
+    match endpoint.host.starts_with("ssh://") {
+        true => {
+            let real = ssh_hostname(&host).unwrap_or(host);
+            remote_host_of(Some(&format!("ssh://{real}")))
         }
-    })
-    .clone()
+        false => Some(host),
+    }
 }
 
 /// The address ssh connects to for `alias` (`hostname` of `ssh -G`).
@@ -334,13 +322,20 @@ pub fn published_host_port(
     bound.into_iter().find_map(|b| b.host_port)
 }
 
-/// `host:port` of a published port as seen from this machine.
-pub fn published_addr(host_port: &str) -> String {
-    let host = remote_engine_host().unwrap_or_else(|| "127.0.0.1".into());
-    if host.contains(':') {
-        format!("[{host}]:{host_port}")
-    } else {
-        format!("{host}:{host_port}")
+impl super::Engine {
+    /// `host:port` of a port this engine published, as seen from this machine: its loopback for
+    /// a local engine, the engine's host for a remote one.
+    pub fn published_addr(&self, host_port: &str) -> String {
+        match self.remote_host.as_deref() {
+            Some(host) if host.contains(':') => format!("[{host}]:{host_port}"),
+            Some(host) => format!("{host}:{host_port}"),
+            None => format!("127.0.0.1:{host_port}"),
+        }
+    }
+
+    /// The host of a remote engine, where its published ports are; `None` for a local one.
+    pub fn remote_host(&self) -> Option<&str> {
+        self.remote_host.as_deref()
     }
 }
 

@@ -19,14 +19,11 @@ use std::time::Duration;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{KillContainerOptions, TopOptionsBuilder};
 
+use super::model::{depended_on, Dependencies};
 use super::{bounded, Engine, CALL_TIMEOUT, LABEL_SERVICE};
 
 /// How often the project's containers are looked at while compose takes them down.
 const POLL: Duration = Duration::from_millis(100);
-
-/// The services each service depends on (`depends_on`, which compose's model also fills from
-/// `links`, `network_mode: service:` and `volumes_from`).
-pub type Dependencies = BTreeMap<String, BTreeSet<String>>;
 
 /// The watch started by [`Engine::skip_idle_grace`]; [`IdleGrace::finish`] ends it.
 pub struct IdleGrace {
@@ -162,15 +159,8 @@ fn stopping(running: &BTreeMap<String, String>, deps: &Dependencies) -> Vec<Stri
 
 /// Every service `service` depends on, transitively.
 fn reachable(service: &str, deps: &Dependencies) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<&str> = vec![service];
-    while let Some(s) = todo.pop() {
-        for d in deps.get(s).into_iter().flatten() {
-            if d != service && seen.insert(d.clone()) {
-                todo.push(d);
-            }
-        }
-    }
+    let mut seen = depended_on(&BTreeSet::from([service.to_string()]), deps);
+    seen.remove(service);
     seen
 }
 

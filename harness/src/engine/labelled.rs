@@ -9,7 +9,7 @@ use bollard::query_parameters::{
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 
-use super::{bounded, label_filter, remote_engine_host, Engine, EngineError, CALL_TIMEOUT};
+use super::{bounded, label_filter, Engine, EngineError, CALL_TIMEOUT};
 
 /// Addresses of what this run created: container address → container, gateway → network.
 #[derive(Clone, Debug, Default)]
@@ -184,7 +184,7 @@ impl Engine {
     pub async fn run_addresses(&self, label: &str) -> Result<RunAddresses, EngineError> {
         let (containers, networks) = self.containers_and_networks(label).await?;
         let mut out = RunAddresses {
-            engine_host: remote_engine_host(),
+            engine_host: self.remote_host.clone(),
             ..Default::default()
         };
         for c in containers {

@@ -60,7 +60,7 @@ impl Engine {
                     }
                     // Cut when shown, not per line: most of a long log is never shown.
                     seen.push_back(if line.len() > 1200 {
-                        crate::report::snippet(&line, 300)
+                        crate::text::snippet(&line, 300)
                     } else {
                         line
                     });
@@ -72,7 +72,7 @@ impl Engine {
             Ok(Some(line)) => Ok(line),
             _ => Err(seen
                 .iter()
-                .map(|l| crate::report::snippet(l, 300))
+                .map(|l| crate::text::snippet(l, 300))
                 .collect::<Vec<_>>()
                 .join("\n")),
         }

@@ -17,10 +17,11 @@ mod labelled;
 mod logs;
 mod model;
 mod model_cache;
-mod networks;
+mod observed;
 pub mod output;
 mod podman;
 mod pull;
+mod subnets;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,15 +32,13 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 pub use crate::error::{BuildError, ComposeError, EngineError};
-pub use build::docker_build;
+
 pub(crate) use claims::is_claim;
 pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
-pub use endpoint::{
-    published_addr, published_host_port, remote_engine_host, Endpoint, EndpointError, Tls,
-};
+pub use endpoint::{published_host_port, Endpoint, EndpointError, Tls};
 pub use events::{ContainerChanges, NetworkChanges};
-pub use grace::{Dependencies, IdleGrace};
+pub use grace::IdleGrace;
 pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
 pub use image_fs::{FileFacts, ImageFs};
 pub use labelled::{Leftovers, ResourceKind, RunAddresses, Tagged};
@@ -47,10 +46,11 @@ pub use model::{
     ComposeModel, ModelBuild, ModelHealthcheck, ModelNetwork, ModelPort, ModelService,
     ModelVolumeMount,
 };
-pub use networks::UsedRange;
+pub use observed::{ContainerStatus, Health, ObservedState};
 pub use output::{Captured, Lines, Watching};
 pub use podman::{stop_timeout_note, stored_healthcheck_note, EngineKind, HealthDriver};
 pub use pull::{own_digests_first, pulled_line, registry_of, PullError, PullFailure};
+pub use subnets::UsedRange;
 
 /// Labels every resource of a run carries.
 pub const LABEL_RUN: &str = "io.stackcheck.run";
@@ -103,8 +103,11 @@ pub struct Engine {
     docker: Docker,
     /// The engine's version (`docker version`), for reports.
     pub version: String,
-    /// Where it was reached and why there (`tcp://h:2376 (DOCKER_HOST, TLS)`), for reports.
-    pub endpoint: String,
+    /// Where it was reached and why there: reports print it (`tcp://h:2376 (DOCKER_HOST, TLS)`),
+    /// and every child (compose, `docker build`, watchers) gets it through its own environment.
+    pub endpoint: Endpoint,
+    /// Where its published ports are, when it is remote.
+    remote_host: Option<String>,
     /// Docker or Podman: where their APIs differ, the harness must know which answers.
     pub kind: EngineKind,
     libpod: Option<podman::Libpod>,
@@ -212,9 +215,23 @@ fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), all)])
 }
 
+/// How long an engine may take to answer the first calls before it counts as unavailable: the
+/// endpoints documentation promises exit 3 within 5 s for a silent or refusing endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Engine {
-    /// Connects and settles the API version; fails within `limit` when nothing answers.
-    pub async fn connect(limit: Duration) -> Result<Engine, EngineError> {
+    /// Connects to the engine the docker CLI would use and settles the API version; fails within
+    /// 5 s when nothing answers there.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), stackcheck::error::EngineError> {
+    /// let engine = stackcheck::engine::Engine::connect().await?;
+    /// println!("{} at {}", engine.version, engine.endpoint);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let limit = CONNECT_TIMEOUT;
         let resolved = Endpoint::resolve()?;
         let endpoint = resolved.to_string();
         let unavailable = |cause: String| EngineError::Unavailable {
@@ -263,7 +280,8 @@ impl Engine {
         Ok(Engine {
             docker,
             version,
-            endpoint,
+            remote_host: endpoint::remote_host(&resolved),
+            endpoint: resolved,
             kind,
             libpod,
         })

@@ -1,6 +1,6 @@
 //! The resolved compose model (`docker compose config --format json`), reduced to what checks read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -19,7 +19,7 @@ pub struct ComposeModel {
     pub(crate) networks: BTreeMap<String, ModelNetwork>,
     #[serde(default)]
     pub(crate) volumes: BTreeMap<String, ModelVolume>,
-    /// The whole of compose's output: mutants (`crate::mutate`) copy the long forms they change.
+    /// The whole of compose's output: mutants (`stackcheck mutate`) copy the long forms they change.
     #[serde(skip)]
     pub(crate) raw: serde_json::Value,
 }
@@ -79,6 +79,9 @@ pub struct ModelBuild {
     pub(crate) context: Option<String>,
     #[serde(default)]
     pub(crate) dockerfile: Option<String>,
+    /// The stage built (`build.target`); none: the last one.
+    #[serde(default)]
+    pub(crate) target: Option<String>,
 }
 
 impl ModelBuild {
@@ -168,7 +171,7 @@ impl ModelService {
         }
         self.build
             .as_ref()
-            .and_then(|b| Dockerfile::read(&b.dockerfile_path(dir)))
+            .and_then(|b| Dockerfile::read(&b.dockerfile_path(dir), b.target.as_deref()))
             .and_then(|d| d.healthcheck)
             .unwrap_or(false)
     }
@@ -377,6 +380,38 @@ impl ComposeModel {
         Ok(model)
     }
 
+    /// Each service with the services it depends on directly (`depends_on`, which compose's model
+    /// also fills from `links`, `network_mode: service:` and `volumes_from`).
+    pub fn dependencies(&self) -> Dependencies {
+        self.services
+            .iter()
+            .map(|(n, s)| (n.clone(), s.depends_on.keys().cloned().collect()))
+            .collect()
+    }
+
+    /// The model with only these services (networks and volumes as they are).
+    pub fn only(&self, services: &BTreeSet<String>) -> ComposeModel {
+        let mut out = self.clone();
+        out.services.retain(|name, _| services.contains(name));
+        out
+    }
+
+    /// `services` and, transitively, every service they depend on: what `compose up` starts for
+    /// them. Names the model does not define are left out.
+    pub fn with_dependencies(
+        &self,
+        services: impl IntoIterator<Item = String>,
+    ) -> BTreeSet<String> {
+        let known: BTreeSet<String> = services
+            .into_iter()
+            .filter(|s| self.services.contains_key(s))
+            .collect();
+        let mut all = depended_on(&known, &self.dependencies());
+        all.extend(known);
+        all.retain(|s| self.services.contains_key(s));
+        all
+    }
+
     /// The engine-side name of a compose network (`<project>_<name>` unless named explicitly).
     pub fn network_name(&self, key: &str) -> String {
         self.networks
@@ -394,10 +429,47 @@ impl ComposeModel {
     }
 }
 
+/// The services each service depends on, directly.
+pub type Dependencies = BTreeMap<String, BTreeSet<String>>;
+
+/// Every service that `services` depend on, transitively, leaving out those of `services` that
+/// no other of them depends on: the one walk of the dependency graph.
+pub fn depended_on(services: &BTreeSet<String>, deps: &Dependencies) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<&String> = services.iter().collect();
+    while let Some(s) = todo.pop() {
+        for d in deps.get(s).into_iter().flatten() {
+            if seen.insert(d.clone()) {
+                todo.push(d);
+            }
+        }
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[test]
+    fn a_service_comes_with_everything_it_depends_on_transitively() {
+        let model = ComposeModel::parse(
+            r#"{"services": {"web": {"depends_on": {"api": {}}}, "api": {"depends_on": {"db": {}}}, "db": {}, "cache": {}}}"#,
+        )
+        .unwrap();
+        let names = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            model.with_dependencies(names(&["web"])),
+            names(&["api", "db", "web"])
+        );
+        assert_eq!(
+            model.with_dependencies(names(&["cache", "nope"])),
+            names(&["cache"])
+        );
+        let deps = model.dependencies();
+        assert_eq!(depended_on(&names(&["web"]), &deps), names(&["api", "db"]));
+    }
     use std::time::Duration;
 
     #[rstest]

@@ -97,7 +97,7 @@ fn credentials(registry: &str) -> Result<Option<DockerCredentials>, String> {
             let said = stderr.lines().next().unwrap_or_default();
             return Err(format!(
                 "credential helper `{helper}` failed: {}",
-                crate::report::snippet(said, 200)
+                crate::text::snippet(said, 200)
             ));
         }
         Err(E::HelperCommunicationError) => {

@@ -7,7 +7,6 @@
 //! mutant would mean anything; that run also shows what the files alone do not say
 //! (`facts`). `report` writes the verdicts.
 
-mod facts;
 mod filter;
 mod mutants;
 mod report;
@@ -19,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-pub use facts::Observed;
+pub use crate::run::{Observed, ServiceFacts};
 pub use filter::MutantFilter;
-pub use mutants::{mutants, Mutant, MutantKind, ServiceFacts};
+pub use mutants::{mutants, Mutant, MutantKind};
 pub use report::{mutation_schema_json, MutantResult, MutantVerdict, MutationReport};
 
 use crate::engine::{Engine, CONFIG_TIMEOUT};

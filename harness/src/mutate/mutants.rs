@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::engine::ComposeModel;
 use crate::plan::{override_key, reset_key, tagged_yaml};
+use crate::run::ServiceFacts;
 
 /// What kind of breakage a mutant is (`mutate --only`).
 #[derive(
@@ -67,24 +68,6 @@ impl MutantKind {
             MutantKind::MountWritable => "mount-writable",
         }
     }
-}
-
-/// What the unmutated stack showed of one running service: what the compose files alone do not
-/// say (the image's command and healthcheck, whether it has a shell to wrap its command with).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ServiceFacts {
-    /// The container's entrypoint as it ran (the compose file's, else the image's).
-    pub entrypoint: Vec<String>,
-    /// The container's command as it ran.
-    pub cmd: Vec<String>,
-    /// It had a healthcheck (the compose file's or the image's).
-    pub healthcheck: bool,
-    /// Its restart policy's name (`no` when none).
-    pub restart: String,
-    /// `sh` and `sleep` run in it: an idle or exiting command can be put in its place.
-    pub shell: bool,
-    /// The variables its image sets (`ENV`).
-    pub image_env: BTreeMap<String, String>,
 }
 
 /// One breakage of the stack.
@@ -179,112 +162,158 @@ pub fn mutants(model: &ComposeModel, facts: &BTreeMap<String, ServiceFacts>) -> 
         }
         let m = Maker { service: name };
         ports(&m, raw, &mut out);
-        if f.healthcheck && raw["healthcheck"]["disable"] != json!(true) {
-            out.push(m.make(
-                MutantKind::HealthFails,
-                "",
-                format!("`{name}`'s healthcheck always fails"),
-                format!("`services.{name}.state: healthy`"),
-                json!({ "healthcheck": {
-                    override_key("test"): ["CMD", NO_PROBE],
-                    "interval": "1s", "timeout": "1s", "retries": 1, "start_period": "0s",
-                }}),
-            ));
-        }
-        if f.shell {
-            out.push(m.make(
-                MutantKind::IdleCommand,
-                "",
-                format!("`{name}` runs an idle process instead of its command (up, serving nothing)"),
-                format!("a check that uses what `{name}` serves (`http:`, `tcp:` or `exec:` of its own client)"),
-                json!({ override_key("entrypoint"): ["sh", "-c", IDLE, "idle"] }),
-            ));
-            if !f.entrypoint.is_empty() || !f.cmd.is_empty() {
-                let mut entrypoint = vec![
-                    "sh".to_string(),
-                    "-c".into(),
-                    literal(EXIT_EARLY),
-                    "sh".into(),
-                ];
-                entrypoint.extend(f.entrypoint.iter().map(|a| literal(a)));
-                let command = match f.cmd.is_empty() {
-                    true => json!({ reset_key("command"): null }),
-                    false => {
-                        json!({ override_key("command"): f.cmd.iter().map(|a| literal(a)).collect::<Vec<_>>() })
-                    }
-                };
-                let mut change = json!({ override_key("entrypoint"): entrypoint });
-                merge(&mut change, command);
-                out.push(m.make(
-                    MutantKind::ExitsEarly,
-                    "",
-                    format!("`{name}` exits 2 s after it starts"),
-                    format!("`services.{name}.state: running` (or `healthy`)"),
-                    change,
-                ));
-            }
-        }
-        if raw["network_mode"] == json!("none") {
-            out.push(m.make(
-                MutantKind::NetworkOpened,
-                "",
-                format!(
-                    "`{name}` is on the default bridge network instead of `network_mode: none`"
-                ),
-                format!("`isolated: {{ service: {name} }}`"),
-                json!({ "network_mode": "bridge" }),
-            ));
-        }
+        health_fails(&m, raw, f, &mut out);
+        command_replaced(&m, f, &mut out);
+        network_opened(&m, raw, &mut out);
         volumes(&m, raw, &mut out);
-        if !matches!(f.restart.as_str(), "" | "no") {
-            let mut change = json!({ "restart": "no" });
-            if !raw["deploy"]["restart_policy"].is_null() {
-                change["deploy"] = json!({ reset_key("restart_policy"): null });
-            }
+        restart_removed(&m, raw, f, &mut out);
+        env_removed(&m, raw, f, &mut out);
+        depends_on_dropped(&m, raw, &mut out);
+    }
+    internal_networks_opened(model, facts, &mut out);
+    out.sort_by(|a, b| (&a.target, a.kind, &a.part).cmp(&(&b.target, b.kind, &b.part)));
+    out
+}
+
+/// `health-fails`: the healthcheck (the compose file's or the image's) always fails.
+fn health_fails(m: &Maker<'_>, raw: &Value, f: &ServiceFacts, out: &mut Vec<Mutant>) {
+    let name = m.service;
+    if f.healthcheck && raw["healthcheck"]["disable"] != json!(true) {
+        out.push(m.make(
+            MutantKind::HealthFails,
+            "",
+            format!("`{name}`'s healthcheck always fails"),
+            format!("`services.{name}.state: healthy`"),
+            json!({ "healthcheck": {
+                override_key("test"): ["CMD", NO_PROBE],
+                "interval": "1s", "timeout": "1s", "retries": 1, "start_period": "0s",
+            }}),
+        ));
+    }
+}
+
+/// `idle-command` and `exits-early`: shell wrappers, made only where the image has a shell.
+fn command_replaced(m: &Maker<'_>, f: &ServiceFacts, out: &mut Vec<Mutant>) {
+    let name = m.service;
+    if f.shell {
+        out.push(m.make(
+            MutantKind::IdleCommand,
+            "",
+            format!("`{name}` runs an idle process instead of its command (up, serving nothing)"),
+            format!("a check that uses what `{name}` serves (`http:`, `tcp:` or `exec:` of its own client)"),
+            json!({ override_key("entrypoint"): ["sh", "-c", IDLE, "idle"] }),
+        ));
+        if !f.entrypoint.is_empty() || !f.cmd.is_empty() {
+            let mut entrypoint = vec![
+                "sh".to_string(),
+                "-c".into(),
+                literal(EXIT_EARLY),
+                "sh".into(),
+            ];
+            entrypoint.extend(f.entrypoint.iter().map(|a| literal(a)));
+            let command = match f.cmd.is_empty() {
+                true => json!({ reset_key("command"): null }),
+                false => {
+                    json!({ override_key("command"): f.cmd.iter().map(|a| literal(a)).collect::<Vec<_>>() })
+                }
+            };
+            let mut change = json!({ override_key("entrypoint"): entrypoint });
+            merge(&mut change, command);
             out.push(m.make(
-                MutantKind::RestartRemoved,
+                MutantKind::ExitsEarly,
                 "",
-                format!("`{name}` has no restart policy (it had `{}`)", f.restart),
-                format!(
-                    "`services.{name}.restart: {}`, or a scenario that kills it and expects it back",
-                    f.restart
-                ),
+                format!("`{name}` exits 2 s after it starts"),
+                format!("`services.{name}.state: running` (or `healthy`)"),
                 change,
             ));
         }
-        for (var, value) in raw["environment"].as_object().into_iter().flatten() {
-            // Compose prints a literal `$` as `$$`; the image's ENV has it plain.
-            let same = |v: &str| f.image_env.get(var) == Some(&v.replace("$$", "$"));
-            if value.as_str().is_some_and(same) {
-                continue;
-            }
-            // The whole map without it: `!reset` of one key leaves a variable written in list
-            // form (`- KEY=value`) in place. Values as compose printed them (`$` already `$$`).
-            let mut rest = raw["environment"].as_object().cloned().unwrap_or_default();
-            rest.remove(var);
-            out.push(m.make(
-                MutantKind::EnvRemoved,
-                var,
-                format!("`{name}` starts without `{var}`"),
-                format!("`services.{name}.env: {{ {var}: … }}`, or a check that depends on it"),
-                json!({ override_key("environment"): rest }),
-            ));
-        }
-        let deps = raw["depends_on"].as_object().into_iter().flatten();
-        for (dep, d) in deps {
-            let condition = d["condition"].as_str().unwrap_or("service_started");
-            if condition == "service_started" {
-                continue;
-            }
-            out.push(m.make(
-                MutantKind::DependsOnDropped,
-                dep,
-                format!("`{name}` starts once `{dep}` has started, not on `{condition}`"),
-                format!("`services.{name}.depends_on: {{ {dep}: {condition} }}`"),
-                json!({ "depends_on": { dep: { "condition": "service_started" } } }),
-            ));
-        }
     }
+}
+
+/// `network-opened` of a `network_mode: none` service: on the default bridge instead.
+fn network_opened(m: &Maker<'_>, raw: &Value, out: &mut Vec<Mutant>) {
+    let name = m.service;
+    if raw["network_mode"] == json!("none") {
+        out.push(m.make(
+            MutantKind::NetworkOpened,
+            "",
+            format!("`{name}` is on the default bridge network instead of `network_mode: none`"),
+            format!("`isolated: {{ service: {name} }}`"),
+            json!({ "network_mode": "bridge" }),
+        ));
+    }
+}
+
+/// `restart-removed`: the restart policy (and `deploy.restart_policy`) removed.
+fn restart_removed(m: &Maker<'_>, raw: &Value, f: &ServiceFacts, out: &mut Vec<Mutant>) {
+    let name = m.service;
+    if !matches!(f.restart.as_str(), "" | "no") {
+        let mut change = json!({ "restart": "no" });
+        if !raw["deploy"]["restart_policy"].is_null() {
+            change["deploy"] = json!({ reset_key("restart_policy"): null });
+        }
+        out.push(m.make(
+            MutantKind::RestartRemoved,
+            "",
+            format!("`{name}` has no restart policy (it had `{}`)", f.restart),
+            format!(
+                "`services.{name}.restart: {}`, or a scenario that kills it and expects it back",
+                f.restart
+            ),
+            change,
+        ));
+    }
+}
+
+/// `env-removed`: one variable removed, unless the image sets it to the same value.
+fn env_removed(m: &Maker<'_>, raw: &Value, f: &ServiceFacts, out: &mut Vec<Mutant>) {
+    let name = m.service;
+    for (var, value) in raw["environment"].as_object().into_iter().flatten() {
+        // Compose prints a literal `$` as `$$`; the image's ENV has it plain.
+        let same = |v: &str| f.image_env.get(var) == Some(&v.replace("$$", "$"));
+        if value.as_str().is_some_and(same) {
+            continue;
+        }
+        // The whole map without it: `!reset` of one key leaves a variable written in list
+        // form (`- KEY=value`) in place. Values as compose printed them (`$` already `$$`).
+        let mut rest = raw["environment"].as_object().cloned().unwrap_or_default();
+        rest.remove(var);
+        out.push(m.make(
+            MutantKind::EnvRemoved,
+            var,
+            format!("`{name}` starts without `{var}`"),
+            format!("`services.{name}.env: {{ {var}: … }}`, or a check that depends on it"),
+            json!({ override_key("environment"): rest }),
+        ));
+    }
+}
+
+/// `depends-on-dropped`: a `service_healthy` or `service_completed_successfully` condition
+/// dropped to `service_started`.
+fn depends_on_dropped(m: &Maker<'_>, raw: &Value, out: &mut Vec<Mutant>) {
+    let name = m.service;
+    let deps = raw["depends_on"].as_object().into_iter().flatten();
+    for (dep, d) in deps {
+        let condition = d["condition"].as_str().unwrap_or("service_started");
+        if condition == "service_started" {
+            continue;
+        }
+        out.push(m.make(
+            MutantKind::DependsOnDropped,
+            dep,
+            format!("`{name}` starts once `{dep}` has started, not on `{condition}`"),
+            format!("`services.{name}.depends_on: {{ {dep}: {condition} }}`"),
+            json!({ "depends_on": { dep: { "condition": "service_started" } } }),
+        ));
+    }
+}
+
+/// `network-opened` of an internal network the started services use: made normal.
+fn internal_networks_opened(
+    model: &ComposeModel,
+    facts: &BTreeMap<String, ServiceFacts>,
+    out: &mut Vec<Mutant>,
+) {
     let networks = model.raw["networks"].as_object().into_iter().flatten();
     for (key, n) in networks {
         let used = facts.keys().any(|s| {
@@ -305,8 +334,6 @@ pub fn mutants(model: &ComposeModel, facts: &BTreeMap<String, ServiceFacts>) -> 
             });
         }
     }
-    out.sort_by(|a, b| (&a.target, a.kind, &a.part).cmp(&(&b.target, b.kind, &b.part)));
-    out
 }
 
 /// Makes the mutants of one service.

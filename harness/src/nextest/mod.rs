@@ -64,7 +64,7 @@ pub fn trials(suites: &Path, per_suite: bool) -> Vec<Trial> {
     };
     let mut trials = Vec::new();
     for file in files {
-        let runs = match crate::validate::load_runs(&file) {
+        let runs = match crate::plan::load_runs(&file) {
             Ok(runs) => runs,
             Err(e) => {
                 let msg = e.to_string();

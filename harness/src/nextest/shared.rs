@@ -12,7 +12,6 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use libtest_mimic::Failed;
 
@@ -79,15 +78,13 @@ pub(super) fn suite_report(loaded: &LoadedSuite) -> Result<SuiteReport, String> 
 fn run_once(loaded: &LoadedSuite, dir: &Path) -> Result<SuiteReport, String> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let engine = Engine::connect(Duration::from_secs(5))
-            .await
-            .map_err(|e| e.to_string())?;
+        let engine = Engine::connect().await.map_err(|e| e.to_string())?;
         // Once per process: stale runs of killed processes go, and a watcher covers this one.
         static WATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !WATCHED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let _ = crate::reap::reap(&engine, false, false).await;
+            let _ = crate::run::reap::reap(&engine, false, false).await;
             match std::env::current_exe() {
-                Ok(exe) => crate::reap::spawn_watcher(&exe),
+                Ok(exe) => crate::run::reap::spawn_watcher(&exe, &engine),
                 Err(e) => eprintln!("warning: no watcher for crash cleanup ({e})"),
             }
         }
@@ -123,7 +120,7 @@ pub(super) fn watch(pid: i32) -> i32 {
         return 3;
     };
     rt.block_on(async {
-        match crate::reap::watch(pid).await {
+        match crate::run::reap::watch(pid).await {
             Ok(_) => 0,
             Err(_) => 3,
         }

@@ -59,6 +59,7 @@ impl RunIdentity {
             env: stack.env.clone(),
             override_file,
             profiles: stack.profiles.clone(),
+            endpoint: None,
         }
     }
 
@@ -93,37 +94,7 @@ impl RunIdentity {
                 o["build"] = json!({ "labels": self.labels });
             }
             if ephemeral {
-                if m.ports.iter().any(|p| p.published.is_some()) {
-                    let ports: Vec<serde_json::Value> = m
-                        .ports
-                        .iter()
-                        .map(|p| {
-                            let mut port = json!({ "target": p.target });
-                            if let Some(proto) = &p.protocol {
-                                port["protocol"] = json!(proto);
-                            }
-                            if let Some(ip) = p.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
-                                port["host_ip"] = json!(ip);
-                            }
-                            port
-                        })
-                        .collect();
-                    o[&override_key("ports")] = json!(ports);
-                }
-                if let Some(name) = &m.container_name {
-                    o["container_name"] = json!(format!("{name}-{}", self.run_id));
-                    if m.network_mode.is_none() {
-                        let nets: serde_json::Map<_, _> = m
-                            .networks
-                            .iter()
-                            .flat_map(|n| n.keys())
-                            .map(|n| (n.clone(), json!({ "aliases": [name] })))
-                            .collect();
-                        if !nets.is_empty() {
-                            o["networks"] = serde_json::Value::Object(nets);
-                        }
-                    }
-                }
+                self.free_fixed_names(m, &mut o);
             }
             let attached = moved.services[s].networks.iter().flatten();
             for (net, attach) in attached.filter(|(n, _)| has_moved(&moved, n)) {
@@ -149,27 +120,7 @@ impl RunIdentity {
                     o["name"] = name;
                 }
                 if has_moved(&moved, k) {
-                    let configs = moved.networks[k].ipam.iter().flat_map(|i| &i.config);
-                    let configs: Vec<_> = configs
-                        .map(|c| {
-                            let mut v = serde_json::Map::new();
-                            let keys = [
-                                ("subnet", &c.subnet),
-                                ("ip_range", &c.ip_range),
-                                ("gateway", &c.gateway),
-                            ];
-                            for (key, val) in keys {
-                                if let Some(val) = val {
-                                    v.insert(key.into(), json!(val));
-                                }
-                            }
-                            if !c.aux_addresses.is_empty() {
-                                v.insert("aux_addresses".into(), json!(c.aux_addresses));
-                            }
-                            v
-                        })
-                        .collect();
-                    o["ipam"] = json!({ override_key("config"): configs });
+                    o["ipam"] = moved_ipam(&moved.networks[k]);
                 }
                 (k.clone(), o)
             })
@@ -189,6 +140,69 @@ impl RunIdentity {
         let doc = json!({ "services": services, "networks": networks, "volumes": volumes });
         tagged_yaml(&doc)
     }
+
+    /// What only one run can hold, made this run's own (`ports: ephemeral`): published ports
+    /// get a free host port, a `container_name` gets `-<run id>` and keeps the old name as a
+    /// network alias so the stack still finds its parts.
+    fn free_fixed_names(&self, m: &crate::engine::ModelService, o: &mut serde_json::Value) {
+        if m.ports.iter().any(|p| p.published.is_some()) {
+            let ports: Vec<serde_json::Value> = m
+                .ports
+                .iter()
+                .map(|p| {
+                    let mut port = json!({ "target": p.target });
+                    if let Some(proto) = &p.protocol {
+                        port["protocol"] = json!(proto);
+                    }
+                    if let Some(ip) = p.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
+                        port["host_ip"] = json!(ip);
+                    }
+                    port
+                })
+                .collect();
+            o[&override_key("ports")] = json!(ports);
+        }
+        if let Some(name) = &m.container_name {
+            o["container_name"] = json!(format!("{name}-{}", self.run_id));
+            if m.network_mode.is_none() {
+                let nets: serde_json::Map<_, _> = m
+                    .networks
+                    .iter()
+                    .flat_map(|n| n.keys())
+                    .map(|n| (n.clone(), json!({ "aliases": [name] })))
+                    .collect();
+                if !nets.is_empty() {
+                    o["networks"] = serde_json::Value::Object(nets);
+                }
+            }
+        }
+    }
+}
+
+/// The IPAM config of a network whose subnets moved: every range and fixed address of it, at
+/// the same offset in the new range (`!override`: a later file cannot otherwise replace a list).
+fn moved_ipam(network: &crate::engine::ModelNetwork) -> serde_json::Value {
+    let configs = network.ipam.iter().flat_map(|i| &i.config);
+    let configs: Vec<_> = configs
+        .map(|c| {
+            let mut v = serde_json::Map::new();
+            let keys = [
+                ("subnet", &c.subnet),
+                ("ip_range", &c.ip_range),
+                ("gateway", &c.gateway),
+            ];
+            for (key, val) in keys {
+                if let Some(val) = val {
+                    v.insert(key.into(), json!(val));
+                }
+            }
+            if !c.aux_addresses.is_empty() {
+                v.insert("aux_addresses".into(), json!(c.aux_addresses));
+            }
+            v
+        })
+        .collect();
+    json!({ override_key("config"): configs })
 }
 
 /// A compose file from JSON with keys made by [`override_key`] and [`reset_key`]. JSON is YAML;
@@ -265,6 +279,60 @@ impl RunIdentity {
 
 const OVERRIDE_PREFIX: &str = "x-stackcheck-override-";
 const RESET_PREFIX: &str = "x-stackcheck-reset-";
+
+/// The image an `images.<key>` promise is about: with `service:`, the image compose builds (or
+/// runs) for that service in this run's project (its `image:`, else `<project>-<service>`, as
+/// compose names a build without one; its `target` stage is what is built); otherwise the key
+/// itself, a tag. With `service:` the key is only the promise's name.
+///
+/// ```
+/// use stackcheck::engine::ComposeModel;
+/// let model = ComposeModel::parse(r#"{"name": "sc-shop-1a2b", "services": {"vote": {"build": {"context": "."}}}}"#).unwrap();
+/// let loaded = stackcheck::suite::load_str(
+///     std::path::Path::new("s.yaml"),
+///     "suite: s\nstack: { compose: [c.yml] }\nimages:\n  vote: { service: vote }\n  redis:7: {}\n",
+/// ).unwrap();
+/// let image = |key: &str| stackcheck::plan::image_of(key, &loaded.suite.images[key], &model);
+/// assert_eq!(image("vote"), "sc-shop-1a2b-vote");
+/// assert_eq!(image("redis:7"), "redis:7");
+/// ```
+pub fn image_of(key: &str, spec: &crate::suite::ImageSpec, model: &ComposeModel) -> String {
+    let service = spec
+        .service
+        .as_ref()
+        .and_then(|s| Some((s, model.services.get(s)?)));
+    match service {
+        Some((name, m)) => m
+            .image
+            .clone()
+            .unwrap_or_else(|| format!("{}-{name}", model.name)),
+        None => key.to_string(),
+    }
+}
+
+/// The services a run of `suite` names to `up` (compose starts what they depend on too): its
+/// `stack.services`, else every service outside a profile or in one of `stack.profiles`. Names
+/// the compose files do not define are left out.
+pub fn services_up(suite: &crate::suite::Suite, model: &ComposeModel) -> Vec<String> {
+    let stack = &suite.stack;
+    let enabled = |m: &crate::engine::ModelService| {
+        m.profiles.is_empty() || m.profiles.iter().any(|p| stack.profiles.contains(p))
+    };
+    match stack.services.is_empty() {
+        true => model
+            .services
+            .iter()
+            .filter(|(_, m)| enabled(m))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        false => stack
+            .services
+            .iter()
+            .filter(|s| model.services.contains_key(*s))
+            .cloned()
+            .collect(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

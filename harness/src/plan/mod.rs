@@ -3,11 +3,15 @@
 //! labels, compose override) that every resource it creates carries (`identity`).
 
 mod identity;
+mod load;
+mod secrets;
 mod select;
 pub mod subnets;
 
+pub use identity::{image_of, services_up, static_compose, RunIdentity};
 pub(crate) use identity::{override_key, reset_key, tagged_yaml};
-pub use identity::{static_compose, RunIdentity};
+pub use load::{load_file, load_runs, static_model};
+pub use secrets::{add_model_secrets, env_file_values, masker};
 pub use select::{check_quarantine, filter_matches, needs, select, select_for_run, Needs};
 pub use subnets::SubnetMoves;
 
@@ -115,6 +119,16 @@ pub enum TestKind {
     NoLeaks,
 }
 
+impl TestKind {
+    /// The state test of a service (`<suite>::service::<name>::state`).
+    pub fn state_of(service: &str) -> TestKind {
+        TestKind::Service {
+            service: service.to_string(),
+            promise: ServicePromise::State,
+        }
+    }
+}
+
 /// One test of a suite, as every report names it.
 #[derive(Clone, Debug)]
 pub struct PlannedTest {
@@ -169,6 +183,38 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             kind: TestKind::Policy { rule },
         });
     }
+    build_tests(suite, &mut out);
+    image_tests(suite, &mut out);
+    service_tests(suite, &mut out);
+    for name in suite.networks.keys() {
+        out.push(PlannedTest {
+            name: format!("{id}::network::{name}"),
+            kind: TestKind::Network { name: name.clone() },
+        });
+    }
+    for name in &suite.volumes {
+        out.push(PlannedTest {
+            name: format!("{id}::volume::{name}"),
+            kind: TestKind::Volume { name: name.clone() },
+        });
+    }
+    for (index, check) in suite.checks.iter().enumerate() {
+        out.push(PlannedTest {
+            name: format!("{id}::checks::{}", check.name),
+            kind: TestKind::Check { index },
+        });
+    }
+    out.push(PlannedTest {
+        name: format!("{id}::teardown::no-leaks"),
+        kind: TestKind::NoLeaks,
+    });
+    out
+}
+
+/// A build test per image the run builds: the suite's `images` (not prebuilt ones) and the
+/// images of `docker run` containers.
+fn build_tests(suite: &Suite, out: &mut Vec<PlannedTest>) {
+    let id = &suite.id;
     // A prebuilt image (neither `service` nor `build`) is pulled or present, never built.
     let built = suite.images.iter().filter(|(_, i)| !i.is_prebuilt());
     for (image, _) in built {
@@ -190,6 +236,11 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             }
         }
     }
+}
+
+/// A test per promise of each image.
+fn image_tests(suite: &Suite, out: &mut Vec<PlannedTest>) {
+    let id = &suite.id;
     for (image, spec) in &suite.images {
         let promises = [
             (!spec.labels.is_empty(), ImagePromise::Labels),
@@ -215,6 +266,11 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             });
         }
     }
+}
+
+/// A state test per named service and `docker run` container, then a test per other promise.
+fn service_tests(suite: &Suite, out: &mut Vec<PlannedTest>) {
+    let id = &suite.id;
     // Every named service and every `docker run` container gets a state test (its default state
     // when none is written).
     let mut stateful: Vec<&String> = suite.services.keys().collect();
@@ -251,29 +307,6 @@ pub fn tests(suite: &Suite) -> Vec<PlannedTest> {
             out.push(service_test(id, service, p));
         }
     }
-    for name in suite.networks.keys() {
-        out.push(PlannedTest {
-            name: format!("{id}::network::{name}"),
-            kind: TestKind::Network { name: name.clone() },
-        });
-    }
-    for name in &suite.volumes {
-        out.push(PlannedTest {
-            name: format!("{id}::volume::{name}"),
-            kind: TestKind::Volume { name: name.clone() },
-        });
-    }
-    for (index, check) in suite.checks.iter().enumerate() {
-        out.push(PlannedTest {
-            name: format!("{id}::checks::{}", check.name),
-            kind: TestKind::Check { index },
-        });
-    }
-    out.push(PlannedTest {
-        name: format!("{id}::teardown::no-leaks"),
-        kind: TestKind::NoLeaks,
-    });
-    out
 }
 
 fn service_test(id: &str, service: &str, p: ServicePromise) -> PlannedTest {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
-use super::{snippet, Ending, Outcome, Status, SuiteReport};
+use super::{Ending, Outcome, Status, SuiteReport};
+use crate::text::snippet;
 
 // A reader that goes away (`stackcheck run … | head -1`, a closed CI log pipe) must not end the
 // run before its teardown, as `println!` would by panicking on EPIPE: what it can't write is
@@ -66,92 +67,129 @@ impl Console {
         }
     }
 
-    /// The closing summary: counts per suite, then every failure with its message.
+    /// The closing summary ([`closing`]): notes and failure details on stderr, counts on stdout.
     pub fn summary(&self, reports: &[SuiteReport]) {
         self.bar.finish_and_clear();
-        let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
-        let failed: usize = reports.iter().map(SuiteReport::failed).sum();
-        let not_run: usize = reports.iter().map(SuiteReport::skipped).sum();
-        let count = |e: Ending| {
-            reports
-                .iter()
-                .flat_map(|r| &r.outcomes)
-                .filter(|o| o.ending() == e)
-                .count()
-        };
-        let (warned, flaky, quarantined) = (
-            count(Ending::Warned),
-            count(Ending::Flaky),
-            count(Ending::Quarantined),
-        );
-        for r in reports {
-            if let Some(e) = &r.infra_error {
-                err!("error: {}: {e}", r.suite);
-            }
-            if r.fast_health {
-                err!(
-                    "{}: health fast: healthchecks polled every 1 s in this run (the written intervals are judged as static promises)",
-                    r.suite
-                );
-            }
-            if let Some(k) = &r.kept {
-                err!("{}: {k}", r.suite);
-            }
-            if !r.logs.is_empty() {
-                err!(
-                    "{}: logs in {}",
-                    r.suite,
-                    super::summary::logs_named(&r.logs)
-                );
-            }
-            for o in r
-                .outcomes
-                .iter()
-                .filter(|o| o.status == Status::Failed && !o.detail.is_empty())
-            {
-                err!("\n--- {} ---\n{}", o.name, tail_lines(&o.detail, 15));
-            }
+        let (notes, counts) = closing(reports);
+        if !notes.is_empty() {
+            err!("{}", notes.trim_end_matches('\n'));
         }
-        if reports.len() > 1 {
-            out!();
-            for r in reports {
-                out!(
-                    "  {:<24} {:>4} passed, {} failed, {} not run in {:.1}s",
-                    r.suite,
-                    r.outcomes.len() - r.failed() - r.skipped(),
-                    r.failed(),
-                    r.skipped(),
-                    r.duration_ms as f64 / 1000.0
-                );
-            }
-        }
-        let secs: f64 = reports.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
-        let notes: Vec<String> = [
-            (warned, "with warnings"),
-            (flaky, "flaky"),
-            (quarantined, "quarantined"),
-        ]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
-        .collect();
-        let warned = if notes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", notes.join(", "))
-        };
-        let skipped = if not_run > 0 {
-            format!(", {not_run} not run")
-        } else {
-            String::new()
-        };
-        out!(
-            "\n{} passed{warned}, {} failed{skipped} ({} suites, {secs:.1}s)",
-            total - failed - not_run,
-            failed,
-            reports.len()
-        );
+        out!("{}", counts.trim_end_matches('\n'));
     }
+}
+
+/// The closing summary as text: `(notes, counts)`. The notes, for stderr, are each suite's
+/// infrastructure error, fast health, kept stack and logs, then every failure's detail; the
+/// counts, for stdout, are a line per suite (when there are several) and the totals.
+pub fn closing(reports: &[SuiteReport]) -> (String, String) {
+    (closing_notes(reports), closing_counts(reports))
+}
+
+fn closing_notes(reports: &[SuiteReport]) -> String {
+    let mut notes = String::new();
+    let mut say = |line: String| {
+        notes += &line;
+        notes.push('\n');
+    };
+    for r in reports {
+        if let Some(e) = &r.infra_error {
+            say(format!("error: {}: {e}", r.suite));
+        }
+        if r.fast_health {
+            say(format!(
+                "{}: health fast: healthchecks polled every 1 s in this run (the written intervals are judged as static promises)",
+                r.suite
+            ));
+        }
+        if let Some(k) = &r.kept {
+            say(format!("{}: {k}", r.suite));
+        }
+        if !r.logs.is_empty() {
+            say(format!(
+                "{}: logs in {}",
+                r.suite,
+                super::summary::logs_named(&r.logs)
+            ));
+        }
+        for o in r
+            .outcomes
+            .iter()
+            .filter(|o| o.status == Status::Failed && !o.detail.is_empty())
+        {
+            say(format!(
+                "\n--- {} ---\n{}",
+                o.name,
+                tail_lines(&o.detail, 15)
+            ));
+        }
+    }
+    notes
+}
+
+fn closing_counts(reports: &[SuiteReport]) -> String {
+    let mut counts = String::new();
+    if reports.len() > 1 {
+        counts.push('\n');
+        for r in reports {
+            counts += &format!(
+                "  {:<24} {:>4} passed, {} failed, {} not run in {:.1}s\n",
+                r.suite,
+                r.outcomes.len() - r.failed() - r.skipped(),
+                r.failed(),
+                r.skipped(),
+                r.duration_ms as f64 / 1000.0
+            );
+        }
+    }
+    let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
+    let failed: usize = reports.iter().map(SuiteReport::failed).sum();
+    let not_run: usize = reports.iter().map(SuiteReport::skipped).sum();
+    let count = |e: Ending| {
+        reports
+            .iter()
+            .flat_map(|r| &r.outcomes)
+            .filter(|o| o.ending() == e)
+            .count()
+    };
+    let notes: Vec<String> = [
+        (count(Ending::Warned), "with warnings"),
+        (count(Ending::Flaky), "flaky"),
+        (count(Ending::Quarantined), "quarantined"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    let warned = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join(", "))
+    };
+    let skipped = if not_run > 0 {
+        format!(", {not_run} not run")
+    } else {
+        String::new()
+    };
+    let secs: f64 = reports.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
+    counts += &format!(
+        "\n{} passed{warned}, {} failed{skipped} ({} suites, {secs:.1}s)\n",
+        total - failed - not_run,
+        failed,
+        reports.len()
+    );
+    counts
+}
+
+/// The line a finished test prints: its mark, duration, name, `message` (the outcome's own, or
+/// `(same cause)` for a skip whose cause was already printed) and the flaky note.
+pub fn outcome_line(o: &Outcome, message: &str) -> String {
+    let mark = o.ending().mark();
+    let secs = o.duration_ms as f64 / 1000.0;
+    format!(
+        "{mark:<5} [{secs:>6.1}s] {}  {message}{}",
+        o.name,
+        o.flaky_note()
+    )
 }
 
 fn tail_lines(text: &str, n: usize) -> String {
@@ -179,8 +217,6 @@ impl Progress for Console {
     }
 
     fn outcome(&self, o: &Outcome) {
-        let mark = o.ending().mark();
-        let secs = o.duration_ms as f64 / 1000.0;
         // A root cause is printed once: tests skipped for the same reason only name themselves.
         let message = if o.status == Status::Skipped
             && !self
@@ -193,13 +229,7 @@ impl Progress for Console {
         } else {
             o.message.as_str()
         };
-        self.bar.suspend(|| {
-            out!(
-                "{mark:<5} [{secs:>6.1}s] {}  {message}{}",
-                o.name,
-                o.flaky_note()
-            )
-        });
+        self.bar.suspend(|| out!("{}", outcome_line(o, message)));
     }
 }
 

@@ -9,16 +9,14 @@ mod mask;
 mod outputs;
 mod result;
 mod summary;
-mod text;
 
-pub use console::{Console, Quiet};
+pub use console::{closing, outcome_line, Console, Quiet};
 pub use json::{report_schema_json, write_json, JsonReport, REPORT_SCHEMA};
 pub use junit::write_junit;
-pub use mask::{Masked, Masker};
+pub use mask::Masked;
 pub use outputs::Outputs;
 pub use result::{Ending, Outcome, ProbeTarget, ServiceImage, Status, SuiteReport};
 pub use summary::{summary_markdown, write_summary};
-pub use text::{snippet, tail_snippet};
 
 /// Receives progress while a suite runs.
 pub trait Progress: Sync {

@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::json::{suite_status, RunStatus};
-use super::{snippet, Ending, SuiteReport};
+use super::{Ending, SuiteReport};
+use crate::text::snippet;
 
 /// `folder/` and its files' names, from the paths `--logs-dir` wrote.
 pub fn logs_named(files: &[String]) -> String {
@@ -28,6 +29,15 @@ pub fn logs_named(files: &[String]) -> String {
 /// The Markdown summary of `reports`: a table per suite, then failed, flaky and quarantined tests.
 pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     let mut md = String::new();
+    counts_table(&mut md, reports);
+    failures(&mut md, reports);
+    notes(&mut md, reports);
+    images(&mut md, reports);
+    md
+}
+
+/// The verdict, then a row of counts per suite.
+fn counts_table(md: &mut String, reports: &[SuiteReport]) {
     let failed = reports.iter().any(|r| suite_status(r) == RunStatus::Failed);
     let verdict = if failed { "❌ failed" } else { "✅ passed" };
     let _ = writeln!(md, "## stackcheck: {verdict}\n");
@@ -57,6 +67,10 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
             r.duration_ms as f64 / 1000.0
         );
     }
+}
+
+/// Suites that could not run, then the failed, flaky and quarantined tests with their messages.
+fn failures(md: &mut String, reports: &[SuiteReport]) {
     let section = |md: &mut String, title: &str, pick: &dyn Fn(Ending) -> bool| {
         let rows: Vec<String> = reports
             .iter()
@@ -85,11 +99,13 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     if !errors.is_empty() {
         let _ = writeln!(md, "\n### Could not run\n\n{}", errors.join("\n"));
     }
-    section(&mut md, "Failed", &|e| e == Ending::Failed);
-    section(&mut md, "Flaky (passed on a re-run)", &|e| {
-        e == Ending::Flaky
-    });
-    section(&mut md, "Quarantined", &|e| e == Ending::Quarantined);
+    section(md, "Failed", &|e| e == Ending::Failed);
+    section(md, "Flaky (passed on a re-run)", &|e| e == Ending::Flaky);
+    section(md, "Quarantined", &|e| e == Ending::Quarantined);
+}
+
+/// Fast health, and where the service logs are.
+fn notes(md: &mut String, reports: &[SuiteReport]) {
     let fast: Vec<String> = reports
         .iter()
         .filter(|r| r.fast_health)
@@ -110,6 +126,10 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     if !logs.is_empty() {
         let _ = writeln!(md, "\n### Service logs\n\n{}", logs.join("\n"));
     }
+}
+
+/// The image each service ran and where it came from; which are stand-ins.
+fn images(md: &mut String, reports: &[SuiteReport]) {
     let images: Vec<String> = reports
         .iter()
         .flat_map(|r| r.images.iter().map(move |i| (r, i)))
@@ -164,7 +184,6 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
             standins.join("\n")
         );
     }
-    md
 }
 
 /// One line, no table-breaking characters, bounded.

@@ -30,7 +30,7 @@ pub(super) async fn hold(
     deadline: Instant,
 ) -> Result<Duration, Stop> {
     let text = std::fs::read_to_string(&r.loaded.path).unwrap_or_default();
-    let mut claims = super::schedule::claims_of(model, &text, &model.name, r.ephemeral);
+    let mut claims = super::schedule::claims_of(model, &text, &model.name, r.settings.ephemeral);
     claims.extend(super::schedule::suite_builds(r.loaded));
     let claims: Vec<&String> = claims
         .iter()
@@ -119,7 +119,7 @@ impl Holders {
         run: &str,
     ) -> Result<String, Stop> {
         let infra = |e: crate::engine::EngineError| Stop::Infra(e.to_string());
-        let runs = crate::reap::runs(engine).await.map_err(infra)?;
+        let runs = super::reap::runs(engine).await.map_err(infra)?;
         let Some(holder) = runs.iter().find(|h| h.run == run) else {
             return Ok(String::new());
         };

@@ -6,15 +6,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::images::{
-    build_own_images, built_verdict, image_tests, obtain_images, prebuilt, Needed,
-};
+use super::images::{build, builder_of};
 use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
-use crate::engine::{Compose, ComposeError, ComposeModel, EngineKind, CONFIG_TIMEOUT, LABEL_RUN};
-use crate::plan::{Needs, PlannedTest, RunIdentity, ServicePromise, SubnetMoves, TestKind};
-use crate::suite::PullPolicy;
+use crate::engine::{Compose, ComposeModel, ObservedState, CONFIG_TIMEOUT};
+use crate::plan::{PlannedTest, RunIdentity, SubnetMoves, TestKind};
 
 /// A compose stack through config, build, up and checks.
 pub(super) async fn compose_phase(
@@ -25,12 +22,12 @@ pub(super) async fn compose_phase(
     deadline: Instant,
 ) -> Result<(), Stop> {
     let model = config(r, compose).await?;
-    if let Some(kept) = r.reusing.clone() {
+    if let Some(kept) = r.settings.reusing.clone() {
         return reuse_phase(r, compose, id, workdir, model, &kept, deadline).await;
     }
     let override_file = compose.override_file.clone().unwrap_or_default();
-    let ephemeral = r.ephemeral;
-    let fast = r.fast_health.then_some(r.loaded.dir.as_path());
+    let ephemeral = r.settings.ephemeral;
+    let fast = r.settings.fast_health.then_some(r.loaded.dir.as_path());
     let write_override = |moves: &SubnetMoves| {
         std::fs::write(
             &override_file,
@@ -40,7 +37,7 @@ pub(super) async fn compose_phase(
     };
     write_override(&SubnetMoves::default())?;
     // `--filter` may select only tests that need nothing running.
-    let live = r.needs.as_ref().is_none_or(|n| n.live);
+    let live = r.settings.needs.as_ref().is_none_or(|n| n.live);
     let selected = if live {
         services_to_start(r, &model)
     } else {
@@ -57,8 +54,8 @@ pub(super) async fn compose_phase(
         write_override(&moves)?;
     }
     let ours = super::subnets::run_subnets(&model, &moves);
-    r.moves = moves.clone();
-    let live_model = if r.ephemeral {
+    r.state.moves = moves.clone();
+    let live_model = if r.settings.ephemeral {
         id.ephemeral_names(&model, &moves)
     } else {
         model.clone()
@@ -72,10 +69,10 @@ pub(super) async fn compose_phase(
         Default::default(),
     );
     // `up` proves states only: nothing else runs, early or late.
-    let early = (!r.up_only).then_some(&ctx);
+    let early = (!r.settings.up_only).then_some(&ctx);
     let start = (selected.as_slice(), ours.as_slice());
     let containers = judge_states(r, compose, id, &model, Some(start), early, deadline).await?;
-    if r.up_only {
+    if r.settings.up_only {
         return Ok(());
     }
     *ctx.containers.lock().unwrap_or_else(|e| e.into_inner()) = containers;
@@ -125,7 +122,7 @@ async fn config(r: &mut Runner<'_>, compose: &Compose) -> Result<ComposeModel, S
             return Err(Stop::NotRun("the compose files do not resolve".into()));
         }
     };
-    r.masker.add_model(&model, &r.loaded.suite.stack.secrets);
+    crate::plan::add_model_secrets(&r.settings.masker, &model, &r.loaded.suite.stack.secrets);
     let v = checks::check_config(&r.loaded.suite, &model, "compose");
     r.record(&TestKind::StackConfig, v, t0);
     policy_tests(r, compose, &model).await;
@@ -137,25 +134,12 @@ async fn config(r: &mut Runner<'_>, compose: &Compose) -> Result<ComposeModel, S
 /// or in one of `stack.profiles`),
 /// narrowed by `--filter` to the services the selected tests name, with what they depend on.
 fn services_to_start(r: &Runner<'_>, model: &ComposeModel) -> Vec<String> {
-    let suite = &r.loaded.suite;
-    let selected: Vec<String> = if suite.stack.services.is_empty() {
-        model
-            .services
-            .iter()
-            .filter(|(_, m)| {
-                m.profiles.is_empty() || m.profiles.iter().any(|p| suite.stack.profiles.contains(p))
-            })
-            .map(|(k, _)| k.clone())
-            .collect()
-    } else {
-        suite.stack.services.clone()
-    };
-    let selected: Vec<String> = selected
-        .into_iter()
-        .filter(|s| model.services.contains_key(s))
-        .collect();
-    match r.needs.as_ref().map(|n| &n.services) {
-        Some(Some(named)) => with_dependencies(model, named.iter().cloned()),
+    let selected = crate::plan::services_up(&r.loaded.suite, model);
+    match r.settings.needs.as_ref().map(|n| &n.services) {
+        Some(Some(named)) => model
+            .with_dependencies(named.iter().cloned())
+            .into_iter()
+            .collect(),
         _ => selected,
     }
 }
@@ -164,7 +148,7 @@ fn services_to_start(r: &Runner<'_>, model: &ComposeModel) -> Vec<String> {
 /// builders of the images they run, the services of the suite's `images`): a run of two services
 /// of a stack claims their ports and builds, not the rest of the stack's.
 fn touched(r: &Runner<'_>, model: &ComposeModel, selected: &[String]) -> ComposeModel {
-    let mut keep = with_dependencies(model, selected.iter().cloned());
+    let mut keep = model.with_dependencies(selected.iter().cloned());
     let images = keep.iter().filter_map(|s| model.services[s].image.clone());
     let builders: Vec<String> = images.filter_map(|i| builder_of(model, &i)).collect();
     keep.extend(builders);
@@ -178,119 +162,6 @@ fn touched(r: &Runner<'_>, model: &ComposeModel, selected: &[String]) -> Compose
     let mut out = model.clone();
     out.services.retain(|name, _| keep.contains(name));
     out
-}
-
-/// Step 2: images that cannot be built must already exist; then build what compose builds, the
-/// way compose builds it, and the suite's own images.
-async fn build(
-    r: &mut Runner<'_>,
-    compose: &Compose,
-    id: &RunIdentity,
-    model: &ComposeModel,
-    selected: &[String],
-    deadline: Instant,
-) -> Result<(), Stop> {
-    let suite = &r.loaded.suite;
-    let mut to_build: Vec<String> = selected
-        .iter()
-        .filter(|s| model.services[*s].build.is_some())
-        .cloned()
-        .collect();
-    // A service that runs the image another service builds (`image: app` beside `build:` +
-    // `image: app`) needs that build, not an image from elsewhere: compose builds it once for both.
-    let mut needed = Vec::new();
-    let mut to_pull = Vec::new();
-    for s in selected
-        .iter()
-        .filter(|s| model.services[*s].build.is_none())
-    {
-        let image = model.services[s].image.clone().unwrap_or_default();
-        match builder_of(model, &image) {
-            Some(b) if !to_build.contains(&b) => to_build.push(b),
-            Some(_) => {}
-            None => {
-                to_pull.push(s.as_str());
-                let own = model.services[s].pull_policy.as_deref();
-                needed.push(Needed {
-                    image,
-                    by: format!("service `{s}`"),
-                    policy: own.and_then(PullPolicy::of_service).unwrap_or(r.pull),
-                });
-            }
-        }
-    }
-    needed.extend(prebuilt(r));
-    let how = format!(
-        "Pull them yourself (`docker compose pull {}`) or build them",
-        to_pull.join(" ")
-    );
-    obtain_images(r, &needed, &how, deadline).await?;
-
-    for (tag, spec) in &suite.images {
-        if !Needs::wants_image(r.needs.as_ref(), tag) {
-            continue;
-        }
-        if let Some(s) = &spec.service {
-            if model.services.get(s).is_some_and(|m| m.build.is_some()) && !to_build.contains(s) {
-                to_build.push(s.clone());
-            }
-        }
-    }
-    if !to_build.is_empty() {
-        let t0 = Instant::now();
-        r.progress
-            .phase(&format!("building {}", to_build.join(", ")));
-        let progress = r.progress;
-        let built = compose
-            .build(
-                &to_build,
-                r.engine.kind == EngineKind::Podman,
-                deadline.saturating_duration_since(Instant::now()),
-                |l| progress.detail(l),
-            )
-            .await;
-        let compose_built: Vec<PlannedTest> = r.tests_where(|k| match k {
-            TestKind::Build { image } => {
-                suite.images.get(image).is_some_and(|i| i.service.is_some())
-            }
-            _ => false,
-        });
-        let reported = !compose_built.is_empty();
-        for t in compose_built {
-            let TestKind::Build { image } = &t.kind else {
-                continue;
-            };
-            let v = match &built {
-                Ok(()) => built_verdict(r.engine, image, t0).await,
-                Err(e) => {
-                    Verdict::fail("docker compose build failed").with_detail(e.tail().to_string())
-                }
-            };
-            r.record(&t.kind, v, t0);
-        }
-        if let Err(e) = &built {
-            // The root cause must be a failure a reader sees: with no `images:` test for what did
-            // not build, the services that needed the build fail their state with its log.
-            if !reported {
-                for s in &to_build {
-                    let v = Verdict::fail(format!(
-                        "`{s}` cannot start: its image did not build (`docker compose build` failed)"
-                    ))
-                    .with_detail(e.tail().to_string());
-                    r.record(&state_test(s), v, t0);
-                }
-            }
-            return Err(Stop::NotRun("the build failed".into()));
-        }
-    }
-    r.halt()?;
-    build_own_images(r, id, deadline).await;
-    // With a stack to bring up, the image tests run during its bring-up wait (`judge_states`);
-    // `--fail-fast` keeps them first, so that a failed one starts nothing.
-    if selected.is_empty() || r.fail_fast {
-        image_tests(r, id).await;
-    }
-    r.halt()
 }
 
 /// Step 3: brings `start` (services and the subnets they hold) up, or, without it, only looks at a
@@ -316,78 +187,22 @@ async fn judge_states(
     };
     let starting = start.is_some();
     let loaded = r.loaded;
-    let (wants, undefined): (Vec<_>, Vec<_>) = loaded
-        .suite
-        .services
-        .iter()
-        .map(|(name, spec)| (name.clone(), spec.state))
-        .filter(|(name, _)| r.needs.is_none() || selected.contains(name))
-        .partition(|(name, _)| model.services.contains_key(name));
-    for (service, _) in undefined {
-        let known: Vec<&String> = model.services.keys().collect();
-        let v = Verdict::fail(format!(
-            "service `{service}` is not defined in the compose files (services: {known:?})"
-        ));
-        r.record(&state_test(&service), v, Instant::now());
-    }
-    // A promised service behind a profile the suite does not enable never starts: say why.
-    let (wants, off): (Vec<_>, Vec<_>) = wants
-        .into_iter()
-        .partition(|(name, _)| selected.contains(name) || model.services[name].profiles.is_empty());
-    for (service, _) in off {
-        let v = Verdict::fail(format!(
-            "`{service}` was not started: it is behind profile {:?}, which `stack.profiles` {:?} does not enable",
-            model.services[&service].profiles, loaded.suite.stack.profiles
-        ));
-        r.record(&state_test(&service), v, Instant::now());
-    }
-    r.progress.phase(&match starting {
-        true => format!("starting {} services", selected.len()),
-        false => format!(
-            "looking at the {} services of {}",
-            selected.len(),
-            id.project
-        ),
-    });
+    let wants = promised_states(r, model, selected);
+    r.progress.phase(&starting_line(starting, selected, id));
     let (progress, engine) = (r.progress, r.engine);
-    let own = id.labels.get(LABEL_RUN);
-    // The subnets were held until now; released, one may still be taken before compose creates
-    // its network (the engine then creates no container): wait for it and start again.
     let up = async {
-        if !starting {
-            return Ok(());
-        }
-        if let Err(e) = engine.release_subnets(&id.run_id).await {
-            progress.detail(&format!("could not release held subnets: {e}"));
-        }
-        let mut tries = 0;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match compose
-                .up(selected, remaining, |l| progress.detail(l))
-                .await
-            {
-                Err(ComposeError::Failed { what, code, tail })
-                    if tries < 3 && tail.contains("Pool overlaps with other one") =>
-                {
-                    tries += 1;
-                    progress.phase("a network took a subnet of the stack as it started");
-                    if let Err(why) =
-                        super::subnets::wait_clear(engine, progress, subnets, own, deadline).await
-                    {
-                        let tail = format!("{tail}\n{why}");
-                        return Err(ComposeError::Failed { what, code, tail });
-                    }
-                }
-                other => return other,
+        match starting {
+            true => {
+                super::subnets::up(engine, progress, compose, id, selected, subnets, deadline).await
             }
+            false => Ok(()),
         }
     };
     let wait = state::WaitFor {
         project: &id.project,
         wants: &wants,
         deadline,
-        stop_at_first_failure: r.fail_fast,
+        stop_at_first_failure: r.settings.fail_fast,
     };
     let t0 = Instant::now();
     let mut unstarted = Vec::new();
@@ -404,16 +219,15 @@ async fn judge_states(
         },
     );
     tokio::pin!(waiting);
-    let mut early = ctx.map(|_| super::early::Early::new(&loaded.suite, model, &r.tests));
+    let mut early = ctx.map(|_| super::early::Early::new(&loaded.suite, model, &r.settings.tests));
     let mut running = futures_util::stream::FuturesUnordered::new();
-    // The image tests that build left for now: static, they only need the images.
-    let images: Vec<PlannedTest> = match starting {
-        true => r.tests_where(|k| matches!(k, TestKind::Image { .. })),
+    let images = match starting {
+        true => images_left(r),
         false => Vec::new(),
     };
-    let images: Vec<PlannedTest> = images.into_iter().filter(|t| !r.decided(&t.kind)).collect();
-    let mut image_verdicts =
-        std::pin::pin!(super::images::image_verdicts(engine, loaded, id, images));
+    let mut image_verdicts = std::pin::pin!(super::images::image_verdicts(
+        engine, loaded, id, model, images
+    ));
     let mut report = None;
     loop {
         tokio::select! {
@@ -439,24 +253,92 @@ async fn judge_states(
         }
     }
     let report = report.expect("the waiter ended before its channel closed");
+    record_unstarted(r, model, unstarted, t0);
+    if let Some(e) = &report.up_error {
+        r.progress.phase(&format!(
+            "docker compose up failed: {}",
+            crate::text::snippet(e, 300)
+        ));
+    }
+    r.halt()?;
+    Ok(report.containers)
+}
+
+/// What the bring-up phase is doing, in words.
+fn starting_line(starting: bool, selected: &[String], id: &RunIdentity) -> String {
+    match starting {
+        true => format!("starting {} services", selected.len()),
+        false => format!(
+            "looking at the {} services of {}",
+            selected.len(),
+            id.project
+        ),
+    }
+}
+
+/// The services whose state the suite promises and this run starts. A promise about a service the
+/// compose files do not define, or one behind a profile the suite does not enable, fails here,
+/// saying why.
+fn promised_states(
+    r: &mut Runner<'_>,
+    model: &ComposeModel,
+    selected: &[String],
+) -> Vec<(String, Option<crate::suite::DesiredState>)> {
+    let loaded = r.loaded;
+    let (wants, undefined): (Vec<_>, Vec<_>) = loaded
+        .suite
+        .services
+        .iter()
+        .map(|(name, spec)| (name.clone(), spec.state))
+        .filter(|(name, _)| r.settings.needs.is_none() || selected.contains(name))
+        .partition(|(name, _)| model.services.contains_key(name));
+    for (service, _) in undefined {
+        let known: Vec<&String> = model.services.keys().collect();
+        let v = Verdict::fail(format!(
+            "service `{service}` is not defined in the compose files (services: {known:?})"
+        ));
+        r.record(&TestKind::state_of(&service), v, Instant::now());
+    }
+    let (wants, off): (Vec<_>, Vec<_>) = wants
+        .into_iter()
+        .partition(|(name, _)| selected.contains(name) || model.services[name].profiles.is_empty());
+    for (service, _) in off {
+        let v = Verdict::fail(format!(
+            "`{service}` was not started: it is behind profile {:?}, which `stack.profiles` {:?} does not enable",
+            model.services[&service].profiles, loaded.suite.stack.profiles
+        ));
+        r.record(&TestKind::state_of(&service), v, Instant::now());
+    }
+    wants
+}
+
+/// The services that never started, decided once every service is: skipped when a dependency
+/// is down (that dependency's failure is the one root cause), else failed with their verdict.
+fn record_unstarted(
+    r: &mut Runner<'_>,
+    model: &ComposeModel,
+    unstarted: Vec<(String, Verdict)>,
+    t0: Instant,
+) {
     for (service, verdict) in unstarted {
         let dependency_down = model
             .services
             .get(&service)
             .and_then(|m| m.depends_on.keys().find_map(|d| r.not_up(d)));
         match dependency_down {
-            Some(why) => r.skip(&state_test(&service), &why),
-            None => r.record(&state_test(&service), verdict, t0),
+            Some(why) => r.skip(&TestKind::state_of(&service), &why),
+            None => r.record(&TestKind::state_of(&service), verdict, t0),
         }
     }
-    if let Some(e) = &report.up_error {
-        r.progress.phase(&format!(
-            "docker compose up failed: {}",
-            crate::report::snippet(e, 300)
-        ));
-    }
-    r.halt()?;
-    Ok(report.containers)
+}
+
+/// The image tests that build left for now: static, they only need the images, so they run
+/// during the bring-up wait.
+fn images_left(r: &Runner<'_>) -> Vec<PlannedTest> {
+    r.tests_where(|k| matches!(k, TestKind::Image { .. }))
+        .into_iter()
+        .filter(|t| !r.decided(&t.kind))
+        .collect()
 }
 
 /// Records one service's state verdict as the waiter reached it (with what its container says
@@ -495,51 +377,19 @@ fn decide(
             .find(|(s, _)| s == service)
             .and_then(|(_, w)| *w);
         if verdict.passed {
-            r.held.extend(state::Held::new(service, want, infos));
+            r.state.held.extend(state::Held::new(service, want, infos));
         }
     }
-    let never_started = infos.first().is_none_or(|i| state::observe(i) == "created");
+    let never_started = infos
+        .first()
+        .is_none_or(|i| !ObservedState::of(i).was_started());
     if !verdict.passed && never_started {
         unstarted.push((service.to_string(), verdict));
         return false;
     }
     let passed = verdict.passed;
-    r.record(&state_test(service), verdict, t0);
+    r.record(&TestKind::state_of(service), verdict, t0);
     passed
-}
-
-fn state_test(service: &str) -> TestKind {
-    TestKind::Service {
-        service: service.to_string(),
-        promise: ServicePromise::State,
-    }
-}
-
-/// The service of the model that builds `image` (has `build:` and names that `image:`).
-fn builder_of(model: &ComposeModel, image: &str) -> Option<String> {
-    model
-        .services
-        .iter()
-        .find(|(_, m)| m.build.is_some() && !image.is_empty() && m.image.as_deref() == Some(image))
-        .map(|(name, _)| name.clone())
-}
-
-/// `services` and, transitively, every service they `depends_on` (what `compose up` starts).
-fn with_dependencies(
-    model: &ComposeModel,
-    services: impl IntoIterator<Item = String>,
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut todo: Vec<String> = services.into_iter().collect();
-    while let Some(s) = todo.pop() {
-        if out.contains(&s) || !model.services.contains_key(&s) {
-            continue;
-        }
-        todo.extend(model.services[&s].depends_on.keys().cloned());
-        out.push(s);
-    }
-    out.sort();
-    out
 }
 
 /// ` [stand-in: …]` when the service runs one of our offline stand-ins, so nobody mistakes it

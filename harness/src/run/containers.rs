@@ -11,8 +11,8 @@ use super::runner::{Runner, Stop};
 use super::runtime::{new_ctx, runtime_tests};
 use crate::checks::{self, state, Verdict};
 use crate::engine::containers::{self, RunSpec, Started};
-use crate::engine::{ComposeModel, ModelService};
-use crate::plan::{RunIdentity, ServicePromise, TestKind};
+use crate::engine::{ComposeModel, ModelService, ObservedState};
+use crate::plan::{RunIdentity, TestKind};
 use crate::suite::{parse_mount, ContainerSpec, DesiredState};
 
 const POLL: Duration = Duration::from_millis(250);
@@ -23,9 +23,45 @@ pub(super) async fn containers_phase(
     workdir: &Path,
     deadline: Instant,
 ) -> Result<(), Stop> {
-    let suite = &r.loaded.suite;
-    let specs = suite.stack.containers.clone();
-    let model = ComposeModel {
+    let specs = r.loaded.suite.stack.containers.clone();
+    let model = model_of(&specs, id);
+    let t0 = Instant::now();
+    let v = checks::check_config(&r.loaded.suite, &model, "stack.containers");
+    r.record(&TestKind::StackConfig, v, t0);
+    images(r, id, &model, &specs, deadline).await?;
+    let mut started: Vec<Started> = Vec::new();
+    let mut ids = BTreeMap::new();
+    let result = async {
+        for (name, c) in &specs {
+            if let Some(s) = start(r, id, workdir, name, c, deadline).await? {
+                ids.insert(name.clone(), s.id.clone());
+                started.push(s);
+            }
+        }
+        let ctx = new_ctx(r, &model, None, id, workdir, ids.clone());
+        runtime_tests(r, &ctx).await
+    }
+    .await;
+    // Their logs go with them: written first.
+    if let Some(dir) = r.settings.logs_dir.clone() {
+        let services = ids
+            .iter()
+            .map(|(n, id)| (n.clone(), vec![id.clone()]))
+            .collect();
+        let suite = &r.loaded.suite.id;
+        let written =
+            super::logs::write(r.engine, &dir, suite, &services, &r.settings.masker).await;
+        r.state.logs = Some(written);
+    }
+    for s in started {
+        s.remove().await;
+    }
+    result
+}
+
+/// The containers as a compose model of one service each, for the checks that read a model.
+fn model_of(specs: &BTreeMap<String, ContainerSpec>, id: &RunIdentity) -> ComposeModel {
+    ComposeModel {
         name: id.project.clone(),
         services: specs
             .iter()
@@ -40,18 +76,24 @@ pub(super) async fn containers_phase(
             })
             .collect(),
         ..Default::default()
-    };
-    let t0 = Instant::now();
-    let v = checks::check_config(&r.loaded.suite, &model, "stack.containers");
-    r.record(&TestKind::StackConfig, v, t0);
+    }
+}
 
+/// The images the containers run: pulled (or present), built, and their promises judged.
+async fn images(
+    r: &mut Runner<'_>,
+    id: &RunIdentity,
+    model: &ComposeModel,
+    specs: &BTreeMap<String, ContainerSpec>,
+    deadline: Instant,
+) -> Result<(), Stop> {
     let mut needed: Vec<Needed> = specs
         .iter()
         .filter(|(_, c)| c.build.is_none())
         .map(|(n, c)| Needed {
             image: image_of(c),
             by: format!("container `{n}`"),
-            policy: r.pull,
+            policy: r.settings.pull,
         })
         .collect();
     needed.extend(prebuilt(r));
@@ -59,76 +101,60 @@ pub(super) async fn containers_phase(
     let how = format!("Pull them yourself (`docker pull {}`)", images.join(" "));
     obtain_images(r, &needed, &how, deadline).await?;
     build_own_images(r, id, deadline).await;
-    image_tests(r, id).await;
+    image_tests(r, id, model).await;
+    Ok(())
+}
 
+/// Starts one container and judges its state (recorded): the container, when it started.
+async fn start(
+    r: &mut Runner<'_>,
+    id: &RunIdentity,
+    workdir: &Path,
+    name: &str,
+    c: &ContainerSpec,
+    deadline: Instant,
+) -> Result<Option<Started>, Stop> {
+    let t0 = Instant::now();
+    let state_test = TestKind::state_of(name);
+    if r.engine.image(&image_of(c)).await.ok().flatten().is_none() {
+        let v = Verdict::fail(format!(
+            "image `{}` was not built, so `{name}` cannot start",
+            image_of(c)
+        ));
+        r.record(&state_test, v, t0);
+        return Ok(None);
+    }
     let suite_dir = r
         .loaded
         .dir
         .canonicalize()
         .unwrap_or_else(|_| r.loaded.dir.clone());
-    let mut started: Vec<Started> = Vec::new();
-    let mut ids = BTreeMap::new();
-    let result = async {
-        for (name, c) in &specs {
-            let t0 = Instant::now();
-            let state_test = TestKind::Service {
-                service: name.clone(),
-                promise: ServicePromise::State,
-            };
-            if r.engine.image(&image_of(c)).await.ok().flatten().is_none() {
-                r.record(
-                    &state_test,
-                    Verdict::fail(format!(
-                        "image `{}` was not built, so `{name}` cannot start",
-                        image_of(c)
-                    )),
-                    t0,
-                );
-                continue;
-            }
-            let spec = match run_spec(c, &suite_dir, workdir, &id.labels) {
-                Ok(s) => s,
-                Err(e) => return Err(Stop::Infra(format!("container {name}: {e}"))),
-            };
-            r.progress
-                .phase(&format!("docker run {name} ({})", spec.image));
-            match containers::start(&spec).await {
-                Ok(s) => {
-                    ids.insert(name.clone(), s.id.clone());
-                    let want = suite
-                        .services
-                        .get(name)
-                        .and_then(|s| s.state)
-                        .or(c.expect_exit.map(DesiredState::Exited));
-                    let v = wait_state(r, name, &s.id, want, deadline).await;
-                    if v.passed {
-                        if let Ok(info) = r.engine.inspect(&s.id).await {
-                            r.held.extend(state::Held::new(name, want, &[info]));
-                        }
-                    }
-                    r.record(&state_test, v, t0);
-                    started.push(s);
-                }
-                Err(e) => r.record(&state_test, Verdict::fail(e.to_string()), t0),
-            }
+    let spec = run_spec(c, &suite_dir, workdir, &id.labels)
+        .map_err(|e| Stop::Infra(format!("container {name}: {e}")))?;
+    r.progress
+        .phase(&format!("docker run {name} ({})", spec.image));
+    let s = match containers::start(&spec).await {
+        Ok(s) => s,
+        Err(e) => {
+            r.record(&state_test, Verdict::fail(e.to_string()), t0);
+            return Ok(None);
         }
-        let ctx = new_ctx(r, &model, None, id, workdir, ids.clone());
-        runtime_tests(r, &ctx).await
+    };
+    let want = r
+        .loaded
+        .suite
+        .services
+        .get(name)
+        .and_then(|s| s.state)
+        .or(c.expect_exit.map(DesiredState::Exited));
+    let v = wait_state(r, name, &s.id, want, deadline).await;
+    if v.passed {
+        if let Ok(info) = r.engine.inspect(&s.id).await {
+            r.state.held.extend(state::Held::new(name, want, &[info]));
+        }
     }
-    .await;
-    // Their logs go with them: written first.
-    if let Some(dir) = r.logs_dir.clone() {
-        let services = ids
-            .iter()
-            .map(|(n, id)| (n.clone(), vec![id.clone()]))
-            .collect();
-        let suite = &r.loaded.suite.id;
-        r.logs = Some(super::logs::write(r.engine, &dir, suite, &services, &r.masker).await);
-    }
-    for s in started {
-        s.remove().await;
-    }
-    result
+    r.record(&state_test, v, t0);
+    Ok(Some(s))
 }
 
 fn image_of(c: &ContainerSpec) -> String {
@@ -198,14 +224,14 @@ async fn wait_state(
         } else {
             DesiredState::Running
         });
-        let seen = state::observe(&info);
-        if state::satisfies(&seen, want) {
+        let seen = ObservedState::of(&info);
+        if seen.satisfies(want) {
             return Verdict::pass(format!(
                 "`{name}` is {seen} after {:.1}s",
                 t0.elapsed().as_secs_f32()
             ));
         }
-        let done = seen.starts_with("exited") || seen.contains("unhealthy");
+        let done = seen.is_final();
         if done || Instant::now() >= deadline {
             return Verdict::fail(format!("expected `{name}` to be {want}; it is {seen}"))
                 .with_detail(state::diagnostics(r.engine, id).await);

@@ -65,17 +65,11 @@ fn waits_for(suite: &Suite, model: &ComposeModel, kind: &TestKind) -> Option<BTr
         }
         _ => return None,
     };
-    let mut needs = BTreeSet::new();
-    let mut todo = vec![service];
-    while let Some(s) = todo.pop() {
-        // A service without a promised state has no moment at which it is known to be ready.
-        if suite.services.get(&s).is_none_or(|p| p.state.is_none()) {
-            return None;
-        }
-        todo.extend(model.services.get(&s)?.depends_on.keys().cloned());
-        needs.insert(s);
-    }
-    Some(needs)
+    model.services.get(&service)?;
+    let needs = model.with_dependencies([service]);
+    // A service without a promised state has no moment at which it is known to be ready.
+    let ready_known = |s: &String| suite.services.get(s).is_some_and(|p| p.state.is_some());
+    needs.iter().all(ready_known).then_some(needs)
 }
 
 /// Whether a check passing means the service it asks really answered as promised, whatever the

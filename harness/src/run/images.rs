@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::runner::{Runner, Stop};
 use crate::checks::{self, Verdict};
-use crate::engine::{docker_build, pulled_line, ComposeModel, Engine};
+use crate::engine::{pulled_line, Compose, ComposeError, ComposeModel, Engine, EngineKind};
 use crate::plan::{Needs, PlannedTest, RunIdentity, TestKind};
 use crate::report::ServiceImage;
 use crate::suite::{BuildSpec, PullPolicy};
@@ -30,11 +30,11 @@ pub(super) fn prebuilt(r: &Runner<'_>) -> Vec<Needed> {
         .images
         .iter()
         .filter(|(_, i)| i.is_prebuilt())
-        .filter(|(tag, _)| Needs::wants_image(r.needs.as_ref(), tag))
+        .filter(|(tag, _)| Needs::wants_image(r.settings.needs.as_ref(), tag))
         .map(|(tag, _)| Needed {
             image: tag.clone(),
             by: format!("`images.{tag}`"),
-            policy: r.pull,
+            policy: r.settings.pull,
         })
         .collect()
 }
@@ -101,7 +101,7 @@ pub(super) async fn obtain_images(
         }
     }
     drop(pulls);
-    r.pulled.extend(done);
+    r.state.pulled.extend(done);
     if failed.is_empty() {
         return Ok(());
     }
@@ -129,7 +129,7 @@ pub(super) async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadl
     let mut builds: Vec<(String, BuildSpec)> = suite
         .images
         .iter()
-        .filter(|(tag, _)| Needs::wants_image(r.needs.as_ref(), tag))
+        .filter(|(tag, _)| Needs::wants_image(r.settings.needs.as_ref(), tag))
         .filter_map(|(tag, i)| i.build.clone().map(|b| (tag.clone(), b)))
         .collect();
     for c in suite.stack.containers.values() {
@@ -149,16 +149,9 @@ pub(super) async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadl
             let t0 = Instant::now();
             progress.phase(&format!("docker build {tag}"));
             let limit = deadline.saturating_duration_since(Instant::now());
-            let built = docker_build(
-                &dir.join(&b.context),
-                b.dockerfile.as_deref(),
-                &tag,
-                &b.args,
-                &id.labels,
-                limit,
-                |l| progress.detail(l),
-            )
-            .await;
+            let built = engine
+                .docker_build(dir, &b, &tag, &id.labels, limit, |l| progress.detail(l))
+                .await;
             let v = match built {
                 Ok(()) => built_verdict(engine, &tag, t0).await,
                 Err(e) => Verdict::fail(e.to_string())
@@ -173,9 +166,9 @@ pub(super) async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadl
 }
 
 /// The promises about each image's metadata, files and base.
-pub(super) async fn image_tests(r: &mut Runner<'_>, id: &RunIdentity) {
+pub(super) async fn image_tests(r: &mut Runner<'_>, id: &RunIdentity, model: &ComposeModel) {
     let tests = r.tests_where(|k| matches!(k, TestKind::Image { .. }));
-    let verdicts = image_verdicts(r.engine, r.loaded, id, tests);
+    let verdicts = image_verdicts(r.engine, r.loaded, id, model, tests);
     let mut verdicts = std::pin::pin!(verdicts);
     while let Some((t, v, t0)) = futures_util::StreamExt::next(&mut verdicts).await {
         r.record(&t.kind, v, t0);
@@ -188,20 +181,16 @@ pub(super) fn image_verdicts<'a>(
     engine: &'a Engine,
     loaded: &'a crate::suite::LoadedSuite,
     id: &'a RunIdentity,
+    model: &'a ComposeModel,
     tests: Vec<PlannedTest>,
 ) -> impl futures_util::Stream<Item = (PlannedTest, Verdict, Instant)> + 'a {
     futures_util::StreamExt::then(futures_util::stream::iter(tests), move |t| async move {
         let t0 = Instant::now();
         let v = match &t.kind {
             TestKind::Image { image, promise } => {
-                checks::check_image(
-                    engine,
-                    image,
-                    promise,
-                    &loaded.suite.images[image],
-                    &id.labels,
-                )
-                .await
+                let spec = &loaded.suite.images[image];
+                let tag = crate::plan::image_of(image, spec, model);
+                checks::check_image(engine, &tag, promise, spec, &id.labels).await
             }
             _ => Verdict::fail("not an image test"),
         };
@@ -256,4 +245,162 @@ pub(super) async fn service_images(
         });
     }
     out
+}
+
+/// What the selected services need: the services to build (a service that runs the image
+/// another service builds needs that build, not an image from elsewhere: compose builds it once
+/// for both), the images to obtain, and the services that run them.
+fn images_of_selected<'m>(
+    r: &Runner<'_>,
+    model: &'m ComposeModel,
+    selected: &'m [String],
+) -> (Vec<String>, Vec<Needed>, Vec<&'m str>) {
+    let mut to_build: Vec<String> = selected
+        .iter()
+        .filter(|s| model.services[*s].build.is_some())
+        .cloned()
+        .collect();
+    let mut needed = Vec::new();
+    let mut to_pull = Vec::new();
+    for s in selected
+        .iter()
+        .filter(|s| model.services[*s].build.is_none())
+    {
+        let image = model.services[s].image.clone().unwrap_or_default();
+        match builder_of(model, &image) {
+            Some(b) if !to_build.contains(&b) => to_build.push(b),
+            Some(_) => {}
+            None => {
+                to_pull.push(s.as_str());
+                let own = model.services[s].pull_policy.as_deref();
+                needed.push(Needed {
+                    image,
+                    by: format!("service `{s}`"),
+                    policy: own
+                        .and_then(PullPolicy::of_service)
+                        .unwrap_or(r.settings.pull),
+                });
+            }
+        }
+    }
+    (to_build, needed, to_pull)
+}
+
+/// `docker compose build` of `to_build`, with the build tests of the images compose builds. A
+/// failed build stops the run; with no image test to carry it, the services that needed it fail
+/// their state with its log.
+async fn compose_build(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    model: &ComposeModel,
+    to_build: &[String],
+    deadline: Instant,
+) -> Result<(), Stop> {
+    let suite = &r.loaded.suite;
+    let t0 = Instant::now();
+    r.progress
+        .phase(&format!("building {}", to_build.join(", ")));
+    let progress = r.progress;
+    let built = compose
+        .build(
+            to_build,
+            r.engine.kind == EngineKind::Podman,
+            deadline.saturating_duration_since(Instant::now()),
+            |l| progress.detail(l),
+        )
+        .await;
+    let compose_built: Vec<PlannedTest> = r.tests_where(|k| match k {
+        TestKind::Build { image } => suite.images.get(image).is_some_and(|i| i.service.is_some()),
+        _ => false,
+    });
+    let reported = !compose_built.is_empty();
+    for t in compose_built {
+        let TestKind::Build { image } = &t.kind else {
+            continue;
+        };
+        let v = match &built {
+            Ok(()) => {
+                let tag = crate::plan::image_of(image, &suite.images[image], model);
+                built_verdict(r.engine, &tag, t0).await
+            }
+            Err(e) => Verdict::fail(build_failure(e)).with_detail(e.tail().to_string()),
+        };
+        r.record(&t.kind, v, t0);
+    }
+    if let Err(e) = &built {
+        // The root cause must be a failure a reader sees: with no `images:` test for what did
+        // not build, the services that needed the build fail their state with its log.
+        if !reported {
+            for s in to_build {
+                let v = Verdict::fail(format!(
+                    "`{s}` cannot start: its image did not build (`docker compose build` failed)"
+                ))
+                .with_detail(e.tail().to_string());
+                r.record(&TestKind::state_of(s), v, t0);
+            }
+        }
+        return Err(Stop::NotRun("the build failed".into()));
+    }
+    Ok(())
+}
+
+/// Why `docker compose build` did not build: failed, or ran out of the suite's budget.
+fn build_failure(e: &ComposeError) -> String {
+    match e {
+        ComposeError::Timeout { secs, .. } => format!(
+            "docker compose build did not finish within {secs} s (what was left of `stack.timeout`)"
+        ),
+        ComposeError::Failed { code, .. } => format!("docker compose build failed (exit {code})"),
+        ComposeError::Missing(_) => "docker compose could not be started".into(),
+    }
+}
+
+/// Step 2: images that cannot be built must already exist; then build what compose builds, the
+/// way compose builds it, and the suite's own images.
+pub(super) async fn build(
+    r: &mut Runner<'_>,
+    compose: &Compose,
+    id: &RunIdentity,
+    model: &ComposeModel,
+    selected: &[String],
+    deadline: Instant,
+) -> Result<(), Stop> {
+    let (mut to_build, mut needed, to_pull) = images_of_selected(r, model, selected);
+    needed.extend(prebuilt(r));
+    let how = format!(
+        "Pull them yourself (`docker compose pull {}`) or build them",
+        to_pull.join(" ")
+    );
+    obtain_images(r, &needed, &how, deadline).await?;
+
+    for (tag, spec) in &r.loaded.suite.images {
+        if !Needs::wants_image(r.settings.needs.as_ref(), tag) {
+            continue;
+        }
+        if let Some(s) = &spec.service {
+            if model.services.get(s).is_some_and(|m| m.build.is_some()) && !to_build.contains(s) {
+                to_build.push(s.clone());
+            }
+        }
+    }
+    if !to_build.is_empty() {
+        compose_build(r, compose, model, &to_build, deadline).await?;
+    }
+    r.halt()?;
+    build_own_images(r, id, deadline).await;
+    // With a stack to bring up, the image tests run during its bring-up wait (`judge_states`);
+    // `--fail-fast` keeps them first, so that a failed one starts nothing.
+    if selected.is_empty() || r.settings.fail_fast {
+        image_tests(r, id, model).await;
+    }
+    r.halt()
+}
+
+/// The service of the model that builds `image` (has `build:` and names that `image:`).
+pub(super) fn builder_of(model: &ComposeModel, image: &str) -> Option<String> {
+    model
+        .services
+        .iter()
+        .find(|(_, m)| m.build.is_some() && !image.is_empty() && m.image.as_deref() == Some(image))
+        .map(|(name, _)| name.clone())
 }

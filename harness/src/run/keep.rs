@@ -25,16 +25,18 @@ const LABEL_KEPT_WORKDIR: &str = "io.stackcheck.kept.workdir";
 const HELD: &str = "held";
 
 /// When `run` leaves the stack up instead of tearing it down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Keep {
     /// When a test failed (or the run hit an infrastructure error); Ctrl-C still tears down.
     OnFailure,
     /// Whatever the verdict (not on Ctrl-C).
     Always,
     /// `stackcheck up`: the stack is the point of the run.
+    #[value(skip)]
     Up,
     /// Up for a [`crate::Stack`] while its process lives: unlike the others, not kept on purpose
     /// once that process is gone, so sweeps and the watcher remove it then.
+    #[value(skip)]
     Held,
 }
 
@@ -343,7 +345,7 @@ pub async fn down(
     stack: &KeptStack,
 ) -> Result<Leftovers, crate::error::TeardownError> {
     let id = stack.adopted_identity();
-    let compose = stack.compose(loaded);
+    let compose = stack.compose(loaded).reaching(engine);
     let left = super::teardown(engine, &compose, &id).await?;
     if stack.workdir.starts_with(std::env::temp_dir()) {
         let _ = std::fs::remove_dir_all(&stack.workdir);

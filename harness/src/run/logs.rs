@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::engine::{Engine, LABEL_SERVICE};
+use crate::mask::Masker;
 use crate::plan::{self, PlannedTest};
-use crate::report::{Masker, Outcome, Status};
+use crate::report::{Outcome, Status};
 use crate::suite::Suite;
 
 /// How long one container's log may take to read (a gigabyte takes about a minute here).

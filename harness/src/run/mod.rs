@@ -11,9 +11,11 @@ mod claims;
 mod compose;
 mod containers;
 mod early;
+mod facts;
 mod images;
 mod keep;
 mod logs;
+pub mod reap;
 mod runner;
 mod runtime;
 mod schedule;
@@ -23,6 +25,7 @@ mod teardown;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use facts::{Observed, ServiceFacts};
 pub use keep::{down, kept, reusable, stack_of, Keep, KeptStack};
 pub use schedule::{claims, default_jobs, run_all};
 pub(crate) use teardown::interruption;
@@ -31,41 +34,64 @@ pub use teardown::teardown;
 use crate::checks::Verdict;
 use crate::engine::Engine;
 use crate::plan::{self, RunIdentity, TestKind};
-use crate::report::{Masked, Masker, Progress, Status, SuiteReport};
+use crate::report::{Masked, Progress, Status, SuiteReport};
 use crate::suite::{HealthMode, LoadedSuite, PortsMode, PullPolicy};
 use runner::{Runner, RunnerSettings, Stop};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// How a suite is run (the CLI's flags).
-#[derive(Clone, Debug, Default)]
+/// How a suite is run: the flags of `stackcheck run` (each field's comment is its `--help`), and
+/// what the library adds (`#[arg(skip)]`).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct RunOptions {
-    /// Stop at the first failing test: the rest are reported as not run, teardown still runs.
+    /// Stop at the first failing test (and skip the remaining suites); teardown still runs.
+    #[arg(long)]
     pub fail_fast: bool,
-    /// Overrides each suite's `stack.ports`.
+    /// Host ports and fixed names: as documented, or ephemeral (free host ports, run-unique
+    /// names) so runs of the same stack can share an engine. Overrides `stack.ports`.
+    #[arg(long, value_enum)]
     pub ports: Option<PortsMode>,
-    /// A check that passed only on a re-run fails instead of passing as flaky.
+    /// Fail checks that passed only on a re-run (`retries:`) instead of passing them as flaky.
+    #[arg(long)]
     pub no_flaky: bool,
-    /// `--filter` globs: only matching tests run, and only what they need is built and started.
+    /// Run only the tests whose name matches GLOB (full, `mt5::service::db::*`, or without the
+    /// suite, `checks::*redis*`; `*` spans `::`). Repeatable. Builds and starts only what the
+    /// selected tests need; suites with no match are skipped.
+    #[arg(long, value_name = "GLOB")]
     pub filter: Vec<String>,
-    /// Overrides each suite's `stack.pull` (a service's own `pull_policy` still wins).
+    /// When to pull the images the stacks run: missing (default), always or never. Overrides
+    /// `stack.pull`; a service's own `pull_policy` still wins.
+    #[arg(long, value_enum, value_name = "MODE")]
     pub pull: Option<PullPolicy>,
-    /// Leave the stack up instead of tearing it down (`--keep`, or `stackcheck up`).
+    /// Leave the stack up when the run ends: `on-failure` (a test failed) or `always`. Prints
+    /// the project and how to remove it (`stackcheck down`); Ctrl-C still tears down.
+    #[arg(long, value_enum, value_name = "WHEN")]
     pub keep: Option<Keep>,
-    /// Check the stack `stackcheck up` (or `--keep`) left: no build, no bring-up, no teardown.
+    /// Check the stack `stackcheck up` (or `--keep`) left running: no build, no bring-up, no
+    /// teardown. Fails before starting anything if it is not up, or up from other files.
+    #[arg(long, conflicts_with = "keep")]
     pub reuse: bool,
     /// The kept stack to check (a [`crate::Stack`]'s own); without it, `reuse` looks for the
     /// suite's one kept stack.
+    #[arg(skip)]
     pub reuse_stack: Option<KeptStack>,
-    /// Write each service's whole log (masked) under this folder, before teardown.
+    /// Write each service's whole log (stdout and stderr, timestamped, secrets masked) to
+    /// `DIR/<suite>/<service>.log` before teardown, also on failure and Ctrl-C; a failing
+    /// test's JUnit `<system-out>` gets the last lines of the services it touches.
+    #[arg(long, value_name = "DIR")]
     pub logs_dir: Option<std::path::PathBuf>,
-    /// Overrides each suite's `stack.health`.
+    /// How often healthchecks poll in this run: `documented` (as written) or `fast` (every
+    /// second, with the written interval × retries as the retry budget). Overrides
+    /// `stack.health`.
+    #[arg(long, value_enum, value_name = "MODE")]
     pub health: Option<HealthMode>,
     /// A compose file added after the suite's own (a mutant of `stackcheck mutate`): the run sees
     /// the stack as if its files said so, its model included.
+    #[arg(skip)]
     pub mutation: Option<std::path::PathBuf>,
     /// Before teardown, read each running service's facts into this (`stackcheck mutate`).
-    pub observe: Option<crate::mutate::Observed>,
+    #[arg(skip)]
+    pub observe: Option<Observed>,
 }
 
 impl RunOptions {
@@ -85,7 +111,8 @@ pub async fn run_suite(
     run_suite_with(loaded, engine, progress, &RunOptions::default()).await
 }
 
-/// [`run_suite`] with options.
+/// [`run_suite`] with options. A list of phases: prepare, bring up and check, look before the
+/// teardown, keep or tear down, report.
 pub async fn run_suite_with(
     loaded: &LoadedSuite,
     engine: &Engine,
@@ -93,19 +120,89 @@ pub async fn run_suite_with(
     options: &RunOptions,
 ) -> SuiteReport {
     let started = Instant::now();
-    let suite_id = &loaded.suite.id;
-    let reusing = match (&options.reuse_stack, options.reuse) {
-        (Some(k), _) => Some(k.clone()),
-        (None, true) => match keep::reusable(engine, loaded).await {
-            Ok(k) => Some(k),
-            Err(why) => return not_started(loaded, engine, why, started),
-        },
-        (None, false) => None,
+    let reusing = match reused_stack(loaded, engine, options).await {
+        Ok(reusing) => reusing,
+        Err(why) => return not_started(loaded, engine, why, started),
     };
-    let id = match &reusing {
-        Some(k) => k.adopted_identity(),
-        None => RunIdentity::new(loaded),
+    let (run, settings) = Prepared::new(loaded, engine, options, reusing);
+    let masked = Masked {
+        inner: progress,
+        masker: settings.masker.clone(),
+        prefix: format!("{}: ", loaded.suite.id),
     };
+    let mut runner = Runner::new(loaded, engine, &masked, settings);
+    let (stop, interrupted) = bring_up_and_check(&mut runner, &run).await;
+    before_teardown(&mut runner, &run, options, interrupted).await;
+    let failed = runner.any_failed() || matches!(stop, Some(Stop::Infra(_)));
+    let kept = keep_or_tear_down(&mut runner, &run, options, failed, interrupted).await;
+    report(runner, run, stop, interrupted, kept, started)
+}
+
+/// The kept stack a `--reuse` run checks (or a [`crate::Stack`]'s own), if this is one.
+async fn reused_stack(
+    loaded: &LoadedSuite,
+    engine: &Engine,
+    options: &RunOptions,
+) -> Result<Option<KeptStack>, String> {
+    match (&options.reuse_stack, options.reuse) {
+        (Some(k), _) => Ok(Some(k.clone())),
+        (None, true) => keep::reusable(engine, loaded).await.map(Some),
+        (None, false) => Ok(None),
+    }
+}
+
+/// What a run is, decided before it touches the engine: its identity, its working folder and
+/// compose command, and the stack it reuses, if any.
+struct Prepared {
+    id: RunIdentity,
+    reusing: Option<KeptStack>,
+    workdir: std::path::PathBuf,
+    compose: crate::engine::Compose,
+}
+
+impl Prepared {
+    fn new(
+        loaded: &LoadedSuite,
+        engine: &Engine,
+        options: &RunOptions,
+        reusing: Option<KeptStack>,
+    ) -> (Prepared, RunnerSettings) {
+        let id = match &reusing {
+            Some(k) => k.adopted_identity(),
+            None => RunIdentity::new(loaded),
+        };
+        // A reusing run's own folder (its helpers' files): the kept run's folder holds its override.
+        let workdir = match &reusing {
+            Some(_) => std::env::temp_dir().join(format!(
+                "stackcheck-{}-reuse-{}",
+                id.run_id,
+                std::process::id()
+            )),
+            None => std::env::temp_dir().join(format!("stackcheck-{}", id.run_id)),
+        };
+        let mut compose = match &reusing {
+            Some(k) => k.compose(loaded),
+            None => id.compose(loaded, Some(workdir.join(keep::OVERRIDE))),
+        }
+        .reaching(engine);
+        compose.files.extend(options.mutation.clone());
+        let settings = settings(loaded, options, reusing.clone());
+        let run = Prepared {
+            id,
+            reusing,
+            workdir,
+            compose,
+        };
+        (run, settings)
+    }
+}
+
+/// The tests this run carries out and how, from the suite and the command line.
+fn settings(
+    loaded: &LoadedSuite,
+    options: &RunOptions,
+    reusing: Option<KeptStack>,
+) -> RunnerSettings {
     let mut tests = plan::select_for_run(&loaded.suite, &options.filter);
     tests.retain(|t| stage_runs(&t.kind, options.keep, reusing.is_some()));
     // A mutant is a compose file: it never changes how an image is built, so the image's own
@@ -114,18 +211,8 @@ pub async fn run_suite_with(
         tests.retain(|t| !matches!(t.kind, TestKind::Image { .. }));
     }
     let needs = (!options.filter.is_empty()).then(|| plan::needs(&loaded.suite, &tests));
-    let masker = Masker::for_suite(loaded);
-    // A reused stack polls as it was brought up; its override says how.
-    let fast_health = reusing.is_none()
-        && options.health.unwrap_or(loaded.suite.stack.health) == HealthMode::Fast;
-    let masked = Masked {
-        inner: progress,
-        masker: masker.clone(),
-        prefix: format!("{suite_id}: "),
-    };
-    let progress: &dyn Progress = &masked;
-    let settings = RunnerSettings {
-        masker,
+    RunnerSettings {
+        masker: plan::masker(loaded),
         tests,
         needs,
         fail_fast: options.fail_fast,
@@ -136,113 +223,159 @@ pub async fn run_suite_with(
         pull: options.pull.unwrap_or(loaded.suite.stack.pull),
         no_flaky: options.no_flaky,
         up_only: matches!(options.keep, Some(Keep::Up | Keep::Held)),
-        reusing: reusing.clone(),
+        // A reused stack polls as it was brought up; its override says how.
+        fast_health: reusing.is_none()
+            && options.health.unwrap_or(loaded.suite.stack.health) == HealthMode::Fast,
+        reusing,
         logs_dir: options.logs_dir.clone(),
-        fast_health,
-    };
-    let mut runner = Runner::new(loaded, engine, progress, settings);
-    // A reusing run's own folder (its helpers' files): the kept run's folder holds its override.
-    let workdir = match &reusing {
-        Some(_) => std::env::temp_dir().join(format!(
-            "stackcheck-{}-reuse-{}",
-            id.run_id,
-            std::process::id()
-        )),
-        None => std::env::temp_dir().join(format!("stackcheck-{}", id.run_id)),
-    };
-    let mut compose = match &reusing {
-        Some(k) => k.compose(loaded),
-        None => id.compose(loaded, Some(workdir.join(keep::OVERRIDE))),
-    };
-    compose.files.extend(options.mutation.clone());
-    progress.phase(&format!(
-        "{suite_id}: project {} (run {})",
-        id.project, id.run_id
+    }
+}
+
+/// Builds, brings up and checks, until done or Ctrl-C: why it stopped early, if it did, and
+/// whether it was interrupted.
+async fn bring_up_and_check(runner: &mut Runner<'_>, run: &Prepared) -> (Option<Stop>, bool) {
+    let id = &run.id;
+    runner.progress.phase(&format!(
+        "{}: project {} (run {})",
+        runner.loaded.suite.id, id.project, id.run_id
     ));
-
     // Podman without systemd runs no healthchecks on its own: play its timer while the stack lives.
-    let health = engine.drive_healthchecks(&id.run_label());
-    let mut interrupted = false;
-    let stop = {
-        let main = main_phase(&mut runner, &compose, &id, &workdir);
-        tokio::select! {
-            r = main => r.err(),
-            why = teardown::interruption() => { interrupted = true; Some(Stop::NotRun(format!("interrupted ({why})"))) }
-        }
-    };
+    let _health = runner.engine.drive_healthchecks(&id.run_label());
+    tokio::select! {
+        r = main_phase(runner, &run.compose, id, &run.workdir) => (r.err(), false),
+        why = teardown::interruption() => (Some(Stop::NotRun(format!("interrupted ({why})"))), true),
+    }
+}
 
-    drop(health);
+/// What must be read while the stack still stands: each service's facts (`observe`) and, with
+/// `--logs-dir`, every service's log.
+async fn before_teardown(
+    runner: &mut Runner<'_>,
+    run: &Prepared,
+    options: &RunOptions,
+    interrupted: bool,
+) {
+    let engine = runner.engine;
     if let Some(observed) = options.observe.as_ref().filter(|_| !interrupted) {
-        observed.fill(engine, &id.project).await;
+        observed.fill(engine, &run.id.project).await;
     }
-    if let Some(dir) = options.logs_dir.as_ref().filter(|_| runner.logs.is_none()) {
-        progress.phase(&format!("{suite_id}: writing logs to {}", dir.display()));
-        let services = logs::project_services(engine, &id.project).await;
-        runner.logs = Some(logs::write(engine, dir, suite_id, &services, &runner.masker).await);
+    let suite_id = &runner.loaded.suite.id;
+    if let Some(dir) = options
+        .logs_dir
+        .as_ref()
+        .filter(|_| runner.state.logs.is_none())
+    {
+        runner
+            .progress
+            .phase(&format!("{suite_id}: writing logs to {}", dir.display()));
+        let services = logs::project_services(engine, &run.id.project).await;
+        let written = logs::write(engine, dir, suite_id, &services, &runner.settings.masker).await;
+        runner.state.logs = Some(written);
     }
-    let failed = runner.any_failed() || matches!(stop, Some(Stop::Infra(_)));
+}
+
+/// Keeps the stack when asked to (`--keep`, `stackcheck up`), else tears it down; either way
+/// records `teardown::no-leaks`. The kept stack's hint, when kept.
+async fn keep_or_tear_down(
+    runner: &mut Runner<'_>,
+    run: &Prepared,
+    options: &RunOptions,
+    failed: bool,
+    interrupted: bool,
+) -> Option<String> {
     let keeping = !interrupted
-        && reusing.is_none()
-        && !loaded.suite.stack.compose.is_empty()
+        && run.reusing.is_none()
+        && !runner.loaded.suite.stack.compose.is_empty()
         && match options.keep {
             Some(Keep::Always | Keep::Up | Keep::Held) => true,
             Some(Keep::OnFailure) => failed,
             None => false,
         };
     let t0 = Instant::now();
-    let mut kept = None;
-    let no_leaks = if let Some(k) = options.keep.filter(|_| keeping) {
-        let stack = keep::KeptStack::of(
-            loaded,
-            &id,
-            k,
-            runner.ephemeral,
-            runner.moves.clone(),
-            workdir.clone(),
-        );
-        let hint = stack.hint(&loaded.path);
-        progress.phase(&format!("{suite_id}: {hint}"));
-        kept = Some(hint);
-        match keep::keep(engine, &id, &stack).await {
-            Ok(l) if l.is_empty() => Verdict::pass(format!(
-                "the stack of project {} is kept on request; nothing else of run {} remains",
-                id.project, id.run_id
-            )),
-            Ok(l) => Verdict::fail(format!(
-                "left behind beside the kept stack: {}",
-                l.describe()
-            )),
-            Err(e) => Verdict::fail(format!("could not mark the kept stack: {e}")),
+    let (no_leaks, kept) = match options.keep.filter(|_| keeping) {
+        Some(k) => {
+            let (verdict, hint) = keep_stack(runner, run, k).await;
+            (verdict, Some(hint))
         }
-    } else {
-        // A reusing run removes only what it created itself: the stack belongs to the kept run.
-        let (leftovers, label) = match &reusing {
-            Some(_) => {
-                let label = format!(
-                    "{} & {}={}",
-                    id.run_label(),
-                    crate::engine::LABEL_OWNER,
-                    crate::engine::owner()
-                );
-                (engine.sweep(&label).await.map_err(|e| e.to_string()), label)
-            }
-            None => {
-                progress.phase(&format!("{suite_id}: tearing down {}", id.project));
-                let left = teardown(engine, &compose, &id).await;
-                (left.map_err(|e| e.to_string()), id.run_label())
-            }
-        };
-        let _ = std::fs::remove_dir_all(&workdir);
-        match leftovers {
-            Ok(l) if l.is_empty() => Verdict::pass(format!("nothing labelled {label} remains")),
-            Ok(l) => Verdict::fail(format!("left behind after teardown: {}", l.describe())),
-            Err(e) => Verdict::fail(format!("could not list leftovers: {e}")),
-        }
+        None => (tear_down(runner, run).await, None),
     };
     runner.record(&TestKind::NoLeaks, no_leaks, t0);
+    kept
+}
 
+/// Leaves the stack up, marked as kept: the `no-leaks` verdict and how to look at it and free it.
+async fn keep_stack(runner: &Runner<'_>, run: &Prepared, k: Keep) -> (Verdict, String) {
+    let (loaded, id) = (runner.loaded, &run.id);
+    let stack = keep::KeptStack::of(
+        loaded,
+        id,
+        k,
+        runner.settings.ephemeral,
+        runner.state.moves.clone(),
+        run.workdir.clone(),
+    );
+    let hint = stack.hint(&loaded.path);
+    runner
+        .progress
+        .phase(&format!("{}: {hint}", loaded.suite.id));
+    let verdict = match keep::keep(runner.engine, id, &stack).await {
+        Ok(l) if l.is_empty() => Verdict::pass(format!(
+            "the stack of project {} is kept on request; nothing else of run {} remains",
+            id.project, id.run_id
+        )),
+        Ok(l) => Verdict::fail(format!(
+            "left behind beside the kept stack: {}",
+            l.describe()
+        )),
+        Err(e) => Verdict::fail(format!("could not mark the kept stack: {e}")),
+    };
+    (verdict, hint)
+}
+
+/// Removes what the run made (a reusing run only its own helpers: the stack is the kept run's)
+/// and proves nothing of it is left.
+async fn tear_down(runner: &Runner<'_>, run: &Prepared) -> Verdict {
+    let (engine, id) = (runner.engine, &run.id);
+    let (leftovers, label) = match &run.reusing {
+        Some(_) => {
+            let label = format!(
+                "{} & {}={}",
+                id.run_label(),
+                crate::engine::LABEL_OWNER,
+                crate::engine::owner()
+            );
+            (engine.sweep(&label).await.map_err(|e| e.to_string()), label)
+        }
+        None => {
+            runner.progress.phase(&format!(
+                "{}: tearing down {}",
+                runner.loaded.suite.id, id.project
+            ));
+            let left = teardown(engine, &run.compose, id).await;
+            (left.map_err(|e| e.to_string()), id.run_label())
+        }
+    };
+    let _ = std::fs::remove_dir_all(&run.workdir);
+    match leftovers {
+        Ok(l) if l.is_empty() => Verdict::pass(format!("nothing labelled {label} remains")),
+        Ok(l) => Verdict::fail(format!("left behind after teardown: {}", l.describe())),
+        Err(e) => Verdict::fail(format!("could not list leftovers: {e}")),
+    }
+}
+
+/// The suite's report: every planned test's outcome (those not reached said why), logs attached.
+fn report(
+    mut runner: Runner<'_>,
+    run: Prepared,
+    stop: Option<Stop>,
+    interrupted: bool,
+    kept: Option<String>,
+    started: Instant,
+) -> SuiteReport {
+    let (loaded, engine) = (runner.loaded, runner.engine);
+    let suite_id = &loaded.suite.id;
     let infra_error = match &stop {
-        Some(Stop::Infra(m)) => Some(runner.masker.mask(m)),
+        Some(Stop::Infra(m)) => Some(runner.settings.masker.mask(m)),
         _ => None,
     };
     let reason = match &stop {
@@ -250,10 +383,17 @@ pub async fn run_suite_with(
         None => "not run".to_string(),
     };
     let mut outcomes = runner.finish(&reason);
-    let written = runner.logs.take().unwrap_or_default();
-    logs::attach(&mut outcomes, &runner.tests, &loaded.suite, &written);
+    let written = runner.state.logs.take().unwrap_or_default();
+    logs::attach(
+        &mut outcomes,
+        &runner.settings.tests,
+        &loaded.suite,
+        &written,
+    );
     for p in &written.problems {
-        progress.phase(&format!("{suite_id}: --logs-dir: {p}"));
+        runner
+            .progress
+            .phase(&format!("{suite_id}: --logs-dir: {p}"));
     }
     // A gate must never pass on tests that did not run: every skip has a failed root cause (or an
     // infrastructure error, or Ctrl-C). Should one ever lack it, the skips count as failures.
@@ -266,21 +406,21 @@ pub async fn run_suite_with(
     SuiteReport {
         suite: suite_id.clone(),
         about: loaded.suite.about.clone(),
-        project: id.project,
-        run_id: id.run_id,
+        project: run.id.project,
+        run_id: run.id.run_id,
         engine: format!("{} at {}", engine.version, engine.endpoint),
         outcomes,
         infra_error,
         interrupted,
         duration_ms: started.elapsed().as_millis() as u64,
-        probes: runner.probes,
+        probes: runner.state.probes,
         compose: if loaded.suite.stack.compose.is_empty() {
             String::new()
         } else {
             crate::engine::compose_version()
         },
-        images: runner.images,
-        fast_health,
+        images: runner.state.images,
+        fast_health: runner.settings.fast_health,
         kept,
         logs: written
             .files

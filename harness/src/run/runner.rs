@@ -8,8 +8,9 @@ use std::time::Instant;
 use crate::checks::state::Held;
 use crate::checks::Verdict;
 use crate::engine::Engine;
+use crate::mask::Masker;
 use crate::plan::{Needs, PlannedTest, TestKind};
-use crate::report::{Masker, Outcome, ProbeTarget, Progress, ServiceImage, Status};
+use crate::report::{Outcome, ProbeTarget, Progress, ServiceImage, Status};
 use crate::suite::{LoadedSuite, PullPolicy};
 
 /// Why a run's main phase stopped early; the tests it did not reach are reported with this.
@@ -23,15 +24,46 @@ pub(crate) enum Stop {
     NotRun(String),
 }
 
-/// One suite's run in progress: what it may touch and what it has concluded so far.
+/// One suite's run in progress: what it may touch, what it was asked to do, and what it has
+/// concluded so far.
 pub(crate) struct Runner<'a> {
     pub loaded: &'a LoadedSuite,
     pub engine: &'a Engine,
     pub progress: &'a dyn Progress,
+    /// What the run was asked to do; fixed for its whole length.
+    pub settings: RunnerSettings,
+    /// What it has found and done so far.
+    pub state: RunState,
+}
+
+/// What a [`Runner`] is asked to do beyond the suite and the engine.
+pub(crate) struct RunnerSettings {
     pub masker: Masker,
     /// The planned tests of this run (after `--filter`), in report order.
     pub tests: Vec<PlannedTest>,
+    /// Set by `--filter`: what the selected tests need (else everything is built and started).
+    pub needs: Option<Needs>,
+    pub fail_fast: bool,
+    /// Published ports and fixed names are made unique to this run.
+    pub ephemeral: bool,
+    /// When images the stack does not build are pulled (a service's `pull_policy` wins).
+    pub pull: PullPolicy,
+    pub no_flaky: bool,
+    /// `stackcheck up`: stop once the stack is up and its states judged.
+    pub up_only: bool,
+    /// The kept stack this run checks (`--reuse`): no build, no bring-up.
+    pub reusing: Option<super::KeptStack>,
+    /// `--logs-dir`: where each service's log goes before its containers are removed.
+    pub logs_dir: Option<std::path::PathBuf>,
+    /// `health: fast`: the run's healthchecks poll every second.
+    pub fast_health: bool,
+}
+
+/// What a run has found and done so far.
+#[derive(Default)]
+pub(crate) struct RunState {
     results: BTreeMap<String, Outcome>,
+    first_failure: Option<String>,
     /// Every address a network probe connected to, and why it was home.
     pub probes: Vec<ProbeTarget>,
     /// The image each service ran (after bring-up).
@@ -40,44 +72,12 @@ pub(crate) struct Runner<'a> {
     pub held: Vec<Held>,
     /// Tests that passed during bring-up, with the services their pass stands on.
     pub early_passes: Vec<(PlannedTest, std::collections::BTreeSet<String>)>,
-    pub fail_fast: bool,
-    first_failure: Option<String>,
-    /// Published ports and fixed names are made unique to this run.
-    pub ephemeral: bool,
-    /// When images the stack does not build are pulled (a service's `pull_policy` wins).
-    pub pull: PullPolicy,
     /// The images this run pulled.
     pub pulled: Vec<String>,
-    no_flaky: bool,
-    /// Set by `--filter`: what the selected tests need (else everything is built and started).
-    pub needs: Option<Needs>,
-    /// `stackcheck up`: stop once the stack is up and its states judged.
-    pub up_only: bool,
-    /// The kept stack this run checks (`--reuse`): no build, no bring-up.
-    pub reusing: Option<super::KeptStack>,
     /// Where this run put the fixed subnets it moved (a kept stack remembers them).
     pub moves: crate::plan::SubnetMoves,
-    /// `--logs-dir`: where each service's log goes before its containers are removed.
-    pub logs_dir: Option<std::path::PathBuf>,
     /// The logs written, once they are.
     pub logs: Option<super::logs::WrittenLogs>,
-    /// `health: fast`: the run's healthchecks poll every second.
-    pub fast_health: bool,
-}
-
-/// What a [`Runner`] is given beyond the suite and the engine.
-pub(crate) struct RunnerSettings {
-    pub masker: Masker,
-    pub tests: Vec<PlannedTest>,
-    pub needs: Option<Needs>,
-    pub fail_fast: bool,
-    pub ephemeral: bool,
-    pub pull: PullPolicy,
-    pub no_flaky: bool,
-    pub up_only: bool,
-    pub reusing: Option<super::KeptStack>,
-    pub logs_dir: Option<std::path::PathBuf>,
-    pub fast_health: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -91,26 +91,8 @@ impl<'a> Runner<'a> {
             loaded,
             engine,
             progress,
-            masker: settings.masker,
-            tests: settings.tests,
-            results: BTreeMap::new(),
-            probes: Vec::new(),
-            images: Vec::new(),
-            held: Vec::new(),
-            early_passes: Vec::new(),
-            fail_fast: settings.fail_fast,
-            first_failure: None,
-            ephemeral: settings.ephemeral,
-            pull: settings.pull,
-            pulled: Vec::new(),
-            no_flaky: settings.no_flaky,
-            needs: settings.needs,
-            up_only: settings.up_only,
-            reusing: settings.reusing,
-            moves: Default::default(),
-            logs_dir: settings.logs_dir,
-            logs: None,
-            fast_health: settings.fast_health,
+            settings,
+            state: RunState::default(),
         }
     }
 
@@ -118,6 +100,7 @@ impl<'a> Runner<'a> {
     /// done only because a selected test needed it (`--filter`) and is not reported.
     pub fn record(&mut self, kind: &TestKind, mut verdict: Verdict, started: Instant) {
         let Some(name) = self
+            .settings
             .tests
             .iter()
             .find(|t| t.kind == *kind)
@@ -125,7 +108,7 @@ impl<'a> Runner<'a> {
         else {
             return;
         };
-        if self.no_flaky && verdict.passed && !verdict.flaky.is_empty() {
+        if self.settings.no_flaky && verdict.passed && !verdict.flaky.is_empty() {
             verdict.passed = false;
             verdict.message = format!(
                 "flaky (--no-flaky): passed on attempt {} after {}",
@@ -140,18 +123,19 @@ impl<'a> Runner<'a> {
             outcome.quarantined = true;
             outcome.message = format!("quarantined: {}", outcome.message);
         }
-        outcome.message = self.masker.mask(&outcome.message);
-        outcome.detail = self.masker.mask(&outcome.detail);
+        outcome.message = self.settings.masker.mask(&outcome.message);
+        outcome.detail = self.settings.masker.mask(&outcome.detail);
         self.progress.outcome(&outcome);
-        if outcome.status == Status::Failed && self.first_failure.is_none() {
-            self.first_failure = Some(name.clone());
+        if outcome.status == Status::Failed && self.state.first_failure.is_none() {
+            self.state.first_failure = Some(name.clone());
         }
-        self.results.insert(name, outcome);
+        self.state.results.insert(name, outcome);
     }
 
     /// The name of the planned test of this kind.
     pub fn name_of(&self, kind: &TestKind) -> Option<String> {
-        self.tests
+        self.settings
+            .tests
             .iter()
             .find(|t| t.kind == *kind)
             .map(|t| t.name.clone())
@@ -159,26 +143,32 @@ impl<'a> Runner<'a> {
 
     /// Whether the test of this kind has its verdict already (e.g. it passed during bring-up).
     pub fn decided(&self, kind: &TestKind) -> bool {
-        self.tests
+        self.settings
+            .tests
             .iter()
-            .any(|t| t.kind == *kind && self.results.contains_key(&t.name))
+            .any(|t| t.kind == *kind && self.state.results.contains_key(&t.name))
     }
 
     /// Whether a test has failed so far.
     pub fn any_failed(&self) -> bool {
-        self.first_failure.is_some()
+        self.state.first_failure.is_some()
     }
 
     /// With `--fail-fast`, ends the main phase once a test has failed.
     pub fn halt(&self) -> Result<(), Stop> {
-        match (&self.first_failure, self.fail_fast) {
+        match (&self.state.first_failure, self.settings.fail_fast) {
             (Some(name), true) => Err(Stop::NotRun(format!("--fail-fast: `{name}` failed"))),
             _ => Ok(()),
         }
     }
 
     pub fn tests_where(&self, f: impl Fn(&TestKind) -> bool) -> Vec<PlannedTest> {
-        self.tests.iter().filter(|t| f(&t.kind)).cloned().collect()
+        self.settings
+            .tests
+            .iter()
+            .filter(|t| f(&t.kind))
+            .cloned()
+            .collect()
     }
 
     /// Records the planned test of this kind as not run, because what it needs failed first
@@ -186,16 +176,17 @@ impl<'a> Runner<'a> {
     /// keeps its verdict.
     pub fn skip(&mut self, kind: &TestKind, reason: &str) {
         let Some(name) = self
+            .settings
             .tests
             .iter()
-            .find(|t| t.kind == *kind && !self.results.contains_key(&t.name))
+            .find(|t| t.kind == *kind && !self.state.results.contains_key(&t.name))
             .map(|t| t.name.clone())
         else {
             return;
         };
-        let outcome = Outcome::not_run(&name, &self.masker.mask(reason));
+        let outcome = Outcome::not_run(&name, &self.settings.masker.mask(reason));
         self.progress.outcome(&outcome);
-        self.results.insert(name, outcome);
+        self.state.results.insert(name, outcome);
     }
 
     /// Why `service` is not up, when its state test failed or was skipped: the root cause that
@@ -215,25 +206,27 @@ impl<'a> Runner<'a> {
             service: service.to_string(),
             promise: crate::plan::ServicePromise::State,
         };
-        let test = self.tests.iter().find(|t| t.kind == state)?;
-        self.results.get(&test.name)
+        let test = self.settings.tests.iter().find(|t| t.kind == state)?;
+        self.state.results.get(&test.name)
     }
 
     /// Every planned test's outcome, in plan order. Those never recorded did not run, for
     /// `reason`: they are reported (once per reason on the console) and skipped.
     pub fn finish(&mut self, reason: &str) -> Vec<Outcome> {
         let unrecorded: Vec<TestKind> = self
+            .settings
             .tests
             .iter()
-            .filter(|t| !self.results.contains_key(&t.name))
+            .filter(|t| !self.state.results.contains_key(&t.name))
             .map(|t| t.kind.clone())
             .collect();
         for kind in unrecorded {
             self.skip(&kind, reason);
         }
-        self.tests
+        self.settings
+            .tests
             .iter()
-            .filter_map(|t| self.results.get(&t.name).cloned())
+            .filter_map(|t| self.state.results.get(&t.name).cloned())
             .collect()
     }
 }

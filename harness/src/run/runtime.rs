@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use super::images::service_images;
 use super::runner::{Runner, Stop};
 use crate::checks::{self, state, Ctx, Verdict};
-use crate::engine::{Compose, ComposeModel, Engine, EngineError};
+use crate::engine::{Compose, ComposeModel, Engine, EngineError, ObservedState};
 use crate::plan::{PlannedTest, RunIdentity, ServicePromise, TestKind};
 use crate::report::Progress;
 use crate::suite::{Action, CheckKind, Suite};
@@ -40,10 +40,10 @@ pub(super) fn new_ctx<'a>(
         tmp: workdir,
         canary: Default::default(),
         probe: Default::default(),
-        pull: r.pull,
+        pull: r.settings.pull,
         progress: r.progress,
         probed: Default::default(),
-        ephemeral_ports: r.ephemeral,
+        ephemeral_ports: r.settings.ephemeral,
         http: Default::default(),
     }
 }
@@ -150,10 +150,13 @@ pub(super) fn record_early(r: &mut Runner<'_>, ran: EarlyRun) {
                 .checked_sub(took)
                 .unwrap_or_else(Instant::now);
             r.record(&test.kind, v, started);
-            r.early_passes.push((test, on));
+            r.state.early_passes.push((test, on));
         }
         Some(v) => {
-            let said = r.masker.mask(&crate::report::snippet(&v.message, 200));
+            let said = r
+                .settings
+                .masker
+                .mask(&crate::text::snippet(&v.message, 200));
             r.progress.phase(&format!(
                 "{} failed during bring-up ({said}); it runs again once the stack is up",
                 test.name
@@ -177,7 +180,7 @@ const HOLD_POLL: Duration = Duration::from_millis(500);
 /// watched until it has held for [`HOLD_AT_LEAST`]; a service that exited, restarted or turned
 /// unhealthy since fails its state test after all.
 async fn states_held(r: &mut Runner<'_>) {
-    let mut watching = std::mem::take(&mut r.held);
+    let mut watching = std::mem::take(&mut r.state.held);
     let mut said = false;
     loop {
         let mut still = Vec::new();
@@ -219,10 +222,10 @@ fn state_not_held(r: &mut Runner<'_>, held: &state::Held, v: Verdict) {
     };
     r.record(&kind, v, Instant::now());
     // A pass earned during bring-up stood on this service being up; it is not up now.
-    let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.early_passes)
+    let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.state.early_passes)
         .into_iter()
         .partition(|(_, on)| on.contains(&service));
-    r.early_passes = kept;
+    r.state.early_passes = kept;
     for (t, _) in undone {
         let v = Verdict::fail(format!(
             "passed during bring-up, but `{service}` did not stay in its promised state afterwards (see {})",
@@ -269,7 +272,7 @@ async fn started(ctx: &Ctx<'_>, service: &str) -> bool {
         return false;
     };
     match ctx.engine.inspect(&id).await {
-        Ok(info) => state::observe(&info) != "created",
+        Ok(info) => ObservedState::of(&info).was_started(),
         Err(_) => true, // cannot tell: let the check say what it sees
     }
 }
@@ -350,10 +353,10 @@ pub(super) async fn runtime_tests(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    r.images = service_images(r.engine, &containers, ctx.model, &r.pulled).await;
+    r.state.images = service_images(r.engine, &containers, ctx.model, &r.state.pulled).await;
     let result = runtime_tests_in_order(r, ctx).await;
     let mut probed = ctx.probed.lock().unwrap_or_else(|e| e.into_inner());
-    r.probes.append(&mut probed);
+    r.state.probes.append(&mut probed);
     result
 }
 

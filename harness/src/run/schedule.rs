@@ -99,7 +99,7 @@ pub async fn claims(loaded: &LoadedSuite, ephemeral: bool) -> BTreeSet<String> {
     if loaded.suite.stack.compose.is_empty() {
         return BTreeSet::new();
     }
-    match crate::validate::static_model(loaded).await {
+    match crate::plan::static_model(loaded).await {
         Ok(model) => {
             let text = std::fs::read_to_string(&loaded.path).unwrap_or_default();
             let mut out = claims_of(&model, &text, &model.name, ephemeral);
@@ -201,7 +201,7 @@ mod tests {
     fn a_tag_the_suites_own_images_build_is_a_claim() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../fixtures/features/suite.yaml");
-        let loaded = crate::validate::load_file(&path).unwrap();
+        let loaded = crate::plan::load_file(&path).unwrap();
         let got: Vec<String> = suite_builds(&loaded).collect();
         // `features-api:1.0` is built by compose (a `service:` image), so claims_of has it.
         assert_eq!(got, ["image features-scratch:1.0"]);

@@ -10,8 +10,9 @@ use ipnet::Ipv4Net;
 
 use super::claims::{wait_or_stop, Holders};
 use super::runner::{Runner, Stop};
-use crate::engine::{ComposeModel, Engine, UsedRange, LABEL_RUN};
+use crate::engine::{Compose, ComposeError, ComposeModel, Engine, UsedRange, LABEL_RUN};
 use crate::plan::subnets::{choose, movable, overlaps};
+use crate::plan::RunIdentity;
 use crate::plan::SubnetMoves;
 
 /// Draws of a free range before giving up (each lost only to a concurrent claim).
@@ -24,8 +25,7 @@ pub(super) async fn settle(
     labels: &std::collections::BTreeMap<String, String>,
     deadline: Instant,
 ) -> Result<SubnetMoves, Stop> {
-    let infra = |e: crate::engine::EngineError| Stop::Infra(e.to_string());
-    let (moving, kept) = if r.ephemeral {
+    let (moving, kept) = if r.settings.ephemeral {
         let text = std::fs::read_to_string(&r.loaded.path).unwrap_or_default();
         let (moving, kept) = movable(model, &text);
         (moving, kept.into_iter().map(|(s, _)| s).collect())
@@ -33,98 +33,154 @@ pub(super) async fn settle(
         (Vec::new(), fixed_subnets(model))
     };
     let kept: Vec<Ipv4Net> = kept.iter().filter_map(|s| s.parse().ok()).collect();
-    let t0 = Instant::now();
-    let mut said = String::new();
-    let own = labels.get(LABEL_RUN);
     let images = claim_images(model);
-    let mut holders = Holders::default();
+    let mut wait = Waiting {
+        t0: Instant::now(),
+        said: String::new(),
+        holders: Holders::default(),
+        deadline,
+    };
     for subnet in &kept {
-        let what = format!("subnet {subnet}");
-        let mut claimed = false;
-        loop {
-            // Once claimed, only the networks of a run that is ending may still be in the way.
-            if !claimed {
-                match r
-                    .engine
-                    .claim_subnet(subnet, labels, &images)
-                    .await
-                    .map_err(infra)?
-                {
-                    Some(run) if Some(&run) != own => {
-                        let kept = holders.look_at(r.engine, &what, &run).await?;
-                        wait_or_stop(
-                            r.progress,
-                            &mut said,
-                            &what,
-                            format!("stackcheck run {run} holds it{kept}"),
-                            t0,
-                            deadline,
-                        )
-                        .await?;
-                        continue;
-                    }
-                    _ => claimed = true,
-                }
-            }
-            match foreign_or_running(r.engine, subnet, own).await? {
-                None if r
-                    .engine
-                    .reserve_subnet(subnet, labels)
-                    .await
-                    .map_err(infra)? =>
-                {
-                    break
-                }
-                // Taken between the look and the hold: look again.
-                None => {
-                    let holder = "a network created as this run claimed it".to_string();
-                    wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
-                }
-                Some((network, run)) => {
-                    let holder = network + &holders.look_at(r.engine, &what, &run).await?;
-                    wait_or_stop(r.progress, &mut said, &what, holder, t0, deadline).await?
-                }
-            }
-        }
+        hold_kept(r, subnet, labels, &images, &mut wait).await?;
     }
     let mut moves = SubnetMoves::default();
     for from in moving {
-        let used = r.engine.used_ranges().await.map_err(infra)?;
-        let mut taken: Vec<Ipv4Net> = used
-            .iter()
-            .map(|u| u.net)
-            .chain(kept.iter().copied())
-            .collect();
-        taken.extend(moves.0.values());
-        let mut claimed = None;
-        for _ in 0..ATTEMPTS {
-            let Some(to) = choose(&[from], &taken).and_then(|m| m.0.get(&from).copied()) else {
-                break;
-            };
-            match r
-                .engine
-                .claim_subnet(&to, labels, &images)
-                .await
-                .map_err(infra)?
-            {
-                // A range over it (another size) may hold it without a claim of that name.
-                None if r.engine.reserve_subnet(&to, labels).await.map_err(infra)? => {
-                    claimed = Some(to);
-                    break;
-                }
-                _ => taken.push(to),
-            }
-        }
-        let to = claimed.ok_or_else(|| {
-            Stop::Infra(format!(
-                "no free private IPv4 range is left on the engine for subnet {from}"
-            ))
-        })?;
-        r.progress
-            .detail(&format!("subnet {from} runs as {to} (ports: ephemeral)"));
+        let to = move_to_free_range(r, from, &kept, &moves, labels, &images).await?;
         moves.0.insert(from, to);
     }
     Ok(moves)
+}
+
+/// A wait for a subnet another run or network holds: since when, what was last said, who holds.
+struct Waiting {
+    t0: Instant,
+    said: String,
+    holders: Holders,
+    deadline: Instant,
+}
+
+impl Waiting {
+    /// One poll of the wait for `what`, held by `holder` (see [`wait_or_stop`]).
+    async fn on(
+        &mut self,
+        progress: &dyn crate::report::Progress,
+        what: &str,
+        holder: String,
+    ) -> Result<(), Stop> {
+        wait_or_stop(
+            progress,
+            &mut self.said,
+            what,
+            holder,
+            self.t0,
+            self.deadline,
+        )
+        .await
+    }
+}
+
+/// Claims a subnet kept as written and holds it with a network of this run, waiting (within the
+/// budget) while another run or a network holds it.
+async fn hold_kept(
+    r: &Runner<'_>,
+    subnet: &Ipv4Net,
+    labels: &std::collections::BTreeMap<String, String>,
+    images: &[String],
+    wait: &mut Waiting,
+) -> Result<(), Stop> {
+    let infra = |e: crate::engine::EngineError| Stop::Infra(e.to_string());
+    let own = labels.get(LABEL_RUN);
+    let what = format!("subnet {subnet}");
+    let mut claimed = false;
+    loop {
+        // Once claimed, only the networks of a run that is ending may still be in the way.
+        if !claimed {
+            match r
+                .engine
+                .claim_subnet(subnet, labels, images)
+                .await
+                .map_err(infra)?
+            {
+                Some(run) if Some(&run) != own => {
+                    let kept = wait.holders.look_at(r.engine, &what, &run).await?;
+                    wait.on(
+                        r.progress,
+                        &what,
+                        format!("stackcheck run {run} holds it{kept}"),
+                    )
+                    .await?;
+                    continue;
+                }
+                _ => claimed = true,
+            }
+        }
+        match foreign_or_running(r.engine, subnet, own).await? {
+            None if r
+                .engine
+                .reserve_subnet(subnet, labels)
+                .await
+                .map_err(infra)? =>
+            {
+                break
+            }
+            // Taken between the look and the hold: look again.
+            None => {
+                let holder = "a network created as this run claimed it".to_string();
+                wait.on(r.progress, &what, holder).await?
+            }
+            Some((network, run)) => {
+                let holder = network + &wait.holders.look_at(r.engine, &what, &run).await?;
+                wait.on(r.progress, &what, holder).await?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A free private range of the same size for `from`, claimed and held for this run.
+async fn move_to_free_range(
+    r: &Runner<'_>,
+    from: Ipv4Net,
+    kept: &[Ipv4Net],
+    moves: &SubnetMoves,
+    labels: &std::collections::BTreeMap<String, String>,
+    images: &[String],
+) -> Result<Ipv4Net, Stop> {
+    let infra = |e: crate::engine::EngineError| Stop::Infra(e.to_string());
+    let used = r.engine.used_ranges().await.map_err(infra)?;
+    let mut taken: Vec<Ipv4Net> = used
+        .iter()
+        .map(|u| u.net)
+        .chain(kept.iter().copied())
+        .collect();
+    taken.extend(moves.0.values());
+    let mut claimed = None;
+    for _ in 0..ATTEMPTS {
+        let Some(to) = choose(&[from], &taken).and_then(|m| m.0.get(&from).copied()) else {
+            break;
+        };
+        match r
+            .engine
+            .claim_subnet(&to, labels, images)
+            .await
+            .map_err(infra)?
+        {
+            // A range over it (another size) may hold it without a claim of that name.
+            None if r.engine.reserve_subnet(&to, labels).await.map_err(infra)? => {
+                claimed = Some(to);
+                break;
+            }
+            _ => taken.push(to),
+        }
+    }
+    let to = claimed.ok_or_else(|| {
+        Stop::Infra(format!(
+            "no free private IPv4 range is left on the engine for subnet {from}"
+        ))
+    })?;
+    r.progress
+        .detail(&format!("subnet {from} runs as {to} (ports: ephemeral)"));
+    Ok(to)
 }
 
 /// With the claim held, what still overlaps `subnet` on the engine: a network of another run
@@ -212,4 +268,42 @@ fn fixed_subnets(model: &ComposeModel) -> Vec<String> {
     nets.flat_map(|n| n.ipam.iter().flat_map(|i| &i.config))
         .filter_map(|c| c.subnet.clone())
         .collect()
+}
+
+/// `docker compose up` of the selected services. The subnets were held until now; released, one
+/// may still be taken before compose creates its network (the engine then creates no container):
+/// wait for it and start again, three times at most.
+pub(super) async fn up(
+    engine: &crate::engine::Engine,
+    progress: &dyn crate::report::Progress,
+    compose: &Compose,
+    id: &RunIdentity,
+    selected: &[String],
+    subnets: &[ipnet::Ipv4Net],
+    deadline: Instant,
+) -> Result<(), ComposeError> {
+    let own = id.labels.get(LABEL_RUN);
+    if let Err(e) = engine.release_subnets(&id.run_id).await {
+        progress.detail(&format!("could not release held subnets: {e}"));
+    }
+    let mut tries = 0;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match compose
+            .up(selected, remaining, |l| progress.detail(l))
+            .await
+        {
+            Err(ComposeError::Failed { what, code, tail })
+                if tries < 3 && tail.contains("Pool overlaps with other one") =>
+            {
+                tries += 1;
+                progress.phase("a network took a subnet of the stack as it started");
+                if let Err(why) = wait_clear(engine, progress, subnets, own, deadline).await {
+                    let tail = format!("{tail}\n{why}");
+                    return Err(ComposeError::Failed { what, code, tail });
+                }
+            }
+            other => return other,
+        }
+    }
 }

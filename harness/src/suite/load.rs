@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Error as YamlError;
 
-use super::{validate, LoadedSuite, Suite};
+use super::{rules, LoadedSuite, Suite};
 pub use crate::error::SuiteError;
 
 /// Suites are small; anything larger is refused before parsing.
 const MAX_SUITE_BYTES: u64 = 1024 * 1024;
 
-/// Reads and validates a suite file: exit 2 material on any error, with its position.
-pub fn load_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
+/// Reads a suite file and holds it to the suite's own rules: exit 2 material on any error, with its
+/// position. Commands load through `plan::load_file`, which adds what needs the test names.
+pub fn read_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
     let io = |source| SuiteError::Io {
         path: path.display().to_string(),
         source,
@@ -36,13 +37,13 @@ pub fn load_file(path: &Path) -> Result<LoadedSuite, SuiteError> {
         SuiteError::invalid(path, Some((line, col)), "suite is not valid UTF-8")
     })?;
     let loaded = load_str(path, &text)?;
-    validate::files_exist(&loaded)?;
-    validate::requests_resolve(&loaded)?;
-    validate::placeholders_stay_inside(&loaded)?;
+    rules::files_exist(&loaded)?;
+    rules::requests_resolve(&loaded)?;
+    rules::placeholders_stay_inside(&loaded)?;
     Ok(loaded)
 }
 
-/// Parses suite text as if it were read from `path` (used by tests and by `load_file`).
+/// Parses suite text as if it were read from `path` (used by tests and by `read_file`).
 pub fn load_str(path: &Path, text: &str) -> Result<LoadedSuite, SuiteError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! { max_depth: 64, max_nodes: 100_000 },
@@ -59,7 +60,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<LoadedSuite, SuiteError> {
         dir,
         suite,
     };
-    validate::validate(&loaded, text)?;
+    rules::validate(&loaded, text)?;
     Ok(loaded)
 }
 

@@ -32,8 +32,8 @@ mod extensions;
 mod files;
 mod load;
 mod policy;
+mod rules;
 mod secrets;
-mod validate;
 mod values;
 mod variants;
 mod vars;
@@ -48,7 +48,7 @@ pub use check::*;
 pub use duration::Dur;
 pub use expect::{Expect, Retry};
 pub use files::{ContentPattern, FileAttrs, FileMode, FileSpec, Owner, Sha256};
-pub use load::{discover, load_file, load_str, nearest, schema_json, SuiteError};
+pub use load::{discover, load_str, nearest, read_file, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
 pub use secrets::{looks_secret, url_passwords};
 pub use values::{
@@ -201,7 +201,7 @@ pub struct Stack {
     pub health: HealthMode,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 /// How often the stack's healthchecks poll during a run.
 pub enum HealthMode {
@@ -253,7 +253,7 @@ pub struct BuildSpec {
     pub(crate) args: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 /// Whether published ports and fixed names are the documented ones or made unique per run.
 pub enum PortsMode {
@@ -268,7 +268,7 @@ pub enum PortsMode {
     Ephemeral,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 /// When a run pulls the images the stack runs (those it does not build), before bring-up, with
 /// the docker CLI's credentials.

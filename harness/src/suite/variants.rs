@@ -84,7 +84,7 @@ impl LoadedSuite {
                 .env
                 .extend(v.env.iter().map(|(k, val)| (k.clone(), val.clone())));
             run.suite.id = format!("{}@{name}", self.suite.id);
-            super::validate::files_exist(&run).map_err(|e| e.in_variant(name))?;
+            super::rules::files_exist(&run).map_err(|e| e.in_variant(name))?;
             out.push(run);
         }
         Ok(out)

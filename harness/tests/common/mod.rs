@@ -48,10 +48,10 @@ pub fn run_file(path: &Path) -> SuiteReport {
 /// [`run_file`] with the CLI's options (`--ports ephemeral`: `ports` promises are still judged
 /// against the compose model, and the run waits for no other run's documented host ports).
 pub fn run_file_with(path: &Path, options: &stackcheck::run::RunOptions) -> SuiteReport {
-    let loaded = stackcheck::validate::load_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = stackcheck::plan::load_file(path).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let engine = Engine::connect(Duration::from_secs(5))
+        let engine = Engine::connect()
             .await
             .expect("a Docker engine (run ci/engine.sh)");
         stackcheck::run::run_suite_with(&loaded, &engine, &Quiet, options).await
@@ -113,9 +113,7 @@ pub fn assert_diagnostics(report: &SuiteReport, name: &str) {
 pub fn labelled(label: &str) -> Leftovers {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let engine = Engine::connect(Duration::from_secs(5))
-            .await
-            .expect("engine");
+        let engine = Engine::connect().await.expect("engine");
         let mut last = None;
         for _ in 0..5 {
             match engine.labelled(label).await {

@@ -1,57 +1,14 @@
-//! What `stackcheck validate` (and `run`, before it starts anything) can tell beyond the suite's
-//! own types: `quarantine:` entries naming no test, and, with only the compose CLI, references to
-//! services that no compose file defines and the static `policy` rules. The compose model they
-//! share is resolved once per process.
+//! The checks made before anything starts (`stackcheck validate`, and `run` before it contacts
+//! the engine), with only the compose CLI: references to services, networks, volumes and profiles
+//! that no compose file defines, and the static `policy` rules.
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::checks;
 use crate::engine::{ComposeError, ComposeModel, CONFIG_TIMEOUT};
-use crate::plan::{self, TestKind};
-use crate::report::{Masker, Outcome};
+use crate::plan::{self, static_model, TestKind};
+use crate::report::Outcome;
 use crate::suite::{nearest, LoadedSuite, SuiteError};
-
-/// Reads a suite file and checks what needs its test names too (`quarantine:` entries must name
-/// tests). Every command loads suites through this.
-pub fn load_file(path: &std::path::Path) -> Result<LoadedSuite, SuiteError> {
-    let loaded = crate::suite::load_file(path)?;
-    plan::check_quarantine(&loaded)?;
-    Ok(loaded)
-}
-
-/// [`load_file`], then the suites a run of it is: one per `stack.variants` entry
-/// (`<suite>@<variant>`), or the suite itself.
-pub fn load_runs(path: &std::path::Path) -> Result<Vec<LoadedSuite>, SuiteError> {
-    load_file(path)?.runs()
-}
-
-/// The compose model of a suite for the checks made before anything starts, resolved once per
-/// process: `validate` and `run` both need it for both. The project name in it is arbitrary; a
-/// run resolves its own model with its project.
-pub async fn static_model(loaded: &LoadedSuite) -> Result<ComposeModel, ComposeError> {
-    // By file and id: the variants of one file are different stacks.
-    type Key = (std::path::PathBuf, String);
-    type Models = Mutex<BTreeMap<Key, Result<ComposeModel, ComposeError>>>;
-    static MODELS: OnceLock<Models> = OnceLock::new();
-    let models = MODELS.get_or_init(Default::default);
-    if let Some(m) = models
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&(loaded.path.clone(), loaded.suite.id.clone()))
-    {
-        return m.clone();
-    }
-    let m = plan::static_compose(loaded)
-        .config_static(true, CONFIG_TIMEOUT)
-        .await;
-    models
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert((loaded.path.clone(), loaded.suite.id.clone()), m.clone());
-    m
-}
 
 /// Bad input that needs the compose model to see, found before anything starts (`validate`, and
 /// `run` before it contacts the engine; needs only the compose CLI):
@@ -86,6 +43,14 @@ pub async fn check_references(loaded: &LoadedSuite) -> Result<(), SuiteError> {
         }
         Err(_) => return Ok(()),
     };
+    names_defined(loaded, &text, &model)?;
+    checks_name_services(loaded, &model)
+}
+
+/// Every service, profile, network and volume the suite names outside its checks is one the
+/// compose files define; the first that is not is the error, with a "did you mean".
+fn names_defined(loaded: &LoadedSuite, text: &str, model: &ComposeModel) -> Result<(), SuiteError> {
+    let s = &loaded.suite;
     let services: Vec<&str> = model.services.keys().map(String::as_str).collect();
     let networks: Vec<&str> = model.networks.keys().map(String::as_str).collect();
     let volumes: Vec<&str> = model.volumes.keys().map(String::as_str).collect();
@@ -97,7 +62,7 @@ pub async fn check_references(loaded: &LoadedSuite) -> Result<(), SuiteError> {
                 .unwrap_or_default();
             SuiteError::invalid(
                 &loaded.path,
-                key_position(&text, section, key),
+                key_position(text, section, key),
                 format!(
                     "{label}: `{name}` is not a {what} of the compose files ({what}s: {}){hint}",
                     known.join(", ")
@@ -162,6 +127,13 @@ pub async fn check_references(loaded: &LoadedSuite) -> Result<(), SuiteError> {
             "volumes", "volumes", name, name, "volume", &volumes,
         ));
     }
+    Ok(())
+}
+
+/// Every service a check names is defined by the compose files (or declared under `services:`).
+fn checks_name_services(loaded: &LoadedSuite, model: &ComposeModel) -> Result<(), SuiteError> {
+    let s = &loaded.suite;
+    let services: Vec<&str> = model.services.keys().map(String::as_str).collect();
     let unknown = |svc: &String| !s.services.contains_key(svc) && !model.services.contains_key(svc);
     for c in &s.checks {
         if let Some(svc) = c.kind.services().iter().find(|s| unknown(s)) {
@@ -235,8 +207,8 @@ pub async fn static_policy(loaded: &LoadedSuite) -> Result<Vec<Outcome>, Compose
         compose.config_static(false, CONFIG_TIMEOUT)
     );
     let (model, raw) = (model?, raw?);
-    let masker = Masker::for_suite(loaded);
-    masker.add_model(&model, &suite.stack.secrets);
+    let masker = plan::masker(loaded);
+    plan::add_model_secrets(&masker, &model, &suite.stack.secrets);
     Ok(plan::tests(suite)
         .into_iter()
         .filter_map(|t| {

@@ -1,12 +1,30 @@
-//! What the unmutated stack showed while it ran: each service's command, healthcheck, restart
-//! policy and shell, read from its container before the baseline run tears down.
+//! What a stack showed while it ran: each service's command, healthcheck, restart policy and
+//! shell, read from its container before the run tears down (`RunOptions::observe`; `mutate`
+//! builds its mutants from what its baseline run showed).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::ServiceFacts;
 use crate::engine::{Engine, Watching, LABEL_SERVICE};
+
+/// What the unmutated stack showed of one running service: what the compose files alone do not
+/// say (the image's command and healthcheck, whether it has a shell to wrap its command with).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceFacts {
+    /// The container's entrypoint as it ran (the compose file's, else the image's).
+    pub entrypoint: Vec<String>,
+    /// The container's command as it ran.
+    pub cmd: Vec<String>,
+    /// It had a healthcheck (the compose file's or the image's).
+    pub healthcheck: bool,
+    /// Its restart policy's name (`no` when none).
+    pub restart: String,
+    /// `sh` and `sleep` run in it: an idle or exiting command can be put in its place.
+    pub shell: bool,
+    /// The variables its image sets (`ENV`).
+    pub image_env: BTreeMap<String, String>,
+}
 
 /// Where a run leaves its services' facts (`RunOptions::observe`).
 #[derive(Clone, Debug, Default)]

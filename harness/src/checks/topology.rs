@@ -1,4 +1,5 @@
-//! Stack-wide promises: the compose model defines what the suite names, networks, named volumes.
+//! The stack's topology: the compose model defines what the suite names (`stack::config`), its
+//! networks and named volumes.
 
 use super::{Ctx, Verdict};
 use crate::engine::ComposeModel;

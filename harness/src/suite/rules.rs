@@ -4,65 +4,58 @@ use std::collections::BTreeMap;
 
 use std::path::{Component, Path, PathBuf};
 
-use super::{Action, CheckKind, Expect, HttpCheck, LoadedSuite, Scheme, SuiteError};
+use super::{Action, CheckKind, Expect, HttpCheck, LoadedSuite, Scheme, Suite, SuiteError};
 
 const MAX_RETRIES: u32 = 10;
 
 pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteError> {
+    let invalid = |at: Option<(u64, u64)>, msg: String| SuiteError::invalid(&loaded.path, at, msg);
     let s = &loaded.suite;
-    let err = |at: Option<(u64, u64)>, msg: String| Err(SuiteError::invalid(&loaded.path, at, msg));
+    stack_ok(s).map_err(|m| invalid(None, m))?;
+    checks_ok(s).map_err(|(at, m)| invalid(Some(at), m))?;
+    images_and_services_ok(s).map_err(|m| invalid(None, m))
+}
 
+/// The suite id, `stack` (compose or containers, each container well formed) and the subnets.
+fn stack_ok(s: &Suite) -> Result<(), String> {
+    let err = |msg: String| Err(msg);
     if !is_id(&s.id) {
-        return err(
-            None,
-            format!(
-                "`suite: {}` must be an id of letters, digits, `-` and `_`",
-                s.id
-            ),
-        );
+        return err(format!(
+            "`suite: {}` must be an id of letters, digits, `-` and `_`",
+            s.id
+        ));
     }
     match (s.stack.compose.is_empty(), s.stack.containers.is_empty()) {
         (true, true) => {
             return err(
-                None,
                 "`stack` needs `compose` (one or more compose files) or `containers`".into(),
             )
         }
         (false, false) => {
-            return err(
-                None,
-                "`stack` has both `compose` and `containers`: use exactly one".into(),
-            )
+            return err("`stack` has both `compose` and `containers`: use exactly one".into())
         }
         _ => {}
     }
     for (name, c) in &s.stack.containers {
         match (&c.build, &c.image) {
             (Some(b), None) if b.tag.is_none() => {
-                return err(
-                    None,
-                    format!(
-                        "stack.containers.{name}.build: needs `tag` (the name of the built image)"
-                    ),
-                )
+                return err(format!(
+                    "stack.containers.{name}.build: needs `tag` (the name of the built image)"
+                ))
             }
             (None, None) => {
-                return err(
-                    None,
-                    format!("stack.containers.{name}: needs `build` or `image`"),
-                )
+                return err(format!("stack.containers.{name}: needs `build` or `image`"))
             }
             (Some(_), Some(_)) => {
-                return err(
-                    None,
-                    format!("stack.containers.{name}: has both `build` and `image`; use one"),
-                )
+                return err(format!(
+                    "stack.containers.{name}: has both `build` and `image`; use one"
+                ))
             }
             _ => {}
         }
         for m in &c.mounts {
             if super::parse_mount(m, Path::new("."), Path::new(".")).is_err() {
-                return err(None, format!("stack.containers.{name}.mounts: invalid mount `{m}`: expected `host:container[:ro|:rw]`"));
+                return err(format!("stack.containers.{name}.mounts: invalid mount `{m}`: expected `host:container[:ro|:rw]`"));
             }
         }
     }
@@ -70,17 +63,22 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
         if let Some(subnet) = &net.subnet {
             if !is_cidr(subnet) {
                 return err(
-                    None,
                     format!("networks.{name}.subnet: `{subnet}` is not an address/prefix, e.g. 172.20.0.0/16"),
                 );
             }
         }
     }
+    Ok(())
+}
+
+/// Each check: a unique name, a kind and expectations that fit, bounded retries.
+fn checks_ok(s: &Suite) -> Result<(), ((u64, u64), String)> {
+    let err = |at: (u64, u64), msg: String| Err((at, msg));
     let mut seen: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for c in &s.checks {
         if let Some(first) = seen.insert(&c.name, c.at) {
             return err(
-                Some(c.at),
+                c.at,
                 format!(
                     "duplicate check name `{}` (first used at line {})",
                     c.name, first.0
@@ -88,11 +86,11 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
             );
         }
         if let Err(m) = kind_ok(&c.kind).and_then(|()| expect_ok(&c.kind, &c.expect)) {
-            return err(Some(c.at), format!("check `{}`: {m}", c.name));
+            return err(c.at, format!("check `{}`: {m}", c.name));
         }
         if c.retries > MAX_RETRIES {
             return err(
-                Some(c.at),
+                c.at,
                 format!(
                     "check `{}`: `retries: {}` is too many (at most {MAX_RETRIES}); a check that needs more is failing, not flaky",
                     c.name, c.retries
@@ -102,38 +100,39 @@ pub(super) fn validate(loaded: &LoadedSuite, _text: &str) -> Result<(), SuiteErr
         if let Some(r) = &c.retry {
             if r.every.is_some_and(|e| e.0.is_zero()) {
                 return err(
-                    Some(c.at),
+                    c.at,
                     format!("check `{}`: `retry.every` must be more than 0", c.name),
                 );
             }
         }
     }
+    Ok(())
+}
+
+/// `images` (a service or a build, a readable size) and `services` within `stack.services`.
+fn images_and_services_ok(s: &Suite) -> Result<(), String> {
+    let err = |msg: String| Err(msg);
     for (tag, image) in &s.images {
         if image.service.is_some() && image.build.is_some() {
-            return err(
-                None,
-                format!("images.{tag}: has both `service` and `build`; use one"),
-            );
+            return err(format!(
+                "images.{tag}: has both `service` and `build`; use one"
+            ));
         }
         if let Some(size) = &image.max_size {
             if super::parse_size(size).is_none() {
-                return err(
-                    None,
-                    format!("images.{tag}.max_size: invalid size `{size}` (e.g. 900MiB, 1GB)"),
-                );
+                return err(format!(
+                    "images.{tag}.max_size: invalid size `{size}` (e.g. 900MiB, 1GB)"
+                ));
             }
         }
     }
     if !s.stack.services.is_empty() {
         for name in s.services.keys() {
             if !s.stack.services.contains(name) {
-                return err(
-                    None,
-                    format!(
-                        "services.{name}: not in `stack.services` {:?}, so it would never start",
-                        s.stack.services
-                    ),
-                );
+                return err(format!(
+                    "services.{name}: not in `stack.services` {:?}, so it would never start",
+                    s.stack.services
+                ));
             }
         }
     }

@@ -1,5 +1,8 @@
-//! The address space already in use where a run's networks will live: the engine's networks
-//! (whoever made them) and, for a local engine, this host's routes.
+//! Fixed subnets on the engine: the address space already in use where a run's networks will live
+//! (the engine's networks, whoever made them, and, for a local engine, this host's routes), and
+//! the networks that hold a run's subnets until compose creates its own. Which subnets move where
+//! is `plan::subnets`'s to say; `run::subnets` drives both (a subnet's claim is one of the
+//! engine's claims, `claims.rs`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -8,9 +11,7 @@ use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 use bollard::query_parameters::{ListNetworksOptions, ListNetworksOptionsBuilder};
 use ipnet::Ipv4Net;
 
-use super::{
-    bounded, label_filter, remote_engine_host, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN,
-};
+use super::{bounded, label_filter, Engine, EngineError, CALL_TIMEOUT, LABEL_RUN};
 
 /// One IPv4 range in use.
 #[derive(Clone, Debug)]
@@ -48,7 +49,7 @@ impl Engine {
                 });
             }
         }
-        if remote_engine_host().is_none() {
+        if self.remote_host.is_none() {
             let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
             out.extend(host_routes(&table));
         }

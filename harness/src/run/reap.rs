@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::KeptStack;
 use crate::engine::{
     Engine, EngineError, Leftovers, ResourceKind, LABEL_OWNER, LABEL_OWNER_PID, LABEL_RUN,
     LABEL_SUITE,
 };
-use crate::run::KeptStack;
 
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// After the owner is gone, sweep until two sweeps in a row find nothing (a `compose up` the
@@ -177,7 +177,7 @@ pub async fn watch(pid: i32) -> Result<Leftovers, EngineError> {
     // answer (at the run's start, or now) must not leave a killed harness's stack behind.
     let deadline = Instant::now() + SETTLE_LIMIT;
     let engine = loop {
-        match Engine::connect(Duration::from_secs(5)).await {
+        match Engine::connect().await {
             Ok(engine) => break engine,
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -238,10 +238,12 @@ async fn not_kept(
 /// dies without tearing down (SIGKILL), the watcher removes what it owned. In its own process
 /// group, so Ctrl-C (or a test runner signalling the harness's group) reaches only the harness,
 /// which tears down itself. No stdio: a test runner must not wait on the watcher's pipes.
-pub fn spawn_watcher(exe: &std::path::Path) {
+pub fn spawn_watcher(exe: &std::path::Path, engine: &Engine) {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    let spawned = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    engine.endpoint.apply(&mut cmd);
+    let spawned = cmd
         .args(["__watch", &std::process::id().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
