@@ -120,6 +120,8 @@ pub struct MutateRequest {
     pub markdown: Option<std::path::PathBuf>,
     /// Exit 1 under this score.
     pub min_score: Option<f64>,
+    /// With `min_score`: exit 1 when fewer than this share of the mutants were judged.
+    pub min_judged: f64,
 }
 
 /// `stackcheck mutate`: the baseline, every mutant, then the table and the files asked for.
@@ -143,9 +145,15 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
             return EXIT_INVALID;
         }
     };
-    if let Some(s) = req.min_score.filter(|s| !(0.0..=1.0).contains(s)) {
-        eprintln!("error: --min-score {s}: expected a number from 0 to 1");
-        return EXIT_INVALID;
+    let shares = [
+        ("--min-score", req.min_score),
+        ("--min-judged", Some(req.min_judged)),
+    ];
+    for (flag, s) in shares {
+        if let Some(s) = s.filter(|s| !(0.0..=1.0).contains(s)) {
+            eprintln!("error: {flag} {s}: expected a number from 0 to 1");
+            return EXIT_INVALID;
+        }
     }
     for f in req.json.iter().chain(&req.markdown) {
         let parent = f.parent().filter(|p| !p.as_os_str().is_empty());
@@ -205,9 +213,9 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
     if report.interrupted {
         return EXIT_INTERRUPTED;
     }
-    match (req.min_score, report.score) {
-        (Some(min), Some(score)) if score < min => {
-            eprintln!("score {} is under --min-score {min}", report.score_text());
+    match req.min_score.map(|min| report.gate(min, req.min_judged)) {
+        Some(Err(why)) => {
+            eprintln!("{why}");
             EXIT_FAILED
         }
         _ => EXIT_OK,

@@ -144,6 +144,10 @@ enum Command {
         /// Exit 1 when killed / (killed + survived) is below this (0 to 1).
         #[arg(long, value_name = "SCORE")]
         min_score: Option<f64>,
+        /// With --min-score: exit 1 when fewer than this share of the mutants were judged
+        /// (killed or survived; invalid and not-run ones measure nothing).
+        #[arg(long, value_name = "SHARE", default_value_t = 0.8)]
+        min_judged: f64,
     },
     /// Print the JSON Schema of the suite format (or of `run --json` / `mutate --json` output).
     Schema {
@@ -295,6 +299,7 @@ fn main() -> ExitCode {
             json,
             markdown,
             min_score,
+            min_judged,
         } => {
             let request = stackcheck::commands::MutateRequest {
                 only,
@@ -304,6 +309,7 @@ fn main() -> ExitCode {
                 json,
                 markdown,
                 min_score,
+                min_judged,
             };
             mutate(&suite, request)
         }

@@ -217,9 +217,10 @@ pub async fn static_policy(loaded: &LoadedSuite) -> Result<Vec<Outcome>, Compose
             };
             let t0 = Instant::now();
             let level = suite.policy.level(rule);
-            let v = checks::policy::evaluate(rule, level, suite, &model, &raw, &loaded.dir);
+            let models = (&model, &raw);
+            let v = checks::policy::evaluate(rule, level, suite, models, &masker, &loaded.dir);
             let mut o = v.into_outcome(&t.name, t0);
-            o.message = masker.mask(&o.message);
+            o.mask_with(&masker);
             Some(o)
         })
         .collect())

@@ -133,10 +133,15 @@ fn interrupt(
     );
     let left = Duration::from_secs(15).saturating_sub(sent.elapsed());
     let (clean, left) = wait_for(&label, left, Leftovers::is_empty);
+    // The watcher's timeline (a killed harness's sweep): what it had done by now.
+    let log = stackcheck::run::reap::watch_log(pid as i32);
+    let timeline = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         clean,
-        "{signal} at {trigger:?}: still there 15 s after the signal: {left:?}"
+        "{signal} at {trigger:?}: still there 15 s after the signal: {left:?}\n\
+         the watcher's timeline:\n{timeline}"
     );
+    let _ = std::fs::remove_file(log);
     status
 }
 

@@ -77,11 +77,14 @@ fn the_strong_suite_kills_every_mutant_but_the_two_it_makes_no_promise_about() {
         "exits-early:signer",
         "network-opened:signer",
         "restart-removed:signer",
+        // From the service's `env_file` only: the mutant replaces the files too.
+        "env-removed:signer:SIGNER_KEY_ID",
     ]);
     assert_eq!(ids(&report, "survived"), survived, "{said}");
     assert_eq!(ids(&report, "killed"), killed, "{said}");
     assert_eq!(report["invalid"], 0, "{said}");
-    assert_eq!(report["score"].as_f64(), Some(17.0 / 19.0));
+    assert_eq!(report["score"].as_f64(), Some(18.0 / 20.0));
+    assert_eq!(report["judged"], 20, "{said}");
     let by = |id: &str| -> Vec<String> {
         let m = report["mutants"]
             .as_array()
@@ -93,6 +96,7 @@ fn the_strong_suite_kills_every_mutant_but_the_two_it_makes_no_promise_about() {
     };
     // Each breakage is noticed by the promise about it, not by a side effect.
     assert!(by("depends-on-dropped:api:cache").contains(&"ledger::service::api::depends_on".into()));
+    assert!(by("env-removed:signer:SIGNER_KEY_ID").contains(&"ledger::service::signer::env".into()));
     assert!(by("network-opened:signer").contains(&"ledger::checks::signer has no network".into()));
     assert!(by("network-opened:network backend").contains(&"ledger::network::backend".into()));
     assert!(
@@ -109,7 +113,9 @@ fn the_strong_suite_kills_every_mutant_but_the_two_it_makes_no_promise_about() {
         "{said}"
     );
     assert!(
-        said.contains("ledger: score 89% (17 killed, 2 survived, 0 invalid, 0 not run)"),
+        said.contains(
+            "ledger: score 90%, 20 of 20 judged (18 killed, 2 survived, 0 invalid, 0 not run)"
+        ),
         "{said}"
     );
     let md = std::fs::read_to_string(&md).unwrap();
@@ -220,6 +226,17 @@ fn bad_input_is_refused_before_anything_starts() {
         (
             &["mutate", "fixtures/mutate/weak.yaml", "--min-score", "2"][..],
             "--min-score 2",
+        ),
+        (
+            &[
+                "mutate",
+                "fixtures/mutate/weak.yaml",
+                "--min-score",
+                "0.5",
+                "--min-judged",
+                "1.5",
+            ][..],
+            "--min-judged 1.5",
         ),
         (
             &["mutate", "fixtures/mutate/weak.yaml", "--budget", "soon"][..],

@@ -41,6 +41,8 @@ pub struct Ctx<'a> {
     pub ephemeral_ports: bool,
     /// The run's HTTP clients, made on first use and reused by every `http` check.
     pub(crate) http: super::HttpClients,
+    /// The watch on removals from outside the run: `down_up` marks its own.
+    pub removals: Option<crate::engine::Removals>,
 }
 
 impl Ctx<'_> {

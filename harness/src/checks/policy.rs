@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::Verdict;
 use crate::engine::ComposeModel;
+use crate::mask::Masker;
 use crate::suite::{looks_secret, url_passwords, DesiredState, Level, Rule, Suite};
 
 /// Images whose published port must not listen on every interface.
@@ -34,13 +35,14 @@ const DEFAULT_SECRETS: [&str; 10] = [
     "mysecretpassword",
 ];
 
-/// `model` is interpolated; `raw` is the same files with `${VAR}` kept (compose `--no-interpolate`).
+/// `model` is interpolated; `raw` is the same files with `${VAR}` kept (compose `--no-interpolate`);
+/// `masker` holds the run's secrets (`no_default_credentials` names those no report can hide).
 pub fn evaluate(
     rule: Rule,
     level: Level,
     suite: &Suite,
-    model: &ComposeModel,
-    raw: &ComposeModel,
+    (model, raw): (&ComposeModel, &ComposeModel),
+    masker: &Masker,
     dir: &Path,
 ) -> Verdict {
     // What the suite starts: services it leaves out (or behind a profile it does not enable)
@@ -50,7 +52,11 @@ pub fn evaluate(
     let findings = match rule {
         Rule::NoLatestTags => latest_tags(model),
         Rule::HealthcheckOnLongRunning => missing_healthchecks(suite, model, dir),
-        Rule::NoDefaultCredentials => default_credentials(model, raw),
+        Rule::NoDefaultCredentials => {
+            let mut found = default_credentials(model, raw);
+            found.extend(unmaskable(masker));
+            found
+        }
         Rule::DatabasesNotOnAllInterfaces => exposed_databases(model),
         Rule::ResourceLimits => missing_limits(model),
         Rule::PinnedImages => unpinned_images(model),
@@ -187,6 +193,18 @@ fn default_credentials(model: &ComposeModel, raw: &ComposeModel) -> Vec<String> 
     out
 }
 
+/// Secrets no report can hide (too short, a number, a name of the stack), said once each by
+/// variable, never by value: the way CI systems refuse to mask short variables.
+pub fn unmaskable(masker: &Masker) -> Vec<String> {
+    masker
+        .unmaskable()
+        .into_iter()
+        .map(|(var, why)| {
+            format!("{var} cannot be masked in reports ({why}): every output prints it")
+        })
+        .collect()
+}
+
 fn exposed_databases(model: &ComposeModel) -> Vec<String> {
     let mut out = Vec::new();
     for (name, s) in &model.services {
@@ -263,7 +281,14 @@ mod tests {
             .unwrap()
             .suite;
         let rule = Rule::HealthcheckOnLongRunning;
-        let v = evaluate(rule, Level::Warn, &narrowed, &m, &m, Path::new("."));
+        let v = evaluate(
+            rule,
+            Level::Warn,
+            &narrowed,
+            (&m, &m),
+            &Masker::default(),
+            Path::new("."),
+        );
         for started in ["`vote`", "`redis`", "`db`"] {
             assert!(v.message.contains(started), "{}", v.message);
         }
@@ -271,7 +296,14 @@ mod tests {
             assert!(!v.message.contains(left_out), "{}", v.message);
         }
         // Without `stack.services`, everything outside a profile it does not enable.
-        let v = evaluate(rule, Level::Warn, &suite(), &m, &m, Path::new("."));
+        let v = evaluate(
+            rule,
+            Level::Warn,
+            &suite(),
+            (&m, &m),
+            &Masker::default(),
+            Path::new("."),
+        );
         assert!(
             v.message.contains("`worker`") && !v.message.contains("`admin`"),
             "{}",
@@ -358,8 +390,8 @@ mod tests {
             Rule::ResourceLimits,
             Level::Warn,
             &suite(),
-            &m,
-            &m,
+            (&m, &m),
+            &Masker::default(),
             Path::new("."),
         );
         assert!(v.passed && v.warning, "{v:?}");
@@ -367,8 +399,8 @@ mod tests {
             Rule::ResourceLimits,
             Level::Error,
             &suite(),
-            &m,
-            &m,
+            (&m, &m),
+            &Masker::default(),
             Path::new("."),
         );
         assert!(!v.passed);

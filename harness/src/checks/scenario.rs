@@ -297,6 +297,8 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         anonymous.extend(ctx.engine.anonymous_volumes(id).await);
         limit = limit.max(ctx.engine.stop_bound(id).await + Duration::from_secs(60));
     }
+    // The containers and networks `down` removes are the run's own doing.
+    let _own = ctx.removals.as_ref().map(|r| r.own());
     let idle = ctx
         .engine
         .skip_idle_grace(&compose.project, ctx.model.dependencies());

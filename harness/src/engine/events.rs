@@ -1,6 +1,6 @@
 //! What the engine reports as it happens: a compose project's containers starting, exiting or
-//! changing health (so a wait looks the moment something changed, not a poll later), and networks
-//! anyone creates or removes.
+//! changing health (so a wait looks the moment something changed, not a poll later), networks
+//! anyone creates or removes, and a run's containers and networks removed by someone else.
 //!
 //! Networks: each such change reprograms Docker's firewall,
 //! and while it does, a container on an internal or separate network can reach across: measured
@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::query_parameters::EventsOptions;
 use futures_util::StreamExt;
@@ -116,5 +116,231 @@ impl NetworkChanges {
 impl Drop for NetworkChanges {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A run's container or network gone, as the engine reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// `container` or `network`.
+    pub kind: &'static str,
+    /// The container's compose service, or the network's name.
+    pub name: String,
+    /// When it was seen.
+    pub seen: Instant,
+}
+
+impl std::fmt::Display for Removal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            "container" => write!(f, "the container of `{}`", self.name),
+            _ => write!(f, "network `{}`", self.name),
+        }
+    }
+}
+
+/// How long after the run's own removal ends its events may still arrive.
+const OWN_SLACK: Duration = Duration::from_secs(2);
+
+/// The removals of a run's containers (its compose project's, one-offs aside) and networks,
+/// watched from [`Engine::watch_removals`]; those the run makes itself are marked with
+/// [`Removals::own`]. Clones share one watch.
+#[derive(Clone)]
+pub struct Removals {
+    inner: Arc<RemovalsInner>,
+}
+
+struct RemovalsInner {
+    seen: Mutex<Vec<Removal>>,
+    /// The run's own removals: from, until (open while under way).
+    own: Mutex<Vec<(Instant, Option<Instant>)>>,
+    changed: tokio::sync::Notify,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RemovalsInner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// While it lives, removals are the run's own (`down_up`); a moment after it drops too.
+pub struct OwnRemoval {
+    inner: Arc<RemovalsInner>,
+    index: usize,
+}
+
+impl Drop for OwnRemoval {
+    fn drop(&mut self) {
+        let mut own = self.inner.own.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(window) = own.get_mut(self.index) {
+            window.1 = Some(Instant::now());
+        }
+    }
+}
+
+impl Engine {
+    /// Starts watching the removals of the containers of compose `project` and of the networks
+    /// of run `run_id` (named after the project, or with the run id when the compose file fixes
+    /// a name).
+    pub fn watch_removals(&self, project: &str, run_id: &str) -> Removals {
+        let options = EventsOptions {
+            filters: Some(HashMap::from([
+                ("type".into(), vec!["container".into(), "network".into()]),
+                ("event".into(), vec!["destroy".into(), "remove".into()]),
+            ])),
+            ..Default::default()
+        };
+        let mut events = self.docker.events(Some(options));
+        let (project, run_id) = (project.to_string(), run_id.to_string());
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<RemovalsInner>| {
+            let weak = weak.clone();
+            let task = tokio::spawn(async move {
+                while let Some(Ok(event)) = events.next().await {
+                    let Some(removal) = removal_of(&event, &project, &run_id) else {
+                        continue;
+                    };
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner
+                        .seen
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(removal);
+                    inner.changed.notify_waiters();
+                }
+            });
+            RemovalsInner {
+                seen: Mutex::default(),
+                own: Mutex::default(),
+                changed: tokio::sync::Notify::new(),
+                task,
+            }
+        });
+        Removals { inner }
+    }
+}
+
+/// The run's container or network an event removed, if it is one.
+fn removal_of(
+    event: &bollard::models::EventMessage,
+    project: &str,
+    run_id: &str,
+) -> Option<Removal> {
+    let attributes = event.actor.as_ref()?.attributes.as_ref()?;
+    let name = attributes.get("name").cloned().unwrap_or_default();
+    let kind = match event.typ? {
+        bollard::models::EventMessageTypeEnum::CONTAINER => {
+            let ours = attributes.get(LABEL_PROJECT).map(String::as_str) == Some(project);
+            // `compose run` one-offs are removed by design; so are a build's intermediate
+            // containers, which carry the project's labels from the image they build (compose
+            // numbers only the containers it creates for a service).
+            let oneoff = attributes
+                .get("com.docker.compose.oneoff")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let numbered = attributes.contains_key("com.docker.compose.container-number");
+            if !ours || oneoff || !numbered {
+                return None;
+            }
+            let service = attributes.get("com.docker.compose.service").cloned();
+            return Some(Removal {
+                kind: "container",
+                name: service.unwrap_or(name),
+                seen: Instant::now(),
+            });
+        }
+        bollard::models::EventMessageTypeEnum::NETWORK => "network",
+        _ => return None,
+    };
+    let ours = name.starts_with(&format!("{project}_")) || name.ends_with(&format!("-{run_id}"));
+    ours.then(|| Removal {
+        kind,
+        name,
+        seen: Instant::now(),
+    })
+}
+
+impl Removals {
+    /// Marks the removals from now until a moment after the guard drops as the run's own.
+    pub fn own(&self) -> OwnRemoval {
+        let mut own = self.inner.own.lock().unwrap_or_else(|e| e.into_inner());
+        own.push((Instant::now(), None));
+        OwnRemoval {
+            inner: self.inner.clone(),
+            index: own.len() - 1,
+        }
+    }
+
+    /// Whether the run is removing things itself now (or was a moment ago).
+    pub fn own_open(&self) -> bool {
+        let now = Instant::now();
+        let own = self.inner.own.lock().unwrap_or_else(|e| e.into_inner());
+        own.iter()
+            .any(|(_, until)| until.is_none_or(|u| now <= u + OWN_SLACK))
+    }
+
+    /// Whether something outside the run removed (or is removing) one of these containers of
+    /// its stack: already seen as an event, or, racing the event, found gone or being removed
+    /// while the run removes nothing itself (compose never removes a service's container on its
+    /// own).
+    pub async fn removed_any(&self, engine: &Engine, ids: &[String]) -> bool {
+        if !self.outside().is_empty() {
+            return true;
+        }
+        if self.own_open() {
+            return false;
+        }
+        for id in ids {
+            let gone = match super::optional(engine.inspect(id).await) {
+                Ok(None) => true,
+                Ok(Some(info)) => {
+                    super::ObservedState::of(&info).status == super::ContainerStatus::Removing
+                }
+                Err(_) => false,
+            };
+            if gone {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The removals the run did not make, in the order seen.
+    pub fn outside(&self) -> Vec<Removal> {
+        let own = self
+            .inner
+            .own
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let by_run = |r: &Removal| {
+            own.iter().any(|(from, until)| {
+                r.seen >= *from && until.is_none_or(|u| r.seen <= u + OWN_SLACK)
+            })
+        };
+        let seen = self.inner.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter().filter(|r| !by_run(r)).cloned().collect()
+    }
+
+    /// Resolves once something outside the run removed one of its containers or networks.
+    pub async fn first_outside(&self) {
+        loop {
+            // Registered before looking, so a removal between the look and the wait still wakes it.
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.outside().is_empty() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// What was removed from outside, once the clean-up had `settle` to finish (one clean-up
+    /// removes several things, the network after its containers), and at least one removal
+    /// was reported (bounded by `settle` too).
+    pub async fn gathered(&self, settle: Duration) -> Vec<Removal> {
+        let _ = tokio::time::timeout(settle, self.first_outside()).await;
+        tokio::time::sleep(settle).await;
+        self.outside()
     }
 }

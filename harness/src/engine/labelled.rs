@@ -8,6 +8,7 @@ use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
     ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
 };
+use futures_util::future::join_all;
 
 use super::{bounded, label_filter, Engine, EngineError, CALL_TIMEOUT};
 
@@ -312,18 +313,19 @@ impl Engine {
             .containers
             .iter()
             .partition(|c| super::claims::is_claim(c));
-        for c in containers {
-            self.force_remove(c).await;
-        }
-        for n in &found.networks {
+        // All at once: on a busy engine each removal waits on the daemon, not on the others,
+        // and a killed harness's watcher has seconds, not a minute.
+        join_all(containers.into_iter().map(|c| self.force_remove(c))).await;
+        // Networks and volumes once no container of the run holds them.
+        let networks = found.networks.iter().map(|n| async move {
             let _ = bounded(
                 format!("remove network {n}"),
                 CALL_TIMEOUT,
                 self.docker.remove_network(n),
             )
             .await;
-        }
-        for v in &found.volumes {
+        });
+        let volumes = found.volumes.iter().map(|v| async move {
             let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
                 .force(true)
                 .build();
@@ -333,16 +335,15 @@ impl Engine {
                 self.docker.remove_volume(v, Some(opts)),
             )
             .await;
-        }
+        });
+        futures_util::join!(join_all(networks), join_all(volumes));
         // Claims go last, and only once the rest is gone: another run waiting on one starts the
         // moment it goes, and must not meet this run's port, name or network still there.
         if release && !claims.is_empty() {
             let rest = self.labelled(label).await?;
             let held = rest.containers.iter().any(|c| !super::claims::is_claim(c));
             if !held && rest.networks.is_empty() && rest.volumes.is_empty() {
-                for c in claims {
-                    self.force_remove(c).await;
-                }
+                join_all(claims.into_iter().map(|c| self.force_remove(c))).await;
             }
         }
         self.remove_built_images(&found.images).await;

@@ -37,7 +37,7 @@ pub(crate) use claims::is_claim;
 pub use compose::{compose_version, Compose, CONFIG_TIMEOUT};
 pub use dockerfile::Dockerfile;
 pub use endpoint::{published_host_port, Endpoint, EndpointError, Tls};
-pub use events::{ContainerChanges, NetworkChanges};
+pub use events::{ContainerChanges, NetworkChanges, OwnRemoval, Removal, Removals};
 pub use grace::IdleGrace;
 pub use helper::{probe_image, HelperSpec, DEFAULT_PROBE_IMAGE};
 pub use image_fs::{FileFacts, ImageFs};

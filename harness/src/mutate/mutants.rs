@@ -276,6 +276,8 @@ fn env_removed(m: &Maker<'_>, raw: &Value, f: &ServiceFacts, out: &mut Vec<Mutan
         }
         // The whole map without it: `!reset` of one key leaves a variable written in list
         // form (`- KEY=value`) in place. Values as compose printed them (`$` already `$$`).
+        // The printed map already holds what the service's `env_file`s set, and compose would
+        // read those files again on top of it: they go, or a variable from one stays.
         let mut rest = raw["environment"].as_object().cloned().unwrap_or_default();
         rest.remove(var);
         out.push(m.make(
@@ -283,7 +285,7 @@ fn env_removed(m: &Maker<'_>, raw: &Value, f: &ServiceFacts, out: &mut Vec<Mutan
             var,
             format!("`{name}` starts without `{var}`"),
             format!("`services.{name}.env: {{ {var}: … }}`, or a check that depends on it"),
-            json!({ override_key("environment"): rest }),
+            json!({ override_key("environment"): rest, reset_key("env_file"): null }),
         ));
     }
 }
@@ -575,7 +577,7 @@ pub(super) mod tests {
         );
         assert_eq!(
             file("env-removed:api:GREETING"),
-            r#"{"services":{"api":{"environment":!override {}}}}"#
+            r#"{"services":{"api":{"environment":!override {},"env_file":!reset null}}}"#
         );
         assert!(file("exits-early:api").contains(
             r#""entrypoint":!override ["sh","-c","\"$$@\" & sleep 2; exit 1","sh","python3"]"#

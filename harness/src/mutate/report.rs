@@ -134,6 +134,10 @@ pub struct MutationReport {
     pub health: String,
     /// killed / (killed + survived); none when nothing was judged.
     pub score: Option<f64>,
+    /// Mutants judged: killed + survived. The score speaks for these only.
+    pub judged: usize,
+    /// judged / every mutant: how much of the stack the score measured; none without mutants.
+    pub coverage: Option<f64>,
     /// Mutants some test noticed.
     pub killed: usize,
     /// Mutants no test noticed.
@@ -171,6 +175,9 @@ impl MutationReport {
             }
             .into(),
             score: (killed + survived > 0).then(|| killed as f64 / (killed + survived) as f64),
+            judged: killed + survived,
+            coverage: (!mutants.is_empty())
+                .then(|| (killed + survived) as f64 / mutants.len() as f64),
             killed,
             survived,
             invalid: count(MutantVerdict::Invalid),
@@ -186,6 +193,40 @@ impl MutationReport {
         match self.score {
             Some(s) => format!("{:.0}%", s * 100.0),
             None => "n/a".into(),
+        }
+    }
+
+    /// The score with how much it measured: `89%, 19 of 19 judged`. A score over a few judged
+    /// mutants must never read as a strong suite.
+    pub fn score_with_coverage(&self) -> String {
+        format!(
+            "{}, {} of {} judged",
+            self.score_text(),
+            self.judged,
+            self.mutants.len()
+        )
+    }
+
+    /// The `--min-score` gate: the score at least `min_score`, over at least `min_judged` of the
+    /// mutants. Err says which of the two failed, in words.
+    pub fn gate(&self, min_score: f64, min_judged: f64) -> Result<(), String> {
+        let coverage = self.coverage.unwrap_or(0.0);
+        if coverage < min_judged {
+            return Err(format!(
+                "only {} of {} mutants were judged ({:.0}%), under --min-judged {min_judged}: \
+                 the score {} measures too little of the stack",
+                self.judged,
+                self.mutants.len(),
+                coverage * 100.0,
+                self.score_text()
+            ));
+        }
+        match self.score {
+            Some(score) if score >= min_score => Ok(()),
+            _ => Err(format!(
+                "score {} is under --min-score {min_score}",
+                self.score_text()
+            )),
         }
     }
 
@@ -206,7 +247,7 @@ impl MutationReport {
             out,
             "\n{}: score {} ({} killed, {} survived, {} invalid, {} not run) in {:.1}s",
             self.suite,
-            self.score_text(),
+            self.score_with_coverage(),
             self.killed,
             self.survived,
             self.invalid,
@@ -225,9 +266,11 @@ impl MutationReport {
     /// A Markdown summary (e.g. for `$GITHUB_STEP_SUMMARY`).
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "## stackcheck mutate: `{}`\n\nScore **{}**: {} killed, {} survived, {} invalid, {} not run ({} health, {:.1} s).\n\n",
+            "## stackcheck mutate: `{}`\n\nScore **{}**, {} of {} judged: {} killed, {} survived, {} invalid, {} not run ({} health, {:.1} s).\n\n",
             self.suite,
             self.score_text(),
+            self.judged,
+            self.mutants.len(),
             self.killed,
             self.survived,
             self.invalid,
@@ -424,9 +467,22 @@ mod tests {
         );
         assert_eq!((r.killed, r.survived, r.invalid, r.not_run), (1, 1, 1, 1));
         assert_eq!(r.score, Some(0.5));
+        assert_eq!((r.judged, r.coverage), (2, Some(0.5)));
         assert!(r
             .table()
             .contains("no test notices when `api` starts without `GREETING`"));
-        assert!(r.markdown().contains("Score **50%**"));
+        assert!(r.table().contains("score 50%, 2 of 4 judged (1 killed"));
+        assert!(r.markdown().contains("Score **50%**, 2 of 4 judged"));
+        // The gate wants both: the score, and enough of the stack judged for it to mean anything.
+        assert_eq!(r.gate(0.5, 0.5), Ok(()));
+        let thin = r.gate(0.5, 0.8).unwrap_err();
+        assert!(
+            thin.contains("only 2 of 4 mutants were judged (50%), under --min-judged 0.8"),
+            "{thin}"
+        );
+        assert_eq!(
+            r.gate(0.6, 0.5).unwrap_err(),
+            "score 50% is under --min-score 0.6"
+        );
     }
 }

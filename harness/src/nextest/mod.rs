@@ -82,16 +82,29 @@ pub fn trials(suites: &Path, per_suite: bool) -> Vec<Trial> {
                 trials.push(Trial::test(name, move || whole_suite(&loaded)));
                 continue;
             }
+            // Named as the run will report them: through the masking rule.
+            let masker = listing_masker(&loaded);
             for test in crate::plan::tests(&loaded.suite) {
                 let loaded = loaded.clone();
-                let name = test.name.clone();
-                trials.push(Trial::test(test.name, move || one_test(&loaded, &name)));
+                let name = masker.mask(&test.name);
+                trials.push(Trial::test(name.clone(), move || one_test(&loaded, &name)));
             }
             let name = format!("{}::reports::no-secrets", loaded.suite.id);
             trials.push(Trial::test(name, move || shared::no_secrets(&loaded)));
         }
     }
     trials
+}
+
+/// [`crate::plan::static_masker`], from this synchronous listing.
+fn listing_masker(loaded: &LoadedSuite) -> crate::mask::Masker {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(rt) => rt.block_on(crate::plan::static_masker(loaded)),
+        Err(_) => crate::plan::masker(loaded),
+    }
 }
 
 /// The outcome of the test `name` in its suite's one run.

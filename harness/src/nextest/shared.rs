@@ -201,15 +201,17 @@ pub(super) fn no_secrets(loaded: &LoadedSuite) -> Result<(), Failed> {
 /// Every secret value of a suite: all values of the stack's env file, suite `env` and
 /// `stack.containers` values under secret-looking names or listed in `stack.secrets`, and
 /// secret-looking `environment` entries of every service as `docker compose config` resolves them,
-/// with the password of every URL in any `environment` value. Values shorter than 5 characters or
-/// purely numeric, names of the stack's services, networks and volumes and words of its test names
-/// are not secrets by the format's rule (a report cannot hide them).
+/// with the password of every URL in any `environment` value. By the format's rule a report
+/// cannot hide values under 6 characters, numbers, and the names of the stack's services, images,
+/// networks and volumes or a word of one; every other value is hidden everywhere, test names too.
 pub fn secret_values(loaded: &LoadedSuite) -> Result<Vec<String>, String> {
     let stack = &loaded.suite.stack;
     let secret_name =
         |k: &str| looks_secret(k) || stack.secrets.iter().any(|s| s.eq_ignore_ascii_case(k));
     let mut values = Vec::new();
-    let mut identifiers: Vec<String> = Vec::new();
+    let mut names: Vec<String> = loaded.suite.named_services();
+    names.push(loaded.suite.id.clone());
+    names.extend(loaded.suite.images.keys().cloned());
     if let Some(f) = &stack.env_file {
         let path = loaded.dir.join(f);
         let text = std::fs::read_to_string(&path)
@@ -232,7 +234,7 @@ pub fn secret_values(loaded: &LoadedSuite) -> Result<Vec<String>, String> {
     if !stack.compose.is_empty() {
         let model = compose_config(loaded)?;
         for part in ["services", "networks", "volumes"] {
-            identifiers.extend(
+            names.extend(
                 model[part]
                     .as_object()
                     .into_iter()
@@ -243,23 +245,30 @@ pub fn secret_values(loaded: &LoadedSuite) -> Result<Vec<String>, String> {
             .as_object()
             .into_iter()
             .flat_map(|m| m.values());
-        for (k, v) in services.flat_map(|s| s["environment"].as_object().into_iter().flatten()) {
-            let v = v.as_str().unwrap_or_default();
-            if secret_name(k) {
-                values.push(v.to_string());
+        for s in services {
+            names.extend(s["image"].as_str().map(str::to_string));
+            for (k, v) in s["environment"].as_object().into_iter().flatten() {
+                let v = v.as_str().unwrap_or_default();
+                if secret_name(k) {
+                    values.push(v.to_string());
+                }
+                values.extend(url_passwords(v).into_iter().map(str::to_string));
             }
-            values.extend(url_passwords(v).into_iter().map(str::to_string));
         }
     }
-    for t in crate::plan::tests(&loaded.suite) {
-        identifiers.extend(
-            t.name
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .map(str::to_string),
-        );
-    }
+    let words: Vec<String> = names
+        .iter()
+        .flat_map(|n| {
+            n.split(|c: char| !c.is_ascii_alphanumeric())
+                .chain([n.as_str()])
+                .map(str::to_ascii_lowercase)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     values.retain(|v| {
-        v.len() >= 5 && !v.chars().all(|c| c.is_ascii_digit()) && !identifiers.contains(v)
+        v.chars().count() >= 6
+            && !v.chars().all(|c| c.is_ascii_digit())
+            && !words.contains(&v.to_ascii_lowercase())
     });
     values.sort();
     values.dedup();

@@ -11,7 +11,7 @@ pub mod subnets;
 pub use identity::{image_of, services_up, static_compose, RunIdentity};
 pub(crate) use identity::{override_key, reset_key, tagged_yaml};
 pub use load::{load_file, load_runs, static_model};
-pub use secrets::{add_model_secrets, env_file_values, masker};
+pub use secrets::{add_model_secrets, masker, model_names, static_masker};
 pub use select::{check_quarantine, filter_matches, needs, select, select_for_run, Needs};
 pub use subnets::SubnetMoves;
 

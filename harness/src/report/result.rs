@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::mask::Masker;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 /// Whether a test passed the gate.
@@ -114,6 +116,22 @@ impl Outcome {
         )
     }
 
+    /// Every text of the outcome (its name too) through the masking rule: what one writer
+    /// hides, no other prints.
+    pub fn mask_with(&mut self, masker: &Masker) {
+        for text in [
+            &mut self.name,
+            &mut self.message,
+            &mut self.detail,
+            &mut self.logs,
+        ] {
+            *text = masker.mask(text);
+        }
+        for attempt in &mut self.flaky {
+            *attempt = masker.mask(attempt);
+        }
+    }
+
     /// A test that never ran, skipped with why.
     pub fn not_run(name: &str, reason: &str) -> Outcome {
         Outcome {
@@ -218,6 +236,21 @@ impl ServiceImage {
 }
 
 impl SuiteReport {
+    /// Every text a writer prints of this report (console, JUnit, JSON, summary) through the
+    /// masking rule: the one place a report is masked before any writer sees it.
+    pub fn mask_with(mut self, masker: &Masker) -> SuiteReport {
+        for o in &mut self.outcomes {
+            o.mask_with(masker);
+        }
+        for t in [&mut self.about, &mut self.infra_error, &mut self.kept]
+            .into_iter()
+            .flatten()
+        {
+            *t = masker.mask(t);
+        }
+        self
+    }
+
     /// How many tests failed.
     pub fn failed(&self) -> usize {
         self.count(Status::Failed)

@@ -123,6 +123,13 @@ async fn config(r: &mut Runner<'_>, compose: &Compose) -> Result<ComposeModel, S
         }
     };
     crate::plan::add_model_secrets(&r.settings.masker, &model, &r.loaded.suite.stack.secrets);
+    // Said once: as a `no_default_credentials` finding when the suite has that rule, else here.
+    let policy = &r.loaded.suite.policy;
+    if policy.level(crate::suite::Rule::NoDefaultCredentials) == crate::suite::Level::Off {
+        for finding in checks::policy::unmaskable(&r.settings.masker) {
+            r.progress.detail(&format!("warning: {finding}"));
+        }
+    }
     let v = checks::check_config(&r.loaded.suite, &model, "compose");
     r.record(&TestKind::StackConfig, v, t0);
     policy_tests(r, compose, &model).await;
@@ -415,7 +422,9 @@ async fn policy_tests(r: &mut Runner<'_>, compose: &Compose, model: &ComposeMode
     for (rule, level) in active {
         let v = match &raw {
             Ok(raw) => {
-                checks::policy::evaluate(rule, level, &r.loaded.suite, model, raw, &r.loaded.dir)
+                let models = (model, raw);
+                let (suite, masker) = (&r.loaded.suite, &r.settings.masker);
+                checks::policy::evaluate(rule, level, suite, models, masker, &r.loaded.dir)
             }
             Err(e) => Verdict::fail(format!("cannot read the compose files as written: {e}")),
         };

@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn lines_are_masked_whole_even_when_a_secret_spans_chunks() {
-        let masker = Masker::new(["hunter2-secret".to_string()]);
+        let masker = Masker::new([crate::mask::Secret::named("PW", "hunter2-secret")]);
         let mut file = Vec::new();
         let mut lines = MaskedLines::new(&mut file, &masker);
         lines.push(b"2026-01-01T00:00:00Z token=hunter2-");
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn the_tail_keeps_the_last_lines_each_cut_to_a_bound() {
-        let masker = Masker::new(Vec::<String>::new());
+        let masker = Masker::default();
         let mut lines = MaskedLines::new(std::io::sink(), &masker);
         for i in 0..100 {
             lines.push(format!("line {i}\n").as_bytes());

@@ -32,13 +32,18 @@ pub(crate) use teardown::interruption;
 pub use teardown::teardown;
 
 use crate::checks::Verdict;
-use crate::engine::Engine;
+use crate::engine::{Engine, Removal};
 use crate::plan::{self, RunIdentity, TestKind};
 use crate::report::{Masked, Progress, Status, SuiteReport};
 use crate::suite::{HealthMode, LoadedSuite, PortsMode, PullPolicy};
 use runner::{Runner, RunnerSettings, Stop};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long before its removal a container may already have been killed (and judged gone).
+const REMOVAL_LEAD: Duration = Duration::from_secs(5);
+/// How long an outside clean-up is given to finish (and its events to arrive) before the run
+/// says what it removed.
+const REMOVAL_SETTLE: Duration = Duration::from_secs(1);
 
 /// How a suite is run: the flags of `stackcheck run` (each field's comment is its `--help`), and
 /// what the library adds (`#[arg(skip)]`).
@@ -122,7 +127,9 @@ pub async fn run_suite_with(
     let started = Instant::now();
     let reusing = match reused_stack(loaded, engine, options).await {
         Ok(reusing) => reusing,
-        Err(why) => return not_started(loaded, engine, why, started),
+        Err(why) => {
+            return not_started(loaded, engine, why, started).mask_with(&plan::masker(loaded))
+        }
     };
     let (run, settings) = Prepared::new(loaded, engine, options, reusing);
     let masked = Masked {
@@ -241,10 +248,52 @@ async fn bring_up_and_check(runner: &mut Runner<'_>, run: &Prepared) -> (Option<
     ));
     // Podman without systemd runs no healthchecks on its own: play its timer while the stack lives.
     let _health = runner.engine.drive_healthchecks(&id.run_label());
-    tokio::select! {
+    let removals = runner.engine.watch_removals(&id.project, &id.run_id);
+    runner.state.removals = Some(removals.clone());
+    let started = Instant::now();
+    let (stop, interrupted) = tokio::select! {
         r = main_phase(runner, &run.compose, id, &run.workdir) => (r.err(), false),
+        _ = removals.first_outside() => (Some(Stop::RemovedFromOutside), false),
         why = teardown::interruption() => (Some(Stop::NotRun(format!("interrupted ({why})"))), true),
+    };
+    runner.state.removals = None;
+    let removed = matches!(stop, Some(Stop::RemovedFromOutside)) || !removals.outside().is_empty();
+    if !removed || interrupted {
+        return (stop, interrupted);
     }
+    let gone = removals.gathered(REMOVAL_SETTLE).await;
+    (Some(removed_from_outside(runner, &gone, started)), false)
+}
+
+/// The run's end when something else removed its stack: what went and when, as an
+/// infrastructure error; the failures that followed are consequences, not verdicts.
+fn removed_from_outside(runner: &mut Runner<'_>, gone: &[Removal], started: Instant) -> Stop {
+    let mut what: Vec<String> = gone
+        .iter()
+        .map(|r| {
+            let at = r.seen.saturating_duration_since(started).as_secs_f64();
+            format!("{r} at {at:.1} s")
+        })
+        .collect();
+    // An engine that reports no events still shows the container gone.
+    if what.is_empty() {
+        what.push("a container of it (the engine reported no removal event)".into());
+    }
+    let why = format!(
+        "the stack was removed from outside the run: {}. Something other than this run (another \
+         tool's clean-up, a person) removed it; nothing judged after that is a verdict about the stack",
+        what.join(", ")
+    );
+    // A container is killed a moment before it is removed: what failed from then on is a
+    // consequence of the removal.
+    let first = gone
+        .iter()
+        .map(|r| r.seen)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let since = first.checked_sub(REMOVAL_LEAD).unwrap_or(started);
+    runner.void_failures_since(since, "the stack was removed from outside the run");
+    Stop::Infra(why)
 }
 
 /// What must be read while the stack still stands: each service's facts (`observe`) and, with
@@ -375,7 +424,7 @@ fn report(
     let (loaded, engine) = (runner.loaded, runner.engine);
     let suite_id = &loaded.suite.id;
     let infra_error = match &stop {
-        Some(Stop::Infra(m)) => Some(runner.settings.masker.mask(m)),
+        Some(Stop::Infra(m)) => Some(m.clone()),
         _ => None,
     };
     let reason = match &stop {
@@ -428,6 +477,7 @@ fn report(
             .map(|f| f.display().to_string())
             .collect(),
     }
+    .mask_with(&runner.settings.masker)
 }
 
 /// Whether a test belongs to this kind of run: `stackcheck up` stops once the stack is up, and a

@@ -167,12 +167,42 @@ pub async fn reap(
     Ok(stale)
 }
 
+/// Where the watcher of harness `pid` writes its timeline while it sweeps (removed once the
+/// engine stays clean): what a crash test quotes when a sweep is late.
+pub fn watch_log(pid: i32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("stackcheck-watch-{pid}.log"))
+}
+
+/// The watcher's timeline: each step with the time since the owner was seen gone.
+struct Timeline {
+    file: Option<std::fs::File>,
+    since: Instant,
+}
+
+impl Timeline {
+    fn start(pid: i32) -> Timeline {
+        Timeline {
+            file: std::fs::File::create(watch_log(pid)).ok(),
+            since: Instant::now(),
+        }
+    }
+
+    fn say(&mut self, what: &str) {
+        use std::io::Write;
+        if let Some(f) = &mut self.file {
+            let _ = writeln!(f, "{:6.2}s {what}", self.since.elapsed().as_secs_f64());
+        }
+    }
+}
+
 /// The watcher: waits until process `pid` is gone, then removes everything it owned but the runs it
 /// kept on purpose, sweeping until the engine stays clean. Returns what the first sweep found.
 pub async fn watch(pid: i32) -> Result<Leftovers, EngineError> {
     while pid_alive(pid) {
         tokio::time::sleep(WATCH_EVERY).await;
     }
+    let mut timeline = Timeline::start(pid);
+    timeline.say(&format!("harness {pid} gone"));
     // Connected only now, and again until it answers: an engine busy enough to miss one 5 s
     // answer (at the run's start, or now) must not leave a killed harness's stack behind.
     let deadline = Instant::now() + SETTLE_LIMIT;
@@ -180,9 +210,11 @@ pub async fn watch(pid: i32) -> Result<Leftovers, EngineError> {
         match Engine::connect().await {
             Ok(engine) => break engine,
             Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Err(e) => timeline.say(&format!("engine did not answer: {e}")),
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     };
+    timeline.say("engine connected");
     let engine = &engine;
     // This machine's pid: another machine's harness may have the same number.
     let label = format!("{LABEL_OWNER}={}", crate::engine::owner_of(pid));
@@ -196,6 +228,7 @@ pub async fn watch(pid: i32) -> Result<Leftovers, EngineError> {
             Ok((found, _)) if found.is_empty() => clean_in_a_row += 1,
             Ok((found, runs)) => {
                 clean_in_a_row = 0;
+                timeline.say(&format!("sweeping {}", found.describe()));
                 for run in runs.iter().filter(|r| !r.is_empty()) {
                     let _ = engine.sweep(&format!("{label} & {LABEL_RUN}={run}")).await;
                 }
@@ -204,11 +237,20 @@ pub async fn watch(pid: i32) -> Result<Leftovers, EngineError> {
                     // builder's `--label` steps (owner first): never part of a kept stack.
                     engine.remove_built_images(&found.images).await;
                 }
+                timeline.say("swept");
             }
             // Never a blind sweep of the owner: it would take the stacks it kept with it.
-            Err(_) => clean_in_a_row = 0,
+            Err(e) => {
+                clean_in_a_row = 0;
+                timeline.say(&format!("listing failed: {e}"));
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if clean_in_a_row >= 2 {
+        let _ = std::fs::remove_file(watch_log(pid));
+    } else {
+        timeline.say("gave up: the engine did not stay clean");
     }
     first
 }

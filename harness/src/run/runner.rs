@@ -22,6 +22,10 @@ pub(crate) enum Stop {
     /// An earlier failure (or Ctrl-C, or `--fail-fast`) makes the remaining tests pointless.
     #[error("{0}")]
     NotRun(String),
+    /// Something outside the run removed its stack: an infrastructure error once what went is
+    /// known (`run::removed_from_outside`).
+    #[error("the stack was removed from outside the run")]
+    RemovedFromOutside,
 }
 
 /// One suite's run in progress: what it may touch, what it was asked to do, and what it has
@@ -78,6 +82,11 @@ pub(crate) struct RunState {
     pub moves: crate::plan::SubnetMoves,
     /// The logs written, once they are.
     pub logs: Option<super::logs::WrittenLogs>,
+    /// The watch on the stack's containers and networks being removed from outside the run,
+    /// while it stands.
+    pub removals: Option<crate::engine::Removals>,
+    /// When each verdict was recorded (a failure after an outside removal is not a verdict).
+    recorded_at: BTreeMap<String, Instant>,
 }
 
 impl<'a> Runner<'a> {
@@ -123,12 +132,12 @@ impl<'a> Runner<'a> {
             outcome.quarantined = true;
             outcome.message = format!("quarantined: {}", outcome.message);
         }
-        outcome.message = self.settings.masker.mask(&outcome.message);
-        outcome.detail = self.settings.masker.mask(&outcome.detail);
+        outcome.mask_with(&self.settings.masker);
         self.progress.outcome(&outcome);
         if outcome.status == Status::Failed && self.state.first_failure.is_none() {
             self.state.first_failure = Some(name.clone());
         }
+        self.state.recorded_at.insert(name.clone(), Instant::now());
         self.state.results.insert(name, outcome);
     }
 
@@ -171,6 +180,29 @@ impl<'a> Runner<'a> {
             .collect()
     }
 
+    /// Failures recorded since `since` are consequences of `cause` (the stack removed from
+    /// outside), not verdicts about the stack: they become not run, for that cause.
+    pub fn void_failures_since(&mut self, since: Instant, cause: &str) {
+        let voided: Vec<String> = self
+            .state
+            .results
+            .iter()
+            .filter(|(_, o)| o.status == Status::Failed)
+            .filter(|(name, _)| {
+                self.state
+                    .recorded_at
+                    .get(*name)
+                    .is_some_and(|t| *t >= since)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in voided {
+            let mut outcome = Outcome::not_run(&name, cause);
+            outcome.mask_with(&self.settings.masker);
+            self.state.results.insert(name, outcome);
+        }
+    }
+
     /// Records the planned test of this kind as not run, because what it needs failed first
     /// (`reason` names that root cause, which is a failure of its own). A test already decided
     /// keeps its verdict.
@@ -184,7 +216,8 @@ impl<'a> Runner<'a> {
         else {
             return;
         };
-        let outcome = Outcome::not_run(&name, &self.settings.masker.mask(reason));
+        let mut outcome = Outcome::not_run(&name, reason);
+        outcome.mask_with(&self.settings.masker);
         self.progress.outcome(&outcome);
         self.state.results.insert(name, outcome);
     }

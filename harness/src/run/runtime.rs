@@ -45,6 +45,7 @@ pub(super) fn new_ctx<'a>(
         probed: Default::default(),
         ephemeral_ports: r.settings.ephemeral,
         http: Default::default(),
+        removals: r.state.removals.clone(),
     }
 }
 
@@ -179,13 +180,14 @@ const HOLD_POLL: Duration = Duration::from_millis(500);
 /// the checks that only look are done (and before scenarios act on the stack on purpose), and
 /// watched until it has held for [`HOLD_AT_LEAST`]; a service that exited, restarted or turned
 /// unhealthy since fails its state test after all.
-async fn states_held(r: &mut Runner<'_>) {
+async fn states_held(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
     let mut watching = std::mem::take(&mut r.state.held);
     let mut said = false;
     loop {
         let mut still = Vec::new();
         for held in watching {
             match held.still_holds(r.engine).await {
+                Some(_) if removed_from_outside(ctx).await => return Err(Stop::RemovedFromOutside),
                 Some(v) => state_not_held(r, &held, v),
                 // Seen holding after its whole window: done.
                 None if held.held_for() >= HOLD_AT_LEAST => {}
@@ -198,7 +200,7 @@ async fn states_held(r: &mut Runner<'_>) {
             .map(|h| HOLD_AT_LEAST.saturating_sub(h.held_for()))
             .max()
         else {
-            return;
+            return Ok(());
         };
         if !said {
             r.progress.detail(&format!(
@@ -390,11 +392,7 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
         .buffer_unordered(CHECK_JOBS);
     while let Some((t, v, t0)) = verdicts.next().await {
         if let Some(v) = v {
-            let (v, gone) = blame_engine(engine, v).await;
-            r.record(&t.kind, v, t0);
-            if let Some(e) = gone {
-                return Err(engine_gone(e));
-            }
+            blamed(r, ctx, &t, v, t0).await?;
         }
         if r.halt().is_err() {
             break; // --fail-fast: the checks still in flight are dropped
@@ -402,7 +400,7 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
     }
     drop(verdicts);
     if r.halt().is_ok() {
-        states_held(r).await;
+        states_held(r, ctx).await?;
     }
     for t in scenarios {
         r.halt()?;
@@ -415,12 +413,44 @@ async fn runtime_tests_in_order(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(),
         engine.ping().await.map_err(engine_gone)?;
         let t0 = Instant::now();
         if let Some(v) = runtime_verdict(ctx, suite, progress, &t.kind).await {
-            let (v, gone) = blame_engine(engine, v).await;
-            r.record(&t.kind, v, t0);
-            if let Some(e) = gone {
-                return Err(engine_gone(e));
-            }
+            blamed(r, ctx, &t, v, t0).await?;
         }
     }
     Ok(())
+}
+
+/// Records a runtime test's verdict, unless its failure coincides with the stack being removed
+/// from outside the run (then it is no verdict, and the checks end); a failure while the engine
+/// went away is recorded saying so, and ends the checks.
+async fn blamed(
+    r: &mut Runner<'_>,
+    ctx: &Ctx<'_>,
+    t: &PlannedTest,
+    v: Verdict,
+    t0: Instant,
+) -> Result<(), Stop> {
+    if !v.passed && removed_from_outside(ctx).await {
+        return Err(Stop::RemovedFromOutside);
+    }
+    let (v, gone) = blame_engine(ctx.engine, v).await;
+    r.record(&t.kind, v, t0);
+    match gone {
+        Some(e) => Err(engine_gone(e)),
+        None => Ok(()),
+    }
+}
+
+/// Whether the stack's containers are being removed by something other than the run.
+pub(super) async fn removed_from_outside(ctx: &Ctx<'_>) -> bool {
+    let Some(removals) = &ctx.removals else {
+        return false;
+    };
+    let ids: Vec<String> = ctx
+        .containers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    removals.removed_any(ctx.engine, &ids).await
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{looks_secret, CheckKind, LoadedSuite, Suite};
+use crate::mask::Secret;
 
 /// Why a request template cannot be filled in.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,8 +31,8 @@ pub struct Vars {
 pub struct Expanded {
     /// The text with every variable's value.
     pub text: String,
-    /// The values of secret variables in it (to mask).
-    pub secrets: Vec<String>,
+    /// The secret variables in it (to mask).
+    pub secrets: Vec<Secret>,
 }
 
 impl Vars {
@@ -82,7 +83,11 @@ impl Vars {
                     .lookup(name)
                     .ok_or_else(|| VarsError::Unset(name.to_string()))?;
                 if secret {
-                    secrets.push(value.clone());
+                    let named = looks_secret(name) || self.secrets.iter().any(|s| s == name);
+                    secrets.push(Secret {
+                        named,
+                        ..Secret::unnamed(name, &value)
+                    });
                 }
                 out.push_str(&value);
                 rest = &tail[end + 1..];
@@ -128,7 +133,7 @@ pub fn templates(kind: &CheckKind) -> Vec<(String, &str)> {
 }
 
 /// The secret values a suite's requests send (to be masked like any other secret).
-pub fn request_secrets(loaded: &LoadedSuite) -> Vec<String> {
+pub fn request_secrets(loaded: &LoadedSuite) -> Vec<Secret> {
     let vars = Vars::of(loaded);
     let suite: &Suite = &loaded.suite;
     suite
@@ -165,7 +170,8 @@ mod tests {
     fn templates_are_filled_in(#[case] text: &str, #[case] want: &str, #[case] secrets: &[&str]) {
         let e = vars().expand(text).unwrap();
         assert_eq!(e.text, want);
-        assert_eq!(e.secrets, secrets);
+        let values: Vec<&str> = e.secrets.iter().map(|s| s.value.as_str()).collect();
+        assert_eq!(values, secrets);
     }
 
     #[rstest]

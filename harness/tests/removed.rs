@@ -1,0 +1,147 @@
+//! A run removed from outside (`fixtures/removed`): something other than the run — another
+//! tool's clean-up, a person — removes its containers and network mid-run. The run says what
+//! went and when, ends as an infrastructure error (exit 3) instead of failing the stack's
+//! promises with the removal's echoes, and leaves nothing behind. Its twin is the same suite
+//! left alone: it passes, its own `down_up` being no outside removal.
+//! Drives the real engine and the real binary.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{docker_labelled, labelled, root, run_id, stackcheck, text};
+
+const SUITE: &str = "fixtures/removed/suite.yaml";
+
+#[test]
+fn left_alone_the_stack_passes_its_own_down_up_included() {
+    let out = stackcheck(&["run", "-v", SUITE]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("removed from outside"), "{said}");
+}
+
+/// `docker` with these arguments; its stdout's lines.
+fn docker(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_stack_removed_mid_run_is_an_infrastructure_error_that_says_what_went() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
+        .current_dir(root())
+        .args(["run", "-v", SUITE])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    // Once the stack is up and judged, while the late check waits: the outside clean-up.
+    let mut said = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !said
+        .iter()
+        .any(|l: &String| l.contains("removed::service::worker::state"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stack never came up:\n{}",
+            said.join("\n")
+        );
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            said.push(line);
+        }
+    }
+    let run = run_id(&said.join("\n"));
+    let project = format!("label=com.docker.compose.project={}", project_of(&said));
+    let containers = docker(&["ps", "-aq", "--filter", &project]);
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    let removed_at = Instant::now();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(containers.iter().map(String::as_str));
+    docker(&rm);
+    for network in docker(&["network", "ls", "-q", "--filter", &project]) {
+        docker(&["network", "rm", &network]);
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            removed_at.elapsed() < Duration::from_secs(60),
+            "still running 60 s after the removal:\n{}",
+            said.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for r in readers {
+        r.join().unwrap();
+    }
+    said.extend(rx.try_iter());
+    let said = said.join("\n");
+    assert_eq!(status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("the stack was removed from outside the run: "),
+        "{said}"
+    );
+    for what in [
+        "the container of `app` at ",
+        "the container of `worker` at ",
+    ] {
+        assert!(said.contains(what), "{what} missing:\n{said}");
+    }
+    assert!(said.contains("network `"), "{said}");
+    // Not the removal's echoes dressed as broken promises.
+    for echo in [
+        "marked for removal",
+        "No such container",
+        "404",
+        "became unhealthy",
+    ] {
+        assert!(!said.contains(echo), "{echo}:\n{said}");
+    }
+    assert!(!said.lines().any(|l| l.starts_with("FAIL")), "{said}");
+    // Nothing of the run is left.
+    assert!(
+        labelled(&format!("io.stackcheck.run={run}")).is_empty(),
+        "{said}"
+    );
+    assert!(
+        docker_labelled(&format!("io.stackcheck.run={run}")).is_empty(),
+        "{said}"
+    );
+}
+
+/// The compose project of the run, from its `project P (run R)` line.
+fn project_of(said: &[String]) -> String {
+    let line = said
+        .iter()
+        .find(|l| l.contains(": project ") && l.contains("(run "))
+        .unwrap_or_else(|| panic!("no project line:\n{}", said.join("\n")));
+    let after = line.split(": project ").nth(1).unwrap();
+    after.split_whitespace().next().unwrap().to_string()
+}
