@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # A TLS endpoint for this machine's engine, as GitLab's dind service offers one (tcp://…:2376 with
-# client certificates): stunnel on a loopback port verifies the client's certificate against a
-# test CA and forwards to the engine's unix socket. (socat's openssl-listen fails every resumed
-# session once it verifies clients, "session id context uninitialized", and rustls resumes.)
+# client certificates): a server on a loopback port verifies the client's certificate against a
+# test CA and forwards to the engine's unix socket. The server is stunnel, or socat's
+# openssl-listen, which fails every resumed session once it verifies clients ("session id context
+# uninitialized"): the docker CLI never resumes one, and neither may stackcheck.
 #
-#   bash ci/tls-endpoint.sh start DIR PORT   installs stunnel if missing, makes the test PKI, starts it
-#   bash ci/tls-endpoint.sh stop DIR         stops it
+#   bash ci/tls-endpoint.sh start DIR PORT [stunnel|socat]   installs the server if missing, makes
+#                                                           the test PKI, starts it (stunnel if unsaid)
+#   bash ci/tls-endpoint.sh stop DIR                        stops it
 #
 # DIR/client holds what a client needs (ca.pem, cert.pem, key.pem: DOCKER_CERT_PATH);
 # DIR/wrong-ca the same client certificate with a CA that did not sign the server's.
@@ -15,10 +17,12 @@ log() { printf '[tls-endpoint] %s\n' "$*" >&2; }
 die() { printf '[tls-endpoint] ERROR: %s\n' "$*" >&2; exit 1; }
 
 stop() {
-  local dir=$1
-  [ -f "$dir/stunnel.pid" ] || return 0
-  kill "$(cat "$dir/stunnel.pid")" 2>/dev/null || true
-  rm -f "$dir/stunnel.pid"
+  local dir=$1 pid
+  for pid in "$dir/stunnel.pid" "$dir/socat.pid"; do
+    [ -f "$pid" ] || continue
+    kill "$(cat "$pid")" 2>/dev/null || true
+    rm -f "$pid"
+  done
 }
 
 case "${1:-}" in
@@ -26,10 +30,14 @@ case "${1:-}" in
   start) ;;
   *) die "usage: $0 start DIR PORT | stop DIR" ;;
 esac
-dir=$(realpath -m "${2:?DIR}"); port=${3:?PORT}
+dir=$(realpath -m "${2:?DIR}"); port=${3:?PORT}; server=${4:-stunnel}
 
 . "$(dirname "$0")/lib.sh"
-install_once 'command -v stunnel4' stunnel4
+case "$server" in
+  stunnel) install_once 'command -v stunnel4' stunnel4 ;;
+  socat) install_once 'command -v socat' socat ;;
+  *) die "unknown server $server (stunnel or socat)" ;;
+esac
 
 mkdir -p "$dir/pki" "$dir/client" "$dir/wrong-ca"
 cd "$dir/pki"
@@ -56,7 +64,16 @@ done
 chmod 600 ../*/key.pem
 
 stop "$dir"
-rm -f "$dir/stunnel.log"
+rm -f "$dir/stunnel.log" "$dir/socat.log"
+start_socat() {
+  # In a session of its own, from /, holding none of the caller's pipes: it outlives the script
+  # and the caller's process group, and its pid is the one written.
+  (cd / && exec setsid socat \
+    "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$dir/pki/server.pem,key=$dir/pki/server-key.pem,cafile=$dir/pki/ca.pem,verify=1" \
+    UNIX-CONNECT:/var/run/docker.sock) </dev/null >"$dir/socat.log" 2>&1 &
+  echo $! > "$dir/socat.pid"
+}
+start_stunnel() {
 cat > "$dir/stunnel.conf" <<CONF
 foreground = no
 pid = $dir/stunnel.pid
@@ -71,10 +88,12 @@ verifyChain = yes
 requireCert = yes
 CONF
 stunnel4 "$dir/stunnel.conf" || { cat "$dir/stunnel.log" >&2; die "stunnel did not start"; }
+}
+"start_$server"
 deadline=$((SECONDS + 20))
 until DOCKER_HOST="tcp://127.0.0.1:$port" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$dir/client" \
     docker version --format '{{.Server.Version}}' >/dev/null 2>&1; do
-  [ "$SECONDS" -lt "$deadline" ] || { cat "$dir/stunnel.log" >&2; die "no engine answered through tcp://127.0.0.1:$port within 20 s"; }
+  [ "$SECONDS" -lt "$deadline" ] || { cat "$dir/$server.log" >&2; die "no engine answered through tcp://127.0.0.1:$port within 20 s"; }
   sleep 0.2
 done
-log "up on tcp://127.0.0.1:$port (TLS, client certificates from $dir/client)"
+log "$server up on tcp://127.0.0.1:$port (TLS, client certificates from $dir/client)"

@@ -61,8 +61,22 @@ pub async fn validate(loaded: &[LoadedSuite]) -> i32 {
     code
 }
 
-/// `stackcheck init`: writes a starting suite (never over an existing file without `force`).
-pub async fn init(req: crate::init::InitRequest, force: bool) -> i32 {
+/// `init --observe`: the services to start and watch (all when empty), and whether `mutate`
+/// measures the written suite.
+#[derive(Debug, Default)]
+pub struct Observe {
+    /// `--service`: only these and what they depend on.
+    pub services: Vec<String>,
+    /// `--mutate`: run `stackcheck mutate` on the written suite.
+    pub mutate: bool,
+}
+
+/// How long `init --observe` watches each service once the stack is up.
+const OBSERVE_WINDOW: Duration = Duration::from_secs(10);
+
+/// `stackcheck init`: writes a starting suite (never over an existing file without `force`);
+/// with `observe`, from watching the stack run.
+pub async fn init(req: crate::init::InitRequest, force: bool, observe: Option<Observe>) -> i32 {
     if req.output.exists() && !force {
         eprintln!(
             "error: {} exists; pass --force to replace it, or --output another file",
@@ -79,12 +93,18 @@ pub async fn init(req: crate::init::InitRequest, force: bool) -> i32 {
         eprintln!("error: {}: no such file", missing.display());
         return EXIT_INVALID;
     }
-    let text = match crate::init::scaffold(&req).await {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: the compose files do not resolve: {e}");
-            return EXIT_INVALID;
-        }
+    let (req, text, unproven, mutate) = match observe {
+        None => match crate::init::scaffold(&req).await {
+            Ok(t) => (req, t, None, false),
+            Err(e) => {
+                eprintln!("error: the compose files do not resolve: {e}");
+                return EXIT_INVALID;
+            }
+        },
+        Some(o) => match observed(req, o).await {
+            Ok(written) => written,
+            Err(code) => return code,
+        },
     };
     if let Err(e) = std::fs::write(&req.output, &text) {
         eprintln!("error: cannot write {}: {e}", req.output.display());
@@ -95,12 +115,73 @@ pub async fn init(req: crate::init::InitRequest, force: bool) -> i32 {
         eprintln!("error: the written suite does not validate (please report): {e}");
         return EXIT_INFRA;
     }
+    if let Some(why) = unproven {
+        eprintln!(
+            "wrote {}, but it fails on the stack it was written from: {why}",
+            req.output.display()
+        );
+        return EXIT_FAILED;
+    }
     eprintln!(
         "wrote {}: review it, add checks, then `stackcheck run {}`",
         req.output.display(),
         req.output.display()
     );
+    if mutate {
+        return mutate_written(&req.output).await;
+    }
     EXIT_OK
+}
+
+/// `init --observe`: the request back, the suite, what failed on its own stack, and `--mutate`.
+async fn observed(
+    init: crate::init::InitRequest,
+    o: Observe,
+) -> Result<(crate::init::InitRequest, String, Option<String>, bool), i32> {
+    let req = crate::init::ObserveRequest {
+        init,
+        services: o.services,
+        window: OBSERVE_WINDOW,
+    };
+    let console = Console::new(false);
+    match crate::init::observe(&req, &console).await {
+        Ok(w) => {
+            if w.unproven.is_none() {
+                eprintln!("the written suite passes on the stack it was written from");
+            }
+            Ok((req.init, w.text, w.unproven, o.mutate))
+        }
+        Err(e @ crate::init::ObserveError::Compose(_)) => {
+            eprintln!("error: {e}");
+            Err(EXIT_INVALID)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(EXIT_INFRA)
+        }
+    }
+}
+
+/// `init --observe --mutate`: how strong the suite just written is.
+async fn mutate_written(path: &std::path::Path) -> i32 {
+    let loaded = match crate::plan::load_runs(path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_INFRA;
+        }
+    };
+    let req = MutateRequest {
+        only: Vec::new(),
+        jobs: None,
+        ports: None,
+        budget: Duration::from_secs(30 * 60),
+        json: None,
+        markdown: None,
+        min_score: None,
+        min_judged: 0.8,
+    };
+    mutate(loaded, req).await
 }
 
 /// What `stackcheck mutate` was asked.

@@ -3,7 +3,7 @@
 //! The modules follow the data flow, leaves first. Each uses only modules before it in this
 //! order (`tests/house.rs` counts the `crate::` paths and fails on an arrow against it):
 //!
-//! Module order: `error` → `text` → `mask` → `suite` → `engine` → `plan` → `report` → `checks` → `preflight` → `run` → `init` → `mutate` → `stack` → `nextest` → `commands`
+//! Module order: `error` → `text` → `mask` → `suite` → `engine` → `plan` → `report` → `checks` → `preflight` → `run` → `mutate` → `stack` → `init` → `nextest` → `commands`
 //!
 //! - leaves: [`error`] (every error type and the exit codes), [`text`] (clipping captured output
 //!   for one-line messages), [`mask`] (the masking rule: secret values become `****`);
@@ -15,9 +15,9 @@
 //! - `checks`: proving each promise against the compose model and the live stack;
 //! - [`preflight`]: what can be known before anything starts (references, static policy);
 //! - [`run`]: one suite through every stage, always torn down; claims, kept stacks, reaping;
-//! - entry points: [`init`] (a first suite from a compose project), [`mutate`] (how strong a
-//!   suite is), [`Stack`] (the library API), [`nextest`] (suites as `cargo nextest run` tests),
-//!   [`commands`] (the subcommands as the CLI prints them).
+//! - entry points: [`mutate`] (how strong a suite is), [`Stack`] (the library API), [`init`] (a
+//!   first suite from a compose project, or from watching its stack run), [`nextest`] (suites as
+//!   `cargo nextest run` tests), [`commands`] (the subcommands as the CLI prints them).
 
 #![warn(missing_docs)]
 
@@ -41,11 +41,11 @@ pub mod preflight;
 
 pub mod run;
 
-pub mod init;
-
 pub mod mutate;
 
 mod stack;
+
+pub mod init;
 
 pub mod nextest;
 

@@ -97,6 +97,17 @@ enum Command {
         /// Replace an existing output file.
         #[arg(long)]
         force: bool,
+        /// Bring the stack up, watch it run, and write what held twice (states, listeners,
+        /// HTTP answers, servers' readiness); the suite is proven on that stack before it is
+        /// taken down.
+        #[arg(long)]
+        observe: bool,
+        /// With --observe: only this service and what it depends on. Repeatable.
+        #[arg(long = "service", value_name = "S", requires = "observe")]
+        services: Vec<String>,
+        /// With --observe: run `stackcheck mutate` on the written suite and print its score.
+        #[arg(long, requires = "observe")]
+        mutate: bool,
     },
     /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
     Validate {
@@ -269,6 +280,9 @@ fn main() -> ExitCode {
             env_file,
             name,
             force,
+            observe,
+            services,
+            mutate,
         } => {
             let req = stackcheck::init::InitRequest {
                 compose,
@@ -276,7 +290,8 @@ fn main() -> ExitCode {
                 output,
                 name,
             };
-            with_runtime(stackcheck::commands::init(req, force))
+            let observe = observe.then_some(stackcheck::commands::Observe { services, mutate });
+            with_runtime(stackcheck::commands::init(req, force, observe))
         }
         Command::Validate { suites } => validate(&suites),
         Command::List { suites, filter } => list(&suites, &filter),

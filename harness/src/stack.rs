@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::{Engine, ExecOutput};
+use crate::engine::{Engine, ExecOutput, ObservedState};
 use crate::report::{Quiet, Status, SuiteReport};
 use crate::run::{KeptStack, RunOptions};
 use crate::suite::{HealthMode, LoadedSuite, PortsMode};
@@ -135,11 +135,63 @@ impl Stack {
 
     /// Runs the suite's own promises against this stack (no build, no bring-up, no teardown).
     pub async fn check(&self) -> SuiteReport {
+        self.check_with(&self.loaded).await
+    }
+
+    /// Runs another suite's promises against this stack: a suite over the same compose files
+    /// (`init --observe` proves the suite it wrote on the stack it watched).
+    pub async fn check_with(&self, suite: &LoadedSuite) -> SuiteReport {
         let options = RunOptions {
             reuse_stack: Some(self.kept.clone()),
             ..Default::default()
         };
-        crate::run::run_suite_with(&self.loaded, &self.engine, &Quiet, &options).await
+        crate::run::run_suite_with(suite, &self.engine, &Quiet, &options).await
+    }
+
+    /// What `service`'s (first) container is doing now, and how often it was restarted.
+    pub async fn state(&self, service: &str) -> Result<(ObservedState, i64), StackError> {
+        let id = self.container(service).await?;
+        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        Ok((ObservedState::of(&info), info.restart_count.unwrap_or(0)))
+    }
+
+    /// Where this machine may reach `service`'s container port `port`: its published port, else
+    /// its address on each of its networks (a local engine's container addresses route here;
+    /// an internal network's may not).
+    pub async fn addresses(&self, service: &str, port: u16) -> Result<Vec<String>, StackError> {
+        if let Ok(published) = self.host_port(service, port).await {
+            return Ok(vec![published]);
+        }
+        if self.engine.remote_host().is_some() {
+            return Err(StackError::NotThere(format!(
+                "`{service}` port {port} is not published, and a remote engine's container addresses cannot be reached from here"
+            )));
+        }
+        let id = self.container(service).await?;
+        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let networks = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        Ok(networks
+            .into_values()
+            .filter_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
+            .map(|ip| format!("{ip}:{port}"))
+            .collect())
+    }
+
+    /// The ports `service`'s image declares (`EXPOSE`), as its container was made.
+    pub async fn exposed(&self, service: &str) -> Result<Vec<u16>, StackError> {
+        let id = self.container(service).await?;
+        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let exposed = info
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default();
+        Ok(exposed
+            .iter()
+            .filter_map(|p| p.strip_suffix("/tcp")?.parse().ok())
+            .collect())
     }
 
     /// Tears the stack down as a run does; says what survived, if anything.

@@ -21,12 +21,18 @@ struct Served {
 
 impl Served {
     fn start(script: &'static str) -> Served {
+        Served::start_with(script, &[])
+    }
+
+    /// `start DIR PORT` and these arguments.
+    fn start_with(script: &'static str, extra: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let out = Command::new("bash")
             .args([script, "start"])
             .arg(dir.path())
             .arg(port.to_string())
+            .args(extra)
             .current_dir(root())
             .output()
             .unwrap();
@@ -52,6 +58,24 @@ struct TlsEndpoint(Served);
 impl TlsEndpoint {
     fn start() -> TlsEndpoint {
         TlsEndpoint(Served::start("ci/tls-endpoint.sh"))
+    }
+
+    /// Served by `socat openssl-listen`, which fails every resumed session: the docker CLI
+    /// works with it (the script's own check), as a client that never resumes does.
+    fn socat() -> TlsEndpoint {
+        TlsEndpoint(Served::start_with("ci/tls-endpoint.sh", &["socat"]))
+    }
+
+    /// The engine variables that reach it with the client certificates.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DOCKER_HOST", self.host()),
+            ("DOCKER_TLS_VERIFY", "1".into()),
+            (
+                "DOCKER_CERT_PATH",
+                self.certs("client").display().to_string(),
+            ),
+        ]
     }
 
     fn host(&self) -> String {
@@ -97,23 +121,27 @@ fn a_whole_suite_passes_through_a_tls_endpoint() {
     // A copy with tags and a host port of its own: it waits for no other test's run.
     let (_copy, fixtures) = common::features_copy(&["features"]);
     let suite = fixtures.join("features/suite.yaml");
-    let (code, out, json) = run(
-        suite.to_str().unwrap(),
-        &[
-            ("DOCKER_HOST", tls.host()),
-            ("DOCKER_TLS_VERIFY", "1".into()),
-            (
-                "DOCKER_CERT_PATH",
-                tls.certs("client").display().to_string(),
-            ),
-        ],
-    );
+    let (code, out, json) = run(suite.to_str().unwrap(), &tls.vars());
     assert_eq!(code, Some(0), "{out}");
     assert!(
         json.contains(&format!(" at {} (DOCKER_HOST, TLS)\"", tls.host())),
         "{json}"
     );
     assert!(!json.contains("PRIVATE KEY"), "{json}");
+}
+
+/// Whatever TLS endpoint the docker CLI accepts, stackcheck accepts: one that fails session
+/// resumption (`socat openssl-listen` verifying clients) serves a whole suite, compose and the
+/// harness's own calls alike.
+#[test]
+fn a_tls_endpoint_the_docker_cli_accepts_serves_a_whole_suite() {
+    let tls = TlsEndpoint::socat();
+    let (code, out, json) = run("fixtures/masking/suite.yaml", &tls.vars());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        json.contains(&format!(" at {} (DOCKER_HOST, TLS)\"", tls.host())),
+        "{json}"
+    );
 }
 
 /// A client config dir with `docker context create NAME` for the TLS endpoint, made by the

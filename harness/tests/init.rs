@@ -128,3 +128,67 @@ fn every_fixture_round_trips_through_init_and_run() {
     );
     assert_eq!(report["counts"]["failed"], 0, "{out}");
 }
+
+/// Quiet servers — no healthcheck, published port or restart policy, as public projects write
+/// Postgres, Redis and workers — are promised to stay up, each known by its image or command; a
+/// one-shot migration is left to its author. The suite passes on the stack it came from and
+/// fails exactly the worker's state on the twin whose worker crashes.
+#[test]
+fn quiet_servers_are_promised_to_stay_up_and_their_crash_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("quiet.yaml");
+    let o = stackcheck(&[
+        "init",
+        "fixtures/quiet-servers/docker-compose.yml",
+        "--output",
+        suite.to_str().unwrap(),
+        "--name",
+        "quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let written = std::fs::read_to_string(&suite).unwrap();
+    for promise in [
+        "  # PostgreSQL by its image `postgres:15-alpine`: a server, it stays up\n  db:\n    state: running",
+        "  # Redis by its image `redis:7-alpine`: a server, it stays up\n  cache:\n    state: running",
+        "  # Python's HTTP server by its command: a server, it stays up\n  worker:\n    state: running",
+        "  # migrate:\n  #   state: running",
+    ] {
+        assert!(written.contains(promise), "{promise} missing:\n{written}");
+    }
+    let o = stackcheck(&["run", suite.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The twin: the same suite over the stack with the crashing worker.
+    let twin = dir.path().join("quiet-twin.yaml");
+    let override_file =
+        common::root().join("fixtures/broken/quiet-servers/docker-compose.override.yml");
+    let twin_text: String = written
+        .lines()
+        .map(|l| {
+            match l
+                .strip_prefix("  compose: [")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                Some(files) => format!("  compose: [{files}, \"{}\"]\n", override_file.display()),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
+    assert_ne!(twin_text, written, "no compose line to extend:\n{written}");
+    std::fs::write(&twin, twin_text).unwrap();
+    let json = dir.path().join("twin.json");
+    let o = stackcheck(&[
+        "run",
+        twin.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        common::failed_in(&report),
+        ["quiet::service::worker::state"],
+        "{}",
+        text(&o)
+    );
+}

@@ -115,30 +115,87 @@ pub(super) fn client(endpoint: &Endpoint) -> Result<bollard::Docker, String> {
             ));
         }
     }
-    client_for(endpoint).map_err(|e| e.to_string())
+    match &endpoint.tls {
+        Some(tls) => tls_client(&endpoint.host, tls),
+        None => plain_client(&endpoint.host).map_err(|e| e.to_string()),
+    }
 }
 
-fn client_for(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
-    use bollard::{Docker, API_DEFAULT_VERSION};
-    const TIMEOUT: u64 = 120;
-    match &endpoint.tls {
-        Some(Tls { dir }) => Docker::connect_with_ssl(
-            &endpoint.host,
-            &dir.join("key.pem"),
-            &dir.join("cert.pem"),
-            &dir.join("ca.pem"),
-            TIMEOUT,
-            API_DEFAULT_VERSION,
-        ),
-        None if endpoint.host.starts_with("unix://") => {
-            Docker::connect_with_unix(&endpoint.host, TIMEOUT, API_DEFAULT_VERSION)
+/// Requests time out after this many seconds (bollard's default).
+const TIMEOUT: u64 = 120;
+
+/// A client over TLS as the docker CLI makes one: the engine verified against `ca.pem` alone, the
+/// client's `cert.pem` and `key.pem` offered, and no session resumed. Go's client never resumes
+/// a session, so servers the docker CLI works with may fail every resumed one (`socat
+/// openssl-listen` with client verification does); a fresh handshake per connection is what
+/// they have been tested with.
+fn tls_client(host: &str, tls: &Tls) -> Result<bollard::Docker, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let file = |name: &str| tls.dir.join(name);
+    let unreadable = |name: &str, e: &dyn std::fmt::Display| {
+        format!("cannot read {}: {e}", file(name).display())
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(file("ca.pem")).map_err(|e| unreadable("ca.pem", &e))?
+    {
+        let cert = cert.map_err(|e| unreadable("ca.pem", &e))?;
+        roots.add(cert).map_err(|e| unreadable("ca.pem", &e))?;
+    }
+    let chain = CertificateDer::pem_file_iter(file("cert.pem"))
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| unreadable("cert.pem", &e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(file("key.pem")).map_err(|e| unreadable("key.pem", &e))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| unreadable("cert.pem and key.pem", &e))?;
+    config.resumption = rustls::client::Resumption::disabled();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnector::from((http, config));
+    // One connection per request, as bollard's own clients do (a connection an exec or an
+    // attach took over is never handed back).
+    let client = std::sync::Arc::new(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(https),
+    );
+    let addr = host.replacen("tcp://", "https://", 1);
+    let transport = move |request: bollard::BollardRequest| {
+        let client = client.clone();
+        async move {
+            client
+                .request(request)
+                .await
+                .map_err(bollard::errors::Error::from)
         }
+    };
+    bollard::Docker::connect_with_custom_transport(
+        transport,
+        Some(addr),
+        TIMEOUT,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A client for an endpoint without TLS: the local socket, ssh, or plain `tcp://`.
+fn plain_client(host: &str) -> Result<bollard::Docker, bollard::errors::Error> {
+    use bollard::{Docker, API_DEFAULT_VERSION};
+    if host.starts_with("unix://") {
+        Docker::connect_with_unix(host, TIMEOUT, API_DEFAULT_VERSION)
+    } else if host.starts_with("ssh://") {
         // The system's ssh (its config, agent and known_hosts) runs `docker system dial-stdio`
         // on the far side, as the docker CLI does.
-        None if endpoint.host.starts_with("ssh://") => {
-            Docker::connect_with_ssh(&endpoint.host, TIMEOUT, API_DEFAULT_VERSION, None)
-        }
-        None => Docker::connect_with_host(&endpoint.host),
+        Docker::connect_with_ssh(host, TIMEOUT, API_DEFAULT_VERSION, None)
+    } else {
+        Docker::connect_with_host(host)
     }
 }
 

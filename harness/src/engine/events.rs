@@ -335,12 +335,68 @@ impl Removals {
         }
     }
 
-    /// What was removed from outside, once the clean-up had `settle` to finish (one clean-up
-    /// removes several things, the network after its containers), and at least one removal
-    /// was reported (bounded by `settle` too).
-    pub async fn gathered(&self, settle: Duration) -> Vec<Removal> {
-        let _ = tokio::time::timeout(settle, self.first_outside()).await;
-        tokio::time::sleep(settle).await;
-        self.outside()
+    /// What was removed from outside, once the clean-up went `quiet` without removing more (one
+    /// clean-up removes several things, the network after its containers), at most `limit`.
+    pub async fn gathered(&self, quiet: Duration, limit: Duration) -> Vec<Removal> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let removed_more = tokio::time::timeout(quiet.min(left), changed).await.is_ok();
+            if !removed_more || left.is_zero() {
+                return self.outside();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{EventActor, EventMessage, EventMessageTypeEnum};
+
+    fn event(typ: EventMessageTypeEnum, attributes: &[(&str, &str)]) -> EventMessage {
+        EventMessage {
+            typ: Some(typ),
+            action: Some("destroy".into()),
+            actor: Some(EventActor {
+                id: Some("x".into()),
+                attributes: Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_the_runs_service_containers_and_networks_count() {
+        let container = |extra: &[(&str, &str)]| {
+            let mut a = vec![
+                (LABEL_PROJECT, "sc-p-1234"),
+                ("com.docker.compose.service", "db"),
+                ("name", "sc-p-1234-db-1"),
+            ];
+            a.extend_from_slice(extra);
+            event(EventMessageTypeEnum::CONTAINER, &a)
+        };
+        let numbered = [("com.docker.compose.container-number", "1")];
+        let removal = removal_of(&container(&numbered), "sc-p-1234", "1234").unwrap();
+        assert_eq!(removal.to_string(), "the container of `db`");
+        // A build's intermediate container carries the project's labels from its image.
+        assert_eq!(removal_of(&container(&[]), "sc-p-1234", "1234"), None);
+        let oneoff = [numbered[0], ("com.docker.compose.oneoff", "True")];
+        assert_eq!(removal_of(&container(&oneoff), "sc-p-1234", "1234"), None);
+        assert_eq!(removal_of(&container(&numbered), "sc-other", "9999"), None);
+        let network = |name| event(EventMessageTypeEnum::NETWORK, &[("name", name)]);
+        let gone = removal_of(&network("sc-p-1234_back"), "sc-p-1234", "1234").unwrap();
+        assert_eq!(gone.to_string(), "network `sc-p-1234_back`");
+        assert!(removal_of(&network("fixed-net-1234"), "sc-p-1234", "1234").is_some());
+        assert_eq!(removal_of(&network("bridge"), "sc-p-1234", "1234"), None);
     }
 }

@@ -41,9 +41,10 @@ use runner::{Runner, RunnerSettings, Stop};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long before its removal a container may already have been killed (and judged gone).
 const REMOVAL_LEAD: Duration = Duration::from_secs(5);
-/// How long an outside clean-up is given to finish (and its events to arrive) before the run
-/// says what it removed.
-const REMOVAL_SETTLE: Duration = Duration::from_secs(1);
+/// An outside clean-up is taken as finished once it removed nothing more for this long …
+const REMOVAL_QUIET: Duration = Duration::from_secs(2);
+/// … or after this long, when the run says what it removed.
+const REMOVAL_GATHER: Duration = Duration::from_secs(10);
 
 /// How a suite is run: the flags of `stackcheck run` (each field's comment is its `--help`), and
 /// what the library adds (`#[arg(skip)]`).
@@ -261,7 +262,7 @@ async fn bring_up_and_check(runner: &mut Runner<'_>, run: &Prepared) -> (Option<
     if !removed || interrupted {
         return (stop, interrupted);
     }
-    let gone = removals.gathered(REMOVAL_SETTLE).await;
+    let gone = removals.gathered(REMOVAL_QUIET, REMOVAL_GATHER).await;
     (Some(removed_from_outside(runner, &gone, started)), false)
 }
 

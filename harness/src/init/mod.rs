@@ -3,13 +3,20 @@
 //! the named volumes, built images with the metadata their Dockerfiles declare, every policy rule
 //! at `warn`, and commented examples of `checks`. Everything it writes is read from the compose
 //! model and the Dockerfiles, so the suite passes against the stack it came from; what it cannot
-//! know (what the documentation promises beyond that) is left to the author.
+//! know (what the documentation promises beyond that) is left to the author. A quiet service (no
+//! healthcheck, port or restart policy) is promised to stay up when its image or command names a
+//! server (`servers`), and left commented out for its author otherwise.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Component, Path, PathBuf};
 
 use crate::engine::{Compose, ComposeError, ComposeModel, Dockerfile, CONFIG_TIMEOUT};
+
+mod observe;
+mod servers;
+pub use observe::{observe, ObserveError, ObserveRequest, Observed, Written};
+pub use servers::{server, Server};
 
 /// What `init` was asked for.
 pub struct InitRequest {
@@ -25,6 +32,12 @@ pub struct InitRequest {
 
 /// The suite's text, or why the compose files could not be read.
 pub async fn scaffold(req: &InitRequest) -> Result<String, ComposeError> {
+    let model = model(req).await?;
+    Ok(render(&model, req, None))
+}
+
+/// The compose model of the project `init` reads.
+async fn model(req: &InitRequest) -> Result<ComposeModel, ComposeError> {
     let compose = Compose {
         project: "stackcheck-init".into(),
         files: req.compose.clone(),
@@ -34,10 +47,7 @@ pub async fn scaffold(req: &InitRequest) -> Result<String, ComposeError> {
         profiles: Vec::new(),
         endpoint: None,
     };
-    let model = compose.config(CONFIG_TIMEOUT).await?;
-    let suite_dir = absolute(req.output.parent().unwrap_or(Path::new(".")));
-    let id = req.name.clone().unwrap_or_else(|| default_id(&req.compose));
-    Ok(render(&model, req, &suite_dir, &id))
+    compose.config(CONFIG_TIMEOUT).await
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -120,17 +130,30 @@ fn list(items: &[String]) -> String {
     )
 }
 
-fn render(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -> String {
-    let mut y = render_stack(model, req, suite_dir, id);
+/// The suite: what the compose model says, and with `observed`, what held while the stack ran.
+fn render(model: &ComposeModel, req: &InitRequest, observed: Option<&Observed>) -> String {
+    let suite_dir = absolute(req.output.parent().unwrap_or(Path::new(".")));
+    let id = req.name.clone().unwrap_or_else(|| default_id(&req.compose));
+    let mut y = render_stack(model, req, &suite_dir, &id, observed.is_some());
     render_images(model, &mut y);
-    render_services(model, &mut y);
+    render_services(model, observed, &mut y);
     render_topology(model, &mut y);
-    render_examples(model, &mut y);
+    match observed {
+        Some(o) => o.render_checks(&mut y),
+        None => render_examples(model, &mut y),
+    }
+    render_policy(&mut y);
     y
 }
 
 /// The header comment, the suite id and `stack:` (compose files, env file, profiled services).
-fn render_stack(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &str) -> String {
+fn render_stack(
+    model: &ComposeModel,
+    req: &InitRequest,
+    suite_dir: &Path,
+    id: &str,
+    observed: bool,
+) -> String {
     let mut y = String::new();
     let given: Vec<String> = req
         .compose
@@ -142,9 +165,13 @@ fn render_stack(model: &ComposeModel, req: &InitRequest, suite_dir: &Path, id: &
         .iter()
         .map(|f| relative(&absolute(f), suite_dir))
         .collect();
+    let what = match observed {
+        true => "what the compose files say and what held twice while the stack ran",
+        false => "what the compose files say",
+    };
     let _ = writeln!(
         y,
-        "# Written by `stackcheck init {}`: what the compose files say, as promises.\n\
+        "# Written by `stackcheck init {}`: {what}, as promises.\n\
          # Review it against your documentation (it is what the docs promise that counts), add the\n\
          # `checks` that prove behaviour, then: stackcheck run {}",
         given.join(" "),
@@ -189,13 +216,31 @@ fn render_images(model: &ComposeModel, y: &mut String) {
 
 /// `services:`: each service not behind a profile with its state, image, ports, networks, restart
 /// policy and dependencies; one whose state only its author knows is written commented out.
-fn render_services(model: &ComposeModel, y: &mut String) {
+fn render_services(model: &ComposeModel, observed: Option<&Observed>, y: &mut String) {
     let _ = writeln!(*y, "\nservices:");
     let completes = completes_successfully(model);
     let mut promised = 0;
     for (name, s) in model.services.iter().filter(|(_, s)| s.profiles.is_empty()) {
-        let (b, unknowable) = render_service(name, s, completes.contains(name));
-        if unknowable {
+        let known = server(s, Path::new("."));
+        let seen = observed.and_then(|o| o.states.get(name));
+        let state = seen.and_then(|seen| seen.state.as_deref());
+        let (b, unknowable) = render_service(name, s, completes.contains(name), state);
+        if let Some(seen) = seen {
+            // Watched: what held is the promise; what did not is left to the author, saying why.
+            let _ = writeln!(*y, "  # {}", seen.note);
+            if state.is_some() {
+                y.push_str(&b);
+                promised += 1;
+            } else {
+                for line in b.lines() {
+                    let _ = writeln!(*y, "  # {}", line.strip_prefix("  ").unwrap_or(line));
+                }
+            }
+        } else if let Some(k) = known.as_ref().filter(|_| !completes.contains(name)) {
+            let _ = writeln!(*y, "  # {} by {}: a server, it stays up", k.what, k.by);
+            y.push_str(&b);
+            promised += 1;
+        } else if unknowable {
             let _ = writeln!(
                 *y,
                 "  # `{name}` has no healthcheck, published port or restart policy: a one-shot job\n  \
@@ -216,10 +261,17 @@ fn render_services(model: &ComposeModel, y: &mut String) {
 
 /// One service's promises, and whether its state is one only its author can tell (no
 /// healthcheck, published port or restart policy: a one-shot job or a quiet worker).
-fn render_service(name: &str, s: &crate::engine::ModelService, completes: bool) -> (String, bool) {
+fn render_service(
+    name: &str,
+    s: &crate::engine::ModelService,
+    completes: bool,
+    observed: Option<&str>,
+) -> (String, bool) {
     let mut b = String::new();
     let _ = writeln!(b, "  {}:", q(name));
-    let state = if completes {
+    let state = if let Some(seen) = observed {
+        seen
+    } else if completes {
         "exited:0"
     } else if s.has_healthcheck(Path::new(".")) {
         "healthy"
@@ -255,7 +307,7 @@ fn render_service(name: &str, s: &crate::engine::ModelService, completes: bool) 
             m
         })
         .collect();
-    if !ports.is_empty() && !completes {
+    if !ports.is_empty() && !completes && !state.starts_with("exited") {
         let _ = writeln!(b, "    ports: {}", list(&ports));
     }
     if let Some(nets) = &s.networks {
@@ -368,6 +420,10 @@ fn render_examples(model: &ComposeModel, y: &mut String) {
          #       - kill: {{ service: {svc}, signal: KILL }}\n\
          #       - state: {{ service: {svc}, is: running, within: 30s }}"
     );
+}
+
+/// Every policy rule at `warn`.
+fn render_policy(y: &mut String) {
     let _ = writeln!(
         *y,
         "\n# Release-gate rules over the compose files: `warn` reports, `error` fails, `off` skips.\n\

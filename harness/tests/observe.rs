@@ -1,0 +1,103 @@
+//! `stackcheck init --observe` on `fixtures/observe` (a one-shot that exits 0, a database without
+//! a healthcheck on an internal network with a volume, a web app whose answers vary): the suite
+//! it writes holds only what was seen the same twice, each promise saying what was seen; it
+//! passes on the stack it came from (proven before that stack is taken down, and again in a run
+//! of its own), and on the twin `fixtures/broken/observe` it fails exactly what is broken.
+//! Drives the real engine and the real binary.
+
+mod common;
+
+use common::{failed_in, labelled, root, stackcheck, text};
+
+#[test]
+fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("observed.yaml");
+    let o = stackcheck(&[
+        "init",
+        "fixtures/observe/docker-compose.yml",
+        "--observe",
+        "--output",
+        suite.to_str().unwrap(),
+        "--name",
+        "observed",
+    ]);
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the written suite passes on the stack it was written from"),
+        "{said}"
+    );
+    let written = std::fs::read_to_string(&suite).unwrap();
+    for promise in [
+        "  migrate:\n    state: \"exited:0\"",
+        "  db:\n    state: running",
+        "  web:\n    state: running",
+        "  - name: \"web answers GET / on 8000\"\n    http: { service: web, port: 8000, path: \"/\" }\n    expect: { status: 200, headers: { content-type: \"/^text/html/\" }, body: \"<title>Observe demo</title>\" }",
+        "  - name: \"web answers GET /health on 8000\"",
+        "json: {\"status\":\"ok\"}",
+        "  # seen twice: `pg_isready -h 127.0.0.1` exited 0\n  - name: \"db says it is ready\"",
+        "  # seen twice: a connection to db:5432 accepted\n  - name: \"db accepts TCP on 5432\"",
+        "back: { internal: true }",
+    ] {
+        assert!(written.contains(promise), "{promise} missing:\n{written}");
+    }
+    // What varied between the two looks (the time in the page and the health) is not promised.
+    assert!(!written.contains("\"time\""), "{written}");
+    assert!(
+        written.contains("# observed: exited with code 0 and stayed so"),
+        "{written}"
+    );
+    assert!(
+        labelled("io.stackcheck.suite=observed").is_empty(),
+        "{said}"
+    );
+
+    let o = stackcheck(&["run", suite.to_str().unwrap(), "--ports", "ephemeral"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // The twin: the same suite over the stack broken three ways.
+    let override_file = root().join("fixtures/broken/observe/docker-compose.override.yml");
+    let twin_text: String = written
+        .lines()
+        .map(|l| {
+            match l
+                .strip_prefix("  compose: [")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                Some(files) => format!("  compose: [{files}, \"{}\"]\n", override_file.display()),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
+    assert_ne!(twin_text, written);
+    let twin = dir.path().join("twin.yaml");
+    std::fs::write(&twin, twin_text).unwrap();
+    let json = dir.path().join("twin.json");
+    let o = stackcheck(&[
+        "run",
+        twin.to_str().unwrap(),
+        "--ports",
+        "ephemeral",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mut failed = failed_in(&report);
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            // The database started, then crashed: its checks say so, with that cause.
+            "observed::checks::db accepts TCP on 5432",
+            "observed::checks::db says it is ready",
+            "observed::checks::web answers GET /health on 8000",
+            "observed::service::db::state",
+            "observed::service::migrate::state",
+        ],
+        "{}",
+        text(&o)
+    );
+}
