@@ -245,7 +245,7 @@ fn removal_of(
             return Some(Removal {
                 kind: "container",
                 name: service.unwrap_or(name),
-                seen: Instant::now(),
+                seen: happened(event),
             });
         }
         bollard::models::EventMessageTypeEnum::NETWORK => "network",
@@ -255,8 +255,26 @@ fn removal_of(
     ours.then(|| Removal {
         kind,
         name,
-        seen: Instant::now(),
+        seen: happened(event),
     })
+}
+
+/// When the engine says the event happened, on this process's clock: an engine may deliver
+/// events late (Podman's stream has, by tens of seconds), and a removal is the run's own by when
+/// it happened, not by when it arrived. Never later than now.
+fn happened(event: &bollard::models::EventMessage) -> Instant {
+    let now = Instant::now();
+    let nanos = event
+        .time_nano
+        .or(event.time.map(|s| s.saturating_mul(1_000_000_000)));
+    let Some(nanos) = nanos.and_then(|n| u64::try_from(n).ok()) else {
+        return now;
+    };
+    let at = std::time::UNIX_EPOCH + Duration::from_nanos(nanos);
+    match std::time::SystemTime::now().duration_since(at) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(now),
+        Err(_) => now,
+    }
 }
 
 impl Removals {
@@ -398,5 +416,22 @@ mod tests {
         assert_eq!(gone.to_string(), "network `sc-p-1234_back`");
         assert!(removal_of(&network("fixed-net-1234"), "sc-p-1234", "1234").is_some());
         assert_eq!(removal_of(&network("bridge"), "sc-p-1234", "1234"), None);
+    }
+
+    #[test]
+    fn a_late_event_is_placed_when_it_happened() {
+        let mut late = event(EventMessageTypeEnum::NETWORK, &[("name", "sc-p-1234_back")]);
+        let ten_ago = std::time::SystemTime::now() - Duration::from_secs(10);
+        let nanos = ten_ago
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        late.time_nano = Some(nanos as i64);
+        let removal = removal_of(&late, "sc-p-1234", "1234").unwrap();
+        let ago = removal.seen.elapsed();
+        assert!(
+            ago >= Duration::from_secs(9) && ago < Duration::from_secs(12),
+            "{ago:?}"
+        );
     }
 }
