@@ -180,6 +180,30 @@ impl Stack {
             .collect())
     }
 
+    /// The TCP ports `service`'s (first) container listens on, read from its network
+    /// namespace's socket table (`/proc/<pid>/net/tcp*`, where a local engine's containers are
+    /// this machine's processes); empty when it cannot be read (a remote engine, no permission).
+    pub async fn listening(&self, service: &str) -> Result<Vec<u16>, StackError> {
+        if self.engine.remote_host().is_some() {
+            return Ok(Vec::new());
+        }
+        let id = self.container(service).await?;
+        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let Some(pid) = info.state.and_then(|s| s.pid).filter(|p| *p > 0) else {
+            return Ok(Vec::new());
+        };
+        let tables =
+            ["tcp", "tcp6"].map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")));
+        let mut ports: Vec<u16> = tables
+            .iter()
+            .flatten()
+            .flat_map(|table| listening_ports(table))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        Ok(ports)
+    }
+
     /// The ports `service`'s image declares (`EXPOSE`), as its container was made.
     pub async fn exposed(&self, service: &str) -> Result<Vec<u16>, StackError> {
         let id = self.container(service).await?;
@@ -229,6 +253,23 @@ impl Stack {
                 ))
             })
     }
+}
+
+/// The local ports of the listening sockets of a `/proc/net/tcp` table (state `0A`), bound to
+/// any address a client outside the container could reach (not loopback alone).
+fn listening_ports(table: &str) -> Vec<u16> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state) = (fields.get(1)?, fields.get(3)?);
+            let (addr, port) = local.split_once(':')?;
+            // 127.0.0.1 and ::1 as the kernel writes them.
+            let loopback = addr == "0100007F" || addr == "00000000000000000000000001000000";
+            (*state == "0A" && !loopback).then(|| u16::from_str_radix(port, 16).ok())?
+        })
+        .collect()
 }
 
 impl StackBuilder {
@@ -405,4 +446,19 @@ fn failures(report: &SuiteReport) -> String {
 
 fn engine(e: impl std::fmt::Display) -> StackError {
     StackError::Engine(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_ports;
+
+    #[test]
+    fn listening_sockets_reachable_from_outside_are_read_from_the_socket_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
+   1: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1\n\
+   2: 0B00A8C0:1F90 0200A8C0:D431 01 00000000:00000000 00:00000000 00000000     0        0 3 1\n";
+        // 8080 listens on every address; 3306 on loopback only; the third is a connection.
+        assert_eq!(listening_ports(table), [8080]);
+    }
 }

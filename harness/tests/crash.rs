@@ -7,7 +7,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -36,33 +35,6 @@ const BUILD: Trigger = Trigger::Line("features: building");
 const BRING_UP: Trigger = Trigger::Line("features: starting");
 const CHECKS: Trigger = Trigger::Line("features::checks::");
 const TEARDOWN: Trigger = Trigger::Line("tearing down");
-
-/// Starts `cmd` from the repository root in its own process group; its stdout and stderr lines
-/// arrive on the receiver (which ends when both close).
-fn spawn(mut cmd: Command) -> (std::process::Child, mpsc::Receiver<String>) {
-    use std::os::unix::process::CommandExt;
-    let mut child = cmd
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let streams: [Box<dyn std::io::Read + Send>; 2] = [
-        Box::new(child.stdout.take().unwrap()),
-        Box::new(child.stderr.take().unwrap()),
-    ];
-    for stream in streams {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    (child, rx)
-}
 
 /// Waits for `child` to exit, at most `limit` (counted from now), failing with `after`.
 fn exit_within(
@@ -94,7 +66,7 @@ fn interrupt(
     trigger: Trigger,
     max_extra_ms: u64,
 ) -> std::process::ExitStatus {
-    let (mut child, rx) = spawn(cmd);
+    let (mut child, rx) = common::spawn_lines(cmd);
     let pid = child.id();
     let label = format!("io.stackcheck.owner-pid={pid}");
     // Generous: the run may first wait for another test's run of the same fixture to release
@@ -483,23 +455,17 @@ fn restart_engine() {
 /// teardown waits for the engine and still runs, nothing hangs and nothing is left.
 #[test]
 fn engine_restarted_during_checks_fails_with_the_cause_and_tears_down() {
-    let (mut child, rx) = spawn(run_features());
+    let (mut child, rx) = common::spawn_lines(run_features());
     let pid = child.id();
     let mut output = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !output
-        .iter()
-        .any(|l: &String| l.contains("features::checks::"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the checks never started: {}",
-            output.join("\n")
-        );
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            output.push(line);
-        }
-    }
+    let checks = "features::checks::";
+    common::read_until(
+        &rx,
+        &mut output,
+        checks,
+        Duration::from_secs(120),
+        "the checks",
+    );
     restart_engine();
     let status = exit_within(&mut child, Duration::from_secs(180), "the engine came back");
     output.extend(rx.iter());

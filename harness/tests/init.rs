@@ -161,19 +161,7 @@ fn quiet_servers_are_promised_to_stay_up_and_their_crash_is_caught() {
     let twin = dir.path().join("quiet-twin.yaml");
     let override_file =
         common::root().join("fixtures/broken/quiet-servers/docker-compose.override.yml");
-    let twin_text: String = written
-        .lines()
-        .map(|l| {
-            match l
-                .strip_prefix("  compose: [")
-                .and_then(|l| l.strip_suffix(']'))
-            {
-                Some(files) => format!("  compose: [{files}, \"{}\"]\n", override_file.display()),
-                None => format!("{l}\n"),
-            }
-        })
-        .collect();
-    assert_ne!(twin_text, written, "no compose line to extend:\n{written}");
+    let twin_text = common::with_override(&written, &override_file);
     std::fs::write(&twin, twin_text).unwrap();
     let json = dir.path().join("twin.json");
     let o = stackcheck(&[

@@ -58,19 +58,7 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
 
     // The twin: the same suite over the stack broken three ways.
     let override_file = root().join("fixtures/broken/observe/docker-compose.override.yml");
-    let twin_text: String = written
-        .lines()
-        .map(|l| {
-            match l
-                .strip_prefix("  compose: [")
-                .and_then(|l| l.strip_suffix(']'))
-            {
-                Some(files) => format!("  compose: [{files}, \"{}\"]\n", override_file.display()),
-                None => format!("{l}\n"),
-            }
-        })
-        .collect();
-    assert_ne!(twin_text, written);
+    let twin_text = common::with_override(&written, &override_file);
     let twin = dir.path().join("twin.yaml");
     std::fs::write(&twin, twin_text).unwrap();
     let json = dir.path().join("twin.json");

@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{docker_labelled, labelled, root, run_id, stackcheck, text};
+use common::{docker_labelled, labelled, read_until, run_id, spawn_lines, stackcheck, text};
 
 const SUITE: &str = "fixtures/removed/suite.yaml";
 
@@ -36,46 +34,19 @@ fn docker(args: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_stack_removed_mid_run_is_an_infrastructure_error_that_says_what_went() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stackcheck"))
-        .current_dir(root())
-        .args(["run", "-v", SUITE])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let streams: [Box<dyn std::io::Read + Send>; 2] = [
-        Box::new(child.stdout.take().unwrap()),
-        Box::new(child.stderr.take().unwrap()),
-    ];
-    let readers: Vec<_> = streams
-        .into_iter()
-        .map(|stream| {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            })
-        })
-        .collect();
-    drop(tx);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcheck"));
+    cmd.args(["run", "-v", SUITE]);
+    let (mut child, rx) = spawn_lines(cmd);
     // Once the stack is up and judged, while the late check waits: the outside clean-up.
     let mut said = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !said
-        .iter()
-        .any(|l: &String| l.contains("removed::service::worker::state"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the stack never came up:\n{}",
-            said.join("\n")
-        );
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            said.push(line);
-        }
-    }
+    let up = "removed::service::worker::state";
+    read_until(
+        &rx,
+        &mut said,
+        up,
+        Duration::from_secs(300),
+        "the stack coming up",
+    );
     let run = run_id(&said.join("\n"));
     let project = format!("label=com.docker.compose.project={}", project_of(&said));
     let containers = docker(&["ps", "-aq", "--filter", &project]);
@@ -100,10 +71,7 @@ fn a_stack_removed_mid_run_is_an_infrastructure_error_that_says_what_went() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    for r in readers {
-        r.join().unwrap();
-    }
-    said.extend(rx.try_iter());
+    said.extend(rx.iter());
     let said = said.join("\n");
     assert_eq!(status.code(), Some(3), "{said}");
     assert!(

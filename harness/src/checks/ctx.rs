@@ -46,6 +46,12 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The container of every service, as last noted.
+    pub fn container_ids(&self) -> Vec<String> {
+        let map = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
     /// Notes `service`'s container as the waiter found it during bring-up.
     pub fn set_container(&self, service: &str, id: String) {
         let mut map = self.containers.lock().unwrap_or_else(|e| e.into_inner());

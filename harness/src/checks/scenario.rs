@@ -283,13 +283,7 @@ async fn down_up(ctx: &Ctx<'_>) -> Verdict {
         return Verdict::fail("`down_up` needs a compose stack");
     };
     // Named volumes survive `down`; anonymous ones would be orphaned without a label, so they go.
-    let ids: Vec<String> = ctx
-        .containers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-        .cloned()
-        .collect();
+    let ids = ctx.container_ids();
     let mut anonymous = Vec::new();
     // Services stop within their own grace periods, the longest bounding the whole `down`.
     let mut limit = Duration::from_secs(120);

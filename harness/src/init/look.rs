@@ -47,6 +47,7 @@ pub(super) async fn look(stack: &Stack, model: &ComposeModel, services: &[String
             .collect();
         let mut ports: BTreeSet<u16> = s.ports.iter().map(|p| p.target).collect();
         ports.extend(stack.exposed(service).await.unwrap_or_default());
+        ports.extend(stack.listening(service).await.unwrap_or_default());
         ports.extend(known.as_ref().and_then(|k| k.port));
         for port in ports {
             let addrs = stack.addresses(service, port).await.unwrap_or_default();

@@ -445,12 +445,5 @@ pub(super) async fn removed_from_outside(ctx: &Ctx<'_>) -> bool {
     let Some(removals) = &ctx.removals else {
         return false;
     };
-    let ids: Vec<String> = ctx
-        .containers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
-        .cloned()
-        .collect();
-    removals.removed_any(ctx.engine, &ids).await
+    removals.removed_any(ctx.engine, &ctx.container_ids()).await
 }

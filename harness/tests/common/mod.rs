@@ -435,3 +435,81 @@ pub fn features_copy(dirs: &[&str]) -> (tempfile::TempDir, PathBuf) {
     }
     (root, fixtures)
 }
+
+/// Starts `cmd` from the repository root in its own process group; its stdout and stderr lines
+/// arrive on the receiver (which ends when both close).
+pub fn spawn_lines(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let streams: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for stream in streams {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    (child, rx)
+}
+
+/// Takes lines from `rx` into `seen` until one contains `needle`; fails after `limit`, saying
+/// that `what` never happened, with every line seen.
+pub fn read_until(
+    rx: &std::sync::mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    needle: &str,
+    limit: Duration,
+    what: &str,
+) {
+    let deadline = Instant::now() + limit;
+    while !seen.iter().any(|l| l.contains(needle)) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never happened within {} s:\n{}",
+            limit.as_secs(),
+            seen.join("\n")
+        );
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+}
+
+/// A suite's text with one more compose file at the end of its `stack.compose` list (a broken
+/// twin's override over the stack the suite was written for).
+pub fn with_override(suite: &str, override_file: &Path) -> String {
+    let twin: String = suite
+        .lines()
+        .map(|l| {
+            match l
+                .strip_prefix("  compose: [")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                Some(files) => format!("  compose: [{files}, \"{}\"]\n", override_file.display()),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
+    assert_ne!(
+        twin, suite,
+        "no `  compose: [...]` line to extend:\n{suite}"
+    );
+    twin
+}
