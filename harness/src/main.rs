@@ -81,34 +81,7 @@ enum Command {
     /// Services with their state, image, ports, networks and dependencies; networks and subnets;
     /// volumes; built images with their Dockerfile metadata; every policy rule at `warn`;
     /// commented example checks. Review it against your documentation, then `stackcheck run` it.
-    Init {
-        /// The compose files, in `-f` order.
-        #[arg(required = true)]
-        compose: Vec<PathBuf>,
-        /// Where to write the suite (paths in it are relative to its folder).
-        #[arg(short, long, value_name = "FILE", default_value = "stackcheck.yaml")]
-        output: PathBuf,
-        /// The env file compose reads (also written into the suite as `stack.env_file`).
-        #[arg(long, value_name = "FILE")]
-        env_file: Option<PathBuf>,
-        /// The suite id (default: the first compose file's folder name).
-        #[arg(long, value_name = "ID")]
-        name: Option<String>,
-        /// Replace an existing output file.
-        #[arg(long)]
-        force: bool,
-        /// Bring the stack up, watch it run, and write what held twice (states, listeners,
-        /// HTTP answers, servers' readiness); the suite is proven on that stack before it is
-        /// taken down.
-        #[arg(long)]
-        observe: bool,
-        /// With --observe: only this service and what it depends on. Repeatable.
-        #[arg(long = "service", value_name = "S", requires = "observe")]
-        services: Vec<String>,
-        /// With --observe: run `stackcheck mutate` on the written suite and print its score.
-        #[arg(long, requires = "observe")]
-        mutate: bool,
-    },
+    Init(InitArgs),
     /// Parse suites strictly and report every problem as file:line:column (exit 2 if any).
     Validate {
         #[arg(required = true)]
@@ -263,6 +236,52 @@ fn quiet_on_closed_stdout() {
     };
 }
 
+/// `stackcheck init`'s arguments.
+#[derive(clap::Args)]
+struct InitArgs {
+    /// The compose files, in `-f` order.
+    #[arg(required = true)]
+    compose: Vec<PathBuf>,
+    /// Where to write the suite (paths in it are relative to its folder).
+    #[arg(short, long, value_name = "FILE", default_value = "stackcheck.yaml")]
+    output: PathBuf,
+    /// The env file compose reads (also written into the suite as `stack.env_file`).
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// The suite id (default: the first compose file's folder name).
+    #[arg(long, value_name = "ID")]
+    name: Option<String>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+    /// Bring the stack up, watch it run, and write what held twice (states, listeners,
+    /// HTTP answers, servers' readiness); the suite is proven on that stack before it is
+    /// taken down.
+    #[arg(long)]
+    observe: bool,
+    /// With --observe: only this service and what it depends on. Repeatable.
+    #[arg(long = "service", value_name = "S", requires = "observe")]
+    services: Vec<String>,
+    /// With --observe: run `stackcheck mutate` on the written suite and print its score.
+    #[arg(long, requires = "observe")]
+    mutate: bool,
+}
+
+/// `stackcheck init`, from its arguments.
+fn init(a: InitArgs) -> ExitCode {
+    let req = stackcheck::init::InitRequest {
+        compose: a.compose,
+        env_file: a.env_file,
+        output: a.output,
+        name: a.name,
+    };
+    let observe = a.observe.then_some(stackcheck::commands::Observe {
+        services: a.services,
+        mutate: a.mutate,
+    });
+    with_runtime(stackcheck::commands::init(req, a.force, observe))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let run = matches!(cli.command, Command::Run { .. });
@@ -274,25 +293,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Schema { report, mutate } => schema(report, mutate),
-        Command::Init {
-            compose,
-            output,
-            env_file,
-            name,
-            force,
-            observe,
-            services,
-            mutate,
-        } => {
-            let req = stackcheck::init::InitRequest {
-                compose,
-                env_file,
-                output,
-                name,
-            };
-            let observe = observe.then_some(stackcheck::commands::Observe { services, mutate });
-            with_runtime(stackcheck::commands::init(req, force, observe))
-        }
+        Command::Init(args) => init(args),
         Command::Validate { suites } => validate(&suites),
         Command::List { suites, filter } => list(&suites, &filter),
         Command::Reap {

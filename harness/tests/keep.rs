@@ -150,7 +150,14 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
     // Neither the crash watcher of `up` nor a later run's stale sweep takes a kept stack.
     watcher_done(&run);
     let (code, reaped) = stackcheck(&["reap"]);
-    assert_eq!(code, Some(0), "{reaped}");
+    // `reap` sweeps the whole machine: another test's run whose owner it killed on purpose
+    // (crash.rs) may be half-removed under it, and reap then says what it could not remove (exit
+    // 3). This stack is never among what it touched.
+    assert!(matches!(code, Some(0) | Some(3)), "{reaped}");
+    assert!(
+        !reaped.contains(&run),
+        "the kept stack was touched: {reaped}"
+    );
     assert_eq!(running(&run), 2, "the kept stack was removed: {reaped}");
     let (_, listed) = stackcheck(&["reap", "--include-live", "--dry-run"]);
     assert!(
