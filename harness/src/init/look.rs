@@ -21,6 +21,9 @@ const PATHS: &[&str] = &[
     "/metrics",
 ];
 
+/// Every written check polls a while: a later run may judge it before the service is ready.
+const RETRY: &str = "retry: { for: 30s, every: 1s }";
+
 /// One check seen to hold twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Promise {
@@ -100,7 +103,7 @@ fn tcp(service: &str, port: u16) -> Promise {
         seen: format!("seen twice: a connection to {service}:{port} accepted"),
         keys: vec![
             format!("tcp: {{ service: {}, port: {port} }}", q(service)),
-            "retry: { for: 30s, every: 1s }".into(),
+            RETRY.into(),
         ],
     }
 }
@@ -116,7 +119,7 @@ fn ready(service: &str, cmd: &[&str]) -> Promise {
                 q(service),
                 super::list(&words)
             ),
-            "retry: { for: 30s, every: 1s }".into(),
+            RETRY.into(),
         ],
     }
 }
@@ -216,7 +219,7 @@ fn http_promise(service: &str, port: u16, path: &str, a: &Answer) -> Promise {
                 q(path)
             ),
             format!("expect: {{ {} }}", expect.join(", ")),
-            "retry: { for: 30s, every: 1s }".into(),
+            RETRY.into(),
         ],
     }
 }

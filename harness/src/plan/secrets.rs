@@ -5,7 +5,7 @@
 
 use crate::engine::ComposeModel;
 use crate::mask::{Masker, Secret};
-use crate::suite::{looks_secret, url_passwords, LoadedSuite};
+use crate::suite::{named_secret, url_passwords, LoadedSuite};
 
 /// The secrets of a suite: its env file's values, `stack.secrets` and secret-looking variables;
 /// the names it gives (services, images, networks, volumes, its id) are the stack's vocabulary.
@@ -13,7 +13,7 @@ pub fn masker(loaded: &LoadedSuite) -> Masker {
     let masker = Masker::default();
     masker.exempt(suite_names(loaded));
     let stack = &loaded.suite.stack;
-    let named = |k: &str| stack.secrets.iter().any(|s| s == k) || looks_secret(k);
+    let named = |k: &str| named_secret(k, &stack.secrets);
     let mut secrets = Vec::new();
     if let Some(f) = &stack.env_file {
         if let Ok(text) = std::fs::read_to_string(loaded.dir.join(f)) {
@@ -78,7 +78,7 @@ fn suite_names(loaded: &LoadedSuite) -> Vec<String> {
 /// variable; the names of its services, images, networks and volumes join the vocabulary.
 pub fn add_model_secrets(masker: &Masker, model: &ComposeModel, secrets: &[String]) {
     let environment = || model.services.values().flat_map(|s| &s.environment);
-    let named = |k: &str| looks_secret(k) || secrets.iter().any(|s| s == k);
+    let named = |k: &str| named_secret(k, secrets);
     masker.add(
         environment()
             .filter(|(k, _)| named(k))

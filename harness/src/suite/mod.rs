@@ -50,7 +50,7 @@ pub use expect::{Expect, Retry};
 pub use files::{ContentPattern, FileAttrs, FileMode, FileSpec, Owner, Sha256};
 pub use load::{discover, load_str, nearest, read_file, schema_json, SuiteError};
 pub use policy::{Level, Policy, Rule};
-pub use secrets::{looks_secret, url_passwords};
+pub use secrets::{looks_secret, named_secret, url_passwords};
 pub use values::{
     parse_mount, parse_size, signal_number, text_matches, Mount, Pattern, ValueError,
 };

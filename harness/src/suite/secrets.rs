@@ -16,6 +16,11 @@ pub fn looks_secret(name: &str) -> bool {
         || name.ends_with("APIKEY")
 }
 
+/// Whether a variable is named as a secret: its name looks secret, or `stack.secrets` lists it.
+pub fn named_secret(name: &str, listed: &[String]) -> bool {
+    looks_secret(name) || listed.iter().any(|s| s == name)
+}
+
 /// The passwords inside `value`: the `pass` of every `scheme://user:pass@host` (and
 /// `redis://:pass@host`) in it. Only the authority part counts, so a `@` in a path is no password.
 pub fn url_passwords(value: &str) -> Vec<&str> {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{looks_secret, CheckKind, LoadedSuite, Suite};
+use super::{named_secret, CheckKind, LoadedSuite, Suite};
 use crate::mask::Secret;
 
 /// Why a request template cannot be filled in.
@@ -52,17 +52,26 @@ impl Vars {
         }
     }
 
-    /// A variable's value and whether it is secret: named so, listed in `stack.secrets`, or
-    /// from the env file (whose values are all masked).
-    fn lookup(&self, name: &str) -> Option<(String, bool)> {
-        let named_secret = looks_secret(name) || self.secrets.iter().any(|s| s == name);
-        if let Some(v) = self.env.get(name) {
-            return Some((v.clone(), named_secret));
+    /// A variable's value and, when it is secret, as which: named so (or listed in
+    /// `stack.secrets`), or unnamed but from the env file (whose values are all masked).
+    fn lookup(&self, name: &str) -> Option<(String, Option<Secret>)> {
+        let named = named_secret(name, &self.secrets);
+        let secret = |value: &str, masked: bool| {
+            masked.then(|| Secret {
+                named,
+                ..Secret::unnamed(name, value)
+            })
+        };
+        if let Some(v) = self
+            .env
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+        {
+            let s = secret(&v, named);
+            return Some((v, s));
         }
-        if let Ok(v) = std::env::var(name) {
-            return Some((v, named_secret));
-        }
-        self.file.get(name).map(|v| (v.clone(), true))
+        self.file.get(name).map(|v| (v.clone(), secret(v, true)))
     }
 
     /// `text` with every `${VAR}` filled in (`$$` is a `$`).
@@ -82,13 +91,7 @@ impl Vars {
                 let (value, secret) = self
                     .lookup(name)
                     .ok_or_else(|| VarsError::Unset(name.to_string()))?;
-                if secret {
-                    let named = looks_secret(name) || self.secrets.iter().any(|s| s == name);
-                    secrets.push(Secret {
-                        named,
-                        ..Secret::unnamed(name, &value)
-                    });
-                }
+                secrets.extend(secret);
                 out.push_str(&value);
                 rest = &tail[end + 1..];
             } else {
