@@ -76,7 +76,8 @@ fn a_check_on_a_ready_service_passes_before_a_slower_service_is_up() {
 
 /// The broken twin: a check expecting `front` to refuse (503) would pass if it ran while `back`
 /// is still starting; it waits for the whole stack and fails, as the stack up answers 200. And
-/// `fading` answers during bring-up, then exits: its state fails, and so does the early pass.
+/// `fading` answers during bring-up, then exits: its state fails, and its early passes are judged
+/// again (the answer fails, the image still holds).
 #[test]
 fn a_check_expecting_a_refusal_waits_and_an_early_pass_on_a_service_that_exits_is_taken_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,8 +119,20 @@ fn a_check_expecting_a_refusal_waits_and_an_early_pass_on_a_service_that_exits_i
         .find(|l| l.starts_with("FAIL") && l.contains(&format!("] {fading}  ")))
         .unwrap_or_else(|| panic!("{console}"));
     assert!(
-        taken_back.contains("passed during bring-up, but `fading` did not stay in its promised state afterwards (see broken-early::service::fading::state)"),
+        taken_back.contains("passed during bring-up, but `fading` did not stay in its promised state afterwards (see broken-early::service::fading::state); judged again: "),
         "{taken_back}"
+    );
+    // Its image promise also passed early; judged again once `fading` is gone, it still holds, as
+    // it would had it not run early: the verdicts do not depend on when the exit was seen.
+    let image = "broken-early::service::fading::image";
+    let image_lines: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains(&format!("] {image}  ")))
+        .collect();
+    assert_eq!(image_lines.len(), 2, "{console}");
+    assert!(
+        image_lines.iter().all(|l| l.starts_with("PASS")),
+        "{console}"
     );
     let report = valid_report(&json);
     let mut failed = common::failed_in(&report);

@@ -10,7 +10,8 @@
 //! does a service nobody promises a state for. An early failure is not a verdict: the test runs
 //! again once the stack is up, so the order of bring-up never turns a green stack red. An early
 //! pass stands on its services staying up: when one of them does not hold its state for the run,
-//! the pass is taken back (see `runtime::states_held`).
+//! the pass is taken back and the test judged again on the stack as it is then (see
+//! `runtime::taken_back`), as if it had not run early.
 
 use std::collections::BTreeSet;
 

@@ -183,12 +183,13 @@ const HOLD_POLL: Duration = Duration::from_millis(500);
 async fn states_held(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
     let mut watching = std::mem::take(&mut r.state.held);
     let mut said = false;
+    let mut again = Vec::new();
     loop {
         let mut still = Vec::new();
         for held in watching {
             match held.still_holds(r.engine).await {
                 Some(_) if removed_from_outside(ctx).await => return Err(Stop::RemovedFromOutside),
-                Some(v) => state_not_held(r, &held, v),
+                Some(v) => again.extend(state_not_held(r, &held, v)),
                 // Seen holding after its whole window: done.
                 None if held.held_for() >= HOLD_AT_LEAST => {}
                 None => still.push(held),
@@ -200,7 +201,7 @@ async fn states_held(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
             .map(|h| HOLD_AT_LEAST.saturating_sub(h.held_for()))
             .max()
         else {
-            return Ok(());
+            return taken_back(r, ctx, again).await;
         };
         if !said {
             r.progress.detail(&format!(
@@ -214,27 +215,54 @@ async fn states_held(r: &mut Runner<'_>, ctx: &Ctx<'_>) -> Result<(), Stop> {
     }
 }
 
-/// A state that passed did not hold: its test fails, and so does every early pass that stood
-/// on it.
-fn state_not_held(r: &mut Runner<'_>, held: &state::Held, v: Verdict) {
+/// A state that passed did not hold: its test fails, and every early pass that stood on it is
+/// taken back, to be judged again (see [`taken_back`]), each with the state test that undid it.
+fn state_not_held(
+    r: &mut Runner<'_>,
+    held: &state::Held,
+    v: Verdict,
+) -> Vec<(PlannedTest, String)> {
     let service = held.service().to_string();
     let kind = TestKind::Service {
         service: service.clone(),
         promise: ServicePromise::State,
     };
     r.record(&kind, v, Instant::now());
-    // A pass earned during bring-up stood on this service being up; it is not up now.
+    let because = format!(
+        "passed during bring-up, but `{service}` did not stay in its promised state afterwards (see {})",
+        r.name_of(&kind).unwrap_or_default()
+    );
     let (undone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut r.state.early_passes)
         .into_iter()
         .partition(|(_, on)| on.contains(&service));
     r.state.early_passes = kept;
-    for (t, _) in undone {
-        let v = Verdict::fail(format!(
-            "passed during bring-up, but `{service}` did not stay in its promised state afterwards (see {})",
-            r.name_of(&kind).unwrap_or_default()
-        ));
-        r.record(&t.kind, v, Instant::now());
+    undone
+        .into_iter()
+        .map(|(t, _)| (t, because.clone()))
+        .collect()
+}
+
+/// The early passes a state that did not hold took back run again on the stack as it is now,
+/// as they would have had they not run early: a verdict does not depend on which window saw the
+/// service go (its state's own wait, or the hold). A failure says which state undid the pass.
+async fn taken_back(
+    r: &mut Runner<'_>,
+    ctx: &Ctx<'_>,
+    again: Vec<(PlannedTest, String)>,
+) -> Result<(), Stop> {
+    let suite = &r.loaded.suite;
+    for (t, because) in again {
+        let t0 = Instant::now();
+        let Some(v) = runtime_verdict(ctx, suite, r.progress, &t.kind).await else {
+            continue;
+        };
+        let mut v = with_cause(ctx, suite, &t.kind, v).await;
+        if !v.passed {
+            v.message = format!("{because}; judged again: {}", v.message);
+        }
+        blamed(r, ctx, &t, v, t0).await?;
     }
+    Ok(())
 }
 
 /// Skips the tests that touch a service that never started (no container, or one created and
