@@ -218,6 +218,22 @@ impl Stack {
             .collect())
     }
 
+    /// The environment `service`'s (first) container was made with: what compose gave it and
+    /// what its image sets.
+    pub async fn env(
+        &self,
+        service: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StackError> {
+        let id = self.container(service).await?;
+        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let env = info.config.and_then(|c| c.env).unwrap_or_default();
+        Ok(env
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
     /// Tears the stack down as a run does; says what survived, if anything.
     pub async fn down(mut self) -> Result<(), StackError> {
         self.down = true;

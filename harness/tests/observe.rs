@@ -2,7 +2,8 @@
 //! a healthcheck on an internal network with a volume, a web app whose answers vary): the suite
 //! it writes holds only what was seen the same twice, each promise saying what was seen; it
 //! passes on the stack it came from (proven before that stack is taken down, and again in a run
-//! of its own), and on the twin `fixtures/broken/observe` it fails exactly what is broken.
+//! of its own), and on the twins in `fixtures/broken/observe` it fails exactly what is broken:
+//! three breakages at once, and a database whose data does not survive `down_up`.
 //! Drives the real engine and the real binary.
 
 mod common;
@@ -39,6 +40,9 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
         "  # seen twice: `pg_isready -h 127.0.0.1` exited 0\n  - name: \"db says it is ready\"",
         "  # seen twice: a connection to db:5432 accepted\n  - name: \"db accepts TCP on 5432\"",
         "back: { internal: true }",
+        "  # PostgreSQL keeps its data in /var/lib/postgresql/data on the named volume `db_data`",
+        "  - name: \"db keeps its data across down_up\"\n    steps:\n      - exec: { service: db, cmd: [psql,",
+        "      - down_up: true\n",
     ] {
         assert!(written.contains(promise), "{promise} missing:\n{written}");
     }
@@ -57,11 +61,33 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // The twin: the same suite over the stack broken three ways.
-    let override_file = root().join("fixtures/broken/observe/docker-compose.override.yml");
-    let twin_text = common::with_override(&written, &override_file);
-    let twin = dir.path().join("twin.yaml");
-    std::fs::write(&twin, twin_text).unwrap();
-    let json = dir.path().join("twin.json");
+    assert_eq!(
+        twin(dir.path(), &written, "docker-compose.override.yml"),
+        [
+            // The database started, then crashed: its checks say so, with that cause.
+            "observed::checks::db accepts TCP on 5432",
+            "observed::checks::db keeps its data across down_up",
+            "observed::checks::db says it is ready",
+            "observed::checks::web answers GET /health on 8000",
+            "observed::service::db::state",
+            "observed::service::migrate::state",
+        ]
+    );
+    // A database that stays up and answers but keeps its data on the container's own volume:
+    // only the persistence scenario fails.
+    assert_eq!(
+        twin(dir.path(), &written, "lost-data.override.yml"),
+        ["observed::checks::db keeps its data across down_up"]
+    );
+}
+
+/// The failed tests of the written suite run over the stack with `fixtures/broken/observe/FILE`
+/// added, sorted.
+fn twin(dir: &std::path::Path, written: &str, file: &str) -> Vec<String> {
+    let override_file = root().join("fixtures/broken/observe").join(file);
+    let twin = dir.join(format!("twin-{file}.yaml"));
+    std::fs::write(&twin, common::with_override(written, &override_file)).unwrap();
+    let json = dir.join(format!("twin-{file}.json"));
     let o = stackcheck(&[
         "run",
         twin.to_str().unwrap(),
@@ -73,19 +99,9 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let mut failed = failed_in(&report);
+    let mut failed: Vec<String> = failed_in(&report).into_iter().map(String::from).collect();
     failed.sort();
-    assert_eq!(
-        failed,
-        [
-            // The database started, then crashed: its checks say so, with that cause.
-            "observed::checks::db accepts TCP on 5432",
-            "observed::checks::db says it is ready",
-            "observed::checks::web answers GET /health on 8000",
-            "observed::service::db::state",
-            "observed::service::migrate::state",
-        ],
-        "{}",
-        text(&o)
-    );
+    // The console, for a reader of a failed comparison.
+    eprintln!("{file}:\n{}", text(&o));
+    failed
 }

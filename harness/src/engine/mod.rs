@@ -65,6 +65,11 @@ pub const LABEL_KEPT: &str = "io.stackcheck.kept";
 /// (several machines may share one engine through `DOCKER_HOST`).
 pub const LABEL_OWNER: &str = "io.stackcheck.owner";
 
+/// On what a run that checks a kept stack creates itself (probes, canaries, one-offs): that run's
+/// own mark. Its teardown removes only these, never the stack it checked, whose containers carry
+/// the same owner when the same process holds it (a [`crate::Stack`] proving another suite).
+pub const LABEL_VISIT: &str = "io.stackcheck.visit";
+
 /// This harness's `LABEL_OWNER` value.
 pub fn owner() -> String {
     owner_of(std::process::id() as i32)

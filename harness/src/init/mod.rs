@@ -15,6 +15,7 @@ use crate::engine::{Compose, ComposeError, ComposeModel, Dockerfile, CONFIG_TIME
 
 mod look;
 mod observe;
+mod persist;
 mod servers;
 pub use observe::{observe, ObserveError, ObserveRequest, Observed, Written};
 pub use servers::{server, Server};
@@ -231,6 +232,7 @@ fn render_services(model: &ComposeModel, observed: Option<&Observed>, y: &mut St
             let _ = writeln!(*y, "  # {}", seen.note);
             if state.is_some() {
                 y.push_str(&b);
+                seen.render_env(y);
                 promised += 1;
             } else {
                 for line in b.lines() {

@@ -62,12 +62,18 @@ pub struct Written {
 pub struct Observed {
     pub(super) states: BTreeMap<String, Seen>,
     checks: Vec<Promise>,
+    /// Persistence scenarios that held (each its check's lines).
+    scenarios: Vec<String>,
 }
 
 /// One service, as watched: the state to promise (none: nothing held) and what was seen.
 pub(super) struct Seen {
     pub(super) state: Option<String>,
     pub(super) note: String,
+    /// The variables compose sets that its container has with the same value (no secret).
+    pub(super) env: BTreeMap<String, String>,
+    /// The variables compose sets that are left out as secrets.
+    pub(super) secret_env: Vec<String>,
 }
 
 /// Brings the stack up, watches it, writes what held and proves it on the stack: the suite's
@@ -166,7 +172,12 @@ async fn watch(
         services.len(),
         req.window.as_secs()
     ));
-    let states = watch_states(stack, &services, req.window).await;
+    let mut states = watch_states(stack, &services, req.window).await;
+    let secrets = secret_values(model);
+    for (service, seen) in states.iter_mut().filter(|(_, s)| s.state.is_some()) {
+        let got = stack.env(service).await.unwrap_or_default();
+        (seen.env, seen.secret_env) = environment(model, service, &got, &secrets);
+    }
     let up: Vec<String> = states
         .iter()
         .filter(|(_, s)| s.state.as_deref().is_some_and(|s| !s.starts_with("exited")))
@@ -180,7 +191,97 @@ async fn watch(
     tokio::time::sleep(BETWEEN_LOOKS).await;
     let second = look(stack, model, &up).await;
     let checks = first.into_iter().filter(|p| second.contains(p)).collect();
-    Observed { states, checks }
+    let scenarios = persisted(stack, model, req, &states, progress).await;
+    Observed {
+        states,
+        checks,
+        scenarios,
+    }
+}
+
+/// The persistence scenarios of the servers that stayed up with their data on a named volume,
+/// each kept only when it held on the stack (it takes the stack down and up once).
+async fn persisted(
+    stack: &Stack,
+    model: &ComposeModel,
+    req: &ObserveRequest,
+    states: &BTreeMap<String, Seen>,
+    progress: &dyn Progress,
+) -> Vec<String> {
+    let named: Vec<&String> = model.volumes.keys().collect();
+    let mut out = Vec::new();
+    for (service, seen) in states {
+        let up = seen
+            .state
+            .as_deref()
+            .is_some_and(|s| !s.starts_with("exited"));
+        let Some(scenario) = model
+            .services
+            .get(service)
+            .filter(|_| up)
+            .and_then(|s| super::persist::scenario(service, s, &named))
+        else {
+            continue;
+        };
+        progress.phase(&format!(
+            "trying whether `{service}` keeps its data across down_up"
+        ));
+        let suite = format!("{}checks:\n{scenario}", watch_suite(model, req));
+        match prove(stack, &req.init, &suite).await {
+            Ok(Ok(())) => out.push(scenario),
+            Ok(Err(why)) => progress.phase(&format!(
+                "`{service}`'s data was not seen surviving down_up, not promised: {why}"
+            )),
+            Err(e) => progress.phase(&format!("`{service}`: {e}")),
+        }
+    }
+    out
+}
+
+/// The values of every variable named as a secret in any service, and the passwords in any
+/// URL: no written promise may contain one.
+fn secret_values(model: &ComposeModel) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in model.services.values() {
+        for (k, v) in &s.environment {
+            let Some(v) = v.as_deref().filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            if crate::suite::named_secret(k, &[]) {
+                out.push(v.to_string());
+            }
+            out.extend(crate::suite::url_passwords(v).into_iter().map(String::from));
+        }
+    }
+    out
+}
+
+/// The variables compose sets for `service` that its container has with the same value, as
+/// `env:` promises; those that are or contain a secret are only named.
+fn environment(
+    model: &ComposeModel,
+    service: &str,
+    got: &BTreeMap<String, String>,
+    secrets: &[String],
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let (mut env, mut secret) = (BTreeMap::new(), Vec::new());
+    let Some(s) = model.services.get(service) else {
+        return (env, secret);
+    };
+    for (k, v) in &s.environment {
+        let Some(v) = v
+            .as_deref()
+            .filter(|v| got.get(k).map(String::as_str) == Some(*v))
+        else {
+            continue;
+        };
+        if crate::suite::named_secret(k, &[]) || secrets.iter().any(|x| v.contains(x.as_str())) {
+            secret.push(k.clone());
+        } else {
+            env.insert(k.clone(), v.to_string());
+        }
+    }
+    (env, secret)
 }
 
 /// How one service went while watched.
@@ -242,7 +343,7 @@ async fn watch_states(
 
 /// The state a track supports, with what was seen.
 fn judge(t: &Track, secs: u64) -> Seen {
-    let none = |note: String| Seen { state: None, note };
+    let none = |note: String| Seen::new(None, note);
     let (Some((first, restarts_before)), Some((last, restarts_after))) = (&t.first, &t.last) else {
         return none("never seen: no container".into());
     };
@@ -253,21 +354,21 @@ fn judge(t: &Track, secs: u64) -> Seen {
         ));
     }
     match (&last.status, last.health) {
-        (ContainerStatus::Exited(0), _) => Seen {
-            state: Some("exited:0".into()),
-            note: format!("observed: exited with code 0 and stayed so ({secs} s)"),
-        },
+        (ContainerStatus::Exited(0), _) => Seen::new(
+            Some("exited:0"),
+            format!("observed: exited with code 0 and stayed so ({secs} s)"),
+        ),
         (ContainerStatus::Exited(code), _) => none(format!(
             "observed: exited with code {code}: a failing job or a crash? Not promised"
         )),
-        (ContainerStatus::Running, Some(Health::Healthy)) if t.always_running => Seen {
-            state: Some("healthy".into()),
-            note: format!("observed: healthy, up without a restart for {secs} s"),
-        },
-        (ContainerStatus::Running, None) if t.always_running => Seen {
-            state: Some("running".into()),
-            note: format!("observed: running, up without a restart for {secs} s"),
-        },
+        (ContainerStatus::Running, Some(Health::Healthy)) if t.always_running => Seen::new(
+            Some("healthy"),
+            format!("observed: healthy, up without a restart for {secs} s"),
+        ),
+        (ContainerStatus::Running, None) if t.always_running => Seen::new(
+            Some("running"),
+            format!("observed: running, up without a restart for {secs} s"),
+        ),
         (ContainerStatus::Running, Some(h)) => none(format!(
             "observed: its healthcheck said {h} after {secs} s: not promised"
         )),
@@ -277,10 +378,42 @@ fn judge(t: &Track, secs: u64) -> Seen {
     }
 }
 
+impl Seen {
+    fn new(state: Option<&str>, note: String) -> Seen {
+        Seen {
+            state: state.map(String::from),
+            note,
+            env: BTreeMap::new(),
+            secret_env: Vec::new(),
+        }
+    }
+
+    /// The `env:` promise (with what was seen) for a service whose state is promised.
+    pub(super) fn render_env(&self, y: &mut String) {
+        if self.env.is_empty() {
+            return;
+        }
+        let mut seen = "seen in its container: the variables compose gives it".to_string();
+        if !self.secret_env.is_empty() {
+            let _ = write!(
+                seen,
+                " (secrets not written: {})",
+                self.secret_env.join(", ")
+            );
+        }
+        let pairs: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
+        let _ = writeln!(*y, "    # {seen}\n    env: {{ {} }}", pairs.join(", "));
+    }
+}
+
 impl Observed {
     /// `checks:`, one per promise that held twice, each saying what was seen.
     pub(super) fn render_checks(&self, y: &mut String) {
-        if self.checks.is_empty() {
+        if self.checks.is_empty() && self.scenarios.is_empty() {
             let _ = writeln!(
                 *y,
                 "\n# Nothing the stack serves held twice while it was watched."
@@ -297,6 +430,9 @@ impl Observed {
             for key in &p.keys {
                 let _ = writeln!(*y, "    {key}");
             }
+        }
+        for scenario in &self.scenarios {
+            y.push_str(scenario);
         }
     }
 }

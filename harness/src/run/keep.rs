@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::engine::{
     Compose, Engine, EngineError, Leftovers, ResourceKind, LABEL_KEPT, LABEL_OWNER,
-    LABEL_OWNER_PID, LABEL_PROJECT, LABEL_RUN, LABEL_SUITE,
+    LABEL_OWNER_PID, LABEL_PROJECT, LABEL_RUN, LABEL_SUITE, LABEL_VISIT,
 };
 use crate::plan::{RunIdentity, SubnetMoves};
 use crate::suite::LoadedSuite;
@@ -194,6 +194,7 @@ impl KeptStack {
                 (LABEL_SUITE.to_string(), self.suite.clone()),
                 (LABEL_OWNER_PID.to_string(), std::process::id().to_string()),
                 (LABEL_OWNER.to_string(), crate::engine::owner()),
+                (LABEL_VISIT.to_string(), visit()),
             ]),
         }
     }
@@ -379,4 +380,11 @@ mod tests {
             .hint(Path::new("suite.yaml"))
             .contains("stackcheck down suite.yaml"));
     }
+}
+
+/// A mark no other visit of a kept stack shares: this process and a count of its visits.
+fn visit() -> String {
+    static VISITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = VISITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", crate::engine::owner())
 }

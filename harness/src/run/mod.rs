@@ -388,11 +388,12 @@ async fn tear_down(runner: &Runner<'_>, run: &Prepared) -> Verdict {
     let (engine, id) = (runner.engine, &run.id);
     let (leftovers, label) = match &run.reusing {
         Some(_) => {
+            // What this visit made, not the stack it checked (see `LABEL_VISIT`).
+            let visit = crate::engine::LABEL_VISIT;
             let label = format!(
-                "{} & {}={}",
+                "{} & {visit}={}",
                 id.run_label(),
-                crate::engine::LABEL_OWNER,
-                crate::engine::owner()
+                id.labels.get(visit).map(String::as_str).unwrap_or_default()
             );
             (engine.sweep(&label).await.map_err(|e| e.to_string()), label)
         }
