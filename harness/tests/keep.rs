@@ -181,7 +181,7 @@ fn up_then_reuse_then_down_keeps_the_stack_between_and_leaves_nothing() {
             leaks["message"]
                 .as_str()
                 .unwrap()
-                .contains("& io.stackcheck.owner="),
+                .contains("& io.stackcheck.visit="),
             "{leaks}"
         );
         assert_eq!(running(&run), 2, "a --reuse run touched the stack");
