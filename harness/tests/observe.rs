@@ -1,9 +1,11 @@
 //! `stackcheck init --observe` on `fixtures/observe` (a one-shot that exits 0, a database without
-//! a healthcheck on an internal network with a volume, a web app whose answers vary): the suite
+//! a healthcheck on an internal network with a volume, a web app whose answers vary, a worker that
+//! serves no port, a docs server that shares no network with the database): the suite
 //! it writes holds only what was seen the same twice, each promise saying what was seen; it
 //! passes on the stack it came from (proven before that stack is taken down, and again in a run
 //! of its own), and on the twins in `fixtures/broken/observe` it fails exactly what is broken:
-//! three breakages at once, and a database whose data does not survive `down_up`.
+//! four breakages at once, a database whose data does not survive `down_up`, and a server on a
+//! network it must not share with the database.
 //! Drives the real engine and the real binary.
 
 mod common;
@@ -43,6 +45,9 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
         "  # PostgreSQL keeps its data in /var/lib/postgresql/data on the named volume `db_data`",
         "  - name: \"db keeps its data across down_up\"\n    steps:\n      - exec: { service: db, cmd: [psql,",
         "      - down_up: true\n",
+        "  # `web` depends on `db`; seen twice: a connection from `web` to db:5432 succeeded\n  - name: \"web reaches db:5432\"\n    reach: { from: web, to: \"db:5432\" }",
+        "  - name: \"docs cannot reach db:5432\"\n    reach: { from: docs, to: \"db:5432\", expect: unreachable }",
+        "  # said in its log while watched: \"worker ready, polling for jobs\"\n  - name: \"worker says it is working\"\n    logs: { service: worker, contains: \"worker ready, polling for jobs\", within: 30s }",
     ] {
         assert!(written.contains(promise), "{promise} missing:\n{written}");
     }
@@ -60,15 +65,21 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
     let o = stackcheck(&["run", suite.to_str().unwrap(), "--ports", "ephemeral"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    // The twin: the same suite over the stack broken three ways.
+    // The twin: the same suite over the stack broken four ways.
     assert_eq!(
         twin(dir.path(), &written, "docker-compose.override.yml"),
         [
             // The database started, then crashed: its checks say so, with that cause.
             "observed::checks::db accepts TCP on 5432",
+            "observed::checks::db cannot reach docs:8080",
             "observed::checks::db keeps its data across down_up",
             "observed::checks::db says it is ready",
+            "observed::checks::docs cannot reach db:5432",
             "observed::checks::web answers GET /health on 8000",
+            "observed::checks::web reaches db:5432",
+            "observed::checks::worker reaches db:5432",
+            // The worker is up, doing nothing: it never says it is working.
+            "observed::checks::worker says it is working",
             "observed::service::db::state",
             "observed::service::migrate::state",
         ]
@@ -78,6 +89,17 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
     assert_eq!(
         twin(dir.path(), &written, "lost-data.override.yml"),
         ["observed::checks::db keeps its data across down_up"]
+    );
+    // The docs server joined to the database's network: the isolation checks both ways fail, and
+    // its networks.
+    assert_eq!(
+        twin(dir.path(), &written, "network-joined.override.yml"),
+        [
+            "observed::checks::db cannot reach docs:8080",
+            "observed::checks::docs cannot reach db:5432",
+            "observed::checks::worker cannot reach docs:8080",
+            "observed::service::docs::networks",
+        ]
     );
 }
 

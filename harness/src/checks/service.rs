@@ -133,7 +133,7 @@ async fn check_restart(
     model: &ModelService,
 ) -> Verdict {
     let want = spec.restart.as_deref().unwrap_or_default();
-    let got = model.restart.as_deref().unwrap_or("no");
+    let got = model.restart_policy().unwrap_or_else(|| "no".into());
     if got != want {
         return Verdict::fail(format!("expected restart `{want}`, compose says `{got}`"));
     }

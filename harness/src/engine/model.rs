@@ -139,6 +139,21 @@ pub fn go_duration(text: &str) -> Option<std::time::Duration> {
 }
 
 impl ModelService {
+    /// The restart policy compose gives the container: `restart:`, else the condition of
+    /// `deploy.restart_policy` (`any` is `always`, `none` is `no`); None when neither is set.
+    pub fn restart_policy(&self) -> Option<String> {
+        if let Some(r) = self.restart.as_deref().filter(|r| !r.is_empty()) {
+            return Some(r.to_string());
+        }
+        let deploy = self.deploy.as_ref()?;
+        let condition = deploy["restart_policy"]["condition"].as_str()?;
+        Some(match condition {
+            "any" => "always".into(),
+            "none" => "no".into(),
+            other => other.to_string(),
+        })
+    }
+
     /// Under `health: fast`: the healthcheck keys a run's override sets so it polls every second,
     /// with as many retries as the written interval × retries allow (a slow start still has as
     /// long before it counts as unhealthy). None for a service without a healthcheck.
@@ -451,6 +466,28 @@ pub fn depended_on(services: &BTreeSet<String>, deps: &Dependencies) -> BTreeSet
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case("restart: unless-stopped", Some("unless-stopped"))]
+    #[case(
+        "deploy: { restart_policy: { condition: on-failure } }",
+        Some("on-failure")
+    )]
+    #[case("deploy: { restart_policy: { condition: any } }", Some("always"))]
+    #[case("deploy: { restart_policy: { condition: none } }", Some("no"))]
+    #[case(
+        "restart: always\n    deploy: { restart_policy: { condition: none } }",
+        Some("always")
+    )]
+    #[case("image: x", None)]
+    fn the_restart_policy_is_restart_else_the_deploy_condition(
+        #[case] service: &str,
+        #[case] want: Option<&str>,
+    ) {
+        let model: ComposeModel =
+            serde_saphyr::from_str(&format!("services:\n  s:\n    {service}\n")).unwrap();
+        assert_eq!(model.services["s"].restart_policy().as_deref(), want);
+    }
 
     #[test]
     fn a_service_comes_with_everything_it_depends_on_transitively() {

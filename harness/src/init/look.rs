@@ -34,9 +34,52 @@ pub(super) struct Promise {
     pub(super) keys: Vec<String>,
 }
 
+impl Promise {
+    /// The check under `checks:`, after a comment saying what was seen.
+    pub(super) fn render(&self, y: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(*y, "  # {}", self.seen);
+        let _ = writeln!(*y, "  - name: {}", q(&self.name));
+        for key in &self.keys {
+            let _ = writeln!(*y, "    {key}");
+        }
+    }
+}
+
+/// What one look saw: the checks it supports, and the ports each service accepted connections on.
+#[derive(Default)]
+pub(super) struct Look {
+    pub(super) promises: Vec<Promise>,
+    pub(super) accepting: BTreeMap<String, BTreeSet<u16>>,
+}
+
+impl Look {
+    /// What both looks saw alike.
+    pub(super) fn agreed(self, other: &Look) -> Look {
+        let promises = self
+            .promises
+            .into_iter()
+            .filter(|p| other.promises.contains(p))
+            .collect();
+        let accepting = self
+            .accepting
+            .into_iter()
+            .map(|(s, ports)| {
+                let again = other.accepting.get(&s).cloned().unwrap_or_default();
+                (s, ports.intersection(&again).copied().collect())
+            })
+            .collect();
+        Look {
+            promises,
+            accepting,
+        }
+    }
+}
+
 /// One look at what the running services serve: the checks it supports.
-pub(super) async fn look(stack: &Stack, model: &ComposeModel, services: &[String]) -> Vec<Promise> {
-    let mut out = Vec::new();
+pub(super) async fn look(stack: &Stack, model: &ComposeModel, services: &[String]) -> Look {
+    let mut seen = Look::default();
+    let out = &mut seen.promises;
     for service in services {
         let Some(s) = model.services.get(service) else {
             continue;
@@ -62,6 +105,10 @@ pub(super) async fn look(stack: &Stack, model: &ComposeModel, services: &[String
             let Some(addr) = addrs.first().filter(|_| accepting) else {
                 continue;
             };
+            seen.accepting
+                .entry(service.clone())
+                .or_default()
+                .insert(port);
             // A published port is promised by `ports:` (a listener proven behind it).
             if !published.contains(&port) {
                 out.push(tcp(service, port));
@@ -78,7 +125,7 @@ pub(super) async fn look(stack: &Stack, model: &ComposeModel, services: &[String
             }
         }
     }
-    out
+    seen
 }
 
 /// Whether a TCP connection to `addr` is accepted and kept open a moment (a proxy that accepts

@@ -13,10 +13,12 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::engine::{Compose, ComposeError, ComposeModel, Dockerfile, CONFIG_TIMEOUT};
 
+mod logs;
 mod look;
 mod observe;
 mod persist;
 mod servers;
+mod topology;
 pub use observe::{observe, ObserveError, ObserveRequest, Observed, Written};
 pub use servers::{server, Server};
 
@@ -285,7 +287,7 @@ fn render_service(
     // or a quiet worker; only the author knows which, so the promise is left to them.
     let unknowable = state == "running"
         && !s.ports.iter().any(|p| p.published.is_some())
-        && matches!(s.restart.as_deref(), None | Some("") | Some("no"));
+        && matches!(s.restart_policy().as_deref(), None | Some("no"));
     let _ = writeln!(b, "    state: {}", q(state));
     if let Some(image) = &s.image {
         let _ = writeln!(b, "    image: {}", q(image));
@@ -322,7 +324,7 @@ fn render_service(
             );
         }
     }
-    if let Some(r) = s.restart.as_deref().filter(|r| !r.is_empty()) {
+    if let Some(r) = s.restart_policy().as_deref() {
         let _ = writeln!(b, "    restart: {}", q(r));
     }
     if !s.depends_on.is_empty() {

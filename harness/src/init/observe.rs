@@ -189,14 +189,54 @@ async fn watch(
     ));
     let first = look(stack, model, &up).await;
     tokio::time::sleep(BETWEEN_LOOKS).await;
-    let second = look(stack, model, &up).await;
-    let checks = first.into_iter().filter(|p| second.contains(p)).collect();
+    let seen = first.agreed(&look(stack, model, &up).await);
+    let mut checks = seen.promises;
+    // A service that serves no port is known by what it says.
+    for service in up.iter().filter(|s| !seen.accepting.contains_key(*s)) {
+        let log = stack.logs(service, 500).await.unwrap_or_default();
+        checks.extend(super::logs::said(service, &log, &secrets));
+    }
+    let between = super::topology::candidates(model, &up, &seen.accepting);
+    if !between.is_empty() {
+        progress.phase(&format!(
+            "trying {} reach and isolation check(s) between the services",
+            between.len()
+        ));
+        checks.extend(held_twice(stack, model, req, between).await);
+    }
     let scenarios = persisted(stack, model, req, &states, progress).await;
     Observed {
         states,
         checks,
         scenarios,
     }
+}
+
+/// The checks of `candidates` that passed in each of two runs of them on the stack.
+async fn held_twice(
+    stack: &Stack,
+    model: &ComposeModel,
+    req: &ObserveRequest,
+    candidates: Vec<Promise>,
+) -> Vec<Promise> {
+    let mut suite = format!("{}checks:\n", watch_suite(model, req));
+    for p in &candidates {
+        p.render(&mut suite);
+    }
+    let mut kept = candidates;
+    for _ in 0..2 {
+        let Ok(Ok(report)) = outcomes(stack, &req.init, &suite).await else {
+            return Vec::new();
+        };
+        kept.retain(|p| {
+            let name = format!("::checks::{}", p.name);
+            report
+                .outcomes
+                .iter()
+                .any(|o| o.name.ends_with(&name) && o.status == Status::Passed)
+        });
+    }
+    kept
 }
 
 /// The persistence scenarios of the servers that stayed up with their data on a named volume,
@@ -425,16 +465,28 @@ impl Observed {
             "\n# What the stack served, seen the same twice while it ran.\nchecks:"
         );
         for p in &self.checks {
-            let _ = writeln!(*y, "  # {}", p.seen);
-            let _ = writeln!(*y, "  - name: {}", q(&p.name));
-            for key in &p.keys {
-                let _ = writeln!(*y, "    {key}");
-            }
+            p.render(y);
         }
         for scenario in &self.scenarios {
             y.push_str(scenario);
         }
     }
+}
+
+/// A suite's report on the stack: Err(why it did not load) inside.
+async fn outcomes(
+    stack: &Stack,
+    init: &InitRequest,
+    text: &str,
+) -> Result<Result<crate::report::SuiteReport, String>, ObserveError> {
+    let path = beside(init, "observed");
+    write(&path, text)?;
+    let loaded = crate::plan::load_file(&path);
+    let _ = std::fs::remove_file(&path);
+    Ok(match loaded {
+        Ok(l) => Ok(stack.check_with(&l).await),
+        Err(e) => Err(format!("it does not load (please report): {e}")),
+    })
 }
 
 /// Runs the written suite against the stack it was written from: Err(what failed) inside.
@@ -443,15 +495,10 @@ async fn prove(
     init: &InitRequest,
     text: &str,
 ) -> Result<Result<(), String>, ObserveError> {
-    let path = beside(init, "observed");
-    write(&path, text)?;
-    let loaded = crate::plan::load_file(&path);
-    let _ = std::fs::remove_file(&path);
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(e) => return Ok(Err(format!("it does not load (please report): {e}"))),
+    let report = match outcomes(stack, init, text).await? {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
     };
-    let report = stack.check_with(&loaded).await;
     let failed: Vec<String> = report
         .outcomes
         .iter()
