@@ -69,6 +69,8 @@ pub struct Observe {
     pub services: Vec<String>,
     /// `--mutate`: run `stackcheck mutate` on the written suite.
     pub mutate: bool,
+    /// `--reuse`: watch the stack `stackcheck up` left up instead of bringing one up.
+    pub reuse: bool,
 }
 
 /// How long `init --observe` watches each service once the stack is up.
@@ -142,6 +144,7 @@ async fn observed(
         init,
         services: o.services,
         window: OBSERVE_WINDOW,
+        reuse: o.reuse,
     };
     let console = Console::new(false);
     match crate::init::observe(&req, &console).await {

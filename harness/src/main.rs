@@ -265,6 +265,10 @@ struct InitArgs {
     /// With --observe: run `stackcheck mutate` on the written suite and print its score.
     #[arg(long, requires = "observe")]
     mutate: bool,
+    /// With --observe: watch the stack `stackcheck up` left up from these compose files instead
+    /// of bringing one up (and leave it up).
+    #[arg(long, requires = "observe")]
+    reuse: bool,
 }
 
 /// `stackcheck init`, from its arguments.
@@ -278,6 +282,7 @@ fn init(a: InitArgs) -> ExitCode {
     let observe = a.observe.then_some(stackcheck::commands::Observe {
         services: a.services,
         mutate: a.mutate,
+        reuse: a.reuse,
     });
     with_runtime(stackcheck::commands::init(req, a.force, observe))
 }

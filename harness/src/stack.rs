@@ -47,6 +47,9 @@ pub enum StackError {
     /// The stack has no such service, or it publishes no such port.
     #[error("{0}")]
     NotThere(String),
+    /// No kept stack (or more than one) to adopt: why, and what to do.
+    #[error("{0}")]
+    NothingToReuse(String),
 }
 
 /// How to bring a suite's stack up: [`Stack::builder`].
@@ -62,6 +65,8 @@ pub struct Stack {
     engine: Engine,
     loaded: LoadedSuite,
     kept: KeptStack,
+    /// Taken down already, or not this value's to take down (adopted with
+    /// [`StackBuilder::reuse`]).
     down: bool,
 }
 
@@ -234,9 +239,12 @@ impl Stack {
             .collect())
     }
 
-    /// Tears the stack down as a run does; says what survived, if anything.
+    /// Tears the stack down as a run does; says what survived, if anything. A stack adopted with
+    /// [`StackBuilder::reuse`] is left up: it is whoever kept it's to remove.
     pub async fn down(mut self) -> Result<(), StackError> {
-        self.down = true;
+        if std::mem::replace(&mut self.down, true) {
+            return Ok(());
+        }
         take_down(&self.engine, &self.loaded, &self.kept).await
     }
 
@@ -312,6 +320,30 @@ impl StackBuilder {
     pub fn variant(mut self, name: impl Into<String>) -> Self {
         self.variant = Some(name.into());
         self
+    }
+
+    /// Adopts the stack `stackcheck up` (or `run --keep`) left up from the compose files, env
+    /// file and profiles this suite names, whatever suite brought it up: nothing is built or
+    /// started, and neither [`Stack::down`] nor drop takes it down.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), stackcheck::StackError> {
+    /// let stack = stackcheck::Stack::builder("stackcheck.yaml").reuse().await?;
+    /// let report = stack.check().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn reuse(self) -> Result<Stack, StackError> {
+        let loaded = self.load()?;
+        let engine = Engine::connect().await.map_err(engine)?;
+        let kept = crate::run::reusable_of_files(&engine, &loaded)
+            .await
+            .map_err(StackError::NothingToReuse)?;
+        Ok(Stack {
+            engine,
+            loaded,
+            kept,
+            down: true,
+        })
     }
 
     /// Brings the stack up and waits for its promised states; on failure it is taken down again.

@@ -127,3 +127,79 @@ fn twin(dir: &std::path::Path, written: &str, file: &str) -> Vec<String> {
     eprintln!("{file}:\n{}", text(&o));
     failed
 }
+
+/// `init --observe --reuse` watches the stack `stackcheck up` left up from the same compose files
+/// (whatever suite brought it up), proves what it writes on that stack and leaves it up; with no
+/// such stack it says how to bring one up and starts nothing.
+#[test]
+fn reuse_watches_the_stack_up_left_and_leaves_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let compose = root().join("fixtures/observe/docker-compose.yml");
+    let compose = compose.to_str().unwrap();
+    let lost = root().join("fixtures/broken/observe/lost-data.override.yml");
+    let none = dir.path().join("none.yaml");
+    let o = stackcheck(&[
+        "init",
+        compose,
+        lost.to_str().unwrap(),
+        "--observe",
+        "--reuse",
+        "--name",
+        "observe-none",
+        "-o",
+        none.to_str().unwrap(),
+    ]);
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{said}");
+    assert!(said.contains("no kept stack of compose files"), "{said}");
+    assert!(
+        said.contains("bring one up with `stackcheck up SUITE`"),
+        "{said}"
+    );
+    assert!(!none.exists());
+    assert!(labelled("io.stackcheck.suite=observe-none").is_empty());
+
+    let up = dir.path().join("up.yaml");
+    std::fs::write(
+        &up,
+        format!("suite: observe-kept\nstack:\n  compose: [{compose:?}]\nservices: {{}}\n"),
+    )
+    .unwrap();
+    let o = stackcheck(&["up", up.to_str().unwrap(), "--ports", "ephemeral"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let kept = labelled("io.stackcheck.suite=observe-kept");
+    let suite = dir.path().join("observed.yaml");
+    let o = stackcheck(&[
+        "init",
+        compose,
+        "--observe",
+        "--reuse",
+        "-o",
+        suite.to_str().unwrap(),
+    ]);
+    let said = text(&o);
+    let after = labelled("io.stackcheck.suite=observe-kept");
+    let down = stackcheck(&["down", up.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the written suite passes on the stack it was written from"),
+        "{said}"
+    );
+    assert!(!said.contains("starting the stack"), "{said}");
+    let written = std::fs::read_to_string(&suite).unwrap();
+    assert!(
+        written.contains("  - name: \"web reaches db:5432\""),
+        "{written}"
+    );
+    // The stack is left as it was found: the same networks and volumes, every container there
+    // (a `down_up` made some of them again).
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(after.networks), sorted(kept.networks), "{said}");
+    assert_eq!(sorted(after.volumes), sorted(kept.volumes), "{said}");
+    assert_eq!(after.containers.len(), kept.containers.len(), "{said}");
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert!(labelled("io.stackcheck.suite=observe-kept").is_empty());
+}

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::look::{look, Promise};
-use super::{q, render, InitRequest};
+use super::{render, InitRequest};
 use crate::engine::{ComposeError, ComposeModel, ContainerStatus, Health, ObservedState};
 use crate::report::{Progress, Status};
 use crate::suite::PortsMode;
@@ -29,6 +29,9 @@ pub struct ObserveRequest {
     pub services: Vec<String>,
     /// How long each service is watched once the stack is up.
     pub window: Duration,
+    /// Watch the stack `stackcheck up` left up from these compose files (left up afterwards)
+    /// instead of bringing one up.
+    pub reuse: bool,
 }
 
 /// Why no observed suite was written.
@@ -85,21 +88,32 @@ pub async fn observe(
     let model = super::model(&req.init).await?;
     let watching = beside(&req.init, "observing");
     write(&watching, &watch_suite(&model, req))?;
-    progress.phase(&format!(
-        "starting the stack to watch it ({})",
-        watching.display()
-    ));
-    let stack = Stack::builder(&watching)
-        .ports(PortsMode::Ephemeral)
-        .up()
-        .await;
+    let stack = match req.reuse {
+        true => {
+            progress.phase("looking for the kept stack of these compose files");
+            Stack::builder(&watching).reuse().await
+        }
+        false => {
+            progress.phase(&format!(
+                "starting the stack to watch it ({})",
+                watching.display()
+            ));
+            Stack::builder(&watching)
+                .ports(PortsMode::Ephemeral)
+                .up()
+                .await
+        }
+    };
     let _ = std::fs::remove_file(&watching);
     let stack = stack?;
+    progress.phase(&format!("watching project {}", stack.project()));
     let observed = watch(&stack, &model, req, progress).await;
     let text = render(&model, &req.init, Some(&observed));
     progress.phase("running the written suite against the stack it watched");
     let unproven = prove(&stack, &req.init, &text).await?.err();
-    progress.phase("taking the stack down");
+    if !req.reuse {
+        progress.phase("taking the stack down");
+    }
     stack.down().await?;
     Ok(Written { text, unproven })
 }
@@ -173,10 +187,10 @@ async fn watch(
         req.window.as_secs()
     ));
     let mut states = watch_states(stack, &services, req.window).await;
-    let secrets = secret_values(model);
+    let secrets = super::env::secret_values(model);
     for (service, seen) in states.iter_mut().filter(|(_, s)| s.state.is_some()) {
         let got = stack.env(service).await.unwrap_or_default();
-        (seen.env, seen.secret_env) = environment(model, service, &got, &secrets);
+        (seen.env, seen.secret_env) = super::env::environment(model, service, &got, &secrets);
     }
     let up: Vec<String> = states
         .iter()
@@ -276,52 +290,6 @@ async fn persisted(
         }
     }
     out
-}
-
-/// The values of every variable named as a secret in any service, and the passwords in any
-/// URL: no written promise may contain one.
-fn secret_values(model: &ComposeModel) -> Vec<String> {
-    let mut out = Vec::new();
-    for s in model.services.values() {
-        for (k, v) in &s.environment {
-            let Some(v) = v.as_deref().filter(|v| !v.is_empty()) else {
-                continue;
-            };
-            if crate::suite::named_secret(k, &[]) {
-                out.push(v.to_string());
-            }
-            out.extend(crate::suite::url_passwords(v).into_iter().map(String::from));
-        }
-    }
-    out
-}
-
-/// The variables compose sets for `service` that its container has with the same value, as
-/// `env:` promises; those that are or contain a secret are only named.
-fn environment(
-    model: &ComposeModel,
-    service: &str,
-    got: &BTreeMap<String, String>,
-    secrets: &[String],
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let (mut env, mut secret) = (BTreeMap::new(), Vec::new());
-    let Some(s) = model.services.get(service) else {
-        return (env, secret);
-    };
-    for (k, v) in &s.environment {
-        let Some(v) = v
-            .as_deref()
-            .filter(|v| got.get(k).map(String::as_str) == Some(*v))
-        else {
-            continue;
-        };
-        if crate::suite::named_secret(k, &[]) || secrets.iter().any(|x| v.contains(x.as_str())) {
-            secret.push(k.clone());
-        } else {
-            env.insert(k.clone(), v.to_string());
-        }
-    }
-    (env, secret)
 }
 
 /// How one service went while watched.
@@ -426,27 +394,6 @@ impl Seen {
             env: BTreeMap::new(),
             secret_env: Vec::new(),
         }
-    }
-
-    /// The `env:` promise (with what was seen) for a service whose state is promised.
-    pub(super) fn render_env(&self, y: &mut String) {
-        if self.env.is_empty() {
-            return;
-        }
-        let mut seen = "seen in its container: the variables compose gives it".to_string();
-        if !self.secret_env.is_empty() {
-            let _ = write!(
-                seen,
-                " (secrets not written: {})",
-                self.secret_env.join(", ")
-            );
-        }
-        let pairs: Vec<String> = self
-            .env
-            .iter()
-            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
-            .collect();
-        let _ = writeln!(*y, "    # {seen}\n    env: {{ {} }}", pairs.join(", "));
     }
 }
 

@@ -326,14 +326,51 @@ pub async fn reusable(engine: &Engine, loaded: &LoadedSuite) -> Result<KeptStack
             stack.project, stack.stack
         ));
     }
+    still_there(
+        engine,
+        stack,
+        &format!("`stackcheck down {path}` and `stackcheck up {path}` again"),
+    )
+    .await
+}
+
+/// The one kept stack brought up from the compose files, env file and profiles `loaded` names,
+/// whatever its suite (`init --observe --reuse`, whose suite is not written yet).
+pub async fn reusable_of_files(engine: &Engine, loaded: &LoadedSuite) -> Result<KeptStack, String> {
+    let want = stack_of(loaded);
+    let found: Vec<KeptStack> = kept(engine, None)
+        .await
+        .map_err(|e| format!("cannot look for kept stacks: {e}"))?
+        .into_iter()
+        // A stack another process holds goes with that process: never adopted.
+        .filter(|k| k.stack == want && k.why != HELD)
+        .collect();
+    match found.as_slice() {
+        [] => Err(format!(
+            "no kept stack of {want} is up; bring one up with `stackcheck up SUITE` (a suite over these files)"
+        )),
+        [one] => still_there(engine, one.clone(), "`stackcheck down` it and bring it up again").await,
+        many => {
+            let projects: Vec<&str> = many.iter().map(|k| k.project.as_str()).collect();
+            Err(format!(
+                "{} kept stacks of {want} are up (projects {}); take all but one down with `stackcheck down`",
+                many.len(),
+                projects.join(", ")
+            ))
+        }
+    }
+}
+
+/// The kept stack, unless its containers are gone (`then`: what to do about it).
+async fn still_there(engine: &Engine, stack: KeptStack, then: &str) -> Result<KeptStack, String> {
     let live = engine
         .project_containers(&stack.project)
         .await
         .map_err(|e| format!("cannot list project {}: {e}", stack.project))?;
     if live.is_empty() {
         return Err(format!(
-            "the kept stack of suite `{suite}` (project {}) has no containers any more; `stackcheck down {path}` and `stackcheck up {path}` again",
-            stack.project
+            "the kept stack of suite `{}` (project {}) has no containers any more; {then}",
+            stack.suite, stack.project
         ));
     }
     Ok(stack)

@@ -26,7 +26,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use facts::{Observed, ServiceFacts};
-pub use keep::{down, kept, reusable, stack_of, Keep, KeptStack};
+pub use keep::{down, kept, reusable, reusable_of_files, stack_of, Keep, KeptStack};
 pub use schedule::{claims, default_jobs, run_all};
 pub(crate) use teardown::interruption;
 pub use teardown::teardown;
