@@ -158,6 +158,10 @@ async fn observed(
             eprintln!("error: {e}");
             Err(EXIT_INVALID)
         }
+        Err(e @ crate::init::ObserveError::Stack(crate::StackError::Interrupted(_))) => {
+            eprintln!("error: {e}");
+            Err(EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             Err(EXIT_INFRA)

@@ -50,6 +50,9 @@ pub enum StackError {
     /// No kept stack (or more than one) to adopt: why, and what to do.
     #[error("{0}")]
     NothingToReuse(String),
+    /// Ctrl-C or SIGTERM while the stack came up (or was watched): it was taken down.
+    #[error("interrupted ({0}); the stack was taken down")]
+    Interrupted(String),
 }
 
 /// How to bring a suite's stack up: [`Stack::builder`].
@@ -361,6 +364,9 @@ impl StackBuilder {
             .into_iter()
             .find(|k| k.run_id == report.run_id);
         let failures = failures(&report);
+        if report.interrupted {
+            return Err(StackError::Interrupted("Ctrl-C or SIGTERM".into()));
+        }
         match kept {
             Some(kept) if failures.is_empty() => {
                 watch(&kept.run_id, &engine);

@@ -487,3 +487,25 @@ fn engine_restarted_during_checks_fails_with_the_cause_and_tears_down() {
     );
     assert!(clean, "left after the engine restart: {left:?}");
 }
+
+/// Ctrl-C while `init --observe` watches the stack it brought up: nothing of it is left.
+#[test]
+fn ctrl_c_while_init_observes_leaves_nothing_within_15s() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackcheck"));
+    cmd.args([
+        "init",
+        "fixtures/observe/docker-compose.yml",
+        "--observe",
+        "-o",
+    ])
+    .arg(dir.path().join("observed.yaml"));
+    let status = interrupt(
+        cmd,
+        Signal::SIGINT,
+        Trigger::Line("· watching 5 service(s)"),
+        5000,
+    );
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(!dir.path().join("observed.yaml").exists());
+}

@@ -107,14 +107,29 @@ pub async fn observe(
     let _ = std::fs::remove_file(&watching);
     let stack = stack?;
     progress.phase(&format!("watching project {}", stack.project()));
-    let observed = watch(&stack, &model, req, progress).await;
-    let text = render(&model, &req.init, Some(&observed));
-    progress.phase("running the written suite against the stack it watched");
-    let unproven = prove(&stack, &req.init, &text).await?.err();
+    // The signal handler the bring-up installed stays: Ctrl-C is this phase's to answer.
+    let written = tokio::select! {
+        w = watch_and_prove(&stack, &model, req, progress) => w,
+        why = crate::run::interruption() => Err(StackError::Interrupted(why.into()).into()),
+    };
     if !req.reuse {
         progress.phase("taking the stack down");
     }
     stack.down().await?;
+    written
+}
+
+/// Watches the stack, writes what held and proves it there.
+async fn watch_and_prove(
+    stack: &Stack,
+    model: &ComposeModel,
+    req: &ObserveRequest,
+    progress: &dyn Progress,
+) -> Result<Written, ObserveError> {
+    let observed = watch(stack, model, req, progress).await;
+    let text = render(model, &req.init, Some(&observed));
+    progress.phase("running the written suite against the stack it watched");
+    let unproven = prove(stack, &req.init, &text).await?.err();
     Ok(Written { text, unproven })
 }
 
