@@ -43,6 +43,10 @@ enum Command {
         /// Write a short Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").
         #[arg(long, value_name = "FILE")]
         summary: Option<PathBuf>,
+        /// Write the HTML report here: one self-contained page (failures first, each suite's
+        /// timeline, every test, filterable).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Print every build and bring-up line (they are otherwise shown transiently).
         #[arg(short, long)]
         verbose: bool,
@@ -359,6 +363,7 @@ fn main() -> ExitCode {
             junit,
             json,
             summary,
+            html,
             verbose,
             jobs,
             options,
@@ -367,6 +372,7 @@ fn main() -> ExitCode {
                 junit,
                 json,
                 summary,
+                html,
                 logs_dir: options.logs_dir.clone(),
             };
             start_run(&suites, outputs, verbose, options, jobs)

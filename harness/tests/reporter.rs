@@ -1,7 +1,7 @@
 //! What people read, under snapshot tests: the console lines, the closing summary, the Markdown
-//! summary, JUnit and the JSON report of one fixed result set (`tests/reporter/results.json`:
+//! summary, JUnit, the JSON report and the HTML page of one fixed result set (`tests/reporter/results.json`:
 //! two suites with a pass, a failure with its detail, two skips of one cause, a flaky pass, a
-//! warning, a quarantined failure, fast health, a kept stack and log files). A wording change is
+//! warning, a quarantined failure, fast health, a kept stack, log files and a timeline). A wording change is
 //! a visible diff in `tests/snapshots/`, reviewed like code (`cargo insta review`, or
 //! `INSTA_UPDATE=always` to rewrite them).
 
@@ -62,4 +62,9 @@ fn json_report() {
         "\"stackcheck\": \"[version]\"",
     );
     insta::assert_snapshot!("json", text);
+}
+
+#[test]
+fn html_report() {
+    insta::assert_snapshot!("html", stackcheck::report::html(&results()));
 }

@@ -30,6 +30,7 @@ impl Verdict {
             message: self.message,
             detail: self.detail,
             duration_ms: started.elapsed().as_millis() as u64,
+            started_ms: 0,
             flaky: self.flaky,
             quarantined: false,
             logs: String::new(),

@@ -390,6 +390,7 @@ mod tests {
                 message: format!("{n} said so"),
                 detail: String::new(),
                 duration_ms: 1,
+                started_ms: 0,
                 flaky: Vec::new(),
                 quarantined: false,
                 logs: String::new(),
@@ -411,6 +412,7 @@ mod tests {
             fast_health: true,
             kept: None,
             logs: Vec::new(),
+            timeline: Default::default(),
         }
     }
 

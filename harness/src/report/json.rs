@@ -7,7 +7,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{Ending, ServiceImage, SuiteReport};
+use super::{Ending, ServiceImage, SuiteReport, Timeline};
 
 /// The value of `schema` in every report this version writes.
 pub const REPORT_SCHEMA: &str = "stackcheck-report/1";
@@ -98,6 +98,8 @@ pub struct JsonSuite {
     pub counts: Counts,
     /// The image each service ran; `standin` set where an offline stand-in replaced upstream.
     pub images: Vec<ServiceImage>,
+    /// When things happened, in ms from the suite's start: its phases and each service's life.
+    pub timeline: Timeline,
     pub tests: Vec<JsonTest>,
 }
 
@@ -110,6 +112,8 @@ pub struct JsonTest {
     /// The name without the suite: `service::db::ports`, `checks::<name>`, `policy::<rule>`.
     pub check: String,
     pub status: Ending,
+    /// When it started, in ms from the suite's start.
+    pub started_ms: u64,
     pub duration_ms: u64,
     /// One line: what was expected and what was seen. Secrets are masked.
     pub message: String,
@@ -144,6 +148,7 @@ impl JsonReport {
                                 .unwrap_or(&o.name)
                                 .to_string(),
                             status: e,
+                            started_ms: o.started_ms,
                             duration_ms: o.duration_ms,
                             message: o.message.clone(),
                             detail: o.detail.clone(),
@@ -166,6 +171,7 @@ impl JsonReport {
                     logs: r.logs.clone(),
                     counts: c,
                     images: r.images.clone(),
+                    timeline: r.timeline.clone(),
                     tests,
                 }
             })

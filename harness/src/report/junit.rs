@@ -136,6 +136,7 @@ mod tests {
             message: message.into(),
             detail: String::new(),
             duration_ms: 1,
+            started_ms: 0,
             flaky: Vec::new(),
             quarantined: false,
             logs: String::new(),
@@ -190,6 +191,7 @@ mod tests {
                 built: false,
                 pulled: true,
             }],
+            timeline: Default::default(),
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.xml");

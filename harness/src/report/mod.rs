@@ -3,20 +3,24 @@
 //! before anything leaves the run.
 
 mod console;
+mod html;
 mod json;
 mod junit;
 mod mask;
 mod outputs;
 mod result;
 mod summary;
+mod timeline;
 
 pub use console::{closing, outcome_line, Console, Quiet};
+pub use html::{html, write_html};
 pub use json::{report_schema_json, write_json, JsonReport, REPORT_SCHEMA};
 pub use junit::write_junit;
 pub use mask::Masked;
 pub use outputs::Outputs;
 pub use result::{Ending, Outcome, ProbeTarget, ServiceImage, Status, SuiteReport};
 pub use summary::{summary_markdown, write_summary};
+pub use timeline::{ms_since, Phase, PhaseSpan, ServiceLife, Timeline};
 
 /// Receives progress while a suite runs.
 pub trait Progress: Sync {

@@ -1,5 +1,5 @@
-//! The report files of a run (`--junit`, `--json`, `--summary`): their paths checked before anything
-//! starts, and all written at the end.
+//! The report files of a run (`--junit`, `--json`, `--summary`, `--html`): their paths checked
+//! before anything starts, and all written at the end.
 
 use std::path::PathBuf;
 
@@ -14,6 +14,8 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     /// `--summary FILE`.
     pub summary: Option<PathBuf>,
+    /// `--html FILE`.
+    pub html: Option<PathBuf>,
     /// `--logs-dir DIR` (created if missing).
     pub logs_dir: Option<PathBuf>,
 }
@@ -25,6 +27,7 @@ impl Outputs {
             ("--junit", &self.junit),
             ("--json", &self.json),
             ("--summary", &self.summary),
+            ("--html", &self.html),
         ] {
             let Some(path) = path else { continue };
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -67,6 +70,9 @@ impl Outputs {
         });
         write("summary", &self.summary, &|p| {
             super::write_summary(p, reports)
+        });
+        write("HTML report", &self.html, &|p| {
+            super::write_html(p, reports)
         });
         ok
     }

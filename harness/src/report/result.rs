@@ -35,6 +35,9 @@ pub struct Outcome {
     pub detail: String,
     /// How long the test took.
     pub duration_ms: u64,
+    /// When it started, in ms from the suite's start.
+    #[serde(default)]
+    pub started_ms: u64,
     /// What the failed attempts said before a retry passed (`retries:`); non-empty: flaky.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flaky: Vec<String>,
@@ -141,6 +144,7 @@ impl Outcome {
             message: format!("not run: {reason}"),
             detail: String::new(),
             duration_ms: 0,
+            started_ms: 0,
             flaky: Vec::new(),
             quarantined: false,
             logs: String::new(),
@@ -197,6 +201,9 @@ pub struct SuiteReport {
     /// The log files `run --logs-dir` wrote, one per service.
     #[serde(default)]
     pub logs: Vec<String>,
+    /// When things happened: the run's phases and each service's life.
+    #[serde(default)]
+    pub timeline: super::Timeline,
 }
 
 /// The image one service ran: what the compose file names, what the engine used.

@@ -45,7 +45,9 @@ pub(super) async fn compose_phase(
     };
     let touched = touched(r, &model, &selected);
     let deadline = deadline + super::claims::hold(r, &touched, &id.labels, deadline).await?;
+    let t0 = Instant::now();
     build(r, compose, id, &model, &selected, deadline).await?;
+    r.phase_done(crate::report::Phase::Build, t0);
     if !live {
         return Ok(());
     }
@@ -71,12 +73,17 @@ pub(super) async fn compose_phase(
     // `up` proves states only: nothing else runs, early or late.
     let early = (!r.settings.up_only).then_some(&ctx);
     let start = (selected.as_slice(), ours.as_slice());
+    let t0 = Instant::now();
     let containers = judge_states(r, compose, id, &model, Some(start), early, deadline).await?;
+    r.phase_done(crate::report::Phase::BringUp, t0);
     if r.settings.up_only {
         return Ok(());
     }
     *ctx.containers.lock().unwrap_or_else(|e| e.into_inner()) = containers;
-    runtime_tests(r, &ctx).await
+    let t0 = Instant::now();
+    let checked = runtime_tests(r, &ctx).await;
+    r.phase_done(crate::report::Phase::Checks, t0);
+    checked
 }
 
 /// `--reuse`: the stack a kept run left, judged as it is now (its states, then the checks); no

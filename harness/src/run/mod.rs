@@ -21,6 +21,7 @@ mod runtime;
 mod schedule;
 mod subnets;
 mod teardown;
+mod timeline;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -309,6 +310,9 @@ async fn before_teardown(
     if let Some(observed) = options.observe.as_ref().filter(|_| !interrupted) {
         observed.fill(engine, &run.id.project).await;
     }
+    if let Some((_, wall)) = runner.state.started {
+        runner.state.timeline.services = timeline::lives(engine, &run.id.project, wall).await;
+    }
     let suite_id = &runner.loaded.suite.id;
     if let Some(dir) = options
         .logs_dir
@@ -347,7 +351,11 @@ async fn keep_or_tear_down(
             let (verdict, hint) = keep_stack(runner, run, k).await;
             (verdict, Some(hint))
         }
-        None => (tear_down(runner, run).await, None),
+        None => {
+            let verdict = tear_down(runner, run).await;
+            runner.phase_done(crate::report::Phase::Teardown, t0);
+            (verdict, None)
+        }
     };
     runner.record(&TestKind::NoLeaks, no_leaks, t0);
     kept
@@ -434,6 +442,13 @@ fn report(
         None => "not run".to_string(),
     };
     let mut outcomes = runner.finish(&reason);
+    let mut timeline = std::mem::take(&mut runner.state.timeline);
+    timeline::with_ready(
+        &mut timeline.services,
+        &loaded.suite,
+        &runner.settings.tests,
+        &outcomes,
+    );
     let written = runner.state.logs.take().unwrap_or_default();
     logs::attach(
         &mut outcomes,
@@ -478,6 +493,7 @@ fn report(
             .iter()
             .map(|f| f.display().to_string())
             .collect(),
+        timeline,
     }
     .mask_with(&runner.settings.masker)
 }
@@ -520,6 +536,7 @@ fn not_started(
         fast_health: false,
         kept: None,
         logs: Vec::new(),
+        timeline: Default::default(),
     }
 }
 

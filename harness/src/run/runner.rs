@@ -87,6 +87,10 @@ pub(crate) struct RunState {
     pub removals: Option<crate::engine::Removals>,
     /// When each verdict was recorded (a failure after an outside removal is not a verdict).
     recorded_at: BTreeMap<String, Instant>,
+    /// When the run started, on the monotonic clock and on the wall clock (engine times).
+    pub started: Option<(Instant, std::time::SystemTime)>,
+    /// The run's phases so far, and each service's life (filled before teardown).
+    pub timeline: crate::report::Timeline,
 }
 
 impl<'a> Runner<'a> {
@@ -101,8 +105,27 @@ impl<'a> Runner<'a> {
             engine,
             progress,
             settings,
-            state: RunState::default(),
+            state: RunState {
+                started: Some((Instant::now(), std::time::SystemTime::now())),
+                ..RunState::default()
+            },
         }
+    }
+
+    /// Milliseconds from the run's start to `at`.
+    pub fn offset(&self, at: Instant) -> u64 {
+        let t0 = self.state.started.map(|(t, _)| t).unwrap_or(at);
+        at.saturating_duration_since(t0).as_millis() as u64
+    }
+
+    /// Notes that `phase` ran from `start` until now.
+    pub fn phase_done(&mut self, phase: crate::report::Phase, start: Instant) {
+        let span = crate::report::PhaseSpan {
+            phase,
+            start_ms: self.offset(start),
+            end_ms: self.offset(Instant::now()),
+        };
+        self.state.timeline.phases.push(span);
     }
 
     /// Records the verdict of the planned test of this kind. A kind with no planned test was
@@ -126,6 +149,7 @@ impl<'a> Runner<'a> {
             );
         }
         let mut outcome = verdict.into_outcome(&name, started);
+        outcome.started_ms = self.offset(started);
         if outcome.status == Status::Failed && self.loaded.suite.is_quarantined(&name) {
             outcome.status = Status::Passed;
             outcome.warning = true;

@@ -1,0 +1,112 @@
+//! When things happened in a suite's run, in milliseconds from its start: the run's phases
+//! (build, bring-up, checks, teardown) and each service's life as the engine recorded it
+//! (created, started, its promised state reached, exited, restarts). The HTML report draws it;
+//! the JSON report carries it.
+
+use serde::{Deserialize, Serialize};
+
+/// A stage of a run.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// `docker compose build` and image pulls.
+    Build,
+    /// `up` until every promised state was judged.
+    BringUp,
+    /// The checks against the live stack (scenarios included).
+    Checks,
+    /// `down` and the sweep of what carries the run's label.
+    Teardown,
+}
+
+impl Phase {
+    /// The name reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Build => "build",
+            Phase::BringUp => "bring-up",
+            Phase::Checks => "checks",
+            Phase::Teardown => "teardown",
+        }
+    }
+}
+
+/// One phase, from its start to its end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpan {
+    /// Which phase.
+    pub phase: Phase,
+    /// When it started (ms from the suite's start).
+    pub start_ms: u64,
+    /// When it ended.
+    pub end_ms: u64,
+}
+
+/// One service's container, as the engine recorded its life (ms from the suite's start).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLife {
+    /// The service (`name#2` for a second replica).
+    pub service: String,
+    /// When its container was created.
+    pub created_ms: Option<u64>,
+    /// When its container (last) started.
+    pub started_ms: Option<u64>,
+    /// When the run saw it reach its promised state (its state test passed).
+    pub ready_ms: Option<u64>,
+    /// What that state was (`healthy`, `running`, `exited:0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// When it exited, if it was not running when the checks ended.
+    pub exited_ms: Option<u64>,
+    /// Its exit code then.
+    pub exit_code: Option<i64>,
+    /// How often the engine restarted it.
+    pub restarts: u32,
+}
+
+/// What happened when in one suite's run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    /// The run's phases, in order.
+    pub phases: Vec<PhaseSpan>,
+    /// Each service's container.
+    pub services: Vec<ServiceLife>,
+}
+
+impl Timeline {
+    /// The longest phases first: where the time went.
+    pub fn longest_phases(&self) -> Vec<&PhaseSpan> {
+        let mut by_length: Vec<&PhaseSpan> = self.phases.iter().collect();
+        by_length.sort_by_key(|p| std::cmp::Reverse(p.end_ms.saturating_sub(p.start_ms)));
+        by_length
+    }
+}
+
+/// Milliseconds from `t0` (a wall-clock instant as the engine writes it, RFC 3339) to `at`; None
+/// for an unset engine time (`0001-01-01T00:00:00Z`) or one before `t0`.
+pub fn ms_since(t0: std::time::SystemTime, at: &str) -> Option<u64> {
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+    let at: std::time::SystemTime = at.with_timezone(&chrono::Utc).into();
+    at.duration_since(t0).ok().map(|d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn engine_times_are_read_relative_to_the_start() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_796_654_000);
+        let at = chrono::DateTime::from_timestamp(1_796_654_002, 500_000_000).unwrap();
+        let text = at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        assert_eq!(ms_since(t0, &text), Some(2500));
+        assert_eq!(ms_since(t0, "0001-01-01T00:00:00Z"), None);
+        assert_eq!(ms_since(t0, "not a time"), None);
+    }
+}
