@@ -222,19 +222,26 @@ async fn get(client: &reqwest::Client, url: &str) -> Option<Answer> {
     let title = regex::Regex::new(r"(?is)<title[^>]*>\s*([^<]{1,120}?)\s*</title>")
         .ok()
         .and_then(|re| re.captures(&body).map(|c| c[1].to_string()));
-    let json = match serde_json::from_str::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Object(map)) => map
-            .into_iter()
-            .filter(|(_, v)| v.is_string() || v.is_boolean() || v.is_i64())
-            .collect(),
-        _ => BTreeMap::new(),
-    };
     Some(Answer {
         status,
         media,
         title,
-        json,
+        json: json_fragment(&body),
     })
+}
+
+/// The top-level keys of a JSON object body whose values may identify it: strings, booleans and
+/// integers, but no container id (a hostname) or hash, which the next container changes.
+fn json_fragment(body: &str) -> BTreeMap<String, serde_json::Value> {
+    let id_like = regex::Regex::new(r"[0-9a-fA-F]{12,}").ok();
+    let stable = |v: &serde_json::Value| match v.as_str() {
+        Some(s) => !id_like.as_ref().is_some_and(|re| re.is_match(s)),
+        None => v.is_boolean() || v.is_i64(),
+    };
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().filter(|(_, v)| stable(v)).collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 fn http_promise(service: &str, port: u16, path: &str, a: &Answer) -> Promise {
@@ -274,6 +281,13 @@ fn http_promise(service: &str, port: u16, path: &str, a: &Answer) -> Promise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_id_or_a_hash_is_no_fragment() {
+        let body = r#"{"name": "03d62cab3fac", "cluster_name": "docker-cluster", "build": "9d2b7c1e4f5a6b7c8d9e", "up": true, "n": 2, "t": 1.5}"#;
+        let keys: Vec<String> = json_fragment(body).into_keys().collect();
+        assert_eq!(keys, ["cluster_name", "n", "up"]);
+    }
 
     #[test]
     fn an_answer_becomes_a_check_with_what_identifies_it() {
