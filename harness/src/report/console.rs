@@ -104,6 +104,14 @@ fn closing_notes(reports: &[SuiteReport]) -> String {
         if let Some(k) = &r.kept {
             say(format!("{}: {k}", r.suite));
         }
+        let waits = r.timeline.longest_waits(&r.suite, &r.outcomes);
+        if !waits.is_empty() {
+            say(format!(
+                "{}: the longest waits: {}",
+                r.suite,
+                waits.join("; ")
+            ));
+        }
         if !r.logs.is_empty() {
             say(format!(
                 "{}: logs in {}",

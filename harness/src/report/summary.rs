@@ -33,6 +33,11 @@ pub fn summary_markdown(reports: &[SuiteReport]) -> String {
     failures(&mut md, reports);
     notes(&mut md, reports);
     images(&mut md, reports);
+    for r in reports {
+        if let Some(gantt) = r.timeline.mermaid(&r.suite) {
+            let _ = writeln!(md, "\n### `{}`: timeline\n\n{gantt}", r.suite);
+        }
+    }
     md
 }
 

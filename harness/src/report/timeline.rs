@@ -79,11 +79,91 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// The longest phases first: where the time went.
-    pub fn longest_phases(&self) -> Vec<&PhaseSpan> {
-        let mut by_length: Vec<&PhaseSpan> = self.phases.iter().collect();
-        by_length.sort_by_key(|p| std::cmp::Reverse(p.end_ms.saturating_sub(p.start_ms)));
-        by_length
+    /// Where the time went: the three longest waits of at least a second, each saying what it
+    /// was: a service waiting to be started (on what it depends on), a service from its start to
+    /// its promised state (its own start, its healthcheck), a test (its requests, its retries).
+    pub fn longest_waits(&self, suite: &str, outcomes: &[super::Outcome]) -> Vec<String> {
+        let secs = |ms: u64| ms as f64 / 1000.0;
+        let mut waits: Vec<(u64, String)> = Vec::new();
+        for s in &self.services {
+            if let (Some(c), Some(st)) = (s.created_ms, s.started_ms) {
+                let w = st.saturating_sub(c);
+                waits.push((
+                    w,
+                    format!(
+                        "`{}` waited {:.1} s to be started (what it depends on)",
+                        s.service,
+                        secs(w)
+                    ),
+                ));
+            }
+            if let (Some(st), Some(r)) = (s.started_ms, s.ready_ms) {
+                let w = r.saturating_sub(st);
+                let state = s.state.as_deref().unwrap_or("ready");
+                waits.push((w, format!("`{}` was {state} {:.1} s after its start (its start, its healthcheck's interval and start period)", s.service, secs(w))));
+            }
+        }
+        for o in outcomes {
+            let check = o
+                .name
+                .strip_prefix(&format!("{suite}::"))
+                .unwrap_or(&o.name);
+            waits.push((
+                o.duration_ms,
+                format!("`{check}` took {:.1} s", secs(o.duration_ms)),
+            ));
+        }
+        waits.retain(|(w, _)| *w >= 1000);
+        waits.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
+        waits.into_iter().take(3).map(|(_, said)| said).collect()
+    }
+
+    /// The bring-up as a Mermaid `gantt` (rendered by CI job pages): the phases, then each
+    /// service from its start to its promised state and on to its exit or the end.
+    pub fn mermaid(&self, suite: &str) -> Option<String> {
+        use std::fmt::Write;
+        if self.phases.is_empty() && self.services.is_empty() {
+            return None;
+        }
+        // Mermaid reads `:` and `#` as syntax.
+        let name = |s: &str| s.replace([':', '#', ';'], " ");
+        let mut m = format!(
+            "```mermaid\ngantt\n  title {}\n  dateFormat x\n  axisFormat %M:%S\n  section phases\n",
+            name(suite)
+        );
+        for p in &self.phases {
+            let _ = writeln!(
+                m,
+                "  {} : {}, {}",
+                p.phase.as_str(),
+                p.start_ms,
+                p.end_ms.max(p.start_ms + 1)
+            );
+        }
+        m.push_str("  section services\n");
+        let end = self.phases.iter().map(|p| p.end_ms).max().unwrap_or(0);
+        for s in &self.services {
+            let Some(start) = s.started_ms.or(s.created_ms) else {
+                continue;
+            };
+            let ready = s.ready_ms.unwrap_or(start);
+            if ready > start {
+                let _ = writeln!(m, "  {} starting : {start}, {ready}", name(&s.service));
+            }
+            let stop = s.exited_ms.unwrap_or(end).max(ready + 1);
+            let what = match s.exit_code {
+                Some(code) => format!("exited {code}"),
+                None => s.state.clone().unwrap_or_else(|| "up".into()),
+            };
+            let _ = writeln!(
+                m,
+                "  {} {} : {ready}, {stop}",
+                name(&s.service),
+                name(&what)
+            );
+        }
+        m.push_str("```\n");
+        Some(m)
     }
 }
 
