@@ -185,6 +185,7 @@ async fn mutate_written(path: &std::path::Path) -> i32 {
         budget: Duration::from_secs(30 * 60),
         json: None,
         markdown: None,
+        html: None,
         min_score: None,
         min_judged: 0.8,
     };
@@ -206,6 +207,8 @@ pub struct MutateRequest {
     pub json: Option<std::path::PathBuf>,
     /// Write the Markdown summary here.
     pub markdown: Option<std::path::PathBuf>,
+    /// Write the HTML page here.
+    pub html: Option<std::path::PathBuf>,
     /// Exit 1 under this score.
     pub min_score: Option<f64>,
     /// With `min_score`: exit 1 when fewer than this share of the mutants were judged.
@@ -243,7 +246,7 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
             return EXIT_INVALID;
         }
     }
-    for f in req.json.iter().chain(&req.markdown) {
+    for f in req.json.iter().chain(&req.markdown).chain(&req.html) {
         let parent = f.parent().filter(|p| !p.as_os_str().is_empty());
         if parent.is_some_and(|p| !p.is_dir()) {
             eprintln!("error: {}: its folder does not exist", f.display());
@@ -289,6 +292,7 @@ pub async fn mutate(loaded: Vec<LoadedSuite>, req: MutateRequest) -> i32 {
     let files = [
         (req.json.as_ref(), json),
         (req.markdown.as_ref(), report.markdown()),
+        (req.html.as_ref(), report.html()),
     ];
     for (path, text) in files {
         if let Some(p) = path {

@@ -129,6 +129,9 @@ enum Command {
         /// Write a Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").
         #[arg(long, value_name = "FILE")]
         markdown: Option<PathBuf>,
+        /// Write the mutant table as one self-contained HTML page here.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Exit 1 when killed / (killed + survived) is below this (0 to 1).
         #[arg(long, value_name = "SCORE")]
         min_score: Option<f64>,
@@ -323,6 +326,7 @@ fn main() -> ExitCode {
             budget,
             json,
             markdown,
+            html,
             min_score,
             min_judged,
         } => {
@@ -333,6 +337,7 @@ fn main() -> ExitCode {
                 budget,
                 json,
                 markdown,
+                html,
                 min_score,
                 min_judged,
             };

@@ -263,6 +263,66 @@ impl MutationReport {
         out
     }
 
+    /// The mutant table as one self-contained page (`mutate --html`): the score, the survivors
+    /// with what would kill each, then every mutant, filterable by verdict and id.
+    pub fn html(&self) -> String {
+        use crate::report::html_escape as esc;
+        let mut b = format!(
+            "<header><h1 id=\"verdict\">mutate <code>{}</code>: score {}</h1><p>{} of {} judged: {} killed, {} survived, {} invalid, {} not run ({} health, {:.1} s)</p></header>",
+            esc(&self.suite),
+            esc(&self.score_text()),
+            self.judged,
+            self.mutants.len(),
+            self.killed,
+            self.survived,
+            self.invalid,
+            self.not_run,
+            esc(&self.health),
+            self.duration_ms as f64 / 1000.0
+        );
+        if self.survived > 0 {
+            b.push_str("<section id=\"failures\"><h2>Survivors</h2><ul>");
+            for m in self.survivors() {
+                let _ = write!(
+                    b,
+                    "<li class=\"survivor\">No test notices when {}.",
+                    esc(&m.change)
+                );
+                if let Some(s) = &m.suggestion {
+                    let _ = write!(b, " Would be killed by: {}.", esc(s));
+                }
+                b.push_str("</li>");
+            }
+            b.push_str("</ul></section>");
+        }
+        let verdicts = ["survived", "killed", "invalid", "not-run"];
+        let _ = write!(
+            b,
+            "<h2>Mutants</h2>{}<table class=\"tests\" id=\"tests-0\"><tr><th>mutant</th><th>verdict</th><th>by / why</th><th>s</th></tr>",
+            crate::report::html_filters(0, &verdicts)
+        );
+        let mut rows: Vec<&MutantResult> = self.mutants.iter().collect();
+        rows.sort_by_key(|m| m.verdict != MutantVerdict::Survived);
+        for m in rows {
+            let v = match m.verdict {
+                MutantVerdict::Killed => "killed",
+                MutantVerdict::Survived => "survived",
+                MutantVerdict::Invalid => "invalid",
+                MutantVerdict::NotRun => "not-run",
+            };
+            let _ = write!(
+                b,
+                "<tr class=\"test {v}\" data-status=\"{v}\" data-name=\"{id}\"><td><code>{id}</code></td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+                verdict_word(m.verdict),
+                esc(&row_note(m)),
+                m.duration_ms as f64 / 1000.0,
+                id = esc(&m.id),
+            );
+        }
+        b.push_str("</table>");
+        crate::report::html_page(&format!("stackcheck mutate: {}", self.suite), &b)
+    }
+
     /// A Markdown summary (e.g. for `$GITHUB_STEP_SUMMARY`).
     pub fn markdown(&self) -> String {
         let mut out = format!(
@@ -475,6 +535,16 @@ mod tests {
             .contains("no test notices when `api` starts without `GREETING`"));
         assert!(r.table().contains("score 50%, 2 of 4 judged (1 killed"));
         assert!(r.markdown().contains("Score **50%**, 2 of 4 judged"));
+        // The page: the survivor first, every mutant a filterable row, nothing fetched.
+        let page = r.html();
+        let survivor = page.find("class=\"survivor\"").unwrap();
+        assert!(survivor < page.find("id=\"tests-0\"").unwrap());
+        assert_eq!(page.matches("<tr class=\"test ").count(), 4);
+        assert!(
+            page.find("data-status=\"survived\"").unwrap()
+                < page.find("data-status=\"killed\"").unwrap()
+        );
+        assert!(!page.contains("src=") && !page.contains("href="));
         // The gate wants both: the score, and enough of the stack judged for it to mean anything.
         assert_eq!(r.gate(0.5, 0.5), Ok(()));
         let thin = r.gate(0.5, 0.8).unwrap_err();

@@ -34,18 +34,33 @@ pub fn html(reports: &[SuiteReport]) -> String {
     let failed = reports.iter().any(|r| !passed(r));
     let verdict = if failed { "FAILED" } else { "PASSED" };
     let mut p = String::new();
-    let _ = write!(
-        p,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>stackcheck: {verdict}</title><style>{STYLE}</style></head><body>\n"
-    );
     header(&mut p, reports, verdict);
     failures(&mut p, reports);
     for (n, r) in reports.iter().enumerate() {
         suite(&mut p, r, n);
     }
-    let _ = write!(p, "<script>{SCRIPT}</script>\n</body></html>\n");
-    p
+    page(&format!("stackcheck: {verdict}"), &p)
+}
+
+/// A self-contained page around `body` (HTML): the one style and filter script every stackcheck
+/// page shares. A table with `id="tests-N"` after a `.filters` block with `data-suite="N"` is
+/// filtered by its rows' `data-status` and `data-name`.
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n{body}<script>{SCRIPT}</script>\n</body></html>\n",
+        esc(title)
+    )
+}
+
+/// The filter controls over table `tests-N`: a name field and a box per status.
+pub fn filters(n: usize, statuses: &[&str]) -> String {
+    format!(
+        "<div class=\"filters\" data-suite=\"{n}\"><input type=\"search\" placeholder=\"filter by name\" aria-label=\"filter by name\">{}</div>",
+        statuses
+            .iter()
+            .map(|s| format!("<label><input type=\"checkbox\" value=\"{s}\" checked>{s}</label>"))
+            .collect::<String>()
+    )
 }
 
 fn passed(r: &SuiteReport) -> bool {
@@ -272,11 +287,11 @@ fn tests(p: &mut String, r: &SuiteReport, n: usize) {
     });
     let _ = write!(
         p,
-        "<h3>Tests</h3><div class=\"filters\" data-suite=\"{n}\"><input type=\"search\" placeholder=\"filter by name\" aria-label=\"filter by name\">{}</div>\
-         <table class=\"tests\" id=\"tests-{n}\"><tr><th>status</th><th>test</th><th>s</th><th>message</th></tr>",
-        ["failed", "skipped", "flaky", "warned", "quarantined", "passed"]
-            .map(|s| format!("<label><input type=\"checkbox\" value=\"{s}\" checked>{s}</label>"))
-            .join("")
+        "<h3>Tests</h3>{}<table class=\"tests\" id=\"tests-{n}\"><tr><th>status</th><th>test</th><th>s</th><th>message</th></tr>",
+        filters(
+            n,
+            &["failed", "skipped", "flaky", "warned", "quarantined", "passed"]
+        )
     );
     for o in rows {
         let e = o.ending().as_str();
@@ -310,7 +325,7 @@ fn tail(text: &str) -> String {
 }
 
 /// Text as HTML (element content and attribute values).
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -13,7 +13,7 @@ mod summary;
 mod timeline;
 
 pub use console::{closing, outcome_line, Console, Quiet};
-pub use html::{html, write_html};
+pub use html::{esc as html_escape, filters as html_filters, html, page as html_page, write_html};
 pub use json::{report_schema_json, write_json, JsonReport, REPORT_SCHEMA};
 pub use junit::write_junit;
 pub use mask::Masked;
