@@ -148,4 +148,15 @@ fn a_failing_run_shows_its_failures_first_with_what_was_seen() {
     assert!(last_fail < first_pass);
     // `fading` exited during the run: its timeline row says with which code.
     assert!(dom.contains("exited 124"), "{dom}");
+    // The timeline has what explains a wait: `back`'s healthcheck pace, from the engine.
+    let services = report["suites"][0]["timeline"]["services"]
+        .as_array()
+        .unwrap();
+    let back = services.iter().find(|s| s["service"] == "back").unwrap();
+    assert_eq!(back["healthcheck"], "every 1s", "{back}");
+    assert_eq!(back["state"], "healthy", "{back}");
+    assert!(
+        back["ready_ms"].as_u64() > back["started_ms"].as_u64(),
+        "{back}"
+    );
 }

@@ -66,6 +66,12 @@ pub struct ServiceLife {
     pub exit_code: Option<i64>,
     /// How often the engine restarted it.
     pub restarts: u32,
+    /// What compose waited for before starting it (`db: service_healthy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Its healthcheck's pace (`every 10s, start period 30s`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<String>,
 }
 
 /// What happened when in one suite's run.
@@ -88,19 +94,30 @@ impl Timeline {
         for s in &self.services {
             if let (Some(c), Some(st)) = (s.created_ms, s.started_ms) {
                 let w = st.saturating_sub(c);
-                waits.push((
-                    w,
-                    format!(
-                        "`{}` waited {:.1} s to be started (what it depends on)",
-                        s.service,
-                        secs(w)
-                    ),
-                ));
+                let on = match s.depends_on.is_empty() {
+                    true => "compose's own start order".to_string(),
+                    false => format!("depends on {}", s.depends_on.join(", ")),
+                };
+                let said = format!(
+                    "`{}` waited {:.1} s to be started ({on})",
+                    s.service,
+                    secs(w)
+                );
+                waits.push((w, said));
             }
             if let (Some(st), Some(r)) = (s.started_ms, s.ready_ms) {
                 let w = r.saturating_sub(st);
                 let state = s.state.as_deref().unwrap_or("ready");
-                waits.push((w, format!("`{}` was {state} {:.1} s after its start (its start, its healthcheck's interval and start period)", s.service, secs(w))));
+                let why = match &s.healthcheck {
+                    Some(h) => format!("healthcheck {h}"),
+                    None => "its own start".into(),
+                };
+                let said = format!(
+                    "`{}` was {state} {:.1} s after its start ({why})",
+                    s.service,
+                    secs(w)
+                );
+                waits.push((w, said));
             }
         }
         for o in outcomes {
@@ -108,6 +125,10 @@ impl Timeline {
                 .name
                 .strip_prefix(&format!("{suite}::"))
                 .unwrap_or(&o.name);
+            // A state test's time is its service's wait, said above with its cause.
+            if check.starts_with("service::") && check.ends_with("::state") {
+                continue;
+            }
             waits.push((
                 o.duration_ms,
                 format!("`{check}` took {:.1} s", secs(o.duration_ms)),

@@ -12,6 +12,9 @@ use crate::suite::Suite;
 /// Compose's label numbering a service's replicas.
 const LABEL_NUMBER: &str = "com.docker.compose.container-number";
 
+/// Compose's label listing what a container's start waited for (`db:service_healthy:false,…`).
+const LABEL_DEPENDS_ON: &str = "com.docker.compose.depends_on";
+
 /// Each service container of `project` (one-offs left out), as the engine recorded it.
 pub(super) async fn lives(engine: &Engine, project: &str, t0: SystemTime) -> Vec<ServiceLife> {
     let Ok(listed) = engine.project_containers(project).await else {
@@ -43,11 +46,43 @@ pub(super) async fn lives(engine: &Engine, project: &str, t0: SystemTime) -> Vec
             exited_ms: at(state.finished_at.as_ref()).filter(|_| !running),
             exit_code: state.exit_code.filter(|_| !running),
             restarts: info.restart_count.unwrap_or(0).max(0) as u32,
+            depends_on: depends_on(&labels),
+            healthcheck: info.config.as_ref().and_then(pace),
             ..ServiceLife::default()
         });
     }
     out.sort_by(|a, b| a.service.cmp(&b.service));
     out
+}
+
+/// `db: service_healthy` for each dependency compose's label lists.
+fn depends_on(labels: &std::collections::HashMap<String, String>) -> Vec<String> {
+    let Some(list) = labels.get(LABEL_DEPENDS_ON) else {
+        return Vec::new();
+    };
+    list.split(',')
+        .filter_map(|d| {
+            let mut parts = d.split(':');
+            let service = parts.next().filter(|s| !s.is_empty())?;
+            let condition = parts.next().unwrap_or("service_started");
+            Some(format!("{service}: {condition}"))
+        })
+        .collect()
+}
+
+/// A container's healthcheck pace in words (`every 10s, start period 30s`).
+fn pace(config: &bollard::models::ContainerConfig) -> Option<String> {
+    let h = config.healthcheck.as_ref()?;
+    let test = h.test.as_ref()?;
+    if test.first().is_some_and(|t| t == "NONE") {
+        return None;
+    }
+    let secs = |ns: Option<i64>| ns.filter(|n| *n > 0).map(|n| n as f64 / 1e9);
+    let mut said = vec![format!("every {}s", secs(h.interval).unwrap_or(30.0))];
+    if let Some(start) = secs(h.start_period) {
+        said.push(format!("start period {start}s"));
+    }
+    Some(said.join(", "))
 }
 
 /// Marks on each service's life the moment its state test passed, and the state it promised.
