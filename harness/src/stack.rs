@@ -242,6 +242,19 @@ impl Stack {
             .collect())
     }
 
+    /// The container paths `service`'s (first) container has mounted read-only.
+    pub async fn read_only_mounts(&self, service: &str) -> Result<Vec<String>, StackError> {
+        let id = self.container(service).await?;
+        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        Ok(info
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.rw == Some(false))
+            .filter_map(|m| m.destination)
+            .collect())
+    }
+
     /// Tears the stack down as a run does; says what survived, if anything. A stack adopted with
     /// [`StackBuilder::reuse`] is left up: it is whoever kept it's to remove.
     pub async fn down(mut self) -> Result<(), StackError> {

@@ -4,7 +4,7 @@
 //! it writes holds only what was seen the same twice, each promise saying what was seen; it
 //! passes on the stack it came from (proven before that stack is taken down, and again in a run
 //! of its own), and on the twins in `fixtures/broken/observe` it fails exactly what is broken:
-//! four breakages at once, a database whose data does not survive `down_up`, and a server on a
+//! five breakages at once, a database whose data does not survive `down_up`, and a server on a
 //! network it must not share with the database.
 //! Drives the real engine and the real binary.
 
@@ -42,6 +42,7 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
         "  # seen twice: `pg_isready -h 127.0.0.1` exited 0\n  - name: \"db says it is ready\"",
         "  # seen twice: a connection to db:5432 accepted\n  - name: \"db accepts TCP on 5432\"",
         "back: { internal: true }",
+        "    # seen in its container: mounted read-only\n    read_only_mounts: [\"/app\"]",
         "  # PostgreSQL keeps its data in /var/lib/postgresql/data on the named volume `db_data`",
         "  - name: \"db keeps its data across down_up\"\n    steps:\n      - exec: { service: db, cmd: [psql,",
         "      - down_up: true\n",
@@ -65,7 +66,7 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
     let o = stackcheck(&["run", suite.to_str().unwrap(), "--ports", "ephemeral"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    // The twin: the same suite over the stack broken four ways.
+    // The twin: the same suite over the stack broken five ways.
     assert_eq!(
         twin(dir.path(), &written, "docker-compose.override.yml"),
         [
@@ -82,6 +83,7 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
             "observed::checks::worker says it is working",
             "observed::service::db::state",
             "observed::service::migrate::state",
+            "observed::service::web::read_only_mounts",
         ]
     );
     // A database that stays up and answers but keeps its data on the container's own volume:

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::engine::{Compose, ComposeError, ComposeModel, Dockerfile, CONFIG_TIMEOUT};
 
-mod env;
+mod container;
 mod logs;
 mod look;
 mod observe;

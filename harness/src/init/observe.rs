@@ -77,6 +77,8 @@ pub(super) struct Seen {
     pub(super) env: BTreeMap<String, String>,
     /// The variables compose sets that are left out as secrets.
     pub(super) secret_env: Vec<String>,
+    /// The container paths mounted read-only.
+    pub(super) read_only: Vec<String>,
 }
 
 /// Brings the stack up, watches it, writes what held and proves it on the stack: the suite's
@@ -202,10 +204,11 @@ async fn watch(
         req.window.as_secs()
     ));
     let mut states = watch_states(stack, &services, req.window).await;
-    let secrets = super::env::secret_values(model);
+    let secrets = super::container::secret_values(model);
     for (service, seen) in states.iter_mut().filter(|(_, s)| s.state.is_some()) {
         let got = stack.env(service).await.unwrap_or_default();
-        (seen.env, seen.secret_env) = super::env::environment(model, service, &got, &secrets);
+        (seen.env, seen.secret_env) = super::container::environment(model, service, &got, &secrets);
+        seen.read_only = stack.read_only_mounts(service).await.unwrap_or_default();
     }
     let up: Vec<String> = states
         .iter()
@@ -408,6 +411,7 @@ impl Seen {
             note,
             env: BTreeMap::new(),
             secret_env: Vec::new(),
+            read_only: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The environment `init --observe` promises: the variables compose gives a container, seen in
-//! it with the same value, as `env:`; a variable named as a secret, or whose value holds one (a
-//! password in a URL, another variable's secret), is only named, never written.
+//! What `init --observe` promises about how a container was made: the variables compose gives
+//! it, seen in it with the same value, as `env:` (a variable named as a secret, or whose value
+//! holds one, a password in a URL or another variable's secret, is only named, never written);
+//! and the mounts it has read-only, as `read_only_mounts:` (a write there must fail).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -58,6 +59,7 @@ pub(super) fn environment(
 impl Seen {
     /// The `env:` promise (with what was seen) for a service whose state is promised.
     pub(super) fn render_env(&self, y: &mut String) {
+        self.render_read_only(y);
         if self.env.is_empty() {
             return;
         }
@@ -75,6 +77,18 @@ impl Seen {
             .map(|(k, v)| format!("{}: {}", q(k), q(v)))
             .collect();
         let _ = writeln!(*y, "    # {seen}\n    env: {{ {} }}", pairs.join(", "));
+    }
+
+    /// The `read_only_mounts:` promise, for the mounts seen read-only in its container.
+    pub(super) fn render_read_only(&self, y: &mut String) {
+        if self.read_only.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            *y,
+            "    # seen in its container: mounted read-only\n    read_only_mounts: {}",
+            super::list(&self.read_only)
+        );
     }
 }
 
