@@ -4,7 +4,7 @@
 //! it writes holds only what was seen the same twice, each promise saying what was seen; it
 //! passes on the stack it came from (proven before that stack is taken down, and again in a run
 //! of its own), and on the twins in `fixtures/broken/observe` it fails exactly what is broken:
-//! five breakages at once, a database whose data does not survive `down_up`, and a server on a
+//! six breakages at once, a database whose data does not survive `down_up`, and a server on a
 //! network it must not share with the database.
 //! Drives the real engine and the real binary.
 
@@ -43,6 +43,8 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
         "  # seen twice: a connection to db:5432 accepted\n  - name: \"db accepts TCP on 5432\"",
         "back: { internal: true }",
         "    # seen in its container: mounted read-only\n    read_only_mounts: [\"/app\"]",
+        "    # seen in its container: the variables compose gives it\n    env: { APP_MODE: demo }",
+        "secrets not written: POSTGRES_PASSWORD",
         "  # PostgreSQL keeps its data in /var/lib/postgresql/data on the named volume `db_data`",
         "  - name: \"db keeps its data across down_up\"\n    steps:\n      - exec: { service: db, cmd: [psql,",
         "      - down_up: true\n",
@@ -52,6 +54,8 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
     ] {
         assert!(written.contains(promise), "{promise} missing:\n{written}");
     }
+    // The database's password is named, never written.
+    assert!(!written.contains("observe-db-pw"), "{written}");
     // What varied between the two looks (the time in the page and the health) is not promised.
     assert!(!written.contains("\"time\""), "{written}");
     assert!(
@@ -66,7 +70,7 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
     let o = stackcheck(&["run", suite.to_str().unwrap(), "--ports", "ephemeral"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    // The twin: the same suite over the stack broken five ways.
+    // The twin: the same suite over the stack broken six ways.
     assert_eq!(
         twin(dir.path(), &written, "docker-compose.override.yml"),
         [
@@ -83,6 +87,7 @@ fn an_observed_suite_holds_what_held_twice_and_catches_each_breakage() {
             "observed::checks::worker says it is working",
             "observed::service::db::state",
             "observed::service::migrate::state",
+            "observed::service::web::env",
             "observed::service::web::read_only_mounts",
         ]
     );

@@ -61,6 +61,13 @@ impl Seen {
     pub(super) fn render_env(&self, y: &mut String) {
         self.render_read_only(y);
         if self.env.is_empty() {
+            if !self.secret_env.is_empty() {
+                let _ = writeln!(
+                    *y,
+                    "    # seen in its container: compose gives it secrets not written: {}",
+                    self.secret_env.join(", ")
+                );
+            }
             return;
         }
         let mut seen = "seen in its container: the variables compose gives it".to_string();
