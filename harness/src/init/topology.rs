@@ -61,29 +61,32 @@ fn networks(s: &ModelService) -> BTreeSet<String> {
 }
 
 fn reaches(from: &str, to: &str, port: u16) -> Promise {
-    Promise {
-        name: format!("{from} reaches {to}:{port}"),
-        seen: format!(
-            "`{from}` depends on `{to}`; seen twice: a connection from `{from}` to {to}:{port} succeeded"
-        ),
-        keys: vec![format!(
-            "reach: {{ from: {}, to: {} }}",
-            q(from),
-            q(&format!("{to}:{port}"))
-        )],
-    }
+    let seen = format!("`{from}` depends on `{to}`; seen twice: a connection from `{from}` to {to}:{port} succeeded");
+    reach(
+        format!("{from} reaches {to}:{port}"),
+        seen,
+        from,
+        to,
+        port,
+        "",
+    )
 }
 
 fn cannot_reach(from: &str, to: &str, port: u16) -> Promise {
+    let seen = format!("`{from}` and `{to}` share no network; seen twice: no connection from `{from}` to {to}:{port}");
+    let name = format!("{from} cannot reach {to}:{port}");
+    reach(name, seen, from, to, port, ", expect: unreachable")
+}
+
+/// A `reach` check from `from` to `to:port` (`expect`: its `, expect: …` part, if any).
+fn reach(name: String, seen: String, from: &str, to: &str, port: u16, expect: &str) -> Promise {
+    let target = q(&format!("{to}:{port}"));
     Promise {
-        name: format!("{from} cannot reach {to}:{port}"),
-        seen: format!(
-            "`{from}` and `{to}` share no network; seen twice: no connection from `{from}` to {to}:{port}"
-        ),
+        name,
+        seen,
         keys: vec![format!(
-            "reach: {{ from: {}, to: {}, expect: unreachable }}",
-            q(from),
-            q(&format!("{to}:{port}"))
+            "reach: {{ from: {}, to: {target}{expect} }}",
+            q(from)
         )],
     }
 }

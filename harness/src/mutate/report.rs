@@ -263,22 +263,30 @@ impl MutationReport {
         out
     }
 
-    /// The mutant table as one self-contained page (`mutate --html`): the score, the survivors
-    /// with what would kill each, then every mutant, filterable by verdict and id.
-    pub fn html(&self) -> String {
-        use crate::report::html_escape as esc;
-        let mut b = format!(
-            "<header><h1 id=\"verdict\">mutate <code>{}</code>: score {}</h1><p>{} of {} judged: {} killed, {} survived, {} invalid, {} not run ({} health, {:.1} s)</p></header>",
-            esc(&self.suite),
-            esc(&self.score_text()),
+    /// `N of M judged: K killed, S survived, I invalid, R not run (H health, T s)`.
+    fn counts(&self) -> String {
+        format!(
+            "{} of {} judged: {} killed, {} survived, {} invalid, {} not run ({} health, {:.1} s)",
             self.judged,
             self.mutants.len(),
             self.killed,
             self.survived,
             self.invalid,
             self.not_run,
-            esc(&self.health),
+            self.health,
             self.duration_ms as f64 / 1000.0
+        )
+    }
+
+    /// The mutant table as one self-contained page (`mutate --html`): the score, the survivors
+    /// with what would kill each, then every mutant, filterable by verdict and id.
+    pub fn html(&self) -> String {
+        use crate::report::html_escape as esc;
+        let mut b = format!(
+            "<header><h1 id=\"verdict\">mutate <code>{}</code>: score {}</h1><p>{}</p></header>",
+            esc(&self.suite),
+            esc(&self.score_text()),
+            esc(&self.counts())
         );
         if self.survived > 0 {
             b.push_str("<section id=\"failures\"><h2>Survivors</h2><ul>");
@@ -326,17 +334,10 @@ impl MutationReport {
     /// A Markdown summary (e.g. for `$GITHUB_STEP_SUMMARY`).
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "## stackcheck mutate: `{}`\n\nScore **{}**, {} of {} judged: {} killed, {} survived, {} invalid, {} not run ({} health, {:.1} s).\n\n",
+            "## stackcheck mutate: `{}`\n\nScore **{}**, {}.\n\n",
             self.suite,
             self.score_text(),
-            self.judged,
-            self.mutants.len(),
-            self.killed,
-            self.survived,
-            self.invalid,
-            self.not_run,
-            self.health,
-            self.duration_ms as f64 / 1000.0
+            self.counts()
         );
         if self.survived > 0 {
             out.push_str("### Survivors\n\n");

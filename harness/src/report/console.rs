@@ -152,13 +152,7 @@ fn closing_counts(reports: &[SuiteReport]) -> String {
     let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
     let failed: usize = reports.iter().map(SuiteReport::failed).sum();
     let not_run: usize = reports.iter().map(SuiteReport::skipped).sum();
-    let count = |e: Ending| {
-        reports
-            .iter()
-            .flat_map(|r| &r.outcomes)
-            .filter(|o| o.ending() == e)
-            .count()
-    };
+    let count = |e: Ending| super::result::count_ending(reports, e);
     let notes: Vec<String> = [
         (count(Ending::Warned), "with warnings"),
         (count(Ending::Flaky), "flaky"),

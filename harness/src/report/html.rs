@@ -68,13 +68,7 @@ fn passed(r: &SuiteReport) -> bool {
 }
 
 fn header(p: &mut String, reports: &[SuiteReport], verdict: &str) {
-    let count = |e: Ending| {
-        reports
-            .iter()
-            .flat_map(|r| &r.outcomes)
-            .filter(|o| o.ending() == e)
-            .count()
-    };
+    let count = |e: Ending| super::result::count_ending(reports, e);
     let class = verdict.to_ascii_lowercase();
     let _ = write!(
         p,

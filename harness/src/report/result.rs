@@ -242,6 +242,15 @@ impl ServiceImage {
     }
 }
 
+/// How many tests of all `reports` ended this way.
+pub fn count_ending(reports: &[SuiteReport], e: Ending) -> usize {
+    reports
+        .iter()
+        .flat_map(|r| &r.outcomes)
+        .filter(|o| o.ending() == e)
+        .count()
+}
+
 impl SuiteReport {
     /// Every text a writer prints of this report (console, JUnit, JSON, summary) through the
     /// masking rule: the one place a report is masked before any writer sees it.
