@@ -315,8 +315,31 @@ async fn persisted(
 struct Track {
     first: Option<(ObservedState, i64)>,
     last: Option<(ObservedState, i64)>,
-    /// Seen running at every look.
-    always_running: bool,
+    /// Since when it has been seen running at every look with no restart (from the watch's
+    /// start); None while it is not running.
+    steady_since: Option<Duration>,
+}
+
+impl Track {
+    /// One look, `at` into the watch: a look that finds it not running, or restarted since the
+    /// last look, starts its steady stretch anew.
+    fn saw(&mut self, now: (ObservedState, i64), at: Duration) {
+        let restarted = self.last.as_ref().is_some_and(|(_, n)| now.1 > *n);
+        self.steady_since = match (now.0.status == ContainerStatus::Running, restarted) {
+            (false, _) => None,
+            (true, true) => Some(at),
+            (true, false) => self.steady_since.or(Some(at)),
+        };
+        self.first.get_or_insert(now.clone());
+        self.last = Some(now);
+    }
+
+    /// How long it has been steady, `at` into the watch.
+    fn steady(&self, at: Duration) -> Duration {
+        self.steady_since
+            .map(|s| at.saturating_sub(s))
+            .unwrap_or_default()
+    }
 }
 
 /// Each service's state every second for `window`, and longer (up to 2 minutes) while a
@@ -329,56 +352,57 @@ async fn watch_states(
     let t0 = Instant::now();
     let mut tracks: BTreeMap<String, Track> = services
         .iter()
-        .map(|s| {
-            (
-                s.clone(),
-                Track {
-                    always_running: true,
-                    ..Track::default()
-                },
-            )
-        })
+        .map(|s| (s.clone(), Track::default()))
         .collect();
     loop {
         for (service, track) in tracks.iter_mut() {
-            let Ok(now) = stack.state(service).await else {
-                track.always_running = false;
-                continue;
-            };
-            track.always_running &= now.0.status == ContainerStatus::Running;
-            track.first.get_or_insert(now.clone());
-            track.last = Some(now);
+            match stack.state(service).await {
+                Ok(now) => track.saw(now, t0.elapsed()),
+                Err(_) => track.steady_since = None,
+            }
         }
-        let undecided = tracks.values().any(|t| {
-            t.last
-                .as_ref()
-                .is_some_and(|(s, _)| s.health == Some(Health::Starting))
-        });
         let elapsed = t0.elapsed();
+        // A healthcheck not decided yet, or a service that restarted while starting and has not
+        // been steady for a whole window since: watched longer (up to 2 minutes).
+        let undecided = tracks.values().any(|t| {
+            let last = t.last.as_ref().map(|(s, _)| s);
+            last.is_some_and(|s| s.health == Some(Health::Starting))
+                || (t.steady_since.is_some_and(|s| s > Duration::ZERO)
+                    && t.steady(elapsed) < window)
+        });
         if elapsed >= window && (!undecided || elapsed >= Duration::from_secs(120)) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let secs = t0.elapsed().as_secs();
+    let at = t0.elapsed();
     tracks
         .into_iter()
-        .map(|(service, t)| (service, judge(&t, secs)))
+        .map(|(service, t)| (service, judge(&t, at, window)))
         .collect()
 }
 
-/// The state a track supports, with what was seen.
-fn judge(t: &Track, secs: u64) -> Seen {
+/// The state a track supports, `at` into the watch, with what was seen. A service promised up
+/// was seen up with no restart for a whole `window`: restarts while it started (a dependency not
+/// ready yet, which its restart policy rides out) are said, and earlier than that window.
+fn judge(t: &Track, at: Duration, window: Duration) -> Seen {
     let none = |note: String| Seen::new(None, note);
     let (Some((first, restarts_before)), Some((last, restarts_after))) = (&t.first, &t.last) else {
         return none("never seen: no container".into());
     };
+    let secs = at.as_secs();
     let restarts = restarts_after - restarts_before;
-    if restarts > 0 {
+    let steady = t.steady(at).as_secs();
+    let steady_enough = t.steady(at) >= window;
+    if restarts > 0 && !steady_enough {
         return none(format!(
-            "restarted {restarts}× while watched ({secs} s): not promised"
+            "restarted {restarts}× while watched ({secs} s), up {steady} s since: not promised"
         ));
     }
+    let starting = match restarts {
+        0 => String::new(),
+        n => format!("restarted {n}× while it started, then "),
+    };
     match (&last.status, last.health) {
         (ContainerStatus::Exited(0), _) => Seen::new(
             Some("exited:0"),
@@ -387,13 +411,13 @@ fn judge(t: &Track, secs: u64) -> Seen {
         (ContainerStatus::Exited(code), _) => none(format!(
             "observed: exited with code {code}: a failing job or a crash? Not promised"
         )),
-        (ContainerStatus::Running, Some(Health::Healthy)) if t.always_running => Seen::new(
+        (ContainerStatus::Running, Some(Health::Healthy)) if steady_enough => Seen::new(
             Some("healthy"),
-            format!("observed: healthy, up without a restart for {secs} s"),
+            format!("observed: {starting}healthy, up without a restart for {steady} s"),
         ),
-        (ContainerStatus::Running, None) if t.always_running => Seen::new(
+        (ContainerStatus::Running, None) if steady_enough => Seen::new(
             Some("running"),
-            format!("observed: running, up without a restart for {secs} s"),
+            format!("observed: {starting}running, up without a restart for {steady} s"),
         ),
         (ContainerStatus::Running, Some(h)) => none(format!(
             "observed: its healthcheck said {h} after {secs} s: not promised"
@@ -488,38 +512,52 @@ mod tests {
 
     #[test]
     fn only_what_held_is_promised() {
-        let track = |first, last, always_running| Track {
-            first: Some(first),
-            last: Some(last),
-            always_running,
+        let window = Duration::from_secs(10);
+        let at = |s| Duration::from_secs(s);
+        // Looks a second apart: (state, restarts) at each.
+        let watched = |looks: &[(ObservedState, i64)]| {
+            let mut t = Track::default();
+            for (n, l) in looks.iter().enumerate() {
+                t.saw(l.clone(), at(n as u64));
+            }
+            judge(&t, at(looks.len() as u64 - 1), window)
         };
-        let running = || state(ContainerStatus::Running, None);
+        let running = |n| (state(ContainerStatus::Running, None).0, n);
         let exited = |c| state(ContainerStatus::Exited(c), None);
+        let up = vec![running(0); 12];
+        assert_eq!(watched(&up).state.as_deref(), Some("running"));
+        let mut job = vec![running(0); 2];
+        job.extend(vec![exited(0); 10]);
+        assert_eq!(watched(&job).state.as_deref(), Some("exited:0"));
+        let mut failed = vec![running(0); 2];
+        failed.extend(vec![exited(3); 10]);
+        assert_eq!(watched(&failed).state, None);
+        // Not running at one look, running again at the end without a restart counted: a crash
+        // the restart hid, up for less than a window since.
+        let mut hidden = vec![running(0); 6];
+        hidden.push(exited(1));
+        hidden.extend(vec![running(0); 5]);
+        assert_eq!(watched(&hidden).state, None);
+        let healthy = |n| (state(ContainerStatus::Running, Some(Health::Healthy)).0, n);
         assert_eq!(
-            judge(&track(running(), running(), true), 15)
-                .state
-                .as_deref(),
-            Some("running")
-        );
-        assert_eq!(
-            judge(&track(running(), exited(0), false), 15)
-                .state
-                .as_deref(),
-            Some("exited:0")
-        );
-        assert_eq!(judge(&track(running(), exited(3), false), 15).state, None);
-        // Running again at the end, but not at every look: a crash the restart hid.
-        assert_eq!(judge(&track(running(), running(), false), 15).state, None);
-        let healthy = state(ContainerStatus::Running, Some(Health::Healthy));
-        assert_eq!(
-            judge(&track(running(), healthy, true), 15).state.as_deref(),
+            watched(&vec![healthy(0); 12]).state.as_deref(),
             Some("healthy")
         );
-        let restarted = Track {
-            first: Some(running()),
-            last: Some((running().0, 2)),
-            always_running: true,
-        };
-        assert!(judge(&restarted, 15).note.contains("restarted 2×"));
+        // Restarted twice late in the watch: not promised, and said.
+        let mut late = vec![running(0); 8];
+        late.extend([running(1), running(2), running(2), running(2)]);
+        let seen = watched(&late);
+        assert_eq!(seen.state, None);
+        assert!(seen.note.contains("restarted 2×"), "{}", seen.note);
+        // Restarted twice while it started, then up a whole window: promised, saying so.
+        let mut settled = vec![running(0), running(1), running(2)];
+        settled.extend(vec![healthy(2); 11]);
+        let seen = watched(&settled);
+        assert_eq!(seen.state.as_deref(), Some("healthy"));
+        assert!(
+            seen.note.contains("restarted 2× while it started"),
+            "{}",
+            seen.note
+        );
     }
 }
