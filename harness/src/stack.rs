@@ -101,8 +101,7 @@ impl Stack {
 
     /// Where the host reaches `service`'s container port `port` (TCP): `127.0.0.1:49153`.
     pub async fn host_port(&self, service: &str, port: u16) -> Result<String, StackError> {
-        let id = self.container(service).await?;
-        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let info = self.inspect(service).await?;
         crate::engine::published_host_port(&info, port)
             .map(|p| self.engine.published_addr(&p))
             .ok_or_else(|| {
@@ -158,8 +157,7 @@ impl Stack {
 
     /// What `service`'s (first) container is doing now, and how often it was restarted.
     pub async fn state(&self, service: &str) -> Result<(ObservedState, i64), StackError> {
-        let id = self.container(service).await?;
-        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let info = self.inspect(service).await?;
         Ok((ObservedState::of(&info), info.restart_count.unwrap_or(0)))
     }
 
@@ -175,8 +173,7 @@ impl Stack {
                 "`{service}` port {port} is not published, and a remote engine's container addresses cannot be reached from here"
             )));
         }
-        let id = self.container(service).await?;
-        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let info = self.inspect(service).await?;
         let networks = info
             .network_settings
             .and_then(|n| n.networks)
@@ -195,8 +192,7 @@ impl Stack {
         if self.engine.remote_host().is_some() {
             return Ok(Vec::new());
         }
-        let id = self.container(service).await?;
-        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let info = self.inspect(service).await?;
         let Some(pid) = info.state.and_then(|s| s.pid).filter(|p| *p > 0) else {
             return Ok(Vec::new());
         };
@@ -214,8 +210,7 @@ impl Stack {
 
     /// The ports `service`'s image declares (`EXPOSE`), as its container was made.
     pub async fn exposed(&self, service: &str) -> Result<Vec<u16>, StackError> {
-        let id = self.container(service).await?;
-        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let info = self.inspect(service).await?;
         let exposed = info
             .config
             .and_then(|c| c.exposed_ports)
@@ -232,8 +227,7 @@ impl Stack {
         &self,
         service: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, StackError> {
-        let id = self.container(service).await?;
-        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let info = self.inspect(service).await?;
         let env = info.config.and_then(|c| c.env).unwrap_or_default();
         Ok(env
             .iter()
@@ -244,8 +238,7 @@ impl Stack {
 
     /// The container paths `service`'s (first) container has mounted read-only.
     pub async fn read_only_mounts(&self, service: &str) -> Result<Vec<String>, StackError> {
-        let id = self.container(service).await?;
-        let info = self.engine.inspect(&id).await.map_err(engine)?;
+        let info = self.inspect(service).await?;
         Ok(info
             .mounts
             .unwrap_or_default()
@@ -262,6 +255,15 @@ impl Stack {
             return Ok(());
         }
         take_down(&self.engine, &self.loaded, &self.kept).await
+    }
+
+    /// The inspect of `service`'s (first) container.
+    async fn inspect(
+        &self,
+        service: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, StackError> {
+        let id = self.container(service).await?;
+        self.engine.inspect(&id).await.map_err(engine)
     }
 
     async fn container(&self, service: &str) -> Result<String, StackError> {
