@@ -160,3 +160,71 @@ fn a_failing_run_shows_its_failures_first_with_what_was_seen() {
         "{back}"
     );
 }
+
+/// A stack compose builds (`build:` and no `image:`) and a scenario: the build's steps and the
+/// scenario's steps are bars of their own, and the build's slow step is named among the run's
+/// longest waits. The Dockerfile's step echoes a value new on each run, so it is never cached.
+#[test]
+fn build_steps_and_scenario_steps_are_drawn_and_a_slow_step_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    let files = [
+        (
+            "Dockerfile",
+            format!("FROM python:3.11-slim\nRUN echo '{unique}' && sleep 2\nCMD [\"python3\", \"-c\", \"import time; time.sleep(10**9)\"]\n"),
+        ),
+        ("docker-compose.yml", "services:\n  app:\n    build: .\n    init: true\n".into()),
+        (
+            "suite.yaml",
+            "suite: steps\nstack: { compose: [docker-compose.yml], timeout: 3m }\nservices:\n  app: { state: running }\nchecks:\n  - name: app comes back\n    steps:\n      - restart: app\n      - state: { service: app, is: running, within: 30s }\n".into(),
+        ),
+    ];
+    for (name, body) in &files {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    let (page, json) = (dir.path().join("r.html"), dir.path().join("r.json"));
+    let o = stackcheck(&[
+        "run",
+        dir.path().join("suite.yaml").to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    // The build's step, timed from its log, is the run's longest wait with its cause.
+    assert!(
+        said.contains("the build of `app` took") && said.contains("most in `RUN echo"),
+        "{said}"
+    );
+    let report = valid_report(&json);
+    let builds = report["suites"][0]["timeline"]["builds"]
+        .as_array()
+        .unwrap();
+    let slow = builds
+        .iter()
+        .find(|b| b["step"].as_str().unwrap().starts_with("RUN echo"));
+    let slow = slow.unwrap_or_else(|| panic!("{builds:?}"));
+    assert!(slow["duration_ms"].as_u64() >= Some(2000), "{slow}");
+    // The scenario's steps are timed within their test, one after the other.
+    let tests = report["suites"][0]["tests"].as_array().unwrap();
+    let scenario = tests
+        .iter()
+        .find(|t| t["name"].as_str().unwrap().ends_with("app comes back"))
+        .unwrap();
+    let steps = scenario["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{scenario}");
+    assert_eq!(steps[0]["step"], "restart app", "{scenario}");
+    assert!(
+        steps[1]["offset_ms"].as_u64() >= steps[0]["duration_ms"].as_u64(),
+        "{scenario}"
+    );
+    let dom = render(&page, &dir.path().join("r.png"));
+    assert!(
+        dom.contains("class=\"build-row\" data-image=\"app\""),
+        "{dom}"
+    );
+    assert_eq!(dom.matches("class=\"step-row\"").count(), 2, "{dom}");
+    assert!(dom.contains("1. restart app"), "{dom}");
+}

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{state, Ctx, Verdict};
 use crate::engine::ObservedState;
+use crate::report::StepSpan;
 use crate::suite::{
     signal_number, Action, DesiredState, Expect, KillAction, LogsCheck, Pattern, RunCheck,
     StateCheck, Step, ValueError,
@@ -177,31 +178,29 @@ fn fresh_files(
     Ok(())
 }
 
+/// Runs a scenario's steps in order, stopping at the first that fails; the verdict carries each
+/// step's time (the report draws them as bars of their own).
 pub async fn check_steps(ctx: &Ctx<'_>, steps: &[Step]) -> Verdict {
+    let t0 = Instant::now();
     let mut done = Vec::new();
+    let mut spans = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let what = step.action.describe();
-        let v = match &step.action {
-            Action::Check {
-                kind,
-                expect,
-                retry,
-            } => Box::pin(super::check_kind(ctx, kind, expect, retry.as_ref())).await,
-            Action::Restart(s) => {
-                on_container(ctx, s, |id| async move { ctx.engine.restart(&id).await }).await
-            }
-            Action::Stop(s) => {
-                on_container(ctx, s, |id| async move { ctx.engine.stop(&id).await }).await
-            }
-            Action::Start(s) => {
-                on_container(ctx, s, |id| async move { ctx.engine.start(&id).await }).await
-            }
-            Action::Kill(k) => kill(ctx, k).await,
-            Action::DownUp => down_up(ctx).await,
-        };
+        let started = t0.elapsed();
+        let v = run_step(ctx, &step.action).await;
+        spans.push(StepSpan {
+            step: what.clone(),
+            offset_ms: started.as_millis() as u64,
+            duration_ms: (t0.elapsed() - started).as_millis() as u64,
+            passed: v.passed,
+        });
         if !v.passed {
             let msg = format!("step {} ({what}) failed: {}", i + 1, v.message);
-            return Verdict { message: msg, ..v };
+            return Verdict {
+                message: msg,
+                steps: spans,
+                ..v
+            };
         }
         // What a `down_up` skipped is part of how the verdict was earned: it is said.
         match step.action {
@@ -209,7 +208,31 @@ pub async fn check_steps(ctx: &Ctx<'_>, steps: &[Step]) -> Verdict {
             _ => done.push(what),
         }
     }
-    Verdict::pass(format!("{} steps: {}", steps.len(), done.join(" → ")))
+    Verdict {
+        steps: spans,
+        ..Verdict::pass(format!("{} steps: {}", steps.len(), done.join(" → ")))
+    }
+}
+
+async fn run_step(ctx: &Ctx<'_>, action: &Action) -> Verdict {
+    match action {
+        Action::Check {
+            kind,
+            expect,
+            retry,
+        } => Box::pin(super::check_kind(ctx, kind, expect, retry.as_ref())).await,
+        Action::Restart(s) => {
+            on_container(ctx, s, |id| async move { ctx.engine.restart(&id).await }).await
+        }
+        Action::Stop(s) => {
+            on_container(ctx, s, |id| async move { ctx.engine.stop(&id).await }).await
+        }
+        Action::Start(s) => {
+            on_container(ctx, s, |id| async move { ctx.engine.start(&id).await }).await
+        }
+        Action::Kill(k) => kill(ctx, k).await,
+        Action::DownUp => down_up(ctx).await,
+    }
 }
 
 async fn on_container<F, Fut>(ctx: &Ctx<'_>, service: &str, act: F) -> Verdict

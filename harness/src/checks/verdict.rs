@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::report::{Outcome, Status};
+use crate::report::{Outcome, Status, StepSpan};
 
 /// What a single check concluded, before it is named and timed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub struct Verdict {
     pub detail: String,
     /// Messages of failed attempts before this (passing) one.
     pub flaky: Vec<String>,
+    /// A scenario's steps, each timed within the check.
+    pub steps: Vec<StepSpan>,
 }
 
 impl Verdict {
@@ -34,6 +36,7 @@ impl Verdict {
             flaky: self.flaky,
             quarantined: false,
             logs: String::new(),
+            steps: self.steps,
         }
     }
 
@@ -44,6 +47,7 @@ impl Verdict {
             message: message.into(),
             detail: String::new(),
             flaky: Vec::new(),
+            steps: Vec::new(),
         }
     }
     /// Failed; `message` says what was expected and what was seen (any error reads as one).
@@ -54,6 +58,7 @@ impl Verdict {
             message: message.to_string(),
             detail: String::new(),
             flaky: Vec::new(),
+            steps: Vec::new(),
         }
     }
     /// Passed with a note (a `warn`-level rule that found something).
@@ -64,6 +69,7 @@ impl Verdict {
             message: message.into(),
             detail: String::new(),
             flaky: Vec::new(),
+            steps: Vec::new(),
         }
     }
     pub fn with_detail(mut self, detail: impl Into<String>) -> Verdict {

@@ -455,6 +455,7 @@ mod tests {
                 flaky: Vec::new(),
                 quarantined: false,
                 logs: String::new(),
+                steps: Vec::new(),
             })
             .collect();
         SuiteReport {

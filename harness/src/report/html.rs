@@ -1,7 +1,7 @@
 //! The report people read (`run --html FILE`): one self-contained page, for any number of suites.
 //! The verdict first, then every failure with what the run saw (its message, diagnostics and log
-//! tail) and every skip with its cause; per suite, a timeline of the run (phases, each service's
-//! life, each test as a bar), the images it ran, and every test, filterable by status and name.
+//! tail) and every skip with its cause; per suite, a timeline of the run (`svg.rs`), the images
+//! it ran, and every test, filterable by status and name.
 //! Nothing is fetched: styles and the filter's script are inline, the timeline is inline SVG. The
 //! reports are masked before any writer sees them; each failure's text is bounded, so the page
 //! stays small however much a stack printed.
@@ -9,7 +9,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use super::{Ending, Outcome, SuiteReport, Timeline};
+use super::{Ending, Outcome, SuiteReport};
 
 /// Characters of one failure's diagnostics and of its log tail kept on the page (their ends).
 const FAILURE_TEXT: usize = 4000;
@@ -19,10 +19,6 @@ const ALL_FAILURE_TEXT: usize = 1_000_000;
 
 /// Characters of a message shown (a message is one line, but may quote a whole body).
 const MESSAGE: usize = 500;
-
-/// The timeline's width in pixels, labels excluded, and its label column.
-const WIDTH: f64 = 900.0;
-const LABELS: f64 = 220.0;
 
 /// Writes the HTML report of `reports`.
 pub fn write_html(path: &Path, reports: &[SuiteReport]) -> std::io::Result<()> {
@@ -155,97 +151,10 @@ fn suite(p: &mut String, r: &SuiteReport, n: usize) {
     if let Some(about) = &r.about {
         let _ = write!(p, "<p>{}</p>", esc(about));
     }
-    timeline(p, r);
+    p.push_str(&super::svg::timeline(r));
     images(p, r);
     tests(p, r, n);
     p.push_str("</section>\n");
-}
-
-/// The run drawn over time: a row of phases, a row per service, a row per test.
-fn timeline(p: &mut String, r: &SuiteReport) {
-    let t: &Timeline = &r.timeline;
-    let end = r
-        .outcomes
-        .iter()
-        .map(|o| o.started_ms + o.duration_ms)
-        .chain(t.phases.iter().map(|s| s.end_ms))
-        .chain([r.duration_ms, 1])
-        .max()
-        .unwrap_or(1) as f64;
-    let x = |ms: u64| LABELS + WIDTH * ms as f64 / end;
-    let rows = 1 + t.services.len() + r.outcomes.len();
-    let height = 16 + rows * 14;
-    let _ = write!(
-        p,
-        "<h3>Timeline</h3><svg class=\"timeline\" width=\"{}\" height=\"{height}\" role=\"img\">",
-        LABELS + WIDTH + 10.0
-    );
-    let mut y = 4;
-    let _ = write!(
-        p,
-        "<g class=\"phase-row\"><text x=\"0\" y=\"{}\">phases</text>",
-        y + 10
-    );
-    for s in &t.phases {
-        let _ = write!(
-            p,
-            "<rect class=\"phase {c}\" x=\"{:.1}\" y=\"{y}\" width=\"{:.1}\" height=\"12\"><title>{c}: {:.1} s</title></rect>",
-            x(s.start_ms),
-            (x(s.end_ms) - x(s.start_ms)).max(1.0),
-            s.end_ms.saturating_sub(s.start_ms) as f64 / 1000.0,
-            c = s.phase.as_str(),
-        );
-    }
-    p.push_str("</g>");
-    for s in &t.services {
-        y += 14;
-        let start = s.started_ms.or(s.created_ms).unwrap_or(0);
-        let ready = s.ready_ms.unwrap_or(start);
-        let stop = s.exited_ms.unwrap_or(end as u64);
-        let restarts = match s.restarts {
-            0 => String::new(),
-            n => format!(" ↻{n}"),
-        };
-        let exited = s
-            .exit_code
-            .map(|c| format!(", exited {c}"))
-            .unwrap_or_default();
-        let _ = write!(
-            p,
-            "<g class=\"service-row\" data-service=\"{name}\"><text x=\"0\" y=\"{}\">{name}{restarts}</text>\
-             <rect class=\"starting\" x=\"{:.1}\" y=\"{y}\" width=\"{:.1}\" height=\"12\"/>\
-             <rect class=\"up\" x=\"{:.1}\" y=\"{y}\" width=\"{:.1}\" height=\"12\"/>\
-             <title>{name}: started {:.1} s, {} {:.1} s{exited}</title></g>",
-            y + 10,
-            x(start),
-            (x(ready) - x(start)).max(1.0),
-            x(ready),
-            (x(stop) - x(ready)).max(1.0),
-            start as f64 / 1000.0,
-            esc(s.state.as_deref().unwrap_or("ready")),
-            ready as f64 / 1000.0,
-            name = esc(&s.service),
-        );
-    }
-    for o in &r.outcomes {
-        y += 14;
-        let check = o
-            .name
-            .strip_prefix(&format!("{}::", r.suite))
-            .unwrap_or(&o.name);
-        let _ = write!(
-            p,
-            "<g class=\"test-row\"><text x=\"0\" y=\"{}\">{}</text><rect class=\"{}\" x=\"{:.1}\" y=\"{y}\" width=\"{:.1}\" height=\"10\"/><title>{}: {:.1} s</title></g>",
-            y + 9,
-            esc(&crate::text::snippet(check, 34)),
-            o.ending().as_str(),
-            x(o.started_ms),
-            (x(o.started_ms + o.duration_ms) - x(o.started_ms)).max(2.0),
-            esc(&o.name),
-            o.duration_ms as f64 / 1000.0,
-        );
-    }
-    p.push_str("</svg>\n");
 }
 
 fn images(p: &mut String, r: &SuiteReport) {
@@ -342,7 +251,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding
 tr.failed td:first-child{color:#b42318;font-weight:bold}tr.skipped td:first-child{color:#888}\
 svg text{font-size:11px}rect.build{fill:#8e7cc3}rect.bring-up{fill:#f1c232}rect.checks{fill:#6fa8dc}rect.teardown{fill:#999}\
 rect.starting{fill:#f6d98a}rect.up{fill:#93c47d}rect.passed{fill:#6aa84f}rect.failed{fill:#cc0000}rect.skipped{fill:#bbb}\
-rect.flaky,rect.warned,rect.quarantined{fill:#e69138}.infra{color:#b42318}.meta{color:#555}";
+rect.flaky,rect.warned,rect.quarantined{fill:#e69138}rect.build-step{fill:#b4a7d6;stroke:#fff}.infra{color:#b42318}.meta{color:#555}";
 
 /// The filter: a row shows when its status is ticked and its name holds the typed text.
 const SCRIPT: &str = "document.querySelectorAll('.filters').forEach(function(f){\
@@ -385,7 +294,7 @@ mod tests {
             fast_health: false,
             kept: None,
             logs: Vec::new(),
-            timeline: Timeline::default(),
+            timeline: crate::report::Timeline::default(),
         }
     }
 

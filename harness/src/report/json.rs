@@ -123,6 +123,9 @@ pub struct JsonTest {
     /// For a flaky test: what each failed attempt said, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_attempts: Vec<String>,
+    /// A scenario's steps, each timed within the test.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<super::StepSpan>,
 }
 
 impl JsonReport {
@@ -153,6 +156,7 @@ impl JsonReport {
                             message: o.message.clone(),
                             detail: o.detail.clone(),
                             failed_attempts: o.flaky.clone(),
+                            steps: o.steps.clone(),
                         }
                     })
                     .collect();

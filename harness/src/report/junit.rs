@@ -140,6 +140,7 @@ mod tests {
             flaky: Vec::new(),
             quarantined: false,
             logs: String::new(),
+            steps: Vec::new(),
         };
         let report = SuiteReport {
             suite: "s".into(),

@@ -10,6 +10,7 @@ mod mask;
 mod outputs;
 mod result;
 mod summary;
+mod svg;
 mod timeline;
 
 pub use console::{closing, outcome_line, Console, Quiet};
@@ -20,7 +21,7 @@ pub use mask::Masked;
 pub use outputs::Outputs;
 pub use result::{Ending, Outcome, ProbeTarget, ServiceImage, Status, SuiteReport};
 pub use summary::{summary_markdown, write_summary};
-pub use timeline::{ms_since, Phase, PhaseSpan, ServiceLife, Timeline};
+pub use timeline::{ms_since, BuildStep, Phase, PhaseSpan, ServiceLife, StepSpan, Timeline};
 
 /// Receives progress while a suite runs.
 pub trait Progress: Sync {

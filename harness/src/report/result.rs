@@ -47,6 +47,9 @@ pub struct Outcome {
     /// With `run --logs-dir`, on failure: the last lines of the logs of the services it touches.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub logs: String,
+    /// A scenario's steps, each timed within the test.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<super::StepSpan>,
 }
 
 /// How a test ended, as reports name it (JSON `status`, console mark, summary columns).
@@ -133,6 +136,9 @@ impl Outcome {
         for attempt in &mut self.flaky {
             *attempt = masker.mask(attempt);
         }
+        for step in &mut self.steps {
+            step.step = masker.mask(&step.step);
+        }
     }
 
     /// A test that never ran, skipped with why.
@@ -148,6 +154,7 @@ impl Outcome {
             flaky: Vec::new(),
             quarantined: false,
             logs: String::new(),
+            steps: Vec::new(),
         }
     }
 }
@@ -257,6 +264,9 @@ impl SuiteReport {
     pub fn mask_with(mut self, masker: &Masker) -> SuiteReport {
         for o in &mut self.outcomes {
             o.mask_with(masker);
+        }
+        for b in &mut self.timeline.builds {
+            b.step = masker.mask(&b.step);
         }
         for t in [&mut self.about, &mut self.infra_error, &mut self.kept]
             .into_iter()

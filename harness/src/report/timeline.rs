@@ -74,25 +74,139 @@ pub struct ServiceLife {
     pub healthcheck: Option<String>,
 }
 
+impl ServiceLife {
+    /// When it started on its way to its promised state. The engine keeps only a container's
+    /// last start, and a later one (a scenario's `restart`) says nothing of the bring-up: then
+    /// there is none to tell.
+    pub fn first_start_ms(&self) -> Option<u64> {
+        let start = self.started_ms?;
+        match self.ready_ms {
+            Some(ready) if start > ready => None,
+            _ => Some(start),
+        }
+    }
+}
+
+/// One step of a scenario, timed within its test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpan {
+    /// What the step did, as the scenario's verdict says it (`down_up`, `restart db`).
+    pub step: String,
+    /// When it started, in ms from its test's start.
+    pub offset_ms: u64,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Whether it passed (a scenario stops at its first failed step).
+    pub passed: bool,
+}
+
+/// One step of an image build, as the builder's log timed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildStep {
+    /// What was built: compose's service, or the suite's image tag.
+    pub image: String,
+    /// The Dockerfile instruction (`RUN pip install -r requirements.txt`).
+    pub step: String,
+    /// When the builder started it, in ms from the suite's start.
+    pub start_ms: u64,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
 /// What happened when in one suite's run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeline {
     /// The run's phases, in order.
     pub phases: Vec<PhaseSpan>,
+    /// Each image build's steps, in the order the builders started them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builds: Vec<BuildStep>,
     /// Each service's container.
     pub services: Vec<ServiceLife>,
 }
 
 impl Timeline {
     /// Where the time went: the three longest waits of at least a second, each saying what it
-    /// was: a service waiting to be started (on what it depends on), a service from its start to
-    /// its promised state (its own start, its healthcheck), a test (its requests, its retries).
+    /// was: an image's build (its longest step), a service waiting to be started (on what it
+    /// depends on), a service from its start to its promised state (its own start, its
+    /// healthcheck), a test (its requests, its retries, its steps).
     pub fn longest_waits(&self, suite: &str, outcomes: &[super::Outcome]) -> Vec<String> {
-        let secs = |ms: u64| ms as f64 / 1000.0;
-        let mut waits: Vec<(u64, String)> = Vec::new();
+        let mut waits = self.build_waits();
+        waits.extend(self.service_waits());
+        for o in outcomes {
+            let check = o
+                .name
+                .strip_prefix(&format!("{suite}::"))
+                .unwrap_or(&o.name);
+            // A state test's time is its service's wait, and a build test's is its build's,
+            // each said with its cause.
+            let said_above = (check.starts_with("service::") && check.ends_with("::state"))
+                || (check.starts_with("build::") && !self.builds.is_empty());
+            if said_above {
+                continue;
+            }
+            let longest_step = o.steps.iter().max_by_key(|s| s.duration_ms);
+            let why = match longest_step {
+                Some(s) if o.steps.len() > 1 => {
+                    format!(", most in step `{}` ({:.1} s)", s.step, secs(s.duration_ms))
+                }
+                _ => String::new(),
+            };
+            waits.push((
+                o.duration_ms,
+                format!("`{check}` took {:.1} s{why}", secs(o.duration_ms)),
+            ));
+        }
+        waits.retain(|(w, _)| *w >= 1000);
+        waits.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
+        waits.into_iter().take(3).map(|(_, said)| said).collect()
+    }
+
+    /// Each image built, from its first step's start to its last step's end.
+    pub fn build_spans(&self) -> Vec<(&str, u64, u64)> {
+        let mut images: Vec<&str> = self.builds.iter().map(|b| b.image.as_str()).collect();
+        images.sort();
+        images.dedup();
+        images
+            .into_iter()
+            .map(|image| {
+                let steps: Vec<&BuildStep> =
+                    self.builds.iter().filter(|b| b.image == image).collect();
+                let start = steps.iter().map(|b| b.start_ms).min().unwrap_or(0);
+                let end = steps.iter().map(|b| b.start_ms + b.duration_ms).max();
+                (image, start, end.unwrap_or(start))
+            })
+            .collect()
+    }
+
+    /// Each image's build with the step that took longest.
+    fn build_waits(&self) -> Vec<(u64, String)> {
+        let mut waits = Vec::new();
+        for (image, start, end) in self.build_spans() {
+            let steps = self.builds.iter().filter(|b| b.image == image);
+            let Some(longest) = steps.max_by_key(|b| b.duration_ms) else {
+                continue;
+            };
+            let said = format!(
+                "the build of `{image}` took {:.1} s, most in `{}` ({:.1} s)",
+                secs(end.saturating_sub(start)),
+                crate::text::snippet(&longest.step, 60),
+                secs(longest.duration_ms)
+            );
+            waits.push((end.saturating_sub(start), said));
+        }
+        waits
+    }
+
+    /// Each service's wait to be started (on what it depends on) and from its start to its
+    /// promised state (its own start, or its healthcheck's pace).
+    fn service_waits(&self) -> Vec<(u64, String)> {
+        let mut waits = Vec::new();
         for s in &self.services {
-            if let (Some(c), Some(st)) = (s.created_ms, s.started_ms) {
+            if let (Some(c), Some(st)) = (s.created_ms, s.first_start_ms()) {
                 let w = st.saturating_sub(c);
                 let on = match s.depends_on.is_empty() {
                     true => "compose's own start order".to_string(),
@@ -105,7 +219,7 @@ impl Timeline {
                 );
                 waits.push((w, said));
             }
-            if let (Some(st), Some(r)) = (s.started_ms, s.ready_ms) {
+            if let (Some(st), Some(r)) = (s.first_start_ms(), s.ready_ms) {
                 let w = r.saturating_sub(st);
                 let state = s.state.as_deref().unwrap_or("ready");
                 let why = match &s.healthcheck {
@@ -120,23 +234,7 @@ impl Timeline {
                 waits.push((w, said));
             }
         }
-        for o in outcomes {
-            let check = o
-                .name
-                .strip_prefix(&format!("{suite}::"))
-                .unwrap_or(&o.name);
-            // A state test's time is its service's wait, said above with its cause.
-            if check.starts_with("service::") && check.ends_with("::state") {
-                continue;
-            }
-            waits.push((
-                o.duration_ms,
-                format!("`{check}` took {:.1} s", secs(o.duration_ms)),
-            ));
-        }
-        waits.retain(|(w, _)| *w >= 1000);
-        waits.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
-        waits.into_iter().take(3).map(|(_, said)| said).collect()
+        waits
     }
 
     /// The bring-up as a Mermaid `gantt` (rendered by CI job pages): the phases, then each
@@ -161,10 +259,16 @@ impl Timeline {
                 p.end_ms.max(p.start_ms + 1)
             );
         }
+        if !self.builds.is_empty() {
+            m.push_str("  section builds\n");
+        }
+        for (image, start, end) in self.build_spans() {
+            let _ = writeln!(m, "  {} : {start}, {}", name(image), end.max(start + 1));
+        }
         m.push_str("  section services\n");
         let end = self.phases.iter().map(|p| p.end_ms).max().unwrap_or(0);
         for s in &self.services {
-            let Some(start) = s.started_ms.or(s.created_ms) else {
+            let Some(start) = s.first_start_ms().or(s.created_ms) else {
                 continue;
             };
             let ready = s.ready_ms.unwrap_or(start);
@@ -188,6 +292,11 @@ impl Timeline {
     }
 }
 
+/// Milliseconds as seconds.
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
 /// Milliseconds from `t0` (a wall-clock instant as the engine writes it, RFC 3339) to `at`; None
 /// for an unset engine time (`0001-01-01T00:00:00Z`) or one before `t0`.
 pub fn ms_since(t0: std::time::SystemTime, at: &str) -> Option<u64> {
@@ -209,5 +318,57 @@ mod tests {
         assert_eq!(ms_since(t0, &text), Some(2500));
         assert_eq!(ms_since(t0, "0001-01-01T00:00:00Z"), None);
         assert_eq!(ms_since(t0, "not a time"), None);
+    }
+
+    fn step(image: &str, step: &str, start_ms: u64, duration_ms: u64) -> BuildStep {
+        BuildStep {
+            image: image.into(),
+            step: step.into(),
+            start_ms,
+            duration_ms,
+        }
+    }
+
+    #[test]
+    fn the_longest_waits_name_a_build_step_a_scenario_step_and_no_later_start() {
+        let mut scenario = crate::report::Outcome::not_run("s::checks::back", "x");
+        scenario.duration_ms = 9_000;
+        scenario.steps = ["restart db", "state check"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepSpan {
+                step: s.to_string(),
+                offset_ms: i as u64 * 1_000,
+                duration_ms: 1_000 + i as u64 * 7_000,
+                passed: true,
+            })
+            .collect();
+        let build = crate::report::Outcome {
+            duration_ms: 60_000,
+            ..crate::report::Outcome::not_run("s::build::api", "x")
+        };
+        let timeline = Timeline {
+            builds: vec![
+                step("api", "FROM base", 100, 0),
+                step("api", "RUN pip install -r requirements.txt", 100, 38_000),
+                step("api", "COPY . .", 38_100, 500),
+            ],
+            services: vec![ServiceLife {
+                service: "db".into(),
+                created_ms: Some(40_000),
+                // Its last start is the scenario's restart, long after it was ready.
+                started_ms: Some(70_000),
+                ready_ms: Some(41_000),
+                ..ServiceLife::default()
+            }],
+            ..Timeline::default()
+        };
+        assert_eq!(
+            timeline.longest_waits("s", &[scenario, build]),
+            [
+                "the build of `api` took 38.5 s, most in `RUN pip install -r requirements.txt` (38.0 s)",
+                "`checks::back` took 9.0 s, most in step `state check` (8.0 s)",
+            ]
+        );
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::build_steps::BuildLog;
 use super::runner::{Runner, Stop};
 use crate::checks::{self, Verdict};
 use crate::engine::{pulled_line, Compose, ComposeError, ComposeModel, Engine, EngineKind};
@@ -143,26 +144,33 @@ pub(super) async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadl
     // Independent images build at the same time (the engine's classic builder runs each build in
     // its own containers); each is recorded as it finishes.
     let (engine, progress, dir) = (r.engine, r.progress, &r.loaded.dir);
+    let run_t0 = r.started_at();
     let mut running: futures_util::stream::FuturesUnordered<_> = builds
         .into_iter()
         .map(|(tag, b)| async move {
             let t0 = Instant::now();
             progress.phase(&format!("docker build {tag}"));
             let limit = deadline.saturating_duration_since(Instant::now());
+            let mut log = BuildLog::new(&tag, run_t0);
             let built = engine
-                .docker_build(dir, &b, &tag, &id.labels, limit, |l| progress.detail(l))
+                .docker_build(dir, &b, &tag, &id.labels, limit, |l| {
+                    log.line(l);
+                    progress.detail(l)
+                })
                 .await;
             let v = match built {
                 Ok(()) => built_verdict(engine, &tag, t0).await,
                 Err(e) => Verdict::fail(e.to_string())
                     .with_detail(format!("last lines of the build log:\n{}", e.tail())),
             };
-            (tag, v, t0)
+            (tag, v, t0, log.finish())
         })
         .collect();
-    while let Some((image, v, t0)) = futures_util::StreamExt::next(&mut running).await {
+    while let Some((image, v, t0, steps)) = futures_util::StreamExt::next(&mut running).await {
+        r.state.timeline.builds.extend(steps);
         r.record(&TestKind::Build { image }, v, t0);
     }
+    r.state.timeline.builds.sort_by_key(|s| s.start_ms);
 }
 
 /// The promises about each image's metadata, files and base.
@@ -301,14 +309,23 @@ async fn compose_build(
     r.progress
         .phase(&format!("building {}", to_build.join(", ")));
     let progress = r.progress;
+    let label = match to_build {
+        [one] => one.clone(),
+        _ => "compose build".to_string(),
+    };
+    let mut log = BuildLog::new(&label, r.started_at());
     let built = compose
         .build(
             to_build,
             r.engine.kind == EngineKind::Podman,
             deadline.saturating_duration_since(Instant::now()),
-            |l| progress.detail(l),
+            |l| {
+                log.line(l);
+                progress.detail(l)
+            },
         )
         .await;
+    r.state.timeline.builds.extend(log.finish());
     let compose_built: Vec<PlannedTest> = r.tests_where(|k| match k {
         TestKind::Build { image } => suite.images.get(image).is_some_and(|i| i.service.is_some()),
         _ => false,

@@ -7,6 +7,7 @@
 //! several suites at once by their claims, and `claims` holds a run's claims on the engine against
 //! other processes.
 
+mod build_steps;
 mod claims;
 mod compose;
 mod containers;

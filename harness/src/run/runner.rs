@@ -112,6 +112,11 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// When the run started (the origin of its timeline).
+    pub fn started_at(&self) -> Instant {
+        self.state.started.map_or_else(Instant::now, |(t, _)| t)
+    }
+
     /// Milliseconds from the run's start to `at`.
     pub fn offset(&self, at: Instant) -> u64 {
         let t0 = self.state.started.map(|(t, _)| t).unwrap_or(at);
