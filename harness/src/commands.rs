@@ -1,9 +1,10 @@
 //! Each subcommand as the CLI prints it and with its exit code: `validate`, `init`, `reap`,
-//! `down`, `mutate`, and `run` (and `up`) once their input is checked. `main.rs` parses the
+//! `down`, `mutate`, `verify`, and `run` (and `up`) once their input is checked. `main.rs` parses the
 //! command line and dispatches here.
 
 use std::time::Duration;
 
+use crate::attest::{AttestTo, PublicKey, Verification, VerifyError};
 use crate::engine::Engine;
 use crate::error::{EXIT_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK};
 use crate::report::Status;
@@ -404,7 +405,7 @@ pub async fn down(loaded: Vec<LoadedSuite>) -> i32 {
 /// summary and report files written; the exit code.
 pub async fn run(
     loaded: Vec<LoadedSuite>,
-    outputs: Outputs,
+    (outputs, attest): (Outputs, Option<AttestTo>),
     verbose: bool,
     options: crate::run::RunOptions,
     jobs: usize,
@@ -464,6 +465,16 @@ pub async fn run(
     if !outputs.write(&reports, started.elapsed().as_millis() as u64) {
         return EXIT_INFRA;
     }
+    // A failed or interrupted run still leaves its evidence, saying so.
+    if let Some(attest) = &attest {
+        match attest.write(&loaded, &reports) {
+            Ok(said) => eprintln!("{said}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_INFRA;
+            }
+        }
+    }
     if reports.iter().any(|r| r.interrupted) {
         EXIT_INTERRUPTED
     } else if reports.iter().any(|r| r.infra_error.is_some()) {
@@ -473,4 +484,100 @@ pub async fn run(
     } else {
         EXIT_OK
     }
+}
+
+/// What `stackcheck verify` is asked.
+#[derive(Debug)]
+pub struct VerifyRequest {
+    /// The attestation `run --attest` wrote.
+    pub attestation: std::path::PathBuf,
+    /// The public key (SubjectPublicKeyInfo PEM).
+    pub key: std::path::PathBuf,
+    /// Images the run must have run (names the engine resolves, or `…@sha256:<hex>`).
+    pub images: Vec<String>,
+    /// The suites whose files on disk must be the ones recorded (none: not checked).
+    pub suites: Vec<LoadedSuite>,
+    /// Refuse a pass with warnings.
+    pub strict: bool,
+}
+
+/// `stackcheck verify`: 0 verified, 1 refused with each reason, 2 malformed input, 3 no engine to
+/// resolve an image name.
+pub async fn verify(req: VerifyRequest) -> i32 {
+    let invalid = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        EXIT_INVALID
+    };
+    let shown = req.key.display().to_string();
+    let key = match std::fs::read_to_string(&req.key) {
+        Ok(text) => PublicKey::from_pem(&text, &shown),
+        Err(e) => return invalid(&format!("{shown}: {e}")),
+    };
+    let mut verification = match key {
+        Ok(k) => Verification::new(k).strict(req.strict),
+        Err(e) => return invalid(&e),
+    };
+    let json = match std::fs::read(&req.attestation) {
+        Ok(j) => j,
+        Err(e) => return invalid(&format!("{}: {e}", req.attestation.display())),
+    };
+    let mut refused = Vec::new();
+    let mut engine = None;
+    for image in &req.images {
+        if engine.is_none() && !image.contains("@sha256:") {
+            match connect().await {
+                Ok(e) => engine = Some(e),
+                Err(code) => return code,
+            }
+        }
+        let digest = match &engine {
+            Some(e) => crate::attest::image_digest(e, image).await,
+            None => Ok(image.split_once("@sha256:").map(|(_, h)| h.to_string())),
+        };
+        match digest {
+            Ok(Some(d)) => verification = verification.image(image, &d),
+            Ok(None) => refused.push(format!(
+                "image `{image}` is not on the engine, so nothing binds it to the run"
+            )),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_INFRA;
+            }
+        }
+    }
+    if !req.suites.is_empty() {
+        match crate::attest::files(&req.suites) {
+            Ok(f) => verification = verification.files(f),
+            Err(e) => return invalid(&e),
+        }
+    }
+    match verification.verify(&json) {
+        Ok(s) if refused.is_empty() => {
+            println!(
+                "verified: {} — result {}, {} tests passed, {} warned, {} images attested",
+                req.attestation.display(),
+                s.predicate.result,
+                s.predicate.passed_tests.len(),
+                s.predicate.warned_tests.len(),
+                s.subject.len()
+            );
+            EXIT_OK
+        }
+        Ok(_) => say_refused(&req, &refused),
+        Err(VerifyError::Refused(why)) => {
+            refused.extend(why.iter().map(|r| r.to_string()));
+            say_refused(&req, &refused)
+        }
+        Err(e @ VerifyError::Malformed(_)) => {
+            invalid(&format!("{}: {e}", req.attestation.display()))
+        }
+    }
+}
+
+fn say_refused(req: &VerifyRequest, refused: &[String]) -> i32 {
+    eprintln!("refused: {}", req.attestation.display());
+    for r in refused {
+        eprintln!("  - {r}");
+    }
+    EXIT_FAILED
 }

@@ -3,7 +3,7 @@
 //! The modules follow the data flow, leaves first. Each uses only modules before it in this
 //! order (`tests/house.rs` counts the `crate::` paths and fails on an arrow against it):
 //!
-//! Module order: `error` → `text` → `mask` → `suite` → `engine` → `plan` → `report` → `checks` → `preflight` → `run` → `mutate` → `stack` → `init` → `nextest` → `commands`
+//! Module order: `error` → `text` → `mask` → `suite` → `engine` → `plan` → `report` → `attest` → `checks` → `preflight` → `run` → `mutate` → `stack` → `init` → `nextest` → `commands`
 //!
 //! - leaves: [`error`] (every error type and the exit codes), [`text`] (clipping captured output
 //!   for one-line messages), [`mask`] (the masking rule: secret values become `****`);
@@ -34,6 +34,8 @@ pub mod engine;
 pub mod plan;
 
 pub mod report;
+
+pub mod attest;
 
 pub(crate) mod checks;
 

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use stackcheck::attest::AttestTo;
+use stackcheck::commands::VerifyRequest;
 use stackcheck::error::{EXIT_INFRA, EXIT_INVALID, EXIT_OK};
 use stackcheck::report::Outputs;
 use stackcheck::run::{Keep, RunOptions};
@@ -29,34 +31,14 @@ enum Command {
     ///
     /// Exit codes: 0 all passed, 1 a check failed, 2 invalid input (nothing started),
     /// 3 engine unavailable or infrastructure error, 130 interrupted (after teardown).
-    Run {
-        /// Suite files, or folders of them (a folder's compose files, `compose.*` and
-        /// `docker-compose.*`, are not suites).
-        #[arg(required = true)]
-        suites: Vec<PathBuf>,
-        /// Write JUnit XML here (with the run's versions and images as properties).
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Write the JSON report here (schema `stackcheck-report/1`: `stackcheck schema --report`).
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Write a short Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").
-        #[arg(long, value_name = "FILE")]
-        summary: Option<PathBuf>,
-        /// Write the HTML report here: one self-contained page (failures first, each suite's
-        /// timeline, every test, filterable).
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
-        /// Print every build and bring-up line (they are otherwise shown transiently).
-        #[arg(short, long)]
-        verbose: bool,
-        /// Suites to run at the same time (default: one per core, at most 4). Suites that claim
-        /// the same fixed host port, container name, subnet or volume name never overlap.
-        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
-        jobs: Option<u16>,
-        #[command(flatten)]
-        options: RunOptions,
-    },
+    Run(RunArgs),
+    /// Verify a run's evidence (`run --attest`) before a deploy: accepted only when its
+    /// signature is the key's, it is an in-toto test-result statement, the gate passed, every
+    /// `--image` was run, and with `--suite` the suite's files are the ones it records.
+    ///
+    /// Exit codes: 0 verified, 1 refused (each reason said), 2 a malformed attestation or key,
+    /// 3 the engine is needed (an `--image` by name) and does not answer.
+    Verify(VerifyArgs),
     /// Bring suites' stacks up (build, state promises) and leave them running for `run --reuse`.
     Up {
         #[arg(required = true)]
@@ -244,6 +226,66 @@ fn quiet_on_closed_stdout() {
 }
 
 /// `stackcheck init`'s arguments.
+/// `stackcheck run`'s arguments.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Suite files, or folders of them (a folder's compose files, `compose.*` and
+    /// `docker-compose.*`, are not suites).
+    #[arg(required = true)]
+    suites: Vec<PathBuf>,
+    /// Write JUnit XML here (with the run's versions and images as properties).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the JSON report here (schema `stackcheck-report/1`: `stackcheck schema --report`).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a short Markdown summary here (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Write the HTML report here: one self-contained page (failures first, each suite's
+    /// timeline, every test, filterable).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write the run's evidence here: a DSSE envelope of an in-toto test-result statement
+    /// (the images run, the suite, compose and env files by digest, every test's ending).
+    #[arg(long, value_name = "FILE")]
+    attest: Option<PathBuf>,
+    /// Sign the evidence with this Ed25519 private key (PKCS#8 PEM, as `openssl genpkey
+    /// -algorithm ed25519` writes it); else the PEM in `STACKCHECK_SIGN_KEY`, else unsigned.
+    #[arg(long, value_name = "PEM", requires = "attest")]
+    sign_key: Option<PathBuf>,
+    /// Print every build and bring-up line (they are otherwise shown transiently).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Suites to run at the same time (default: one per core, at most 4). Suites that claim
+    /// the same fixed host port, container name, subnet or volume name never overlap.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
+    #[command(flatten)]
+    options: RunOptions,
+}
+
+/// `stackcheck verify`'s arguments.
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The attestation `run --attest` wrote.
+    attestation: PathBuf,
+    /// The Ed25519 public key (SubjectPublicKeyInfo PEM, as `openssl pkey -pubout` writes it).
+    #[arg(long, value_name = "PEM")]
+    key: PathBuf,
+    /// An image the run must have run: a name the engine resolves to its image ID, or
+    /// `name@sha256:<hex>` (an image ID or registry digest). Repeatable.
+    #[arg(long = "image", value_name = "REF")]
+    images: Vec<String>,
+    /// Suite files, or folders of them: each, its compose files and env files on disk must
+    /// be the ones recorded. Repeatable.
+    #[arg(long, value_name = "FILE|DIR")]
+    suite: Vec<PathBuf>,
+    /// Refuse a run that passed with warnings (flaky, quarantined, a `warn` policy finding).
+    #[arg(long)]
+    strict: bool,
+}
+
 #[derive(clap::Args)]
 struct InitArgs {
     /// The compose files, in `-f` order.
@@ -296,7 +338,7 @@ fn init(a: InitArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let run = matches!(cli.command, Command::Run { .. });
+    let run = matches!(cli.command, Command::Run(_));
     if let Err(code) = export_endpoint(run) {
         return code;
     }
@@ -361,28 +403,48 @@ fn main() -> ExitCode {
                 keep: Some(Keep::Up),
                 ..Default::default()
             };
-            start_run(&suites, Outputs::default(), verbose, options, None)
+            start_run(&suites, (Outputs::default(), None), verbose, options, None)
         }
-        Command::Run {
-            suites,
-            junit,
-            json,
-            summary,
-            html,
-            verbose,
-            jobs,
-            options,
-        } => {
-            let outputs = Outputs {
-                junit,
-                json,
-                summary,
-                html,
-                logs_dir: options.logs_dir.clone(),
-            };
-            start_run(&suites, outputs, verbose, options, jobs)
-        }
+        Command::Run(args) => run_suites(args),
+        Command::Verify(args) => verify(args),
     }
+}
+
+/// `run`: the report files and the evidence checked before anything starts, then the run.
+fn run_suites(a: RunArgs) -> ExitCode {
+    let outputs = Outputs {
+        junit: a.junit,
+        json: a.json,
+        summary: a.summary,
+        html: a.html,
+        logs_dir: a.options.logs_dir.clone(),
+    };
+    let attest = match AttestTo::from_flags(a.attest, a.sign_key.as_deref()) {
+        Ok(attest) => attest,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID as u8);
+        }
+    };
+    start_run(&a.suites, (outputs, attest), a.verbose, a.options, a.jobs)
+}
+
+/// `verify`: the suites named by `--suite` loaded (exit 2 if one is invalid), then the evidence.
+fn verify(a: VerifyArgs) -> ExitCode {
+    let suites = match a.suite.is_empty() {
+        true => Vec::new(),
+        false => match load_all(&a.suite) {
+            Ok(l) => l,
+            Err(code) => return code,
+        },
+    };
+    with_runtime(stackcheck::commands::verify(VerifyRequest {
+        attestation: a.attestation,
+        key: a.key,
+        images: a.images,
+        suites,
+        strict: a.strict,
+    }))
 }
 
 /// The engine, resolved once as the docker CLI resolves it. Children get it from the connected
@@ -459,7 +521,7 @@ fn mutate(suite: &std::path::Path, request: stackcheck::commands::MutateRequest)
 /// starts), then the run.
 fn start_run(
     suites: &[PathBuf],
-    outputs: Outputs,
+    (outputs, attest): (Outputs, Option<AttestTo>),
     verbose: bool,
     options: stackcheck::run::RunOptions,
     jobs: Option<u16>,
@@ -495,7 +557,11 @@ fn start_run(
         return ExitCode::from(EXIT_INVALID as u8);
     }
     ExitCode::from(runtime.block_on(stackcheck::commands::run(
-        loaded, outputs, verbose, options, jobs,
+        loaded,
+        (outputs, attest),
+        verbose,
+        options,
+        jobs,
     )) as u8)
 }
 

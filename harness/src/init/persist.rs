@@ -48,7 +48,10 @@ pub(super) fn scenario(name: &str, s: &ModelService, named_volumes: &[&String]) 
 
 /// What the server is, its data directory, the commands that write the mark, and the one that
 /// reads it back.
-fn by_server(s: &ModelService) -> Option<(&'static str, String, Vec<Vec<String>>, Vec<String>)> {
+type Persisting = (&'static str, String, Vec<Vec<String>>, Vec<String>);
+
+/// The [`Persisting`] of a server this knows.
+fn by_server(s: &ModelService) -> Option<Persisting> {
     let known = super::server(s, std::path::Path::new("."))?;
     let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     let env = |k: &str| {

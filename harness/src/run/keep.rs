@@ -391,6 +391,13 @@ pub async fn down(
     Ok(left)
 }
 
+/// A mark no other visit of a kept stack shares: this process and a count of its visits.
+fn visit() -> String {
+    static VISITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = VISITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", crate::engine::owner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,11 +424,4 @@ mod tests {
             .hint(Path::new("suite.yaml"))
             .contains("stackcheck down suite.yaml"));
     }
-}
-
-/// A mark no other visit of a kept stack shares: this process and a count of its visits.
-fn visit() -> String {
-    static VISITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = VISITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{n}", crate::engine::owner())
 }
