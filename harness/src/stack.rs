@@ -145,6 +145,32 @@ impl Stack {
         self.check_with(&self.loaded).await
     }
 
+    /// Writes the evidence of `report` (a [`Stack::check`] of this stack) as `run --attest`
+    /// does: a DSSE envelope of an in-toto test-result statement, signed if `to` has a key.
+    /// Returns what was written, for a log line.
+    ///
+    /// ```no_run
+    /// # async fn gate() -> Result<(), Box<dyn std::error::Error>> {
+    /// let stack = stackcheck::Stack::up("suites/shop.yaml").await?;
+    /// let report = stack.check().await;
+    /// let to = stackcheck::attest::AttestTo::from_flags(Some("shop.intoto.json".into()), None)?
+    ///     .expect("a path was given");
+    /// println!("{}", stack.attest(&report, &to)?);
+    /// stack.down().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn attest(
+        &self,
+        report: &SuiteReport,
+        to: &crate::attest::AttestTo,
+    ) -> Result<String, String> {
+        to.write(
+            std::slice::from_ref(&self.loaded),
+            std::slice::from_ref(report),
+        )
+    }
+
     /// Runs another suite's promises against this stack: a suite over the same compose files
     /// (`init --observe` proves the suite it wrote on the stack it watched).
     pub async fn check_with(&self, suite: &LoadedSuite) -> SuiteReport {

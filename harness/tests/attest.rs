@@ -345,3 +345,64 @@ print("cryptography verified")
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("cryptography verified"));
 }
+
+/// The nextest target writes the same evidence for its run (`STACKCHECK_ATTEST`, the key in
+/// `STACKCHECK_SIGN_KEY`), and so does the `Stack` API: both verify.
+#[test]
+fn the_nextest_target_and_the_stack_api_write_evidence_that_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path(), "release");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let att = dir.path().join("nextest.intoto.json");
+    let out = Command::new(common::conformance_binary())
+        .current_dir(root().join("harness"))
+        .env("STACKCHECK_SUITES", fixture("masking"))
+        .env("STACKCHECK_TRIALS", "suite")
+        .env("NEXTEST_RUN_ID", format!("attest-{}", std::process::id()))
+        .env("STACKCHECK_ATTEST", &att)
+        .env("STACKCHECK_SIGN_KEY", &pem)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, said) = verify(&[
+        s(&att),
+        "--key",
+        s(&public),
+        "--image",
+        "postgres:15-alpine",
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    let (_, statement) = read(&att);
+    assert!(
+        statement["predicate"]["warnedTests"]
+            .to_string()
+            .contains("masking::policy::no_default_credentials"),
+        "{statement}"
+    );
+
+    let stack_att = dir.path().join("stack.intoto.json");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let written = rt.block_on(async {
+        let stack = stackcheck::Stack::builder(fixture("masking/suite.yaml"))
+            .ports(stackcheck::suite::PortsMode::Ephemeral)
+            .up()
+            .await
+            .unwrap();
+        let report = stack.check().await;
+        let to = stackcheck::attest::AttestTo::from_flags(Some(stack_att.clone()), Some(&key))
+            .unwrap()
+            .unwrap();
+        let written = stack.attest(&report, &to);
+        stack.down().await.unwrap();
+        written
+    });
+    assert!(written.unwrap().contains("signed by key"));
+    let (code, said) = verify(&[
+        s(&stack_att),
+        "--key",
+        s(&public),
+        "--suite",
+        s(&fixture("masking/suite.yaml")),
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+}

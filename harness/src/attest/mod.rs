@@ -28,14 +28,19 @@ pub fn statement_of(
     loaded: &[LoadedSuite],
     reports: &[SuiteReport],
 ) -> Result<Statement, InputError> {
-    let mut configuration = files(loaded)?;
+    Ok(statement(reports, files(loaded)?))
+}
+
+/// The statement of `reports` made from the files of `configuration`, with stackcheck, the
+/// engine and compose that ran them, and the CI run's URL from the process environment.
+pub fn statement(reports: &[SuiteReport], mut configuration: Vec<ResourceDescriptor>) -> Statement {
     let (engine, compose) = reports
         .first()
         .map(|r| (r.engine.as_str(), r.compose.as_str()))
         .unwrap_or_default();
     configuration.push(harness(engine, compose));
     let url = ci_url(&|k| std::env::var(k).ok());
-    Ok(Statement::of_run(reports, configuration, url))
+    Statement::of_run(reports, configuration, url)
 }
 
 /// Writes the envelope of `statement` to `path`, signed with `key` if one is given.

@@ -27,7 +27,9 @@
 //!
 //! Environment: `STACKCHECK_SUITES` points the target at another folder or file of suites;
 //! `STACKCHECK_TRIALS=suite` lists one test per suite (`<suite>::all`), so that
-//! `cargo nextest run --partition` hands whole suites to each runner.
+//! `cargo nextest run --partition` hands whole suites to each runner; `STACKCHECK_ATTEST=FILE`
+//! writes the run's signed evidence there (`docs/release-gate.md`), with the key in
+//! `STACKCHECK_SIGN_KEY`.
 
 mod shared;
 

@@ -65,12 +65,60 @@ pub(super) fn suite_report(loaded: &LoadedSuite) -> Result<SuiteReport, String> 
             if let Ok(r) = &report {
                 let _ = std::fs::write(&cached, serde_json::to_vec(r).unwrap_or_default());
             }
-            report
+            report.and_then(|r| attest(&dir, loaded).map(|()| r))
         }
     };
     drop(lock);
     memo.insert(loaded.suite.id.clone(), result.clone());
     result
+}
+
+/// With `STACKCHECK_ATTEST=FILE` (relative to the crate's folder, where cargo runs tests): this
+/// nextest run's evidence, as `run --attest` writes it, signed with `STACKCHECK_SIGN_KEY` if set.
+/// Each suite's process rewrites it, under a lock, from every suite reported so far in this run,
+/// so the last one leaves it whole: one attestation per nextest run (per partition).
+fn attest(dir: &Path, loaded: &LoadedSuite) -> Result<(), String> {
+    let Some(path) = std::env::var_os("STACKCHECK_ATTEST").map(PathBuf::from) else {
+        return Ok(());
+    };
+    let key = crate::attest::SigningKey::from_flag_or_env(None).map_err(|e| e.to_string())?;
+    let files = crate::attest::files(std::slice::from_ref(loaded)).map_err(|e| e.to_string())?;
+    let id = &loaded.suite.id;
+    let sidecar = dir.join(format!("{id}.attest-files.json"));
+    std::fs::write(&sidecar, serde_json::to_vec(&files).unwrap_or_default())
+        .map_err(|e| format!("cannot write {}: {e}", sidecar.display()))?;
+    let lock = File::create(dir.join("attest.lock")).map_err(|e| e.to_string())?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock the attestation: {e}"))?;
+    let (mut reports, mut configuration) = (Vec::new(), Vec::new());
+    let mut sidecars: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".attest-files.json"))
+        .collect();
+    sidecars.sort();
+    for sidecar in sidecars {
+        let name = sidecar
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let suite = name.trim_end_matches(".attest-files.json");
+        let read = |p: PathBuf| std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()));
+        let report: SuiteReport = serde_json::from_slice(&read(dir.join(format!("{suite}.json")))?)
+            .map_err(|e| e.to_string())?;
+        let files: Vec<crate::attest::ResourceDescriptor> =
+            serde_json::from_slice(&read(sidecar)?).map_err(|e| e.to_string())?;
+        reports.push(report);
+        for f in files {
+            if !configuration.contains(&f) {
+                configuration.push(f);
+            }
+        }
+    }
+    let statement = crate::attest::statement(&reports, configuration);
+    crate::attest::write(&path, &statement, key.as_ref())
+        .map_err(|e| format!("cannot write the attestation to {}: {e}", path.display()))
 }
 
 /// Runs the suite as `stackcheck run -v` would, writing its console output, JUnit, JSON and
