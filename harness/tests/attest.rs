@@ -406,3 +406,43 @@ fn the_nextest_target_and_the_stack_api_write_evidence_that_verifies() {
     ]);
     assert_eq!(code, Some(0), "{said}");
 }
+
+/// An image the suite builds under `images:` and no service runs is a subject too, by its ID.
+#[test]
+fn an_image_built_but_not_run_is_a_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM python:3.11-slim\nLABEL tool=ci\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "services:\n  app:\n    image: python:3.11-slim\n    init: true\n    command: [python3, -c, 'import time; time.sleep(10**9)']\n",
+    )
+    .unwrap();
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        "suite: built\nstack: { compose: [docker-compose.yml] }\nimages:\n  stackcheck-attest-tool:ci:\n    build: { context: . }\n    labels: { tool: ci }\nservices:\n  app: { state: running }\n",
+    )
+    .unwrap();
+    let att = dir.path().join("a.json");
+    let o = stackcheck(&["run", s(&suite), "--attest", s(&att)]);
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(said.contains("UNSIGNED"), "{said}");
+    let (_, statement) = read(&att);
+    let subjects = statement["subject"].as_array().unwrap();
+    let tool = subjects
+        .iter()
+        .find(|s| s["name"] == "stackcheck-attest-tool:ci");
+    let digest = tool.unwrap_or_else(|| panic!("{subjects:?}"))["digest"]["sha256"]
+        .as_str()
+        .unwrap();
+    assert_eq!(digest.len(), 64, "{digest}");
+    assert!(
+        subjects.iter().any(|s| s["name"] == "python:3.11-slim"),
+        "{subjects:?}"
+    );
+}

@@ -26,7 +26,7 @@ pub struct Statement {
     /// [`STATEMENT_TYPE`].
     #[serde(rename = "_type")]
     pub statement_type: String,
-    /// What was tested: every image the run ran, by image ID and by registry digest.
+    /// What was tested: every image the run built or ran, by image ID and by registry digest.
     pub subject: Vec<ResourceDescriptor>,
     /// [`TEST_RESULT_TYPE`].
     #[serde(rename = "predicateType")]
@@ -159,11 +159,11 @@ impl Statement {
     }
 }
 
-/// Every image the run ran: by its image ID (the `sha256` of its config) under its reference,
-/// and by each registry digest under the repository it is of.
+/// Every image the run built or ran: by its image ID (the `sha256` of its config) under its
+/// reference, and by each registry digest under the repository it is of.
 fn subjects(reports: &[SuiteReport]) -> Vec<ResourceDescriptor> {
     let mut seen = std::collections::BTreeSet::new();
-    for image in reports.iter().flat_map(|r| &r.images) {
+    for image in reports.iter().flat_map(|r| r.images.iter().chain(&r.built)) {
         if let Some(id) = image.id.strip_prefix("sha256:") {
             seen.insert((image.image.clone(), id.to_string()));
         }
@@ -205,6 +205,15 @@ mod tests {
             built: false,
             pulled: true,
         }];
+        r.built = vec![ServiceImage {
+            service: "images.tool".into(),
+            image: "tool:ci".into(),
+            id: format!("sha256:{}", "c".repeat(64)),
+            digests: Vec::new(),
+            standin: None,
+            built: true,
+            pulled: false,
+        }];
         r
     }
 
@@ -242,17 +251,21 @@ mod tests {
     }
 
     #[test]
-    fn every_image_run_is_a_subject_by_id_and_by_registry_digest() {
+    fn every_image_built_or_run_is_a_subject_by_id_and_by_registry_digest() {
         let s = Statement::of_run(&[report(Vec::new())], Vec::new(), None);
         let subjects: Vec<(&str, &str)> = s
             .subject
             .iter()
             .map(|d| (d.name.as_str(), d.sha256_digest().unwrap()))
             .collect();
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
         assert_eq!(
             subjects,
-            [("postgres", b.as_str()), ("postgres:15", a.as_str())]
+            [
+                ("postgres", b.as_str()),
+                ("postgres:15", a.as_str()),
+                ("tool:ci", c.as_str())
+            ]
         );
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["_type"], STATEMENT_TYPE);

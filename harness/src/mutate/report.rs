@@ -471,6 +471,7 @@ mod tests {
             probes: Vec::new(),
             compose: String::new(),
             images: Vec::new(),
+            built: Vec::new(),
             fast_health: true,
             kept: None,
             logs: Vec::new(),

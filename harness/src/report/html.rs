@@ -291,6 +291,7 @@ mod tests {
             probes: Vec::new(),
             compose: String::new(),
             images: Vec::new(),
+            built: Vec::new(),
             fast_health: false,
             kept: None,
             logs: Vec::new(),

@@ -192,6 +192,7 @@ mod tests {
                 built: false,
                 pulled: true,
             }],
+            built: Vec::new(),
             timeline: Default::default(),
         };
         let dir = tempfile::tempdir().unwrap();

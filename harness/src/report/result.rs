@@ -198,6 +198,10 @@ pub struct SuiteReport {
     /// The image each service ran (after bring-up).
     #[serde(default)]
     pub images: Vec<ServiceImage>,
+    /// The images the suite built under `images:` (by tag, `service` naming its key), whether or
+    /// not a service ran them: release-gate evidence names them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub built: Vec<ServiceImage>,
     /// The run's healthchecks polled every second (`health: fast`).
     #[serde(default)]
     pub fast_health: bool,

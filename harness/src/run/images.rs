@@ -112,6 +112,25 @@ pub(super) async fn obtain_images(
     )))
 }
 
+/// Notes the image the suite's `images.<key>` built as `tag`, by its image ID.
+async fn record_built(r: &mut Runner<'_>, key: &str, tag: &str) {
+    let Ok(Some(info)) = r.engine.image(tag).await else {
+        return;
+    };
+    let Some(id) = info.id else {
+        return;
+    };
+    r.state.built.push(ServiceImage {
+        service: format!("images.{key}"),
+        image: tag.to_string(),
+        id,
+        digests: Vec::new(),
+        standin: None,
+        built: true,
+        pulled: false,
+    });
+}
+
 /// A build said it succeeded: the tag must now exist.
 pub(super) async fn built_verdict(engine: &Engine, image: &str, t0: Instant) -> Verdict {
     match engine.image(image).await {
@@ -168,6 +187,9 @@ pub(super) async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadl
         .collect();
     while let Some((image, v, t0, steps)) = futures_util::StreamExt::next(&mut running).await {
         r.state.timeline.builds.extend(steps);
+        if v.passed {
+            record_built(r, &image, &image).await;
+        }
         r.record(&TestKind::Build { image }, v, t0);
     }
     r.state.timeline.builds.sort_by_key(|s| s.start_ms);
@@ -338,6 +360,7 @@ async fn compose_build(
         let v = match &built {
             Ok(()) => {
                 let tag = crate::plan::image_of(image, &suite.images[image], model);
+                record_built(r, image, &tag).await;
                 built_verdict(r.engine, &tag, t0).await
             }
             Err(e) => Verdict::fail(build_failure(e)).with_detail(e.tail().to_string()),

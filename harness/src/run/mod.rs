@@ -487,6 +487,7 @@ fn report(
             crate::engine::compose_version()
         },
         images: runner.state.images,
+        built: runner.state.built,
         fast_health: runner.settings.fast_health,
         kept,
         logs: written
@@ -534,6 +535,7 @@ fn not_started(
         probes: Vec::new(),
         compose: String::new(),
         images: Vec::new(),
+        built: Vec::new(),
         fast_health: false,
         kept: None,
         logs: Vec::new(),

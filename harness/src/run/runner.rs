@@ -76,6 +76,8 @@ pub(crate) struct RunState {
     pub held: Vec<Held>,
     /// Tests that passed during bring-up, with the services their pass stands on.
     pub early_passes: Vec<(PlannedTest, std::collections::BTreeSet<String>)>,
+    /// The images the suite built under `images:`, once built.
+    pub built: Vec<crate::report::ServiceImage>,
     /// The images this run pulled.
     pub pulled: Vec<String>,
     /// Where this run put the fixed subnets it moved (a kept stack remembers them).
