@@ -8,6 +8,11 @@
 # installs and the offline images build (the network and the disk), and the fixture stacks' own
 # builds then warm the engine's cache while the compiler finishes. The closing table says how
 # long each phase took; `build` counts only the wait for the compiler after the other phases.
+#
+# The harness is built with the dev profile, the build the test command (ci/test.sh) makes too:
+# its dependencies are optimised (`opt-level = 1`), and a harness that mostly waits on the engine
+# gains nothing from a release build that takes twice as long from cold (docs/benchmarks.md).
+# STACKCHECK_PROFILE=release builds it as a release instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 phases=()
@@ -25,7 +30,10 @@ trap 'report; [ -z "$compiler" ] || kill "$compiler" 2>/dev/null || true' EXIT
 
 # The compiler starts first, on its own: it needs neither the engine nor the images.
 build_log=/tmp/stackcheck-main-build.log
-cargo build --release -q -p stackcheck >"$build_log" 2>&1 & compiler=$!
+profile=${STACKCHECK_PROFILE:-dev}
+bin=target/debug/stackcheck
+[ "$profile" = dev ] || bin=target/$profile/stackcheck
+cargo build --profile "$profile" -q -p stackcheck >"$build_log" 2>&1 & compiler=$!
 engine() { bash ci/engine.sh; }
 images() { bash ci/images.sh; }
 build() {
@@ -38,7 +46,7 @@ build() {
   return "$status"
 }
 suites() {
-  target/release/stackcheck run suites/ --junit target/stackcheck.xml \
+  "$bin" run suites/ --junit target/stackcheck.xml \
     --json target/stackcheck.json --summary target/stackcheck.md \
     --html target/stackcheck.html --logs-dir target/stackcheck-logs "$@"
 }
