@@ -40,6 +40,7 @@ build() {
   local warm=/tmp/stackcheck-warm-builds.log status=0
   bash ci/warm-builds.sh >"$warm" 2>&1 & local warming=$!
   wait "$compiler" || status=$?
+  compiler=
   cat "$build_log"
   wait "$warming" || true
   cat "$warm"
