@@ -15,33 +15,20 @@
 # STACKCHECK_PROFILE=release builds it as a release instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-phases=()
-phase() {
-  local t0=$SECONDS status=0 note=""
-  "$@" || status=$?
-  [ "$status" = 0 ] || note=" (exit $status)"
-  phases+=("$(printf '%-8s %5d s%s' "$1" $((SECONDS - t0)) "$note")")
-  return "$status"
-}
-report() { printf '[main] phases (%d s in all):\n' "$SECONDS"; printf '[main]   %s\n' "${phases[@]}"; }
-compiler=
-# A phase that fails ends the job: the compiler must not outlive it.
-trap 'report; [ -z "$compiler" ] || kill "$compiler" 2>/dev/null || true' EXIT
-
-# The compiler starts first, on its own: it needs neither the engine nor the images.
-build_log=/tmp/stackcheck-main-build.log
+# shellcheck source=ci/phases.sh
+. ci/phases.sh
+phases_begin main
 profile=${STACKCHECK_PROFILE:-dev}
 bin=target/debug/stackcheck
 [ "$profile" = dev ] || bin=target/$profile/stackcheck
-cargo build --profile "$profile" -q -p stackcheck >"$build_log" 2>&1 & compiler=$!
+build_log=/tmp/stackcheck-main-build.log
+compile "$build_log" cargo build --profile "$profile" -q -p stackcheck
 engine() { bash ci/engine.sh; }
 images() { bash ci/images.sh; }
 build() {
   local warm=/tmp/stackcheck-warm-builds.log status=0
   bash ci/warm-builds.sh >"$warm" 2>&1 & local warming=$!
-  wait "$compiler" || status=$?
-  compiler=
-  cat "$build_log"
+  wait_compiler "$build_log" || status=$?
   wait "$warming" || true
   cat "$warm"
   return "$status"

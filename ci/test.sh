@@ -7,32 +7,17 @@
 # `build` counts only the wait for the compiler after the other phases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-phases=()
-# Each phase is timed, also the one that fails (its status is passed on).
-phase() {
-  local t0=$SECONDS status=0 note=""
-  "$@" || status=$?
-  [ "$status" = 0 ] || note=" (exit $status)"
-  phases+=("$(printf '%-8s %5d s%s' "$1" $((SECONDS - t0)) "$note")")
-  return "$status"
-}
-report() { printf '[test] phases (%d s in all):\n' "$SECONDS"; printf '[test]   %s\n' "${phases[@]}"; }
-compiler=
-# A phase that fails ends the job: the compiler must not outlive it.
-trap 'report; [ -z "$compiler" ] || kill "$compiler" 2>/dev/null || true' EXIT
-# The compiler starts first, on its own: it needs neither the engine nor the images.
+# shellcheck source=ci/phases.sh
+. ci/phases.sh
+phases_begin test
 build_log=/tmp/stackcheck-test-build.log
-cargo nextest run --no-run "$@" >"$build_log" 2>&1 & compiler=$!
+compile "$build_log" cargo nextest run --no-run "$@"
 engine() { bash ci/engine.sh; }
 images() { bash ci/images.sh; }
-# Inside `phase` errexit is off (an `||` list): each phase returns its own status.
 build() {
   local log=/tmp/stackcheck-warm-builds.log warm status=0
   bash ci/warm-builds.sh >"$log" 2>&1 & warm=$!
-  wait "$compiler" || status=$?
-  compiler=
-  # A failed build shows its whole log; a good one its last lines.
-  if [ "$status" = 0 ]; then tail -n 3 "$build_log"; else cat "$build_log"; fi
+  wait_compiler "$build_log" || status=$?
   wait "$warm" || true
   cat "$log"
   return "$status"
@@ -40,5 +25,5 @@ build() {
 tests() { cargo nextest run --no-fail-fast "$@"; }
 phase engine
 phase images
-phase build "$@"
+phase build
 phase tests "$@"
