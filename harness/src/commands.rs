@@ -524,15 +524,21 @@ pub async fn verify(req: VerifyRequest) -> i32 {
     let mut refused = Vec::new();
     let mut engine = None;
     for image in &req.images {
-        if engine.is_none() && !image.contains("@sha256:") {
-            match connect().await {
-                Ok(e) => engine = Some(e),
-                Err(code) => return code,
+        let digest = match crate::attest::given_digest(image) {
+            Some(hex) => Ok(Some(hex.to_string())),
+            None => {
+                // The engine is asked only for a name, once.
+                if engine.is_none() {
+                    match connect().await {
+                        Ok(e) => engine = Some(e),
+                        Err(code) => return code,
+                    }
+                }
+                match &engine {
+                    Some(e) => crate::attest::image_digest(e, image).await,
+                    None => Ok(None),
+                }
             }
-        }
-        let digest = match &engine {
-            Some(e) => crate::attest::image_digest(e, image).await,
-            None => Ok(image.split_once("@sha256:").map(|(_, h)| h.to_string())),
         };
         match digest {
             Ok(Some(d)) => verification = verification.image(image, &d),

@@ -80,13 +80,7 @@ impl AttestTo {
                 None => Ok(None),
             };
         };
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if parent.is_some_and(|p| !p.is_dir()) || path.is_dir() {
-            return Err(format!(
-                "--attest {}: expected a file path in an existing folder",
-                path.display()
-            ));
-        }
+        crate::report::check_file_path("--attest", &path)?;
         let key = SigningKey::from_flag_or_env(sign_key).map_err(|e| e.to_string())?;
         Ok(Some(AttestTo { path, key }))
     }
@@ -108,15 +102,16 @@ impl AttestTo {
     }
 }
 
-/// The sha256 of the image `reference` for `verify --image`: given (`…@sha256:<hex>`), or the
-/// image ID of the image the engine has under that name (`None`: it has none).
+/// The sha256 a `verify --image` reference gives itself (`…@sha256:<hex>`), if it does.
+pub fn given_digest(reference: &str) -> Option<&str> {
+    reference.split_once("@sha256:").map(|(_, hex)| hex)
+}
+
+/// The image ID (hex) of the image the engine has under `reference` (`None`: it has none).
 pub async fn image_digest(
     engine: &crate::engine::Engine,
     reference: &str,
 ) -> Result<Option<String>, crate::error::EngineError> {
-    if let Some((_, hex)) = reference.split_once("@sha256:") {
-        return Ok(Some(hex.to_string()));
-    }
     let image = engine.image(reference).await?;
     Ok(image
         .and_then(|i| i.id)

@@ -18,7 +18,7 @@ pub use html::{esc as html_escape, filters as html_filters, html, page as html_p
 pub use json::{report_schema_json, write_json, JsonReport, REPORT_SCHEMA};
 pub use junit::write_junit;
 pub use mask::Masked;
-pub use outputs::Outputs;
+pub use outputs::{check_file_path, Outputs};
 pub use result::{Ending, Outcome, ProbeTarget, ServiceImage, Status, SuiteReport};
 pub use summary::{summary_markdown, write_summary};
 pub use timeline::{ms_since, BuildStep, Phase, PhaseSpan, ServiceLife, StepSpan, Timeline};

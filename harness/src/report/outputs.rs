@@ -29,13 +29,8 @@ impl Outputs {
             ("--summary", &self.summary),
             ("--html", &self.html),
         ] {
-            let Some(path) = path else { continue };
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-            if parent.is_some_and(|p| !p.is_dir()) || path.is_dir() {
-                return Err(format!(
-                    "{flag} {}: expected a file path in an existing folder",
-                    path.display()
-                ));
+            if let Some(path) = path {
+                check_file_path(flag, path)?;
             }
         }
         if let Some(dir) = self.logs_dir.as_ref().filter(|d| d.exists() && !d.is_dir()) {
@@ -76,4 +71,17 @@ impl Outputs {
         });
         ok
     }
+}
+
+/// A report file's path, given as `flag`: a file (not a folder) in a folder that exists. Said
+/// before anything starts.
+pub fn check_file_path(flag: &str, path: &std::path::Path) -> Result<(), String> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if parent.is_some_and(|p| !p.is_dir()) || path.is_dir() {
+        return Err(format!(
+            "{flag} {}: expected a file path in an existing folder",
+            path.display()
+        ));
+    }
+    Ok(())
 }

@@ -112,33 +112,35 @@ pub(super) async fn obtain_images(
     )))
 }
 
-/// Notes the image the suite's `images.<key>` built as `tag`, by its image ID.
-async fn record_built(r: &mut Runner<'_>, key: &str, tag: &str) {
-    let Ok(Some(info)) = r.engine.image(tag).await else {
-        return;
-    };
-    let Some(id) = info.id else {
-        return;
-    };
-    r.state.built.push(ServiceImage {
-        service: format!("images.{key}"),
-        image: tag.to_string(),
-        id,
-        digests: Vec::new(),
-        standin: None,
-        built: true,
-        pulled: false,
-    });
-}
-
-/// A build said it succeeded: the tag must now exist.
-pub(super) async fn built_verdict(engine: &Engine, image: &str, t0: Instant) -> Verdict {
+/// A build said it succeeded: the tag must now exist. The verdict, and the image built (its
+/// `service` naming the suite's `images.<key>`) when it does.
+pub(super) async fn built_verdict(
+    engine: &Engine,
+    key: &str,
+    image: &str,
+    t0: Instant,
+) -> (Verdict, Option<ServiceImage>) {
     match engine.image(image).await {
-        Ok(Some(_)) => Verdict::pass(format!("built in {:.1}s", t0.elapsed().as_secs_f32())),
-        Ok(None) => Verdict::fail(format!(
-            "the build succeeded but no image is tagged `{image}`"
-        )),
-        Err(e) => Verdict::fail(e.to_string()),
+        Ok(Some(info)) => {
+            let built = info.id.map(|id| ServiceImage {
+                service: format!("images.{key}"),
+                image: image.to_string(),
+                id,
+                digests: Vec::new(),
+                standin: None,
+                built: true,
+                pulled: false,
+            });
+            let v = Verdict::pass(format!("built in {:.1}s", t0.elapsed().as_secs_f32()));
+            (v, built)
+        }
+        Ok(None) => (
+            Verdict::fail(format!(
+                "the build succeeded but no image is tagged `{image}`"
+            )),
+            None,
+        ),
+        Err(e) => (Verdict::fail(e.to_string()), None),
     }
 }
 
@@ -177,20 +179,21 @@ pub(super) async fn build_own_images(r: &mut Runner<'_>, id: &RunIdentity, deadl
                     progress.detail(l)
                 })
                 .await;
-            let v = match built {
-                Ok(()) => built_verdict(engine, &tag, t0).await,
-                Err(e) => Verdict::fail(e.to_string())
-                    .with_detail(format!("last lines of the build log:\n{}", e.tail())),
+            let (v, image) = match built {
+                Ok(()) => built_verdict(engine, &tag, &tag, t0).await,
+                Err(e) => (
+                    Verdict::fail(e.to_string())
+                        .with_detail(format!("last lines of the build log:\n{}", e.tail())),
+                    None,
+                ),
             };
-            (tag, v, t0, log.finish())
+            (tag, v, t0, log.finish(), image)
         })
         .collect();
-    while let Some((image, v, t0, steps)) = futures_util::StreamExt::next(&mut running).await {
+    while let Some((tag, v, t0, steps, image)) = futures_util::StreamExt::next(&mut running).await {
         r.state.timeline.builds.extend(steps);
-        if v.passed {
-            record_built(r, &image, &image).await;
-        }
-        r.record(&TestKind::Build { image }, v, t0);
+        r.state.built.extend(image);
+        r.record(&TestKind::Build { image: tag }, v, t0);
     }
     r.state.timeline.builds.sort_by_key(|s| s.start_ms);
 }
@@ -357,14 +360,17 @@ async fn compose_build(
         let TestKind::Build { image } = &t.kind else {
             continue;
         };
-        let v = match &built {
+        let (v, built_image) = match &built {
             Ok(()) => {
                 let tag = crate::plan::image_of(image, &suite.images[image], model);
-                record_built(r, image, &tag).await;
-                built_verdict(r.engine, &tag, t0).await
+                built_verdict(r.engine, image, &tag, t0).await
             }
-            Err(e) => Verdict::fail(build_failure(e)).with_detail(e.tail().to_string()),
+            Err(e) => (
+                Verdict::fail(build_failure(e)).with_detail(e.tail().to_string()),
+                None,
+            ),
         };
+        r.state.built.extend(built_image);
         r.record(&t.kind, v, t0);
     }
     if let Err(e) = &built {
