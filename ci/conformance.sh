@@ -13,6 +13,10 @@
 # its dependencies are optimised (`opt-level = 1`), and a harness that mostly waits on the engine
 # gains nothing from a release build that takes twice as long from cold (docs/benchmarks.md).
 # STACKCHECK_PROFILE=release builds it as a release instead.
+#
+# Usage: ci/conformance.sh [SUITE...] [RUN FLAGS...]
+#   SUITE: suite files or folders of them (default: suites/); the offline images and the cache
+#   warm-up cover only the stacks those suites run. The flags go to `stackcheck run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=ci/phases.sh
@@ -22,19 +26,22 @@ profile=${STACKCHECK_PROFILE:-dev}
 bin=target/debug/stackcheck
 [ "$profile" = dev ] || bin=target/$profile/stackcheck
 build_log=/tmp/stackcheck-main-build.log
+suites=()
+while [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; do suites+=("$1"); shift; done
+[ ${#suites[@]} -gt 0 ] || suites=(suites/)
 compile "$build_log" cargo build --profile "$profile" -q -p stackcheck
 engine() { bash ci/engine.sh; }
-images() { bash ci/images.sh; }
+images() { bash ci/images.sh --suites "${suites[@]}"; }
 build() {
   local warm=/tmp/stackcheck-warm-builds.log status=0
-  bash ci/warm-builds.sh >"$warm" 2>&1 & local warming=$!
+  bash ci/warm-builds.sh --suites "${suites[@]}" >"$warm" 2>&1 & local warming=$!
   wait_compiler "$build_log" || status=$?
   wait "$warming" || true
   cat "$warm"
   return "$status"
 }
 suites() {
-  "$bin" run suites/ --junit target/stackcheck.xml \
+  "$bin" run "${suites[@]}" --junit target/stackcheck.xml \
     --json target/stackcheck.json --summary target/stackcheck.md \
     --html target/stackcheck.html --logs-dir target/stackcheck-logs "$@"
 }

@@ -2,11 +2,16 @@
 # Builds the images the documented stacks use, without any registry, and tags them under the
 # documented names only where that tag is absent locally (a connected machine keeps upstream images)
 # or is an older stackcheck stand-in. Re-running with everything present takes seconds.
-# Usage: ci/images.sh [STACK...]   (default: all stacks this script knows)
+# Usage: ci/images.sh [STACK...]            (default: all stacks this script knows)
+#        ci/images.sh --suites PATH...       the stacks whose fixtures those suites (or folders
+#                                            of suites) name; only the harness's own images
+#                                            when they name none of ours
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[images] %s\n' "$*"; }
 die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=ci/lib.sh
+. "$here/lib.sh"
 docker info >/dev/null 2>&1 || die "no Docker engine answers: run ci/engine.sh first"
 
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -119,6 +124,15 @@ stack_keeper()    { base_image bookworm; standins python311 postgres15 zookeeper
 stack_algotrade() { base_image bookworm; standins python311 zookeeper kafka vault prometheus alertmanager grafana; }
 STACKS="mt5 peaktrade keeper algotrade"
 
+# The stack each documented fixture folder is, for --suites.
+declare -A FIXTURE_STACK=([mt5]=mt5 [peak-trade]=peaktrade [keeper]=keeper [algo-trade]=algotrade)
+stacks_of_suites() {
+  local dir
+  fixture_dirs_of_suites "$@" | while read -r dir; do
+    [ -z "${FIXTURE_STACK[$dir]:-}" ] || echo "${FIXTURE_STACK[$dir]}"
+  done
+}
+
 # STACKCHECK_ENGINE=podman: the images the Podman tests run (fixtures/features) copied from Docker
 # into Podman's store, under Docker's full names (a loaded `redis:7-alpine` is `localhost/redis`,
 # which Podman would not find for `redis:7-alpine`). Copied only when the ids differ.
@@ -144,12 +158,19 @@ podman_images() {
 }
 
 started=$SECONDS
-harness_images
-stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || read -ra stacks <<<"$STACKS"
-for s in "${stacks[@]}"; do
+if [ "${1:-}" = --suites ]; then
+  shift
+  for suite in "$@"; do [ -e "$suite" ] || die "no suite at $suite"; done
+  mapfile -t stacks < <(stacks_of_suites "$@")
+  log "stacks the suites run: ${stacks[*]:-none of ours}"
+else
+  stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || read -ra stacks <<<"$STACKS"
+fi
+for s in "${stacks[@]+"${stacks[@]}"}"; do
   declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: $STACKS)"
-  "stack_$s"
 done
+harness_images
+for s in "${stacks[@]+"${stacks[@]}"}"; do "stack_$s"; done
 if [ "${STACKCHECK_ENGINE:-docker}" = podman ]; then
   stack_mt5  # python:3.9-slim and redis:7-alpine
   podman_images

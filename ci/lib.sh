@@ -1,5 +1,5 @@
-# Shared by the scripts that start test endpoints (registry.sh, tls-endpoint.sh, ssh-endpoint.sh)
-# and by engine.sh for Podman:
+# Shared by the scripts that start test endpoints (registry.sh, tls-endpoint.sh, ssh-endpoint.sh),
+# by engine.sh for Podman and by images.sh and warm-builds.sh for the suites they serve:
 # sourced after each defines `log` and `die`.
 
 # install_once CHECK PACKAGE...: runs `apt-get install PACKAGE...` unless CHECK (a command) already
@@ -17,4 +17,16 @@ install_once() {
       || die "installing $* failed"
   fi
   exec 9>&-
+}
+
+# fixture_dirs_of_suites PATH...: the fixture folders (`mt5`, `peak-trade`, ...) the suites name,
+# one per line. A suite names its compose files by path (`compose: [../fixtures/mt5/...]`), so
+# the folders it names are the stacks it runs; a folder of suites counts every suite in it.
+fixture_dirs_of_suites() {
+  local path
+  for path in "$@"; do
+    [ -e "$path" ] || die "no suite at $path"
+    { if [ -d "$path" ]; then cat "$path"/*.y*ml 2>/dev/null || true; else cat "$path"; fi; } \
+      | grep -o 'fixtures/[A-Za-z0-9_-]*' || true
+  done | sed 's#^fixtures/##' | sort -u
 }

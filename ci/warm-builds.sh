@@ -5,10 +5,14 @@
 # BuildKit keeps it apart from images), so every run still builds and proves its own images.
 # Idempotent; a warm engine takes seconds. Run it beside the compiler: it needs the network and
 # the engine, the compiler needs the cores.
+# Usage: ci/warm-builds.sh [--suites PATH...]   (only the fixture stacks those suites name)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[warm] %s\n' "$*"; }
-docker info >/dev/null 2>&1 || { echo "[warm] ERROR: no Docker engine answers: run ci/engine.sh first" >&2; exit 1; }
+die() { printf '[warm] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=ci/lib.sh
+. ci/lib.sh
+docker info >/dev/null 2>&1 || die "no Docker engine answers: run ci/engine.sh first"
 
 # compose file [env file]: the fixture stacks that build images.
 stacks=(
@@ -20,9 +24,15 @@ stacks=(
   "fixtures/features/docker-compose.yml"
   "fixtures/shared-image/docker-compose.yml"
 )
+selected=0 wanted=
+if [ "${1:-}" = --suites ]; then shift; selected=1 wanted=$(fixture_dirs_of_suites "$@"); fi
 start=$SECONDS
 for entry in "${stacks[@]}"; do
   read -r file env <<<"$entry"
+  if [ "$selected" = 1 ]; then
+    dir=${file#fixtures/}; dir=${dir%%/*}
+    grep -qxF "$dir" <<<"$wanted" || continue
+  fi
   args=(-p stackcheck-warm -f "$file")
   [ -n "${env:-}" ] && args+=(--env-file "$env")
   t0=$SECONDS
