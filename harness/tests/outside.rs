@@ -87,6 +87,26 @@ async fn holds_its_stack_until_killed() {
 }
 "#;
 
+/// This repository's `[profile.*]` sections, as a project would set its own: with the same
+/// profile the dependencies this build compiled are reused, instead of compiled again for a
+/// profile of their own (minutes on a fresh clone's cold target folder).
+fn profiles() -> String {
+    let manifest = std::fs::read_to_string(common::root().join("Cargo.toml")).unwrap();
+    let mut keep = false;
+    let mut out = String::new();
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            keep = line.starts_with("[profile.");
+        }
+        if keep && !line.trim_start().starts_with('#') {
+            out += line;
+            out.push('\n');
+        }
+    }
+    assert!(!out.is_empty(), "the workspace sets the dev profile");
+    out
+}
+
 /// `cargo nextest <args>` in `project`, with this build's target folder (the dependencies are
 /// compiled already) and none of the outer nextest run's variables.
 fn nextest(project: &Path, args: &[&str]) -> std::process::Output {
@@ -113,7 +133,7 @@ fn another_crate_runs_its_suites_under_nextest_and_holds_a_stack_in_its_own_test
     let harness = common::root().join("harness");
     std::fs::write(
         p.join("Cargo.toml"),
-        MANIFEST.replace("HARNESS", &harness.display().to_string()),
+        MANIFEST.replace("HARNESS", &harness.display().to_string()) + &profiles(),
     )
     .unwrap();
     // The versions this repository builds with, so nothing new is resolved or compiled.
