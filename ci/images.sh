@@ -92,9 +92,31 @@ own_image() {
   log "built $tag in $((SECONDS - started)) s"
 }
 
-harness_images() {
-  base_image bookworm
-  own_image probe stackcheck/probe:1
+# What the stacks need is gathered first, then built: the base images side by side, then the
+# probe and the stand-ins IMAGE_JOBS at a time (their apt and pip downloads wait on the network
+# more than on the cores, which the compiler has meanwhile), each once however many stacks need it.
+IMAGE_JOBS=${STACKCHECK_IMAGE_JOBS:-2}
+BASES=(bookworm) NEEDED=(probe)
+add_once() {
+  local -n list=$1; shift
+  local x
+  for x in "$@"; do [[ " ${list[*]} " == *" $x "* ]] || list+=("$x"); done
+}
+bases() { add_once BASES "$@"; }
+standins() { add_once NEEDED "$@"; }
+build_one() {
+  if [ "$1" = probe ]; then own_image probe stackcheck/probe:1; else standin "$1" "${TAGS[$1]}" "${WHAT[$1]}"; fi
+}
+# pool FUNCTION ITEM...: FUNCTION ITEM for each, IMAGE_JOBS at a time; fails after all ended
+# when any failed (each says why as it fails).
+pool() {
+  local fn=$1 item running=0 failed=0; shift
+  for item in "$@"; do
+    if [ "$running" -ge "$IMAGE_JOBS" ]; then wait -n || failed=1; running=$((running - 1)); fi
+    "$fn" "$item" & running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  [ "$failed" = 0 ] || die "some images failed to build (above)"
 }
 
 # Every stand-in once: recipe folder (ci/images/NAME), the documented tag(s) it serves, what it is.
@@ -116,12 +138,10 @@ known elasticsearch "docker.elastic.co/elasticsearch/elasticsearch:8.11.0" "osme
 known kibana        "docker.elastic.co/kibana/kibana:8.11.0" "a small HTTP server with Kibana's port and /api/status shape (not Kibana)"
 known vault         "hashicorp/vault:1.15"   "OpenBao 2.7.2, the API-compatible Vault fork (real server)"
 
-standins() { local n; for n in "$@"; do standin "$n" "${TAGS[$n]}" "${WHAT[$n]}"; done; }
-
-stack_mt5()       { base_image bookworm; base_image bullseye; standins python39 postgres14 redis7 prometheus grafana; }
-stack_peaktrade() { base_image bookworm; standins python311; }
-stack_keeper()    { base_image bookworm; standins python311 postgres15 zookeeper kafka elasticsearch kibana kafka-connect; }
-stack_algotrade() { base_image bookworm; standins python311 zookeeper kafka vault prometheus alertmanager grafana; }
+stack_mt5()       { bases bullseye; standins python39 postgres14 redis7 prometheus grafana; }
+stack_peaktrade() { standins python311; }
+stack_keeper()    { standins python311 postgres15 zookeeper kafka elasticsearch kibana kafka-connect; }
+stack_algotrade() { standins python311 zookeeper kafka vault prometheus alertmanager grafana; }
 STACKS="mt5 peaktrade keeper algotrade"
 
 # The stack each documented fixture folder is, for --suites.
@@ -169,10 +189,13 @@ fi
 for s in "${stacks[@]+"${stacks[@]}"}"; do
   declare -F "stack_$s" >/dev/null || die "unknown stack '$s' (known: $STACKS)"
 done
-harness_images
 for s in "${stacks[@]+"${stacks[@]}"}"; do "stack_$s"; done
+podman=0
 if [ "${STACKCHECK_ENGINE:-docker}" = podman ]; then
   stack_mt5  # python:3.9-slim and redis:7-alpine
-  podman_images
+  podman=1
 fi
+pool base_image "${BASES[@]}"
+pool build_one "${NEEDED[@]}"
+[ "$podman" = 0 ] || podman_images
 log "done in $((SECONDS - started)) s"
