@@ -21,6 +21,13 @@ publish = false
 stackcheck = { path = "HARNESS" }
 rstest = "0.26"
 tokio = { version = "1", features = ["full"] }
+# The features this repository's own dev-dependencies turn on in crates stackcheck uses, so that
+# the dependencies its test build compiled are reused here instead of compiled a second time,
+# for different features, beside every other engine test (minutes of CPU on a fresh clone).
+hashbrown = "0.17"
+num-bigint = "0.4"
+regex-automata = { version = "0.4", features = ["dfa-search", "nfa", "perf"] }
+serde_json = { version = "1", features = ["float_roundtrip"] }
 
 [[test]]
 name = "stacks"
@@ -89,7 +96,8 @@ async fn holds_its_stack_until_killed() {
 
 /// This repository's `[profile.*]` sections, as a project would set its own: with the same
 /// profile the dependencies this build compiled are reused, instead of compiled again for a
-/// profile of their own (minutes on a fresh clone's cold target folder).
+/// profile of their own (minutes on a fresh clone's cold target folder), and stackcheck built as
+/// the workspace builds it.
 fn profiles() -> String {
     let manifest = std::fs::read_to_string(common::root().join("Cargo.toml")).unwrap();
     let mut keep = false;
@@ -104,7 +112,8 @@ fn profiles() -> String {
         }
     }
     assert!(!out.is_empty(), "the workspace sets the dev profile");
-    out
+    // stackcheck is a member there, built as the workspace's own crate, not as a dependency.
+    out + "[profile.dev.package.stackcheck]\nopt-level = 0\ndebug = \"line-tables-only\"\n"
 }
 
 /// `cargo nextest <args>` in `project`, with this build's target folder (the dependencies are

@@ -330,8 +330,6 @@ pub fn cargo() -> std::process::Command {
         "PATH",
         "HOME",
         "CARGO_HOME",
-        // The build's own setting (`.ci/run` turns it off): another would rebuild the workspace.
-        "CARGO_INCREMENTAL",
         "RUSTUP_HOME",
         "RUSTUP_TOOLCHAIN",
         "DOCKER_HOST",
