@@ -103,7 +103,8 @@ fn made_ready(stdout: &str) -> std::collections::BTreeSet<String> {
 /// and what its Dockerfiles build on (`FROM`, stage names left out).
 fn images_needed(fixture: &std::path::Path) -> std::collections::BTreeSet<String> {
     let mut needed = std::collections::BTreeSet::new();
-    for entry in walk(fixture) {
+    let pattern = format!("{}/**/*", fixture.display());
+    for entry in glob::glob(&pattern).unwrap().map(Result::unwrap) {
         let name = entry.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("Dockerfile") {
             let text = std::fs::read_to_string(&entry).unwrap();
@@ -140,19 +141,6 @@ fn images_needed(fixture: &std::path::Path) -> std::collections::BTreeSet<String
         }
     }
     needed
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// `ci/images.sh --suites SUITE` (what the main job runs for named suites) makes ready every image
