@@ -180,8 +180,10 @@ podman_images() {
 started=$SECONDS
 if [ "${1:-}" = --suites ]; then
   shift
-  for suite in "$@"; do [ -e "$suite" ] || die "no suite at $suite"; done
-  mapfile -t stacks < <(stacks_of_suites "$@")
+  # A command substitution, not `< <(...)`: a suite that is not there fails the script here.
+  named=$(stacks_of_suites "$@")
+  stacks=()
+  [ -z "$named" ] || mapfile -t stacks <<<"$named"
   log "stacks the suites run: ${stacks[*]:-none of ours}"
 else
   stacks=("$@"); [ ${#stacks[@]} -gt 0 ] || read -ra stacks <<<"$STACKS"

@@ -199,6 +199,14 @@ fn images_for_a_suite_of_ones_own_and_for_no_suite() {
         "{stdout}"
     );
 
+    let all = images_sh(&["--suites", "suites/"]);
+    assert!(
+        String::from_utf8_lossy(&all.stdout)
+            .contains("stacks the suites run: algotrade keeper mt5 peaktrade"),
+        "a folder of suites counts every suite in it: {}",
+        common::text(&all)
+    );
+
     let none = images_sh(&["--suites", "suites/no-such-suite.yaml"]);
     assert_eq!(none.status.code(), Some(1), "{}", common::text(&none));
     assert!(
