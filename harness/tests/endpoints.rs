@@ -310,6 +310,19 @@ impl SshEndpoint {
     fn host(&self) -> String {
         format!("ssh://sc-ssh-{}", self.0.port)
     }
+
+    /// Waits, at most `limit`, until nothing accepts on sshd's port any more.
+    fn wait_until_refused(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while std::net::TcpStream::connect(("127.0.0.1", self.0.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd on port {} still accepted {limit:?} after its SIGTERM",
+                self.0.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Item 1, 4: `DOCKER_HOST=ssh://alias` (the ssh client's own config: key, port, known host) runs
@@ -340,6 +353,10 @@ fn an_ssh_endpoint_that_refuses_ends_the_run_naming_it() {
         .status()
         .unwrap()
         .success());
+    // SIGTERM is handled when sshd is next scheduled: until then it still accepts, and the child
+    // it forks for that connection serves the run's first calls. Refusing is what this test is
+    // about, so it starts once the port refuses.
+    ssh.wait_until_refused(Duration::from_secs(20));
     let t0 = Instant::now();
     let (code, out, _) = run(
         "fixtures/parallel/suite.yaml",
