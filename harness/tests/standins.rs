@@ -92,8 +92,10 @@ fn made_ready(stdout: &str) -> std::collections::BTreeSet<String> {
         .lines()
         .filter_map(|l| l.strip_prefix("[images] "))
         .filter_map(|l| {
-            l.strip_suffix(" present")
-                .or_else(|| l.strip_prefix("tagged ").and_then(|t| t.split(" -> ").next()))
+            l.strip_suffix(" present").or_else(|| {
+                l.strip_prefix("tagged ")
+                    .and_then(|t| t.split(" -> ").next())
+            })
         })
         .flat_map(|tags| tags.split(' ').map(str::to_string))
         .collect()
@@ -131,7 +133,12 @@ fn images_needed(fixture: &std::path::Path) -> std::collections::BTreeSet<String
                 .args(["config", "--no-interpolate", "--format", "json"])
                 .output()
                 .unwrap();
-            assert!(o.status.success(), "{}: {}", entry.display(), common::text(&o));
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                entry.display(),
+                common::text(&o)
+            );
             let model: Value = serde_json::from_slice(&o.stdout).unwrap();
             for service in model["services"].as_object().unwrap().values() {
                 if service.get("build").is_none() {
@@ -190,7 +197,10 @@ fn images_for_a_suite_of_ones_own_and_for_no_suite() {
     let own = images_sh(&["--suites", "fixtures/outside/suite.yaml"]);
     let stdout = String::from_utf8_lossy(&own.stdout);
     assert!(own.status.success(), "{}", common::text(&own));
-    assert!(stdout.contains("stacks the suites run: none of ours"), "{stdout}");
+    assert!(
+        stdout.contains("stacks the suites run: none of ours"),
+        "{stdout}"
+    );
     assert_eq!(
         made_ready(&stdout),
         ["stackcheck/base:bookworm", "stackcheck/probe:1"]

@@ -68,7 +68,7 @@ pub async fn check_logs(ctx: &Ctx<'_>, p: &LogsCheck) -> Verdict {
         let within = p.within.map(|d| d.0).unwrap_or(DEFAULT_WITHIN);
         match ctx
             .engine
-            .wait_for_log(&id, within, |line| pattern.is_match(line.as_bytes()))
+            .wait_for_log(&id, within, move |line| pattern.is_match(line.as_bytes()))
             .await
         {
             Ok(line) => passed.push(format!("`{}` logged: {}", p.service, snippet(&line, 200))),

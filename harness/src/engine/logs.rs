@@ -38,7 +38,7 @@ impl Engine {
         &self,
         id: &str,
         within: Duration,
-        matches: impl Fn(&str) -> bool,
+        matches: impl Fn(&str) -> bool + Send + Sync + 'static,
     ) -> Result<String, String> {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
@@ -46,36 +46,39 @@ impl Engine {
             .follow(true)
             .build();
         let mut stream = self.docker.logs(id, Some(opts));
-        let mut seen: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let mut lines = Lines::for_matching();
-        let scan = async {
-            while let Some(chunk) = stream.next().await {
-                let Ok(chunk) = chunk else { break };
-                for line in lines.feed(&chunk.into_bytes()) {
-                    if matches(&line) {
-                        return Some(line);
+        super::output::read_on_worker(async move {
+            let mut seen: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+            let mut lines = Lines::for_matching();
+            let scan = async {
+                while let Some(chunk) = stream.next().await {
+                    let Ok(chunk) = chunk else { break };
+                    for line in lines.feed(&chunk.into_bytes()) {
+                        if matches(&line) {
+                            return Some(line);
+                        }
+                        if seen.len() == 20 {
+                            seen.pop_front();
+                        }
+                        // Cut when shown, not per line: most of a long log is never shown.
+                        seen.push_back(if line.len() > 1200 {
+                            crate::text::snippet(&line, 300)
+                        } else {
+                            line
+                        });
                     }
-                    if seen.len() == 20 {
-                        seen.pop_front();
-                    }
-                    // Cut when shown, not per line: most of a long log is never shown.
-                    seen.push_back(if line.len() > 1200 {
-                        crate::text::snippet(&line, 300)
-                    } else {
-                        line
-                    });
                 }
+                lines.rest().filter(|l| matches(l))
+            };
+            match tokio::time::timeout(within, scan).await {
+                Ok(Some(line)) => Ok(line),
+                _ => Err(seen
+                    .iter()
+                    .map(|l| crate::text::snippet(l, 300))
+                    .collect::<Vec<_>>()
+                    .join("\n")),
             }
-            lines.rest().filter(|l| matches(l))
-        };
-        match tokio::time::timeout(within, scan).await {
-            Ok(Some(line)) => Ok(line),
-            _ => Err(seen
-                .iter()
-                .map(|l| crate::text::snippet(l, 300))
-                .collect::<Vec<_>>()
-                .join("\n")),
-        }
+        })
+        .await
     }
 
     /// A container's whole log so far (stdout and stderr) read as a stream through `watching`,
@@ -91,14 +94,14 @@ impl Engine {
             .stderr(true)
             .build();
         let mut stream = self.docker.logs(id, Some(opts));
-        let scan = async {
-            let mut out = Captured::watching(watching);
+        let mut out = Captured::watching(watching);
+        let scan = super::output::read_on_worker(async move {
             while let Some(chunk) = stream.next().await {
                 out.push(&chunk?.into_bytes());
             }
             out.finish();
             Ok::<_, bollard::errors::Error>(out)
-        };
+        });
         bounded(format!("reading the log of {id}"), limit, scan).await
     }
 }

@@ -364,20 +364,20 @@ impl Engine {
             ..Default::default()
         };
         let created = bounded(&what, CALL_TIMEOUT, self.docker.create_exec(id, opts)).await?;
-        let run = async {
-            let mut out = ExecOutput::watching(watching);
+        let (docker, mut out) = (self.docker.clone(), ExecOutput::watching(watching));
+        let run = output::read_on_worker(async move {
             if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&created.id, None).await?
+                docker.start_exec(&created.id, None).await?
             {
                 while let Some(item) = output.next().await {
                     out.push(item?);
                 }
             }
             out.finish();
-            let inspect = self.docker.inspect_exec(&created.id).await?;
+            let inspect = docker.inspect_exec(&created.id).await?;
             out.exit = inspect.exit_code.unwrap_or(-1);
             Ok::<_, bollard::errors::Error>(out)
-        };
+        });
         bounded(&what, limit, run).await
     }
 

@@ -16,6 +16,22 @@ const OVERLAP: usize = 4 << 10;
 /// The most of a line a message quotes, and the longest line handed to a line callback.
 const QUOTE: usize = 1000;
 
+/// Reads a stream to its end on a task of its own, beside the runtime's I/O driver, and waits
+/// for what `read` returns; dropping the wait (a bound ran out) stops the read. The engine sends
+/// a log as a frame per line: a gigabyte is a million frames, and each woke the run's whole
+/// future on the thread blocked on it, a cross-thread wake per frame that cost more than the
+/// matching. On a worker, a frame wakes this task alone.
+pub(crate) async fn read_on_worker<T: Send + 'static>(
+    read: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(read));
+    match task.await {
+        Ok(v) => v,
+        // A panic in the read is the caller's panic; the task is aborted only when dropped.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 #[derive(Debug)]
 struct Watch {
     pattern: Pattern,
