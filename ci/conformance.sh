@@ -10,9 +10,8 @@
 # long each phase took; `build` counts only the wait for the compiler after the other phases.
 #
 # The harness is built with the dev profile, the build the test command (ci/test.sh) makes too:
-# only the crates that judge a stack's output are optimised (Cargo.toml), and a harness that
-# mostly waits on the engine gains nothing from a release build that takes three times as long
-# from cold (docs/benchmarks.md).
+# its dependencies are optimised (`opt-level = 1`), and a harness that mostly waits on the engine
+# gains nothing from a release build that takes twice as long from cold (docs/benchmarks.md).
 # STACKCHECK_PROFILE=release builds it as a release instead.
 #
 # Usage: ci/conformance.sh [SUITE...] [RUN FLAGS...]
